@@ -1,0 +1,421 @@
+//! The bus on NATS JetStream: one stream with file storage and retention by
+//! age and count, read through ordered consumers.
+//!
+//! Connecting never fails: the client keeps retrying in the background, and
+//! [`NatsBus::is_connected`] tells readiness probes where it stands. Publishes
+//! carry `Nats-Msg-Id`, so a retry after a lost acknowledgement is stored
+//! once; subscriptions are ephemeral ordered consumers starting at a given
+//! stream sequence, so every replica reads the whole stream independently.
+
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+
+use async_nats::{
+    Client, ConnectOptions, Event, ServerAddr,
+    jetstream::{
+        self,
+        consumer::{AckPolicy, DeliverPolicy, pull, push},
+        message::PublishMessage,
+        stream::{Config, DiscardPolicy, StorageType},
+    },
+};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{Bounds, BusError, Envelope, Published, Subscription};
+use crate::config::{parse_duration, parse_positive};
+
+/// How long a publish waits for its acknowledgement before it is retried.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the broker is and how to log in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated (`nats://host:4222`). Unset in `all`: use the in-process bus.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<NatsUrls>,
+
+    /// NATS user name, when the server requires one.
+    #[arg(long, env = "NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+
+    /// NATS password for `NATS_USER`.
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<String>,
+}
+
+/// The stream the hello messages live in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// JetStream stream name.
+    #[arg(long, env = "BEACON_STREAM", default_value = "HELLO", value_parser = parse_stream_name)]
+    pub stream: String,
+
+    /// Subject the messages are published on.
+    #[arg(long, env = "BEACON_SUBJECT", default_value = "beacon.hello", value_parser = parse_subject)]
+    pub subject: String,
+
+    /// Messages older than this are removed from the stream.
+    #[arg(long, env = "BEACON_STREAM_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub stream_max_age: Duration,
+
+    /// The stream keeps at most this many messages, removing the oldest.
+    #[arg(long, env = "BEACON_STREAM_MAX_MESSAGES", default_value = "1000000", value_parser = parse_positive)]
+    pub stream_max_messages: u64,
+
+    /// Copies of the stream kept by a NATS cluster (1, 3 or 5).
+    #[arg(long, env = "BEACON_STREAM_REPLICAS", default_value = "1", value_parser = parse_replicas)]
+    pub stream_replicas: usize,
+}
+
+/// One or more NATS server addresses.
+#[derive(Debug, Clone)]
+pub struct NatsUrls(Vec<ServerAddr>);
+
+impl FromStr for NatsUrls {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let addrs = input
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                ServerAddr::from_str(part)
+                    .map_err(|err| format!("{err}; expected a URL such as nats://127.0.0.1:4222"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
+            return Err("expected a URL such as nats://127.0.0.1:4222".to_owned());
+        }
+        Ok(Self(addrs))
+    }
+}
+
+impl fmt::Display for NatsUrls {
+    /// The addresses without any password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hosts: Vec<String> = self
+            .0
+            .iter()
+            .map(|addr| format!("{}:{}", addr.host(), addr.port()))
+            .collect();
+        f.write_str(&hosts.join(","))
+    }
+}
+
+fn parse_stream_name(input: &str) -> Result<String, String> {
+    let name = input.trim();
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1 to 255 characters".to_owned());
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+    {
+        return Err("must not contain whitespace or any of . * > / \\".to_owned());
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_subject(input: &str) -> Result<String, String> {
+    let subject = input.trim();
+    let valid = !subject.is_empty()
+        && subject.split('.').all(|token| {
+            !token.is_empty()
+                && !token
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '*' | '>'))
+        });
+    if valid {
+        Ok(subject.to_owned())
+    } else {
+        Err(
+            "expected dot-separated tokens without spaces or wildcards, such as beacon.hello"
+                .to_owned(),
+        )
+    }
+}
+
+fn parse_replicas(input: &str) -> Result<usize, String> {
+    match input.trim().parse::<usize>() {
+        Ok(replicas @ (1 | 3 | 5)) => Ok(replicas),
+        _ => Err("must be 1, 3 or 5".to_owned()),
+    }
+}
+
+/// A JetStream-backed bus; cheap to clone.
+#[derive(Clone)]
+pub struct NatsBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    jetstream: jetstream::Context,
+    stream: StreamArgs,
+}
+
+impl NatsBus {
+    /// Starts connecting to `urls` in the background (retrying for as long
+    /// as it takes) and returns at once. `name` identifies the connection in
+    /// the server's monitoring.
+    pub async fn connect(
+        urls: &NatsUrls,
+        nats: &NatsArgs,
+        stream: StreamArgs,
+        name: &str,
+    ) -> Result<Self, BusError> {
+        let mut options = ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .ping_interval(Duration::from_secs(10))
+            .connection_timeout(Duration::from_secs(3))
+            .reconnect_delay_callback(reconnect_delay)
+            .event_callback(|event| async move { log_event(event) });
+        if let (Some(user), Some(password)) = (&nats.nats_user, &nats.nats_password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        let client = options
+            .connect(urls.0.as_slice())
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(ACK_TIMEOUT)
+            .build(client.clone());
+        tracing::info!(servers = %urls, stream = %stream.stream, subject = %stream.subject, "connecting to NATS");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                jetstream,
+                stream,
+            }),
+        })
+    }
+
+    /// Creates the stream if it does not exist yet.
+    pub(super) async fn ensure_stream(&self) -> Result<(), BusError> {
+        let spec = &self.inner.stream;
+        let config = Config {
+            name: spec.stream.clone(),
+            subjects: vec![spec.subject.clone()],
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            max_age: spec.stream_max_age,
+            max_messages: i64::try_from(spec.stream_max_messages).unwrap_or(i64::MAX),
+            num_replicas: spec.stream_replicas,
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Config::default()
+        };
+        let stream = self
+            .inner
+            .jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?;
+        let subjects = &stream.cached_info().config.subjects;
+        if !subjects.contains(&spec.subject) {
+            return Err(BusError::Request(format!(
+                "stream {} exists but does not capture subject {} (it captures {subjects:?})",
+                spec.stream, spec.subject
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn publish(&self, id: &str, payload: Bytes) -> Result<Published, BusError> {
+        let publish = PublishMessage::build().message_id(id).payload(payload);
+        let ack = self
+            .inner
+            .jetstream
+            .send_publish(self.inner.stream.subject.clone(), publish)
+            .await
+            .map_err(|err| BusError::Publish(err.to_string()))?
+            .await
+            .map_err(|err| BusError::Publish(err.to_string()))?;
+        Ok(Published {
+            seq: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    pub(super) async fn subscribe(&self, from: u64) -> Result<Subscription, BusError> {
+        let stream = self.stream().await.map_err(BusError::Subscribe)?;
+        // Start one message early: the ordered consumer resumes after the last
+        // sequence it delivered when it recreates itself, and before its first
+        // delivery it would fall back to the very start of the stream. The
+        // extra message is filtered out below.
+        let deliver_policy = match from {
+            0..=2 => DeliverPolicy::All,
+            _ => DeliverPolicy::ByStartSequence {
+                start_sequence: from - 1,
+            },
+        };
+        let consumer = stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.inner.client.new_inbox(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| BusError::Subscribe(err.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|err| BusError::Subscribe(err.to_string()))?;
+        let envelopes = messages.filter_map(move |message| {
+            let item = match message {
+                Ok(message) => match message.info() {
+                    Ok(info) if info.stream_sequence < from => None,
+                    Ok(info) => Some(Ok(Envelope {
+                        seq: info.stream_sequence,
+                        payload: message.payload.clone(),
+                    })),
+                    Err(err) => Some(Err(BusError::Subscribe(err.to_string()))),
+                },
+                Err(err) => Some(Err(BusError::Subscribe(err.to_string()))),
+            };
+            std::future::ready(item)
+        });
+        Ok(envelopes.boxed())
+    }
+
+    pub(super) async fn fetch(&self, from: u64, max: usize) -> Result<Vec<Envelope>, BusError> {
+        let stream = self.stream().await.map_err(BusError::Request)?;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?;
+        let fetched = async {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(max)
+                .messages()
+                .await
+                .map_err(|err| BusError::Request(err.to_string()))?;
+            let mut envelopes = Vec::with_capacity(max.min(1024));
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(|err| BusError::Request(err.to_string()))?;
+                let info = message
+                    .info()
+                    .map_err(|err| BusError::Request(err.to_string()))?;
+                envelopes.push(Envelope {
+                    seq: info.stream_sequence,
+                    payload: message.payload.clone(),
+                });
+            }
+            Ok(envelopes)
+        }
+        .await;
+        let name = consumer.cached_info().name.clone();
+        // The server also removes it after `inactive_threshold`.
+        if let Err(err) = stream.delete_consumer(&name).await {
+            tracing::debug!(error = %err, consumer = %name, "could not delete a history consumer");
+        }
+        fetched
+    }
+
+    pub(super) async fn bounds(&self) -> Result<Bounds, BusError> {
+        let info = self
+            .inner
+            .jetstream
+            .get_stream(&self.inner.stream.stream)
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?
+            .cached_info()
+            .state
+            .clone();
+        Ok(if info.messages == 0 {
+            Bounds {
+                first: info.last_sequence + 1,
+                last: info.last_sequence,
+            }
+        } else {
+            Bounds {
+                first: info.first_sequence,
+                last: info.last_sequence,
+            }
+        })
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.inner.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    async fn stream(&self) -> Result<jetstream::stream::Stream<()>, String> {
+        self.inner
+            .jetstream
+            .get_stream_no_info(&self.inner.stream.stream)
+            .await
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// Reconnect at once, then after 50 ms doubling to 2 s: a restarted broker is
+/// back within a second or two, and every client should notice quickly.
+fn reconnect_delay(attempts: usize) -> Duration {
+    match attempts {
+        0 | 1 => Duration::ZERO,
+        n => {
+            let exponent = u32::try_from(n - 2).unwrap_or(u32::MAX).min(6);
+            (Duration::from_millis(50) * 2u32.pow(exponent)).min(Duration::from_secs(2))
+        }
+    }
+}
+
+fn log_event(event: Event) {
+    match event {
+        Event::Connected => tracing::info!("connected to NATS"),
+        Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+        Event::ClientError(err) => tracing::warn!(error = %err, "NATS client error"),
+        Event::ServerError(err) => tracing::warn!(error = %err, "NATS server error"),
+        other => tracing::info!(event = %other, "NATS connection event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_comma_separated_and_never_show_passwords() {
+        let urls: NatsUrls = "nats://a:4222, nats://user:secret@b:4223"
+            .parse()
+            .expect("valid urls");
+        assert_eq!(urls.to_string(), "a:4222,b:4223");
+        assert!("".parse::<NatsUrls>().is_err());
+        assert!("http://a:4222".parse::<NatsUrls>().is_err());
+    }
+
+    #[test]
+    fn names_and_subjects_are_checked() {
+        assert!(parse_stream_name("HELLO").is_ok());
+        assert!(parse_stream_name("HEL.LO").is_err());
+        assert!(parse_subject("beacon.hello").is_ok());
+        assert!(parse_subject("beacon.*").is_err());
+        assert!(parse_subject("beacon..hello").is_err());
+        assert_eq!(parse_replicas("3"), Ok(3));
+        assert!(parse_replicas("2").is_err());
+    }
+
+    #[test]
+    fn reconnects_quickly_then_every_two_seconds() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(50));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(100));
+        assert_eq!(reconnect_delay(50), Duration::from_secs(2));
+    }
+}
