@@ -1,0 +1,188 @@
+// Beacon's live page: loads recent history, then follows /events from the
+// last sequence it has. Every message is shown once, in sequence order,
+// newest on top; a reconnect (to this or any receiver) resumes after the
+// last sequence shown.
+'use strict';
+
+const HISTORY = 100;         // messages loaded when the page opens
+const KEEP = 500;            // messages kept on the page
+const MAX_INTERVALS = 10000; // intervals kept for the histogram
+const BINS = 10;
+const GAP_SHOWN_MS = 10000;  // how long the header says "gap"
+
+const view = {
+  state: document.getElementById('state'),
+  count: document.getElementById('count'),
+  lastSeq: document.getElementById('last-seq'),
+  list: document.getElementById('messages'),
+  empty: document.getElementById('empty'),
+  template: document.getElementById('message-template'),
+  histogram: document.getElementById('histogram'),
+  summary: document.getElementById('histogram-summary'),
+  axisMin: document.getElementById('axis-min'),
+  axisMax: document.getElementById('axis-max'),
+};
+
+const page = {
+  lastSeq: null,      // newest sequence shown (or known, for an empty stream)
+  lastSentAt: null,   // its sent_at, for Δt
+  count: 0,
+  intervals: [],
+  source: null,
+  retryMs: 1000,
+  gapUntil: 0,
+};
+
+function setState(state) {
+  if (state === 'live' && Date.now() < page.gapUntil) state = 'gap';
+  view.state.dataset.state = state;
+  view.state.textContent = state;
+}
+
+function formatMs(ms) {
+  if (ms == null || !Number.isFinite(ms)) return '—';
+  if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+function formatTime(date) {
+  return date.toLocaleTimeString([], { hour12: false }) + '.' + String(date.getMilliseconds()).padStart(3, '0');
+}
+
+function isMessage(m) {
+  return m && Number.isSafeInteger(m.seq) && typeof m.text === 'string' && typeof m.sender === 'string'
+    && typeof m.sent_at === 'string' && Number.isFinite(m.interval_ms);
+}
+
+// Adds one message on top. `live` is false for history loaded with the
+// page, whose end-to-end latency is not meaningful.
+function add(m, live) {
+  if (!isMessage(m) || (page.lastSeq != null && m.seq <= page.lastSeq)) return;
+  const sentAt = new Date(m.sent_at);
+  const item = view.template.content.firstElementChild.cloneNode(true);
+  item.dataset.seq = String(m.seq);
+  item.querySelector('.text').textContent = m.text;
+  item.querySelector('.seq').textContent = String(m.seq);
+  item.querySelector('.sender').textContent = m.sender;
+  item.querySelector('.sender').title = m.sender;
+  const time = item.querySelector('.sent');
+  time.dateTime = m.sent_at;
+  time.textContent = Number.isNaN(sentAt.getTime()) ? m.sent_at : formatTime(sentAt);
+  const dt = page.lastSentAt == null ? null : sentAt - page.lastSentAt;
+  item.querySelector('.dt').textContent = formatMs(dt);
+  item.querySelector('.latency').textContent = live ? formatMs(Date.now() - sentAt) : '—';
+  if (live) item.classList.add('fresh');
+  view.list.prepend(item);
+  while (view.list.children.length > KEEP) view.list.lastElementChild.remove();
+
+  page.lastSeq = m.seq;
+  page.lastSentAt = sentAt;
+  page.count += 1;
+  view.count.textContent = String(page.count);
+  view.lastSeq.textContent = String(m.seq);
+  view.empty.hidden = true;
+  page.intervals.push(m.interval_ms);
+  if (page.intervals.length > MAX_INTERVALS) page.intervals.shift();
+}
+
+function showGap(gap) {
+  const row = document.createElement('li');
+  row.className = 'gap-row';
+  row.dataset.gapFrom = String(gap.from);
+  row.dataset.gapTo = String(gap.to);
+  row.textContent = `Messages ${gap.from}–${gap.to} are no longer retained.`;
+  view.list.prepend(row);
+  page.lastSeq = Math.max(page.lastSeq ?? 0, gap.to);
+  page.lastSentAt = null;
+  page.gapUntil = Date.now() + GAP_SHOWN_MS;
+  setState('gap');
+  setTimeout(() => { if (view.state.dataset.state === 'gap') setState('live'); }, GAP_SHOWN_MS + 50);
+}
+
+let histogramQueued = false;
+function drawHistogram() {
+  if (histogramQueued) return;
+  histogramQueued = true;
+  requestAnimationFrame(() => {
+    histogramQueued = false;
+    const values = page.intervals;
+    if (values.length === 0) return;
+    let min = Infinity;
+    let max = -Infinity;
+    for (const v of values) { if (v < min) min = v; if (v > max) max = v; }
+    const width = Math.max(max - min, 1) / BINS;
+    const counts = new Array(BINS).fill(0);
+    for (const v of values) counts[Math.min(BINS - 1, Math.floor((v - min) / width))] += 1;
+    const peak = Math.max(...counts);
+    if (view.histogram.children.length !== BINS) {
+      view.histogram.replaceChildren(...counts.map(() => {
+        const bar = document.createElement('div');
+        bar.className = 'bar';
+        return bar;
+      }));
+    }
+    counts.forEach((count, i) => {
+      const bar = view.histogram.children[i];
+      bar.style.height = `${Math.max(2, (count / peak) * 100)}%`;
+      bar.title = `${formatMs(min + i * width)} – ${formatMs(min + (i + 1) * width)}: ${count}`;
+    });
+    view.axisMin.textContent = formatMs(min);
+    view.axisMax.textContent = formatMs(max);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    view.summary.textContent = `${values.length} intervals · mean ${formatMs(mean)}`;
+  });
+}
+
+async function loadHistory() {
+  const response = await fetch(`/api/messages?limit=${HISTORY}`, { cache: 'no-store' });
+  if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
+  const body = await response.json();
+  for (const m of body.messages) add(m, false);
+  if (page.lastSeq == null && Number.isSafeInteger(body.last_seq)) page.lastSeq = body.last_seq;
+  drawHistogram();
+}
+
+function connect() {
+  if (page.source) page.source.close();
+  const url = page.lastSeq == null ? '/events' : `/events?after=${page.lastSeq}`;
+  const source = new EventSource(url);
+  page.source = source;
+  source.onopen = () => {
+    page.retryMs = 1000;
+    setState('live');
+  };
+  source.onmessage = (event) => {
+    let m;
+    try { m = JSON.parse(event.data); } catch { return; }
+    add(m, true);
+    drawHistogram();
+  };
+  source.addEventListener('gap', (event) => {
+    try { showGap(JSON.parse(event.data)); } catch { /* ignore a malformed gap */ }
+  });
+  source.onerror = () => {
+    setState('reconnecting');
+    // The browser retries by itself (sending Last-Event-ID) unless the
+    // server answered with an error; then we reconnect from our own cursor.
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(connect, page.retryMs);
+      page.retryMs = Math.min(page.retryMs * 2, 10000);
+    }
+  };
+}
+
+async function start() {
+  setState('connecting');
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    try {
+      await loadHistory();
+      break;
+    } catch (err) {
+      console.warn(err);
+      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+    }
+  }
+  connect();
+}
+
+start();

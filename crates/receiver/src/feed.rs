@@ -1,0 +1,225 @@
+//! One client's ordered view of the stream: history from its resume point,
+//! then live messages, each sequence once.
+//!
+//! A feed starts at a cursor (the first sequence the client wants) or live.
+//! It takes what it can from the hub's window; if the cursor is older than
+//! the window it reads batches from the stream first; if it falls behind the
+//! live channel it rejoins from its cursor. Both SSE and WebSocket send
+//! exactly what [`Feed::next`] returns.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::{
+    frame::{Event, Frame},
+    history::History,
+    hub::Hub,
+    metrics::Metrics,
+};
+
+/// Messages read from the stream per catch-up request.
+const CATCH_UP_BATCH: usize = 500;
+/// Wait before retrying a catch-up read the bus failed.
+const CATCH_UP_RETRY: Duration = Duration::from_millis(500);
+
+/// The events for one client, in order.
+pub struct Feed {
+    hub: Arc<Hub>,
+    history: History,
+    metrics: Metrics,
+    /// The next sequence to send; `None` until a live-only feed has joined.
+    cursor: Option<u64>,
+    backlog: VecDeque<Event>,
+    live: Option<broadcast::Receiver<Arc<Frame>>>,
+}
+
+impl Feed {
+    /// A feed resuming after sequence `after`, or live-only with `None`.
+    pub fn new(hub: Arc<Hub>, history: History, metrics: Metrics, after: Option<u64>) -> Self {
+        Self {
+            hub,
+            history,
+            metrics,
+            cursor: after.map(|after| after.saturating_add(1)),
+            backlog: VecDeque::new(),
+            live: None,
+        }
+    }
+
+    /// The next event; `None` once the hub is gone. Cancel-safe: dropping the
+    /// future loses nothing.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                return Some(event);
+            }
+            if let Some(live) = &mut self.live {
+                match live.recv().await {
+                    Ok(frame) => {
+                        if self.cursor.is_some_and(|cursor| frame.seq < cursor) {
+                            continue;
+                        }
+                        self.cursor = Some(frame.seq + 1);
+                        return Some(Event::Message(frame));
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, cursor = ?self.cursor, "client fell behind; rejoining");
+                        self.metrics.lagged.inc();
+                        self.live = None;
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            } else {
+                // Boxed: the rare catch-up path would otherwise make every
+                // idle client's future as large as a stream read.
+                Box::pin(self.join()).await;
+            }
+        }
+    }
+
+    /// Fills the backlog from the window or the stream, and joins the live
+    /// channel once the window reaches back to the cursor.
+    async fn join(&mut self) {
+        let subscription = self.hub.subscribe(self.cursor).await;
+        let cursor = *self.cursor.get_or_insert(subscription.next);
+        if cursor >= subscription.first {
+            if let Some(last) = subscription.backlog.last() {
+                self.cursor = Some(last.seq + 1);
+            }
+            self.backlog
+                .extend(subscription.backlog.into_iter().map(Event::Message));
+            self.live = Some(subscription.live);
+            return;
+        }
+        match self
+            .history
+            .read(cursor, subscription.first, CATCH_UP_BATCH)
+            .await
+        {
+            Ok(batch) => {
+                self.cursor = Some(batch.next);
+                self.backlog.extend(batch.events);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, cursor, "cannot read history for a resuming client; retrying");
+                tokio::time::sleep(CATCH_UP_RETRY).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use beacon_hello::{Broadcast, Timestamp};
+    use beacon_platform::{
+        bus::{Bus, MemoryBus},
+        metrics::registry,
+    };
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::tests::frame;
+
+    fn payload(n: u64) -> Bytes {
+        let broadcast = Broadcast {
+            id: format!("i-{n}"),
+            text: "Hello world".to_owned(),
+            sender: "s".to_owned(),
+            sent_at: Timestamp::now(),
+            interval_ms: 1,
+        };
+        Bytes::from(broadcast.encode().expect("encodes"))
+    }
+
+    /// A bus holding 1..=`published` (the newest `retained`), and a hub
+    /// whose window holds `window_from..=published`.
+    async fn setup(published: u64, retained: usize, window_from: u64) -> (Arc<Hub>, History) {
+        let bus = Bus::Memory(MemoryBus::new(retained));
+        for n in 1..=published {
+            bus.publish("id", payload(n)).await.expect("published");
+        }
+        let hub = Arc::new(Hub::new(10_000));
+        hub.start_at(window_from);
+        for seq in window_from..=published {
+            hub.push(frame(seq));
+        }
+        (hub, History::new(bus))
+    }
+
+    async fn take(feed: &mut Feed, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let event = tokio::time::timeout(Duration::from_secs(5), feed.next())
+                .await
+                .expect("an event in time")
+                .expect("feed open");
+            out.push(match event {
+                Event::Message(frame) => frame.seq.to_string(),
+                Event::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
+            });
+        }
+        out
+    }
+
+    fn metrics() -> Metrics {
+        Metrics::register(&mut registry())
+    }
+
+    #[tokio::test]
+    async fn resumes_from_the_window_then_goes_live() {
+        let (hub, history) = setup(10, 100, 1).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), Some(7));
+        assert_eq!(take(&mut feed, 3).await, vec!["8", "9", "10"]);
+        hub.push(frame(11));
+        assert_eq!(take(&mut feed, 1).await, vec!["11"]);
+    }
+
+    #[tokio::test]
+    async fn resumes_from_the_stream_when_older_than_the_window() {
+        let (hub, history) = setup(10, 100, 6).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), Some(2));
+        assert_eq!(
+            take(&mut feed, 8).await,
+            vec!["3", "4", "5", "6", "7", "8", "9", "10"]
+        );
+    }
+
+    #[tokio::test]
+    async fn reports_what_the_stream_no_longer_has() {
+        let (hub, history) = setup(10, 5, 8).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), Some(2));
+        assert_eq!(
+            take(&mut feed, 5).await,
+            vec!["gap 3-5", "6", "7", "8", "9"]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_resume_point_only_new_messages_arrive() {
+        let (hub, history) = setup(5, 100, 1).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), None);
+        let next = tokio::spawn(async move { take(&mut feed, 1).await });
+        tokio::task::yield_now().await;
+        hub.push(frame(6));
+        assert_eq!(next.await.expect("task"), vec!["6"]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_rejoins_without_loss() {
+        let (hub, history) = setup(1, 100, 1).await;
+        let metrics = metrics();
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics.clone(), Some(0));
+        assert_eq!(take(&mut feed, 1).await, vec!["1"]);
+        // Far more than the live channel holds, with a small window: the
+        // feed must rejoin and read the rest from the window.
+        let last = 1 + crate::hub::LIVE_BUFFER as u64 + 100;
+        for seq in 2..=last {
+            hub.push(frame(seq));
+        }
+        let seen = take(&mut feed, usize::try_from(last - 1).expect("fits")).await;
+        let expected: Vec<String> = (2..=last).map(|seq| seq.to_string()).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(metrics.lagged.get(), 1);
+    }
+}

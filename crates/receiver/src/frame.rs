@@ -1,0 +1,132 @@
+//! A message ready to send: serialized once, shared by every client.
+//!
+//! Tens of thousands of clients get the same bytes, so the SSE event and the
+//! WebSocket text are built when the message arrives, and cloning a frame
+//! only bumps reference counts.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use beacon_hello::{Broadcast, DecodeError, Message};
+use beacon_platform::bus::Envelope;
+use bytes::Bytes;
+
+/// One message in both wire forms.
+#[derive(Debug)]
+pub struct Frame {
+    /// The stream sequence.
+    pub seq: u64,
+    /// The message JSON: a WebSocket text frame, an element of `/api/messages`.
+    pub json: Utf8Bytes,
+    /// The complete SSE event: `id: <seq>\ndata: <json>\n\n`.
+    pub sse: Bytes,
+}
+
+impl Frame {
+    /// Serializes `message` into both forms.
+    pub fn new(message: &Message) -> Result<Self, serde_json::Error> {
+        let json = message.encode()?;
+        let sse = format!("id: {}\ndata: {json}\n\n", message.seq);
+        Ok(Self {
+            seq: message.seq,
+            json: Utf8Bytes::from(json),
+            sse: Bytes::from(sse),
+        })
+    }
+}
+
+impl Frame {
+    /// Decodes a payload read from the bus into a frame.
+    pub fn decode(envelope: &Envelope) -> Result<Self, FrameError> {
+        Ok(Self::new(&decode_message(envelope)?)?)
+    }
+}
+
+/// The message stored in `envelope`; see [`Broadcast::decode`].
+pub fn decode_message(envelope: &Envelope) -> Result<Message, DecodeError> {
+    Ok(Message {
+        seq: envelope.seq,
+        broadcast: Broadcast::decode(&envelope.payload)?,
+    })
+}
+
+/// Why a payload did not become a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Not a valid broadcast.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Could not be written back as JSON.
+    #[error("cannot encode the message: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// What a client is sent, in order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A message.
+    Message(Arc<Frame>),
+    /// Messages that are gone.
+    Gap(Gap),
+}
+
+/// Messages `from..=to` that are no longer retained anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The first missing sequence.
+    pub from: u64,
+    /// The last missing sequence.
+    pub to: u64,
+}
+
+impl Gap {
+    /// The JSON body, the same on both transports.
+    pub fn json(&self) -> String {
+        format!(r#"{{"event":"gap","from":{},"to":{}}}"#, self.from, self.to)
+    }
+
+    /// The SSE event; its id lets a reconnect resume after the gap.
+    pub fn sse(&self) -> Bytes {
+        Bytes::from(format!(
+            "id: {}\nevent: gap\ndata: {}\n\n",
+            self.to,
+            self.json()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use beacon_hello::{Broadcast, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn one_serialization_two_forms() {
+        let message = Message {
+            seq: 7,
+            broadcast: Broadcast {
+                id: "a-7".to_owned(),
+                text: "Hello world".to_owned(),
+                sender: "s".to_owned(),
+                sent_at: Timestamp::now(),
+                interval_ms: 10,
+            },
+        };
+        let frame = Frame::new(&message).expect("encodes");
+        let sse = std::str::from_utf8(&frame.sse).expect("utf-8");
+        assert_eq!(sse, format!("id: 7\ndata: {}\n\n", frame.json.as_str()));
+        assert!(frame.json.as_str().starts_with(r#"{"seq":7,"#));
+    }
+
+    #[test]
+    fn a_gap_names_its_range_and_resumes_after_it() {
+        let gap = Gap { from: 3, to: 9 };
+        assert_eq!(
+            gap.sse(),
+            Bytes::from_static(
+                b"id: 9\nevent: gap\ndata: {\"event\":\"gap\",\"from\":3,\"to\":9}\n\n"
+            )
+        );
+    }
+}

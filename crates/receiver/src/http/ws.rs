@@ -1,0 +1,84 @@
+//! `GET /ws?after=<seq>`: the stream over WebSocket, with the same JSON as
+//! the SSE `data:` lines and the same resume semantics.
+//!
+//! Browsers cannot set headers on a WebSocket, so the resume point is the
+//! query only. The server pings every 15 s; whatever the client sends is
+//! read (to see pongs and close frames) and otherwise ignored.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code},
+    },
+    http::HeaderMap,
+    response::Response,
+};
+use beacon_platform::http::{ApiError, ApiQuery};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    AppState,
+    resume::{ResumeQuery, resume_point},
+};
+use crate::{feed::Feed, frame::Event, metrics::Transport};
+
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Clients only send control frames; anything large is refused.
+const MAX_INCOMING: usize = 4 * 1024;
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ResumeQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let after = resume_point(&HeaderMap::new(), &query)?;
+    let feed = state.feed(after);
+    Ok(upgrade
+        .read_buffer_size(MAX_INCOMING)
+        .max_message_size(MAX_INCOMING)
+        .on_upgrade(move |socket| serve(socket, feed, state)))
+}
+
+async fn serve(socket: WebSocket, mut feed: Feed, state: AppState) {
+    let metrics = &state.receiver.metrics;
+    let _connected = metrics.client_connected(Transport::Ws);
+    let delivered = metrics.delivered(Transport::Ws);
+    let shutdown: CancellationToken = state.shutdown.child_token();
+    let (mut sink, mut incoming) = socket.split();
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let outgoing = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                let close = CloseFrame {
+                    code: close_code::AWAY,
+                    reason: Utf8Bytes::from_static("server shutting down"),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                return;
+            }
+            event = feed.next() => match event {
+                Some(Event::Message(frame)) => {
+                    delivered.inc();
+                    Message::Text(frame.json.clone())
+                }
+                Some(Event::Gap(gap)) => Message::Text(gap.json().into()),
+                None => return,
+            },
+            received = incoming.next() => match received {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+        };
+        if sink.send(outgoing).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Ingest: follows the stream from the bus into the hub.
+//!
+//! At start it reads back the newest `window` messages so that a restarted
+//! receiver still shows history, and reports ready once it has caught up to
+//! where the stream was. When the subscription breaks (broker restart,
+//! lost connection) it resubscribes from the sequence after the last one it
+//! took, so the hub never skips or repeats a message.
+
+use std::{sync::Arc, time::SystemTime};
+
+use beacon_platform::{
+    backoff::Backoff,
+    bus::{Bus, Envelope},
+    health::ReadyFlag,
+};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use beacon_hello::Message;
+
+use crate::{
+    frame::{Frame, FrameError, decode_message},
+    hub::Hub,
+    metrics::Metrics,
+};
+
+/// Moves messages from the bus into the hub.
+pub struct Ingest {
+    pub(crate) bus: Bus,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) metrics: Metrics,
+    pub(crate) ready: ReadyFlag,
+    pub(crate) window: usize,
+}
+
+impl Ingest {
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if !self.bus.prepare(&shutdown).await {
+            return;
+        }
+        let mut backoff = Backoff::default();
+        let Some((mut next, caught_up_at)) = self.starting_point(&shutdown, &mut backoff).await
+        else {
+            return;
+        };
+        self.hub.start_at(next);
+        tracing::info!(from = next, bus = self.bus.kind(), "following the stream");
+        let mut caught_up = next > caught_up_at;
+        loop {
+            let subscription = tokio::select! {
+                subscription = self.bus.subscribe(next) => subscription,
+                _ = shutdown.cancelled() => break,
+            };
+            let mut subscription = match subscription {
+                Ok(subscription) => subscription,
+                Err(err) => {
+                    if !self.pause(&err, &mut backoff, &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            self.ready.set(caught_up);
+            loop {
+                let item = tokio::select! {
+                    item = subscription.next() => item,
+                    _ = shutdown.cancelled() => None,
+                };
+                match item {
+                    Some(Ok(envelope)) => {
+                        if envelope.seq < next {
+                            continue;
+                        }
+                        next = envelope.seq + 1;
+                        self.take(&envelope);
+                        backoff.reset();
+                        if !caught_up && next > caught_up_at {
+                            caught_up = true;
+                            self.ready.set(true);
+                            tracing::info!(seq = envelope.seq, "caught up with the stream");
+                        }
+                    }
+                    Some(Err(err)) => {
+                        self.ready.set(false);
+                        tracing::warn!(error = %err, next, "subscription broke off; resubscribing");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if !self
+                .pause(&"the subscription ended", &mut backoff, &shutdown)
+                .await
+            {
+                break;
+            }
+        }
+        self.ready.set(false);
+    }
+
+    /// Where to start (the oldest message of a full window) and the newest
+    /// sequence at that moment (ready once past it).
+    async fn starting_point(
+        &self,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Option<(u64, u64)> {
+        loop {
+            let bounds = tokio::select! {
+                bounds = self.bus.bounds() => bounds,
+                _ = shutdown.cancelled() => return None,
+            };
+            match bounds {
+                Ok(bounds) if bounds.is_empty() => return Some((bounds.last + 1, bounds.last)),
+                Ok(bounds) => {
+                    let window = u64::try_from(self.window).unwrap_or(u64::MAX);
+                    let from = bounds
+                        .first
+                        .max(bounds.last.saturating_sub(window.saturating_sub(1)));
+                    return Some((from, bounds.last));
+                }
+                Err(err) => {
+                    if !self.pause(&err, backoff, shutdown).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns one stored message into a frame in the hub.
+    fn take(&self, envelope: &Envelope) {
+        let frame = decode_message(envelope)
+            .map_err(FrameError::from)
+            .and_then(|message| {
+                self.observe(&message);
+                Ok(Frame::new(&message)?)
+            });
+        match frame {
+            Ok(frame) => {
+                self.metrics.received.inc();
+                self.hub.push(frame);
+            }
+            Err(err) => {
+                self.metrics.malformed.inc();
+                tracing::warn!(seq = envelope.seq, error = %err, "skipping a malformed payload");
+                self.hub.skip(envelope.seq);
+            }
+        }
+    }
+
+    fn observe(&self, message: &Message) {
+        let broadcast = &message.broadcast;
+        self.metrics
+            .interval
+            .observe(broadcast.interval_ms as f64 / 1000.0);
+        if let Ok(latency) = SystemTime::now().duration_since(broadcast.sent_at.into()) {
+            self.metrics.bus_latency.observe(latency.as_secs_f64());
+        }
+    }
+
+    /// Waits before the next attempt; `false` if shutdown came first.
+    async fn pause(
+        &self,
+        reason: &dyn std::fmt::Display,
+        backoff: &mut Backoff,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        self.ready.set(false);
+        let delay = backoff.next_delay();
+        tracing::warn!(reason = %reason, retry_in = ?delay, "waiting for the bus");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = shutdown.cancelled() => false,
+        }
+    }
+}

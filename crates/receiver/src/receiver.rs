@@ -1,0 +1,57 @@
+//! The receiver assembled: ingest into the hub, and the HTTP routes over it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use beacon_platform::{
+    bus::Bus,
+    health::{Readiness, ReadyFlag},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{ReceiverArgs, history::History, http, hub::Hub, ingest::Ingest, metrics::Metrics};
+
+/// A receiver on one bus; cheap to clone.
+#[derive(Clone)]
+pub struct Receiver {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) history: History,
+    pub(crate) metrics: Metrics,
+    ready: ReadyFlag,
+    window: usize,
+}
+
+impl Receiver {
+    /// A receiver reading `bus`. Its readiness (bus connected, consuming and
+    /// caught up) is registered in `readiness`.
+    pub fn new(bus: Bus, args: &ReceiverArgs, metrics: Metrics, readiness: &Readiness) -> Self {
+        let probe = bus.clone();
+        readiness.add_check("receiver: bus connected", move || probe.is_connected());
+        Self {
+            hub: Arc::new(Hub::new(args.window)),
+            history: History::new(bus),
+            metrics,
+            ready: readiness.flag("receiver: consuming the stream"),
+            window: args.window,
+        }
+    }
+
+    /// The page, `/events`, `/ws` and `/api/messages`. Open streams end when
+    /// `shutdown` is cancelled.
+    pub fn router(&self, shutdown: CancellationToken) -> Router {
+        http::router(self.clone(), shutdown)
+    }
+
+    /// Follows the stream until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        Ingest {
+            bus: self.history.bus().clone(),
+            hub: self.hub,
+            metrics: self.metrics,
+            ready: self.ready,
+            window: self.window,
+        }
+        .run(shutdown)
+        .await;
+    }
+}
