@@ -172,7 +172,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         return Err("must be positive".to_owned());
     }
     let duration = humantime::parse_duration(trimmed)
-        .map_err(|err| format!("{err}; expected a duration such as 250ms, 10s or 1m"))?;
+        .map_err(|_| "expected a duration such as 250ms, 10s or 1m".to_owned())?;
     if duration.is_zero() {
         return Err("must be greater than zero".to_owned());
     }

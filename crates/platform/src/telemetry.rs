@@ -4,6 +4,8 @@
 //! Logs go to stdout, one event per line, so `kubectl logs` and
 //! `cargo run` show the same stream.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// How log lines are written.
@@ -40,7 +42,9 @@ pub fn init(args: &LogArgs) {
     let filter = EnvFilter::builder()
         .parse(&args.log_filter)
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     // A second init only happens in tests, where the first subscriber stays.
     let _ = match args.log_format {
         LogFormat::Plain => builder.try_init(),

@@ -166,7 +166,7 @@ impl Ingest {
     /// Waits before the next attempt; `false` if shutdown came first.
     async fn pause(
         &self,
-        reason: &dyn std::fmt::Display,
+        reason: &(dyn std::fmt::Display + Sync),
         backoff: &mut Backoff,
         shutdown: &CancellationToken,
     ) -> bool {

@@ -1,0 +1,14 @@
+//! Beacon's integration tests: one binary, real parts.
+//!
+//! `memory` runs `beacon all` in-process without a broker; `pipeline`,
+//! `faults` and `lifecycle` run `beacon` processes against a real
+//! `nats-server` started on a free port with its own store; `config` checks
+//! what an operator sees for bad settings.
+#![allow(clippy::unwrap_used)]
+
+mod config;
+mod faults;
+mod helpers;
+mod lifecycle;
+mod memory;
+mod pipeline;

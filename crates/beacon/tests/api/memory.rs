@@ -1,0 +1,160 @@
+//! `beacon all` without a broker: the in-process bus behind the same page,
+//! API and streams.
+
+use beacon_testkit::SseClient;
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::helpers::{get_json, next_seqs, page, range, spawn_app, wait_for_seq, wait_readyz};
+
+const FAST: [&str; 4] = ["--min-interval", "5ms", "--max-interval", "15ms"];
+
+#[tokio::test]
+async fn serves_the_page_and_its_assets() {
+    let app = spawn_app(&FAST).await;
+    for (path, content_type, needle) in [
+        ("/", "text/html", "<title>Beacon"),
+        ("/assets/app.js", "text/javascript", "EventSource"),
+        ("/assets/style.css", "text/css", "prefers-color-scheme"),
+    ] {
+        let response = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(header.starts_with(content_type), "{path}: {header}");
+        assert!(response.text().await.unwrap().contains(needle), "{path}");
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn history_and_live_messages_without_a_broker() {
+    let app = spawn_app(&FAST).await;
+    wait_readyz(&app.base, 200).await;
+    wait_for_seq(&app.base, 20).await;
+    assert_eq!(page(&app.base, "after=0&limit=5").await, range(1, 5));
+    assert_eq!(page(&app.base, "after=4&before=9").await, range(5, 8));
+
+    let mut sse = SseClient::connect(&format!("{}/events?after=10", app.base), None)
+        .await
+        .unwrap();
+    assert_eq!(next_seqs(&mut sse, 30).await, range(11, 40));
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/ws?after=3",
+        app.base.replace("http://", "ws://")
+    ))
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        if let Some(Ok(Message::Text(text))) = ws.next().await {
+            let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+            seen.push(message["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, range(4, 8));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn resuming_beyond_the_window_reports_a_gap() {
+    let app = spawn_app(&[
+        "--min-interval",
+        "2ms",
+        "--max-interval",
+        "4ms",
+        "--window",
+        "10",
+    ])
+    .await;
+    wait_for_seq(&app.base, 30).await;
+    let mut sse = SseClient::connect(&format!("{}/events", app.base), Some(2))
+        .await
+        .unwrap();
+    let gap = sse.next_event().await.unwrap();
+    assert_eq!(gap.event.as_deref(), Some("gap"));
+    let body: serde_json::Value = serde_json::from_str(&gap.data).unwrap();
+    let to = body["to"].as_u64().unwrap();
+    assert_eq!(body["from"], 3);
+    assert!(to >= 20, "{body}");
+    assert_eq!(
+        gap.id,
+        Some(to.to_string()),
+        "a reconnect resumes after the gap"
+    );
+    assert_eq!(next_seqs(&mut sse, 5).await, range(to + 1, to + 5));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = spawn_app(&FAST).await;
+    let (status, body) = get_json(&format!("{}/livez", app.base)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
+    wait_readyz(&app.base, 200).await;
+    wait_for_seq(&app.base, 3).await;
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "beacon_messages_published_total",
+        "beacon_publish_retries_total",
+        "beacon_messages_received_total",
+        "beacon_messages_delivered_total{transport=\"sse\"}",
+        "beacon_clients_connected{transport=\"ws\"}",
+        "beacon_malformed_payloads_total",
+        "beacon_broadcast_interval_seconds_bucket",
+        "beacon_received_interval_seconds_bucket",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from:\n{metrics}"
+        );
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_queries_get_a_json_error() {
+    let app = spawn_app(&FAST).await;
+    for query in [
+        "/api/messages?limit=0",
+        "/api/messages?limit=1001",
+        "/api/messages?after=abc",
+        "/api/messages?after=9&before=3",
+        "/api/messages?colour=red",
+        "/events?after=-1",
+    ] {
+        let (status, body) = get_json(&format!("{}{query}", app.base)).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{query}: {body}"
+        );
+    }
+    let response = reqwest::Client::new()
+        .get(format!("{}/events", app.base))
+        .header("last-event-id", "abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let refused = tokio_tungstenite::connect_async(format!(
+        "{}/ws?after=x",
+        app.base.replace("http://", "ws://")
+    ))
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("expected a 400 handshake, got {other:?}"),
+    }
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,165 @@
+//! A real `nats-server` with JetStream, on a free port and its own store
+//! directory, which tests can SIGKILL and restart on the same store.
+
+use std::{
+    fs,
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tempfile::TempDir;
+
+use crate::process::free_port;
+
+/// A running (or killed) nats-server.
+pub struct NatsServer {
+    port: u16,
+    store: TempDir,
+    config: Option<PathBuf>,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream enabled.
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server with JetStream and the given configuration file text
+    /// (accounts, users, permissions). Port and store are set on the command
+    /// line.
+    pub fn start_with_config(config: &str) -> Self {
+        Self::start_with(Some(config))
+    }
+
+    fn start_with(config: Option<&str>) -> Self {
+        let store = tempfile::Builder::new()
+            .prefix("beacon-nats-")
+            .tempdir()
+            .expect("create a store directory");
+        let config = config.map(|text| {
+            let path = store.path().join("nats.conf");
+            fs::write(&path, text).expect("write the nats-server config");
+            path
+        });
+        let mut server = Self {
+            port: free_port(),
+            store,
+            config,
+            child: None,
+            starts: 0,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port the server listens on (the same after a restart).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory (kept across restarts).
+    pub fn store(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// SIGKILLs the server: no flush, no goodbye, like a crashed pod.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Whether the server process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn spawn(&mut self) {
+        let binary = nats_server_binary();
+        self.starts += 1;
+        // One log per start, so readiness is read from this start's log.
+        let log = self
+            .store
+            .path()
+            .join(format!("nats-server.{}.log", self.starts));
+        let mut command = Command::new(&binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        command
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
+            .arg("-sd")
+            .arg(self.store.path().join("jetstream"))
+            .arg("-l")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = fs::read_to_string(&log).unwrap_or_default();
+                panic!("nats-server exited with {status} at start:\n{log}");
+            }
+            let ready = fs::read_to_string(&log)
+                .map(|log| log.contains("Server is ready"))
+                .unwrap_or(false);
+            if ready && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not become ready on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `$NATS_SERVER`, else `nats-server` on the PATH, else Debian's location.
+fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join("nats-server"));
+    for candidate in candidates {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "nats-server is not installed: run `sudo apt-get install nats-server` (or set NATS_SERVER)"
+    );
+}

@@ -1,0 +1,163 @@
+//! `beacon` processes started the way an operator starts them: a target, env
+//! vars, JSON logs on stdout. The port (usually 0, picked by the OS) is read
+//! back from the process's own "listening" log line.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, PoisonError, mpsc},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A running `beacon` process.
+pub struct BeaconProcess {
+    child: Child,
+    url: String,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl BeaconProcess {
+    /// Starts `binary` with `args` and only the env vars given (plus
+    /// `LOG_FORMAT=json` and `BEACON_HTTP_ADDR=127.0.0.1:0` unless given),
+    /// and waits until it logs the address it listens on.
+    pub fn spawn(binary: &Path, args: &[&str], envs: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .env_clear()
+            .env("LOG_FORMAT", "json")
+            .env("BEACON_HTTP_ADDR", "127.0.0.1:0")
+            .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (url_tx, url_rx) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            collect(stdout, Arc::clone(&output), Some(url_tx));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            collect(stderr, Arc::clone(&output), None);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            if let Ok(url) = url_rx.recv_timeout(Duration::from_millis(50)) {
+                break url;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "beacon {args:?} exited with {status} before listening:\n{}",
+                    lines(&output).join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "beacon {args:?} did not log its address:\n{}",
+                lines(&output).join("\n")
+            );
+        };
+        Self { child, url, output }
+    }
+
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        self.url.trim_end_matches('/')
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base_url()
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("a port in the logged URL")
+    }
+
+    /// Everything it wrote to stdout and stderr so far.
+    pub fn output(&self) -> Vec<String> {
+        lines(&self.output)
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most `deadline`).
+    pub fn terminate(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).ok()?);
+        let _ = kill(pid, Signal::SIGTERM);
+        let give_up = Instant::now() + deadline;
+        while Instant::now() < give_up {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// SIGKILLs the process, like a crashed pod.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The operating system's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BeaconProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads lines in a thread into `output`; sends the URL of the first
+/// "listening" JSON log line on `url`.
+fn collect(
+    stream: impl Read + Send + 'static,
+    output: Arc<Mutex<Vec<String>>>,
+    url: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(sender) = &url
+                && let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with("listening"))
+                && let Some(found) = event["url"].as_str()
+            {
+                let _ = sender.send(found.to_owned());
+            }
+            output
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(line);
+        }
+    });
+}
+
+fn lines(output: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+    output
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
