@@ -33,6 +33,8 @@ pub enum Target {
     Broadcaster(BroadcasterTarget),
     /// Follows the stream from NATS JetStream and serves the page, SSE, WebSocket and the API.
     Receiver(ReceiverTarget),
+    /// Creates or updates the stream (retention, replicas), then exits; needs a NATS user allowed to manage streams.
+    Provision(ProvisionTarget),
 }
 
 /// Settings every target has.
@@ -77,6 +79,39 @@ pub struct ReceiverTarget {
     pub receiver: ReceiverArgs,
 }
 
+/// Settings of `beacon provision`.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionTarget {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// What the process does.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Run a long-lived target.
+    Serve(Config),
+    /// Create or update the stream, then exit.
+    Provision(Provision),
+}
+
+/// A checked configuration for `beacon provision`.
+#[derive(Debug, Clone)]
+pub struct Provision {
+    /// Logging.
+    pub log: LogArgs,
+    /// The servers.
+    pub urls: NatsUrls,
+    /// Credentials.
+    pub nats: NatsArgs,
+    /// The stream to create or update.
+    pub stream: StreamArgs,
+}
+
 /// Where messages travel.
 #[derive(Debug, Clone)]
 pub enum BusConfig {
@@ -116,8 +151,8 @@ pub struct Config {
 impl Cli {
     /// Checks what clap cannot check alone: settings that depend on each other
     /// and on the target.
-    pub fn config(self) -> Result<Config, ConfigError> {
-        match self.target.unwrap_or(Target::All(self.all)) {
+    pub fn plan(self) -> Result<Plan, ConfigError> {
+        let serve = match self.target.unwrap_or(Target::All(self.all)) {
             Target::All(args) => {
                 let bus = match args.common.nats.nats_url.clone() {
                     Some(urls) => nats(urls, &args.common),
@@ -125,32 +160,46 @@ impl Cli {
                         window: args.receiver.window,
                     },
                 };
-                Ok(Config {
+                Config {
                     target: "all",
                     broadcaster: Some(args.broadcaster.settings()?),
                     receiver: Some(args.receiver),
                     http: args.common.http,
                     log: args.common.log,
                     bus,
-                })
+                }
             }
-            Target::Broadcaster(args) => Ok(Config {
+            Target::Broadcaster(args) => Config {
                 target: "broadcaster",
                 bus: nats(required_url(&args.common, "broadcaster")?, &args.common),
                 broadcaster: Some(args.broadcaster.settings()?),
                 receiver: None,
                 http: args.common.http,
                 log: args.common.log,
-            }),
-            Target::Receiver(args) => Ok(Config {
+            },
+            Target::Receiver(args) => Config {
                 target: "receiver",
                 bus: nats(required_url(&args.common, "receiver")?, &args.common),
                 broadcaster: None,
                 receiver: Some(args.receiver),
                 http: args.common.http,
                 log: args.common.log,
-            }),
-        }
+            },
+            Target::Provision(args) => {
+                let urls = args
+                    .nats
+                    .nats_url
+                    .clone()
+                    .ok_or_else(|| missing_url("provision"))?;
+                return Ok(Plan::Provision(Provision {
+                    log: args.log,
+                    urls,
+                    nats: args.nats,
+                    stream: args.stream,
+                }));
+            }
+        };
+        Ok(Plan::Serve(serve))
     }
 }
 
@@ -163,11 +212,17 @@ fn nats(urls: NatsUrls, common: &CommonArgs) -> BusConfig {
 }
 
 fn required_url(common: &CommonArgs, target: &str) -> Result<NatsUrls, ConfigError> {
-    common.nats.nats_url.clone().ok_or_else(|| {
-        ConfigError::new(
-            "NATS_URL",
-            "--nats-url",
-            format!("is required by the {target} target (e.g. nats://127.0.0.1:4222)"),
-        )
-    })
+    common
+        .nats
+        .nats_url
+        .clone()
+        .ok_or_else(|| missing_url(target))
+}
+
+fn missing_url(target: &str) -> ConfigError {
+    ConfigError::new(
+        "NATS_URL",
+        "--nats-url",
+        format!("is required by the {target} target (e.g. nats://127.0.0.1:4222)"),
+    )
 }

@@ -3,5 +3,6 @@
 
 pub mod app;
 pub mod cli;
+pub mod provision;
 
 pub use self::{app::Application, cli::Cli};

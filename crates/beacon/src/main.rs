@@ -1,7 +1,8 @@
-//! `beacon [all|broadcaster|receiver]`: parse and check the configuration
-//! (a bad value exits 2 with one line naming it), then run until SIGTERM.
+//! `beacon [all|broadcaster|receiver|provision]`: parse and check the configuration
+//! (a bad value exits 2 with one line naming it), then serve until SIGTERM, or
+//! provision the stream and exit.
 
-use beacon::{Application, Cli};
+use beacon::{Application, Cli, cli::Plan, provision};
 use beacon_platform::{
     config::{exit_with, parse_args_or_exit},
     shutdown, telemetry,
@@ -10,11 +11,20 @@ use beacon_platform::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli: Cli = parse_args_or_exit();
-    let config = cli.config().unwrap_or_else(|err| exit_with(&err));
-    telemetry::init(&config.log);
-    let app = Application::build(config)
-        .await
-        .unwrap_or_else(|err| exit_with(&err));
-    app.run_until_stopped(shutdown::on_signal()).await?;
+    match cli.plan().unwrap_or_else(|err| exit_with(&err)) {
+        Plan::Serve(config) => {
+            telemetry::init(&config.log);
+            let app = Application::build(config)
+                .await
+                .unwrap_or_else(|err| exit_with(&err));
+            app.run_until_stopped(shutdown::on_signal()).await?;
+        }
+        Plan::Provision(provision) => {
+            telemetry::init(&provision.log);
+            if !provision::run(provision, shutdown::on_signal()).await {
+                anyhow::bail!("stopped before the stream was provisioned");
+            }
+        }
+    }
     Ok(())
 }

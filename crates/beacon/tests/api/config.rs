@@ -152,6 +152,7 @@ fn other_settings() {
 fn the_split_targets_need_nats() {
     assert_refused(&["receiver"], &[], "NATS_URL", "receiver");
     assert_refused(&["broadcaster"], &[], "NATS_URL", "broadcaster");
+    assert_refused(&["provision"], &[], "NATS_URL", "provision");
 }
 
 #[test]

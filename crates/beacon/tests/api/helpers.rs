@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use beacon::{Application, Cli};
+use beacon::{Application, Cli, cli::Plan};
 use beacon_testkit::{BeaconProcess, NatsServer, SseClient, eventually};
 use clap::Parser;
 use serde_json::Value;
@@ -39,9 +39,10 @@ pub async fn spawn_app(args: &[&str]) -> TestApp {
     if let Some(beacon::cli::Target::All(all)) = &mut cli.target {
         all.common.nats.nats_url = None;
     }
-    let app = Application::build(cli.config().expect("valid configuration"))
-        .await
-        .expect("the app builds");
+    let Ok(Plan::Serve(config)) = cli.plan() else {
+        panic!("`beacon all` serves");
+    };
+    let app = Application::build(config).await.expect("the app builds");
     let base = app.url().trim_end_matches('/').to_owned();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));

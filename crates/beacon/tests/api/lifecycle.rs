@@ -3,7 +3,7 @@
 
 use beacon_testkit::{NatsServer, SseClient};
 
-use super::helpers::{PATIENCE, fast, get_json, start, wait_for_seq, wait_readyz};
+use super::helpers::{BEACON, PATIENCE, fast, get_json, start, wait_for_seq, wait_readyz};
 
 #[tokio::test]
 async fn ready_only_while_the_broker_is_there() {
@@ -70,4 +70,34 @@ async fn sigterm_ends_open_streams_without_waiting_for_the_deadline() {
         "{:?}",
         broadcaster.output()
     );
+}
+
+/// `beacon provision` creates the stream with the configured retention, and
+/// a second run with other settings updates it in place.
+#[tokio::test]
+async fn provision_creates_then_updates_the_stream() {
+    let nats = NatsServer::start();
+    for (max_age, max_messages) in [("1h", 500u64), ("2h", 900)] {
+        let output = std::process::Command::new(BEACON)
+            .arg("provision")
+            .env_clear()
+            .env("NATS_URL", nats.url())
+            .env("BEACON_STREAM_MAX_AGE", max_age)
+            .env("BEACON_STREAM_MAX_MESSAGES", max_messages.to_string())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let mut stream = async_nats::jetstream::new(client)
+            .get_stream("HELLO")
+            .await
+            .unwrap();
+        let config = &stream.info().await.unwrap().config;
+        assert_eq!(config.subjects, vec!["beacon.hello".to_owned()]);
+        assert_eq!(config.max_messages, i64::try_from(max_messages).unwrap());
+        assert_eq!(
+            config.max_age,
+            std::time::Duration::from_secs(if max_age == "1h" { 3600 } else { 7200 })
+        );
+    }
 }

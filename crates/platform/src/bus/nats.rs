@@ -197,25 +197,14 @@ impl NatsBus {
         })
     }
 
-    /// Creates the stream if it does not exist yet.
+    /// Creates the stream if it does not exist yet. A stream that exists is
+    /// used as it is: services may lack the right to change it.
     pub(super) async fn ensure_stream(&self) -> Result<(), BusError> {
         let spec = &self.inner.stream;
-        let config = Config {
-            name: spec.stream.clone(),
-            subjects: vec![spec.subject.clone()],
-            storage: StorageType::File,
-            discard: DiscardPolicy::Old,
-            max_age: spec.stream_max_age,
-            max_messages: i64::try_from(spec.stream_max_messages).unwrap_or(i64::MAX),
-            num_replicas: spec.stream_replicas,
-            duplicate_window: Duration::from_secs(120),
-            allow_direct: true,
-            ..Config::default()
-        };
         let stream = self
             .inner
             .jetstream
-            .get_or_create_stream(config)
+            .get_or_create_stream(self.stream_config())
             .await
             .map_err(|err| BusError::Request(err.to_string()))?;
         let subjects = &stream.cached_info().config.subjects;
@@ -226,6 +215,35 @@ impl NatsBus {
             )));
         }
         Ok(())
+    }
+
+    /// Creates the stream, or updates its subject, retention and replicas to
+    /// the configured ones. Needs a user allowed to manage streams.
+    pub async fn provision(&self) -> Result<(), BusError> {
+        self.inner
+            .jetstream
+            .create_or_update_stream(self.stream_config())
+            .await
+            .map(|_| ())
+            .map_err(|err| BusError::Request(err.to_string()))
+    }
+
+    fn stream_config(&self) -> Config {
+        let spec = &self.inner.stream;
+        Config {
+            name: spec.stream.clone(),
+            subjects: vec![spec.subject.clone()],
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            max_age: spec.stream_max_age,
+            max_messages: i64::try_from(spec.stream_max_messages).unwrap_or(i64::MAX),
+            num_replicas: spec.stream_replicas,
+            // Long enough to cover a broker restart: a publish retried after
+            // it is still recognised as a duplicate.
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Config::default()
+        }
     }
 
     pub(super) async fn publish(&self, id: &str, payload: Bytes) -> Result<Published, BusError> {
