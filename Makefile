@@ -12,6 +12,13 @@ CARGO ?= cargo
 # cargo-nextest runs each test in its own process; plain `cargo test` works too.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 TEST_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run --workspace,$(CARGO) test --workspace)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+# `make chaos` defaults: the full run. Override as make variables or env vars.
+CHAOS_MESSAGES ?= 100000
+CHAOS_BROKER_KILLS ?= 20
+CHAOS_RECEIVER_RESTARTS ?= 20
+CHAOS_CLIENT_RECONNECTS ?= 1000
 
 .PHONY: help
 help: ## Show the targets
@@ -22,7 +29,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint test-rust ## Run every check CI runs
+test: fmt-check lint test-rust chaos-smoke ## Run every check CI runs
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
@@ -39,3 +46,16 @@ test-rust: ## Unit and integration tests (starts its own nats-server)
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+.PHONY: chaos
+chaos: ## Zero-loss proof under faults (CHAOS_MESSAGES, CHAOS_BROKER_KILLS, CHAOS_RECEIVER_RESTARTS, CHAOS_CLIENT_RECONNECTS)
+	$(CARGO) build --release -p beacon -p beacon-chaos
+	CHAOS_MESSAGES=$(CHAOS_MESSAGES) CHAOS_BROKER_KILLS=$(CHAOS_BROKER_KILLS) \
+	CHAOS_RECEIVER_RESTARTS=$(CHAOS_RECEIVER_RESTARTS) CHAOS_CLIENT_RECONNECTS=$(CHAOS_CLIENT_RECONNECTS) \
+	  $(TARGET_DIR)/release/beacon-chaos
+
+.PHONY: chaos-smoke
+chaos-smoke: ## A small chaos run, about a minute (part of make test)
+	$(CARGO) build -p beacon -p beacon-chaos
+	CHAOS_MESSAGES=20000 CHAOS_BROKER_KILLS=4 CHAOS_RECEIVER_RESTARTS=4 CHAOS_CLIENT_RECONNECTS=200 \
+	  $(TARGET_DIR)/debug/beacon-chaos
