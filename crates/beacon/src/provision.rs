@@ -5,7 +5,7 @@
 //! Job with the only credentials allowed to), so retention and replica
 //! changes roll out with `make up`.
 
-use beacon_platform::{backoff::Backoff, bus::NatsBus};
+use beacon_platform::{backoff::retry, bus::NatsBus};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Provision;
@@ -27,28 +27,19 @@ pub async fn run(provision: Provision, shutdown: CancellationToken) -> bool {
             return false;
         }
     };
-    let mut backoff = Backoff::default();
-    loop {
-        match bus.provision().await {
-            Ok(()) => {
-                tracing::info!(
-                    stream = %stream.stream,
-                    subject = %stream.subject,
-                    max_age = ?stream.stream_max_age,
-                    max_messages = stream.stream_max_messages,
-                    replicas = stream.stream_replicas,
-                    "stream provisioned"
-                );
-                return true;
-            }
-            Err(err) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %err, retry_in = ?delay, "cannot provision the stream yet");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.cancelled() => return false,
-                }
-            }
-        }
+    let provisioned = retry(&shutdown, "cannot provision the stream yet", || {
+        bus.provision()
+    })
+    .await;
+    if provisioned.is_some() {
+        tracing::info!(
+            stream = %stream.stream,
+            subject = %stream.subject,
+            max_age = ?stream.stream_max_age,
+            max_messages = stream.stream_max_messages,
+            replicas = stream.stream_replicas,
+            "stream provisioned"
+        );
     }
+    provisioned.is_some()
 }

@@ -5,9 +5,10 @@
 //! is back, so delays double from `initial` up to `max`, with ±20 % jitter so
 //! that replicas restarted together do not retry in lockstep.
 
-use std::time::Duration;
+use std::{fmt::Display, future::Future, time::Duration};
 
 use rand::RngExt;
+use tokio_util::sync::CancellationToken;
 
 /// The delays of one retry sequence; [`Backoff::reset`] after a success.
 #[derive(Debug, Clone)]
@@ -49,6 +50,39 @@ impl Default for Backoff {
     }
 }
 
+/// Calls `attempt` until it succeeds, waiting [`Backoff::default`] delays in
+/// between and logging each failure as `what`; `None` if `shutdown` is
+/// cancelled first.
+pub async fn retry<T, E, F, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        let outcome = tokio::select! {
+            outcome = attempt() => outcome,
+            _ = shutdown.cancelled() => return None,
+        };
+        match outcome {
+            Ok(value) => return Some(value),
+            Err(err) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, retry_in = ?delay, "{what}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +97,34 @@ mod tests {
         assert!(delays[7] >= Duration::from_millis(800));
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_until_success() {
+        let mut attempts = 0;
+        let value = retry(&CancellationToken::new(), "failing", || {
+            attempts += 1;
+            let outcome = if attempts < 4 {
+                Err("not yet")
+            } else {
+                Ok(attempts)
+            };
+            std::future::ready(outcome)
+        })
+        .await;
+        assert_eq!(value, Some(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_retrying_on_shutdown() {
+        let shutdown = CancellationToken::new();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            stopper.cancel();
+        });
+        let value: Option<()> =
+            retry(&shutdown, "failing", || std::future::ready(Err("never"))).await;
+        assert_eq!(value, None);
     }
 }

@@ -9,8 +9,8 @@
 use std::{sync::Arc, time::SystemTime};
 
 use beacon_platform::{
-    backoff::Backoff,
-    bus::{Bus, Envelope},
+    backoff::{Backoff, retry},
+    bus::{Bounds, Bus, Envelope},
     health::ReadyFlag,
 };
 use futures::StreamExt;
@@ -39,27 +39,26 @@ impl Ingest {
         if !self.bus.prepare(&shutdown).await {
             return;
         }
-        let mut backoff = Backoff::default();
-        let Some((mut next, caught_up_at)) = self.starting_point(&shutdown, &mut backoff).await
+        let Some(bounds) = retry(&shutdown, "cannot read the stream's state", || {
+            self.bus.bounds()
+        })
+        .await
         else {
             return;
         };
+        let (mut next, caught_up_at) = self.starting_point(bounds);
         self.hub.start_at(next);
         tracing::info!(from = next, bus = self.bus.kind(), "following the stream");
         let mut caught_up = next > caught_up_at;
+        // Paces resubscribing when subscriptions keep ending at once.
+        let mut backoff = Backoff::default();
         loop {
-            let subscription = tokio::select! {
-                subscription = self.bus.subscribe(next) => subscription,
-                _ = shutdown.cancelled() => break,
-            };
-            let mut subscription = match subscription {
-                Ok(subscription) => subscription,
-                Err(err) => {
-                    if !self.pause(&err, &mut backoff, &shutdown).await {
-                        break;
-                    }
-                    continue;
-                }
+            let Some(mut subscription) = retry(&shutdown, "cannot subscribe to the stream", || {
+                self.bus.subscribe(next)
+            })
+            .await
+            else {
+                break;
             };
             self.ready.set(caught_up);
             loop {
@@ -82,54 +81,32 @@ impl Ingest {
                         }
                     }
                     Some(Err(err)) => {
-                        self.ready.set(false);
                         tracing::warn!(error = %err, next, "subscription broke off; resubscribing");
                         break;
                     }
                     None => break,
                 }
             }
-            if shutdown.is_cancelled() {
-                break;
-            }
-            if !self
-                .pause(&"the subscription ended", &mut backoff, &shutdown)
-                .await
-            {
-                break;
+            self.ready.set(false);
+            let pause = backoff.next_delay();
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.cancelled() => break,
             }
         }
-        self.ready.set(false);
     }
 
     /// Where to start (the oldest message of a full window) and the newest
-    /// sequence at that moment (ready once past it).
-    async fn starting_point(
-        &self,
-        shutdown: &CancellationToken,
-        backoff: &mut Backoff,
-    ) -> Option<(u64, u64)> {
-        loop {
-            let bounds = tokio::select! {
-                bounds = self.bus.bounds() => bounds,
-                _ = shutdown.cancelled() => return None,
-            };
-            match bounds {
-                Ok(bounds) if bounds.is_empty() => return Some((bounds.last + 1, bounds.last)),
-                Ok(bounds) => {
-                    let window = u64::try_from(self.window).unwrap_or(u64::MAX);
-                    let from = bounds
-                        .first
-                        .max(bounds.last.saturating_sub(window.saturating_sub(1)));
-                    return Some((from, bounds.last));
-                }
-                Err(err) => {
-                    if !self.pause(&err, backoff, shutdown).await {
-                        return None;
-                    }
-                }
-            }
+    /// sequence now (ready once past it).
+    fn starting_point(&self, bounds: Bounds) -> (u64, u64) {
+        if bounds.is_empty() {
+            return (bounds.last + 1, bounds.last);
         }
+        let window = u64::try_from(self.window).unwrap_or(u64::MAX);
+        let from = bounds
+            .first
+            .max(bounds.last.saturating_sub(window.saturating_sub(1)));
+        (from, bounds.last)
     }
 
     /// Turns one stored message into a frame in the hub.
@@ -160,22 +137,6 @@ impl Ingest {
             .observe(broadcast.interval_ms as f64 / 1000.0);
         if let Ok(latency) = SystemTime::now().duration_since(broadcast.sent_at.into()) {
             self.metrics.bus_latency.observe(latency.as_secs_f64());
-        }
-    }
-
-    /// Waits before the next attempt; `false` if shutdown came first.
-    async fn pause(
-        &self,
-        reason: &(dyn std::fmt::Display + Sync),
-        backoff: &mut Backoff,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        self.ready.set(false);
-        let delay = backoff.next_delay();
-        tracing::warn!(reason = %reason, retry_in = ?delay, "waiting for the bus");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = shutdown.cancelled() => false,
         }
     }
 }

@@ -25,7 +25,7 @@ pub use self::{
     memory::MemoryBus,
     nats::{NatsArgs, NatsBus, NatsUrls, StreamArgs},
 };
-use crate::backoff::Backoff;
+use crate::backoff::retry;
 
 /// One message as stored on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,20 +144,9 @@ impl Bus {
         let Bus::Nats(bus) = self else {
             return true;
         };
-        let mut backoff = Backoff::default();
-        loop {
-            match bus.ensure_stream().await {
-                Ok(()) => return true,
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in = ?delay, "stream not available yet");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => return false,
-                    }
-                }
-            }
-        }
+        retry(shutdown, "stream not available yet", || bus.ensure_stream())
+            .await
+            .is_some()
     }
 
     /// Short, human name of the implementation, for logs.
