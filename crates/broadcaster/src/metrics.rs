@@ -1,6 +1,7 @@
 //! What the broadcaster counts: messages stored, publish retries, and the
 //! waits it drew (a histogram that should fill the configured range evenly).
 
+use beacon_hello::INTERVAL_BUCKETS_SECONDS;
 use prometheus_client::{
     metrics::{counter::Counter, histogram::Histogram},
     registry::{Registry, Unit},
@@ -20,10 +21,7 @@ impl Metrics {
         let metrics = Self {
             published: Counter::default(),
             retries: Counter::default(),
-            interval: Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0,
-                9.0, 10.0, 30.0, 60.0,
-            ]),
+            interval: Histogram::new(INTERVAL_BUCKETS_SECONDS),
         };
         registry.register(
             "messages_published",

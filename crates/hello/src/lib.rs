@@ -26,6 +26,14 @@ pub const MAX_SENDER_BYTES: usize = 253;
 /// Longest message id.
 pub const MAX_ID_BYTES: usize = 128;
 
+/// Histogram buckets, in seconds, for the waits between broadcasts: fine
+/// below a second for fast test settings, one per second across the default
+/// 1–10 s range, so a uniform draw shows as an even staircase.
+pub const INTERVAL_BUCKETS_SECONDS: [f64; 19] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0,
+    30.0, 60.0,
+];
+
 /// What a broadcaster publishes; the bus assigns its sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broadcast {

@@ -111,26 +111,13 @@ impl Feed {
 
 #[cfg(test)]
 mod tests {
-    use beacon_hello::{Broadcast, Timestamp};
     use beacon_platform::{
         bus::{Bus, MemoryBus},
         metrics::registry,
     };
-    use bytes::Bytes;
 
     use super::*;
-    use crate::hub::tests::frame;
-
-    fn payload(n: u64) -> Bytes {
-        let broadcast = Broadcast {
-            id: format!("i-{n}"),
-            text: "Hello world".to_owned(),
-            sender: "s".to_owned(),
-            sent_at: Timestamp::now(),
-            interval_ms: 1,
-        };
-        Bytes::from(broadcast.encode().expect("encodes"))
-    }
+    use crate::testing::{frame, payload};
 
     /// A bus holding 1..=`published` (the newest `retained`), and a hub
     /// whose window holds `window_from..=published`.

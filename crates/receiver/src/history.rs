@@ -76,22 +76,11 @@ impl History {
 
 #[cfg(test)]
 mod tests {
-    use beacon_hello::{Broadcast, Timestamp};
     use beacon_platform::bus::MemoryBus;
     use bytes::Bytes;
 
     use super::*;
-
-    fn payload(n: u64) -> Bytes {
-        let broadcast = Broadcast {
-            id: format!("i-{n}"),
-            text: "Hello world".to_owned(),
-            sender: "s".to_owned(),
-            sent_at: Timestamp::now(),
-            interval_ms: 1,
-        };
-        Bytes::from(broadcast.encode().expect("encodes"))
-    }
+    use crate::testing::payload;
 
     fn describe(batch: &Batch) -> Vec<String> {
         batch

@@ -156,19 +156,9 @@ impl Window {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use axum::extract::ws::Utf8Bytes;
-    use bytes::Bytes;
-
+mod tests {
     use super::*;
-
-    pub(crate) fn frame(seq: u64) -> Frame {
-        Frame {
-            seq,
-            json: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
-            sse: Bytes::from(format!("id: {seq}\ndata: {{\"seq\":{seq}}}\n\n")),
-        }
-    }
+    use crate::testing::frame;
 
     fn seqs(frames: &[Arc<Frame>]) -> Vec<u64> {
         frames.iter().map(|frame| frame.seq).collect()

@@ -16,5 +16,7 @@ mod hub;
 mod ingest;
 mod metrics;
 mod receiver;
+#[cfg(test)]
+mod testing;
 
 pub use self::{config::ReceiverArgs, metrics::Metrics, receiver::Receiver};

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use beacon_hello::INTERVAL_BUCKETS_SECONDS;
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -65,10 +66,7 @@ impl Metrics {
             received: Counter::default(),
             malformed: Counter::default(),
             lagged: Counter::default(),
-            interval: Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0,
-                9.0, 10.0, 30.0, 60.0,
-            ]),
+            interval: Histogram::new(INTERVAL_BUCKETS_SECONDS),
             bus_latency: Histogram::new([
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,

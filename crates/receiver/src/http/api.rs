@@ -150,7 +150,7 @@ fn page_json(frames: &[Arc<Frame>], first_seq: u64, last_seq: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::tests::frame;
+    use crate::testing::frame;
 
     fn query(after: Option<&str>, before: Option<&str>, limit: Option<&str>) -> PageQuery {
         PageQuery {
