@@ -184,3 +184,20 @@ async fn two_receivers_see_the_same_sequences() {
         range(1, 30)
     );
 }
+
+/// `beacon all` with `NATS_URL` set goes through JetStream like the split
+/// targets: the stream holds what the page shows.
+#[tokio::test]
+async fn all_with_nats_url_uses_the_stream() {
+    let nats = NatsServer::start();
+    let all = start("all", &nats, &fast("5ms", "10ms"));
+    wait_for_seq(all.base_url(), 10).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("HELLO")
+        .await
+        .unwrap();
+    let stored = stream.info().await.unwrap().state.last_sequence;
+    assert!(stored >= 10, "the stream holds the messages: {stored}");
+    assert_eq!(page(all.base_url(), "after=0&limit=10").await, range(1, 10));
+}
