@@ -1,7 +1,8 @@
 //! The page in a real browser: headless Chromium on a receiver that a fast
 //! broadcaster feeds through nats-server. What is checked is what a person
 //! sees — the DOM, the connection indicator, and screenshots in
-//! `target/e2e/` to look at — across a reload and a receiver restart.
+//! `target/e2e/` to look at — across a reload, a receiver restart, and an
+//! outage longer than the stream's retention.
 //!
 //! `make e2e` runs this test alone.
 
@@ -22,6 +23,9 @@ const SENDER: &str = "browser-test";
 const MIN_INTERVAL_MS: f64 = 50.0;
 /// How many messages the page loads when it opens (`HISTORY` in app.js).
 const PAGE_HISTORY: u64 = 100;
+/// The stream's size in the gap test: an outage longer than this many
+/// messages loses some.
+const RETAINED: u64 = 20;
 
 /// Everything the test reads off the page, in one evaluation.
 const READ_PAGE: &str = r#"(() => {
@@ -32,7 +36,13 @@ const READ_PAGE: &str = r#"(() => {
     state_text: text(document, '#state'),
     count: text(document, '#count'),
     last_seq: text(document, '#last-seq'),
-    gap_rows: document.querySelectorAll('#messages li.gap-row').length,
+    gaps: [...document.querySelectorAll('#messages li.gap-row')].map((li) => ({
+      from: Number(li.dataset.gapFrom),
+      to: Number(li.dataset.gapTo),
+      text: li.textContent,
+      above: Number(li.previousElementSibling?.dataset.seq ?? 0),
+      below: Number(li.nextElementSibling?.dataset.seq ?? 0),
+    })),
     bars: document.querySelectorAll('#histogram .bar').length,
     overflows: root.scrollWidth > root.clientWidth,
     messages: [...document.querySelectorAll('#messages li.message')].map((li) => ({
@@ -54,7 +64,8 @@ struct View {
     state_text: String,
     count: String,
     last_seq: String,
-    gap_rows: usize,
+    /// Rows standing for messages the stream no longer has.
+    gaps: Vec<GapRow>,
     bars: usize,
     overflows: bool,
     /// Newest first, as shown.
@@ -71,6 +82,17 @@ struct Shown {
     sent_text: String,
     dt: String,
     latency: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct GapRow {
+    from: u64,
+    to: u64,
+    text: String,
+    /// The sequence of the message shown above the row (0 for none).
+    above: u64,
+    /// The sequence of the message shown below the row (0 for none).
+    below: u64,
 }
 
 impl View {
@@ -123,7 +145,7 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
     assert_eq!(view.count, view.messages.len().to_string(), "#count");
     assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
     assert_eq!(view.bars, 10, "the histogram has its bars");
-    assert_eq!(view.gap_rows, 0);
+    assert!(view.gaps.is_empty(), "{:?}", view.gaps);
     assert!(!view.overflows, "no sideways scrolling at desktop width");
     page.screenshot(&shots.join("live.png")).await;
     page.set_color_scheme("dark").await;
@@ -195,8 +217,76 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
     assert_fields(&view);
     assert_eq!(view.count, view.messages.len().to_string(), "#count");
     assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
-    assert_eq!(view.gap_rows, 0, "nothing was lost");
+    assert!(view.gaps.is_empty(), "nothing was lost: {:?}", view.gaps);
     page.screenshot(&shots.join("reconnected.png")).await;
+
+    assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
+}
+
+/// Messages the stream dropped while the page could not reach a receiver
+/// are marked where they would be, and the page follows the stream after.
+#[tokio::test]
+async fn the_page_marks_messages_the_stream_no_longer_has() {
+    let browser = Browser::launch().await;
+    let nats = NatsServer::start();
+    let addr = ("BEACON_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+    let retained = ("BEACON_STREAM_MAX_MESSAGES", RETAINED.to_string());
+    let receiver_envs = [addr, retained.clone()];
+    let mut receiver = start("receiver", &nats, &receiver_envs);
+    let mut envs = fast("50ms", "150ms");
+    envs.extend([("BEACON_SENDER", SENDER.to_owned()), retained]);
+    let broadcaster = start("broadcaster", &nats, &envs);
+    let base = receiver.base_url().to_owned();
+
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{base}/")).await;
+    wait_view(&page, "live messages", |view| {
+        view.state == "live" && view.live() >= 3
+    })
+    .await;
+
+    // The page is cut off while the stream moves on by more than it keeps.
+    receiver.kill();
+    let left_at = wait_view(&page, "the indicator to read reconnecting", |view| {
+        view.state == "reconnecting"
+    })
+    .await
+    .newest();
+    let published = left_at + RETAINED + 10;
+    eventually("the stream to drop messages", PATIENCE, || async {
+        (metric(broadcaster.base_url(), "beacon_messages_published_total").await
+            >= published as f64)
+            .then_some(())
+    })
+    .await;
+    receiver = start("receiver", &nats, &receiver_envs);
+    assert_eq!(receiver.base_url(), base);
+
+    let view = wait_view(&page, "a gap row, then live messages", |view| {
+        view.gaps
+            .first()
+            .is_some_and(|gap| view.newest() > gap.to + 3)
+    })
+    .await;
+    assert_eq!(view.state, "gap");
+    assert_eq!(view.state_text, "gap");
+    assert_eq!(view.gaps.len(), 1, "{:?}", view.gaps);
+    let gap = &view.gaps[0];
+    assert_eq!(gap.from, left_at + 1, "from the first message not shown");
+    assert!(
+        gap.to + RETAINED >= published,
+        "up to the oldest the stream keeps: {gap:?}"
+    );
+    assert_eq!(
+        gap.text,
+        format!("Messages {}–{} are no longer retained.", gap.from, gap.to)
+    );
+    assert_contiguous(&view);
+    assert_fields(&view);
+    assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
+    page.eval("document.querySelector('li.gap-row').scrollIntoView({ block: 'center' })")
+        .await;
+    page.screenshot(&screenshots().join("gap.png")).await;
 
     assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
 }
@@ -219,13 +309,35 @@ async fn wait_view(page: &Page, what: &str, done: impl Fn(&View) -> bool) -> Vie
     }
 }
 
-/// Newest first, each sequence once, none missing.
+/// Newest first, each sequence once, none missing except where a gap row
+/// stands for the missing ones, between its neighbours.
 fn assert_contiguous(view: &View) {
     let seqs = view.seqs();
     assert!(!seqs.is_empty(), "no messages shown");
     let unique: HashSet<u64> = seqs.iter().copied().collect();
     assert_eq!(unique.len(), seqs.len(), "a sequence shown twice: {seqs:?}");
-    let expected: Vec<u64> = (seqs[seqs.len() - 1]..=seqs[0]).rev().collect();
+    for gap in &view.gaps {
+        assert!(gap.from <= gap.to, "{gap:?}");
+        assert_eq!(
+            gap.above,
+            gap.to + 1,
+            "the gap row sits in its place: {gap:?}"
+        );
+        assert_eq!(
+            gap.below + 1,
+            gap.from,
+            "the gap row sits in its place: {gap:?}"
+        );
+    }
+    let missing = |seq: u64| {
+        view.gaps
+            .iter()
+            .any(|gap| (gap.from..=gap.to).contains(&seq))
+    };
+    let expected: Vec<u64> = (seqs[seqs.len() - 1]..=seqs[0])
+        .rev()
+        .filter(|&seq| !missing(seq))
+        .collect();
     assert_eq!(seqs, expected, "contiguous, newest first");
 }
 
@@ -243,7 +355,10 @@ fn assert_fields(view: &View) {
         );
         assert!(is_clock_time(&shown.sent_text), "HH:MM:SS.mmm: {shown:?}");
         let oldest = index + 1 == view.messages.len();
-        if !oldest {
+        let after_gap = view.gaps.iter().any(|gap| gap.to + 1 == shown.seq);
+        if after_gap {
+            assert_eq!(shown.dt, "—", "no Δt across a gap: {shown:?}");
+        } else if !oldest {
             let dt = duration_ms(&shown.dt).unwrap_or_else(|| panic!("a Δt: {shown:?}"));
             assert!(
                 (MIN_INTERVAL_MS..30_000.0).contains(&dt),
