@@ -5,13 +5,12 @@
 //! started with a fresh profile and every background service off (on a
 //! machine without internet they would stall on lookups), and driven over
 //! the DevTools protocol it serves on a free port. Dropping a [`Browser`]
-//! kills its whole process group and removes the profile.
+//! stops it and removes the profile.
 
 mod cdp;
 
 use std::{
     fs,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Arc,
@@ -20,7 +19,7 @@ use std::{
 
 use base64::Engine;
 use nix::{
-    sys::signal::{Signal, killpg},
+    sys::signal::{Signal, kill},
     unistd::Pid,
 };
 use serde_json::{Value, json};
@@ -30,6 +29,8 @@ use self::cdp::Connection;
 
 /// How long the browser may take to start, and a page to load.
 const STARTUP: Duration = Duration::from_secs(30);
+/// How long the browser may take to shut down before it is killed.
+const SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// The install command named when no browser is found.
 pub const INSTALL_CHROMIUM: &str = "sudo apt-get install chromium";
@@ -81,6 +82,10 @@ impl Browser {
             .prefix("beacon-chromium-")
             .tempdir()
             .expect("create a browser profile directory");
+        // Its temporary files (the profile's lock socket among them) go in
+        // the profile too, so that removing the profile leaves nothing.
+        let tmp = profile.path().join("tmp");
+        fs::create_dir(&tmp).expect("create the browser's temporary folder");
         let log_path = profile.path().join("chromium.log");
         let log = fs::File::create(&log_path).expect("create the browser log");
         let mut command = Command::new(&binary);
@@ -112,11 +117,12 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            // Its own process group, so that the renderers die with it.
-            .process_group(0);
+            // The test's process group: whatever stops a hung test (Ctrl-C,
+            // the runner's timeout) stops the browser too.
+            .stderr(log);
         let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
@@ -139,7 +145,7 @@ impl Browser {
                 );
             }
             if Instant::now() > deadline {
-                kill_group(&mut child);
+                stop(&mut child);
                 panic!(
                     "{} did not open its DevTools port within {STARTUP:?}:\n{}",
                     binary.display(),
@@ -151,7 +157,7 @@ impl Browser {
         let cdp = match Connection::connect(&url).await {
             Ok(cdp) => Arc::new(cdp),
             Err(err) => {
-                kill_group(&mut child);
+                stop(&mut child);
                 panic!("{err}");
             }
         };
@@ -202,7 +208,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        kill_group(&mut self.child);
+        stop(&mut self.child);
     }
 }
 
@@ -386,10 +392,19 @@ fn chromium_binary() -> PathBuf {
     );
 }
 
-/// SIGKILLs the browser and every process it started, then reaps it.
-fn kill_group(child: &mut Child) {
+/// Stops the browser with SIGTERM, so that it takes its helper processes
+/// down before it exits (killed outright, they outlive it for a moment and
+/// write into the profile being removed); SIGKILL if it takes too long.
+fn stop(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let give_up = Instant::now() + SHUTDOWN;
+        while Instant::now() < give_up {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
