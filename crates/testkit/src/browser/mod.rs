@@ -69,8 +69,9 @@ impl Viewport {
 pub struct Browser {
     child: Child,
     cdp: Arc<Connection>,
-    // Removed on drop, after the browser is killed (fields drop in order).
-    profile: TempDir,
+    /// Removed on drop, after the browser has stopped (fields drop after
+    /// `Drop::drop`).
+    _profile: TempDir,
 }
 
 impl Browser {
@@ -120,9 +121,9 @@ impl Browser {
             .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            // The test's process group: whatever stops a hung test (Ctrl-C,
-            // the runner's timeout) stops the browser too.
             .stderr(log);
+        // It stays in the test's process group: whatever stops a hung test
+        // (Ctrl-C, the runner's timeout) stops the browser too.
         let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
@@ -164,7 +165,7 @@ impl Browser {
         Self {
             child,
             cdp,
-            profile,
+            _profile: profile,
         }
     }
 
@@ -198,11 +199,6 @@ impl Browser {
         }
         page.set_viewport(viewport).await;
         page
-    }
-
-    /// The browser's own log (stderr), for a failure message.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.profile.path().join("chromium.log")).unwrap_or_default()
     }
 }
 
