@@ -2,6 +2,7 @@
 #
 #   make run     build and start everything in one process (no broker needed)
 #   make test    every check CI runs: format, lints, unit, integration and browser tests, manifests
+#   make e2e     the browser test alone: the page in headless Chromium, screenshots in target/e2e/
 #   make up      deploy to a local minikube cluster and open the page
 
 SHELL := bash
@@ -12,6 +13,8 @@ CARGO ?= cargo
 # cargo-nextest runs each test in its own process; plain `cargo test` works too.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 TEST_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run --workspace,$(CARGO) test --workspace)
+# The browser test: module `browser` of the integration tests.
+E2E_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run -p beacon --test api -E 'test(/^browser::/)',$(CARGO) test -p beacon --test api -- browser::)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 # `make chaos` defaults: the full run. Override as make variables or env vars.
@@ -22,7 +25,7 @@ CHAOS_CLIENT_RECONNECTS ?= 1000
 
 .PHONY: help
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.1:8080/
@@ -42,6 +45,10 @@ lint: ## Clippy, warnings as errors
 .PHONY: test-rust
 test-rust: ## Unit and integration tests (starts its own nats-server)
 	$(TEST_RUNNER)
+
+.PHONY: e2e
+e2e: ## The browser test alone (needs chromium); screenshots in target/e2e/
+	$(E2E_RUNNER)
 
 .PHONY: fmt
 fmt: ## Format the code

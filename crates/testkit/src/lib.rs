@@ -2,15 +2,18 @@
 //!
 //! A `nats-server` on a free port with its own store, that can be killed
 //! and restarted on the same store; `beacon` processes whose port is read
-//! from their own log; an SSE client; and waiting on a condition with a
-//! deadline instead of sleeping.
+//! from their own log; an SSE client; headless Chromium to look at the page
+//! as a person would; and waiting on a condition with a deadline instead of
+//! sleeping.
 
+mod browser;
 mod nats;
 mod process;
 mod sse;
 mod wait;
 
 pub use self::{
+    browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::NatsServer,
     process::{BeaconProcess, free_port},
     sse::{SseClient, SseEvent},

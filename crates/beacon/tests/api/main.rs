@@ -3,9 +3,11 @@
 //! `memory` runs `beacon all` in-process without a broker; `pipeline`,
 //! `faults` and `lifecycle` run `beacon` processes against a real
 //! `nats-server` started on a free port with its own store; `config` checks
-//! what an operator sees for bad settings.
+//! what an operator sees for bad settings; `browser` opens the page in
+//! headless Chromium.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod config;
 mod faults;
 mod helpers;
