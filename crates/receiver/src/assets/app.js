@@ -171,15 +171,18 @@ function connect() {
   };
 }
 
+// History first, then the stream from where it ends: until the history
+// loads (a receiver starting, a proxy error) keep trying rather than follow
+// the stream without knowing where to resume from.
 async function start() {
   setState('connecting');
-  for (let attempt = 0; attempt < 5; attempt += 1) {
+  for (let delayMs = 500; ; delayMs = Math.min(delayMs * 2, 10000)) {
     try {
       await loadHistory();
       break;
     } catch (err) {
       console.warn(err);
-      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
   connect();
