@@ -22,7 +22,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint test-rust ## Run every check CI runs
+test: fmt-check lint check-manifests test-rust ## Run every check CI runs
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
@@ -39,3 +39,5 @@ test-rust: ## Unit and integration tests (starts its own nats-server)
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+include deploy/minikube.mk
