@@ -11,7 +11,7 @@ mod sse;
 mod wait;
 
 pub use self::{
-    nats::NatsServer,
+    nats::{NatsServer, nats_server_binary},
     process::{BeaconProcess, free_port},
     sse::{SseClient, SseEvent},
     wait::eventually,
