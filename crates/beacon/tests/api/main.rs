@@ -3,12 +3,15 @@
 //! `memory` runs `beacon all` in-process without a broker; `pipeline`,
 //! `faults` and `lifecycle` run `beacon` processes against a real
 //! `nats-server` started on a free port with its own store; `config` checks
-//! what an operator sees for bad settings.
+//! what an operator sees for bad settings; `manifests` holds the Kubernetes
+//! manifests (`deploy/`) to the binary and to a real `nats-server`.
 #![allow(clippy::unwrap_used)]
 
 mod config;
 mod faults;
 mod helpers;
+mod kustomize;
 mod lifecycle;
+mod manifests;
 mod memory;
 mod pipeline;
