@@ -10,6 +10,10 @@ ENV ?= dev
 PROFILE ?= beacon
 CPUS ?= 2
 MEMORY ?= 4g
+# minikube's driver (docker, podman, kvm2, qemu, …); empty: minikube picks one.
+DRIVER ?=
+# The profile runs Calico: minikube's default network ignores NetworkPolicies.
+START_FLAGS = --cpus=$(CPUS) --memory=$(MEMORY) --cni=calico $(if $(DRIVER),--driver=$(DRIVER))
 # How long `make up` waits for everything to be ready after applying.
 WAIT_SECONDS ?= 300
 
@@ -31,7 +35,7 @@ up: ## Deploy to minikube (ENV=dev|prod) and open the page
 	@deploy/scripts/prereqs.sh $(ENV)
 	@echo "==> minikube profile $(PROFILE) ($(CPUS) CPUs, $(MEMORY) memory when created)"
 	@$(MINIKUBE) status >/dev/null 2>&1 \
-	  || $(MINIKUBE) start --cpus=$(CPUS) --memory=$(MEMORY) --cni=calico \
+	  || $(MINIKUBE) start $(START_FLAGS) \
 	  || { echo "!! minikube could not start: see Troubleshooting in README.md" >&2; exit 1; }
 	@$(MINIKUBE) update-context >/dev/null
 	@echo "==> addons: $(or $(ADDONS_$(ENV)),none needed)"
