@@ -19,8 +19,10 @@ WAIT_SECONDS ?= 300
 
 NAMESPACE := beacon
 MINIKUBE := minikube -p $(PROFILE)
-# kubectl when installed, pinned to the profile's context; else minikube's own.
-KUBECTL := $(if $(shell command -v kubectl 2>/dev/null),kubectl --context=$(PROFILE),$(MINIKUBE) kubectl --)
+# Your kubectl, pinned to the profile's context, when it is 1.27 or later
+# (its kustomize reads these manifests); else the one minikube brings.
+KUBECTL_MINOR := $(shell kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p')
+KUBECTL := $(if $(shell [ "$(or $(KUBECTL_MINOR),0)" -ge 27 ] && echo yes),kubectl --context=$(PROFILE),$(MINIKUBE) kubectl --)
 # The image tag, a hash of the sources it is built from (computed once, on use).
 IMAGE_TAG = $(eval IMAGE_TAG := $(shell deploy/scripts/image-tag.sh))$(IMAGE_TAG)
 # Addons each overlay needs beyond minikube's defaults.
