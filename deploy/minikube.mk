@@ -52,7 +52,7 @@ up: ## Deploy to minikube (ENV=dev|prod) and open the page
 	@echo "==> waiting for NATS, the stream, the broadcaster and the receiver (at most $(WAIT_SECONDS)s)"
 	@KUBECTL="$(KUBECTL)" deploy/scripts/wait.sh $(WAIT_SECONDS)
 	@echo "==> Beacon is running ($(ENV))"
-	@deploy/scripts/url.sh $(PROFILE) $(ENV) --open
+	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE) --open
 
 .PHONY: down
 down: ## Delete the deployment (the minikube profile stays)
@@ -81,7 +81,7 @@ logs: ## Follow the logs of every Beacon pod (APP=receiver for one kind)
 .PHONY: url
 url: ## Print the page's URL
 	@$(RUNNING)
-	@deploy/scripts/url.sh $(PROFILE) $(ENV)
+	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE)
 
 .PHONY: check-manifests
 check-manifests: ## Render every overlay and check it: schemas, checkov, yamllint, hadolint, shellcheck

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prints the page's URL and, with --open, opens it in the browser when this
-# system can (never failing when it cannot).
+# system can (never failing when it cannot). The overlay deployed (dev or
+# prod) is read from the namespace's label.
 #
-#   deploy/scripts/url.sh PROFILE ENV [--open]
+#   KUBECTL="kubectl --context=beacon" deploy/scripts/url.sh PROFILE [--open]
 #
 # dev: the receiver's NodePort, through `minikube service`. On macOS that
 # command also opens the browser itself and, with the Docker driver, keeps a
@@ -12,9 +13,14 @@
 set -euo pipefail
 
 profile="$1"
-env="$2"
-open="${3:-}"
+open="${2:-}"
 minikube=(minikube -p "$profile")
+read -r -a kubectl <<<"${KUBECTL:-kubectl}"
+env="$("${kubectl[@]}" get namespace beacon --ignore-not-found -o jsonpath='{.metadata.labels.beacon/overlay}')"
+if [ -z "$env" ]; then
+  echo "Beacon is not deployed on minikube profile $profile: make up deploys it" >&2
+  exit 1
+fi
 
 open_url() {
   [ "$open" = "--open" ] || return 0
@@ -38,10 +44,12 @@ if [ "$env" = prod ]; then
 fi
 
 if [ "$(uname -s)" = Darwin ]; then
-  echo "The page: minikube opens it; with the Docker driver keep this terminal open (Ctrl-C closes the tunnel)."
+  tunnel="with the Docker driver, through a tunnel that lasts while this terminal stays open (Ctrl-C closes it)"
   if [ "$open" = "--open" ]; then
+    echo "The page: minikube opens it ($tunnel)."
     exec "${minikube[@]}" service receiver -n beacon
   fi
+  echo "The page's address ($tunnel):"
   exec "${minikube[@]}" service receiver -n beacon --url
 fi
 url="$("${minikube[@]}" service receiver -n beacon --url | head -n 1)"
