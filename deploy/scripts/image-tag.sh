@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prints the beacon image tag: a hash of everything the image is built from
-# (the Dockerfile and the build context .dockerignore lets in). The same
-# sources give the same tag; any change gives a new one, which rolls out.
+# Prints the beacon image tag: a hash of what the image is made of (the
+# Dockerfile and the sources compiled into the binary: Cargo.toml,
+# Cargo.lock, crates/). The same sources give the same tag; any change gives
+# a new one, which `make up` builds and rolls out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
