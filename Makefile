@@ -32,7 +32,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint test-rust chaos-smoke ## Run every check CI runs
+test: fmt-check lint check-manifests test-rust chaos-smoke ## Run every check CI runs
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
@@ -66,3 +66,5 @@ chaos-smoke: ## A small chaos run, about a minute (part of make test)
 	$(CARGO) build -p beacon -p beacon-chaos
 	CHAOS_MESSAGES=20000 CHAOS_BROKER_KILLS=4 CHAOS_RECEIVER_RESTARTS=4 CHAOS_CLIENT_RECONNECTS=200 \
 	  $(TARGET_DIR)/debug/beacon-chaos
+
+include deploy/minikube.mk

@@ -14,7 +14,7 @@ mod wait;
 
 pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
-    nats::NatsServer,
+    nats::{NatsServer, nats_server_binary},
     process::{BeaconProcess, free_port},
     sse::{SseClient, SseEvent},
     wait::eventually,

@@ -18,6 +18,8 @@ pub struct NatsServer {
     port: u16,
     store: TempDir,
     config: Option<PathBuf>,
+    envs: Vec<(String, String)>,
+    monitor_port: Option<u16>,
     child: Option<Child>,
     starts: usize,
 }
@@ -35,7 +37,28 @@ impl NatsServer {
         Self::start_with(Some(config))
     }
 
+    /// Starts a server with JetStream, the given configuration file text and
+    /// env vars, which the configuration reads as `$NAME` (passwords, say).
+    /// Monitoring listens on a free port of its own ([`Self::monitor_url`]),
+    /// whatever port the configuration names.
+    pub fn start_with_config_and_env(config: &str, envs: &[(&str, String)]) -> Self {
+        let mut server = Self::prepare(Some(config));
+        server.envs = envs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
+        server.monitor_port = Some(free_port());
+        server.spawn();
+        server
+    }
+
     fn start_with(config: Option<&str>) -> Self {
+        let mut server = Self::prepare(config);
+        server.spawn();
+        server
+    }
+
+    fn prepare(config: Option<&str>) -> Self {
         let store = tempfile::Builder::new()
             .prefix("beacon-nats-")
             .tempdir()
@@ -45,20 +68,27 @@ impl NatsServer {
             fs::write(&path, text).expect("write the nats-server config");
             path
         });
-        let mut server = Self {
+        Self {
             port: free_port(),
             store,
             config,
+            envs: Vec::new(),
+            monitor_port: None,
             child: None,
             starts: 0,
-        };
-        server.spawn();
-        server
+        }
     }
 
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>` of the monitoring endpoints (`/healthz`, …),
+    /// for a server started with [`Self::start_with_config_and_env`].
+    pub fn monitor_url(&self) -> Option<String> {
+        self.monitor_port
+            .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
     /// The port the server listens on (the same after a restart).
@@ -102,6 +132,10 @@ impl NatsServer {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
+        if let Some(monitor) = self.monitor_port {
+            command.args(["-m", &monitor.to_string()]);
+        }
+        command.envs(self.envs.iter().map(|(key, value)| (key, value)));
         command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
             .arg("-sd")
@@ -144,7 +178,7 @@ impl Drop for NatsServer {
 }
 
 /// `$NATS_SERVER`, else `nats-server` on the PATH, else Debian's location.
-fn nats_server_binary() -> PathBuf {
+pub fn nats_server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("NATS_SERVER") {
         return PathBuf::from(path);
     }

@@ -4,13 +4,16 @@
 //! `faults` and `lifecycle` run `beacon` processes against a real
 //! `nats-server` started on a free port with its own store; `config` checks
 //! what an operator sees for bad settings; `browser` opens the page in
-//! headless Chromium.
+//! headless Chromium; `manifests` holds the Kubernetes manifests
+//! (`deploy/`) to the binary and to a real `nats-server`.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
 mod config;
 mod faults;
 mod helpers;
+mod kustomize;
 mod lifecycle;
+mod manifests;
 mod memory;
 mod pipeline;

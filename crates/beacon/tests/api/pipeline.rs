@@ -71,6 +71,26 @@ async fn history_pages_from_memory_and_from_the_stream() {
     );
 }
 
+/// While a page is read from the stream, fast messages push the window past
+/// where the stream part ends; what left the window meanwhile must still be
+/// in the page.
+#[tokio::test]
+async fn a_page_has_no_hole_while_the_window_moves() {
+    let nats = NatsServer::start();
+    let receiver = start("receiver", &nats, &[("BEACON_WINDOW", "3".to_owned())]);
+    let _broadcaster = start("broadcaster", &nats, &fast("1ms", "3ms"));
+    let base = receiver.base_url();
+    wait_for_seq(base, 20).await;
+    for _ in 0..100 {
+        let all = page(base, "after=0&limit=1000").await;
+        assert_eq!(
+            all,
+            range(1, *all.last().unwrap()),
+            "no gaps, no duplicates"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sse_resumes_from_last_event_id_or_after() {
     let nats = NatsServer::start();

@@ -1,0 +1,88 @@
+# Beacon on a local minikube cluster; included by the top-level Makefile.
+# Everything runs in its own minikube profile, so other clusters are untouched.
+#
+#   make up [ENV=dev|prod]   start the cluster, build, deploy, open the page
+#   make down | purge        delete the deployment | the whole profile
+#   make status | logs | url
+#   make check-manifests     render and check the manifests (no cluster needed)
+
+ENV ?= dev
+PROFILE ?= beacon
+CPUS ?= 2
+MEMORY ?= 4g
+# minikube's driver (docker, podman, kvm2, qemu, …); empty: minikube picks one.
+DRIVER ?=
+# The profile runs Calico: minikube's default network ignores NetworkPolicies.
+START_FLAGS = --cpus=$(CPUS) --memory=$(MEMORY) --cni=calico $(if $(DRIVER),--driver=$(DRIVER))
+# How long `make up` waits for everything to be ready after applying.
+WAIT_SECONDS ?= 300
+
+NAMESPACE := beacon
+MINIKUBE := minikube -p $(PROFILE)
+# Your kubectl, pinned to the profile's context, when it is 1.27 or later
+# (its kustomize reads these manifests); else the one minikube brings.
+KUBECTL_MINOR := $(shell kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p')
+KUBECTL := $(if $(shell [ "$(or $(KUBECTL_MINOR),0)" -ge 27 ] && echo yes),kubectl --context=$(PROFILE),$(MINIKUBE) kubectl --)
+# The image tag, a hash of the sources it is built from (computed once, on use).
+IMAGE_TAG = $(eval IMAGE_TAG := $(shell deploy/scripts/image-tag.sh))$(IMAGE_TAG)
+# Addons each overlay needs beyond minikube's defaults.
+ADDONS_dev :=
+ADDONS_prod := ingress metrics-server
+# For the targets that need the cluster: stop early, and say so, when it is not running.
+RUNNING = $(MINIKUBE) status >/dev/null 2>&1 \
+  || { echo "minikube profile $(PROFILE) is not running: make up starts it"; exit 1; }
+
+.PHONY: up
+up: ## Deploy to minikube (ENV=dev|prod) and open the page
+	@deploy/scripts/prereqs.sh $(ENV)
+	@echo "==> minikube profile $(PROFILE) ($(CPUS) CPUs, $(MEMORY) memory when created)"
+	@$(MINIKUBE) status >/dev/null 2>&1 \
+	  || $(MINIKUBE) start $(START_FLAGS) \
+	  || { echo "!! minikube could not start: see Troubleshooting in README.md" >&2; exit 1; }
+	@$(MINIKUBE) update-context >/dev/null
+	@echo "==> addons: $(or $(ADDONS_$(ENV)),none needed)"
+	@for addon in $(ADDONS_$(ENV)); do $(MINIKUBE) addons enable $$addon; done
+	@echo "==> image beacon:$(IMAGE_TAG), built inside minikube (the first build takes a few minutes)"
+	@$(MINIKUBE) image ls 2>/dev/null | grep -q "beacon:$(IMAGE_TAG)$$" \
+	  || $(MINIKUBE) image build -t beacon:$(IMAGE_TAG) .
+	@echo "==> NATS passwords (generated once, kept in deploy/base/.secrets/)"
+	@deploy/scripts/nats-secrets.sh
+	@echo "==> applying overlays/$(ENV)"
+	@KUBECTL="$(KUBECTL)" deploy/scripts/apply.sh $(ENV) $(IMAGE_TAG)
+	@echo "==> waiting for NATS, the stream, the broadcaster and the receiver (at most $(WAIT_SECONDS)s)"
+	@KUBECTL="$(KUBECTL)" deploy/scripts/wait.sh $(WAIT_SECONDS)
+	@echo "==> Beacon is running ($(ENV))"
+	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE) --open
+
+.PHONY: down
+down: ## Delete the deployment (the minikube profile stays)
+	@$(RUNNING)
+	@echo "==> deleting namespace $(NAMESPACE)"
+	@$(KUBECTL) delete namespace $(NAMESPACE) --ignore-not-found --wait=true
+
+.PHONY: purge
+purge: ## Delete the minikube profile and the local generated files
+	@echo "==> deleting minikube profile $(PROFILE)"
+	@$(MINIKUBE) delete
+	@rm -rf deploy/.build deploy/base/.secrets
+
+.PHONY: status
+status: ## Show the cluster and Beacon's pods, services and autoscaling
+	@$(MINIKUBE) status || true
+	@$(RUNNING)
+	@$(KUBECTL) get pods,services,ingresses,hpa,pdb,pvc -n $(NAMESPACE) -o wide
+
+.PHONY: logs
+logs: ## Follow the logs of every Beacon pod (APP=receiver for one kind)
+	@$(RUNNING)
+	@$(KUBECTL) logs -n $(NAMESPACE) -f --prefix --tail=20 --max-log-requests=20 \
+	  -l $(if $(APP),app.kubernetes.io/name=$(APP),app.kubernetes.io/part-of=beacon)
+
+.PHONY: url
+url: ## Print the page's URL
+	@$(RUNNING)
+	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE)
+
+.PHONY: check-manifests
+check-manifests: ## Render every overlay and check it: schemas, checkov, yamllint, hadolint, shellcheck
+	@deploy/scripts/check-manifests.sh

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Applies overlays/ENV with the image just built. The image tag goes into a
+# generated kustomization (deploy/.build/ENV, git-ignored) that wraps the
+# overlay, so the committed manifests never change.
+#
+#   KUBECTL="kubectl --context=beacon" deploy/scripts/apply.sh ENV TAG
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+env="$1"
+tag="$2"
+read -r -a kubectl <<<"${KUBECTL:-kubectl}"
+namespace=beacon
+
+build="deploy/.build/$env"
+mkdir -p "$build"
+cat >"$build/kustomization.yaml" <<YAML
+# Written by \`make up\`: overlays/$env with the image it built.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../overlays/$env
+images:
+  - name: beacon
+    newTag: "$tag"
+YAML
+
+# dev and prod differ in kind, not only in size (one NATS server or a
+# cluster): switching starts afresh rather than converting.
+current="$("${kubectl[@]}" get namespace "$namespace" --ignore-not-found \
+  -o jsonpath='{.metadata.labels.beacon/overlay}')"
+if [ -n "$current" ] && [ "$current" != "$env" ]; then
+  echo "==> switching from $current to $env: deleting the $current deployment first"
+  "${kubectl[@]}" delete namespace "$namespace" --wait=true
+fi
+
+# A Job cannot be changed once created: replace it, so that the stream is
+# provisioned again with this image and these settings.
+"${kubectl[@]}" delete job provision -n "$namespace" --ignore-not-found --wait=true >/dev/null
+"${kubectl[@]}" apply -k "$build"
