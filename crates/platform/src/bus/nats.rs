@@ -24,8 +24,11 @@ use futures::StreamExt;
 use super::{Bounds, BusError, Envelope, Published, Subscription};
 use crate::config::{parse_duration, parse_positive};
 
-/// How long a publish waits for its acknowledgement before it is retried.
+/// How long a publish waits for its acknowledgement before it is retried,
+/// and any other request to the JetStream API for its answer.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a batch of history may take to arrive.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the broker is and how to log in.
 #[derive(Debug, Clone, clap::Args)]
@@ -336,8 +339,12 @@ impl NatsBus {
                 });
             }
             Ok(envelopes)
-        }
-        .await;
+        };
+        // A batch the server never answers (a broker going away mid-read)
+        // must not hold a client or an API request forever.
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, fetched)
+            .await
+            .unwrap_or_else(|_| Err(BusError::Request("history read timed out".to_owned())));
         let name = consumer.cached_info().name.clone();
         // The server also removes it after `inactive_threshold`.
         if let Err(err) = stream.delete_consumer(&name).await {
