@@ -3,6 +3,7 @@
 #   make run     build and start everything in one process (no broker needed)
 #   make test    every check CI runs: format, lints, unit, integration and browser tests, manifests
 #   make up      deploy to a local minikube cluster and open the page
+#   make bench   fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -39,3 +40,18 @@ test-rust: ## Unit and integration tests (starts its own nats-server)
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+# Fan-out benchmark settings (see BENCHMARKS.md).
+BENCH_CLIENTS ?= 1000
+BENCH_RECEIVERS ?= 1
+BENCH_RATE ?= 10
+BENCH_SECONDS ?= 10
+BENCH_TRANSPORT ?= sse
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: bench
+bench: ## Fan-out benchmark: BENCH_CLIENTS clients on BENCH_RECEIVERS receivers at BENCH_RATE msg/s; adds a row to BENCHMARKS.md
+	$(CARGO) build --release -p beacon -p beacon-loadgen
+	BENCH_CLIENTS=$(BENCH_CLIENTS) BENCH_RECEIVERS=$(BENCH_RECEIVERS) BENCH_RATE=$(BENCH_RATE) \
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(BENCH_TRANSPORT) \
+	$(TARGET_DIR)/release/beacon-loadgen
