@@ -57,7 +57,7 @@ pub struct BenchArgs {
     /// The `beacon` binary; by default the one beside this program.
     #[arg(long, env = "BENCH_BEACON")]
     pub beacon: Option<PathBuf>,
-    /// The results table to add a row to; empty for none.
+    /// The results table to add a row to; `-` for none.
     #[arg(long, env = "BENCH_OUTPUT", default_value = "BENCHMARKS.md")]
     pub output: PathBuf,
     /// A few words saved with the row (what was being measured).
@@ -122,7 +122,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .build()
         .context("start the runtime")?;
     let result = runtime.block_on(measure(&args, &nats, &receivers, load_before))?;
-    if !args.output.as_os_str().is_empty() {
+    if args.output.as_os_str() != "-" {
         result
             .append_to(&args.output)
             .with_context(|| format!("append to {}", args.output.display()))?;
