@@ -41,6 +41,8 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Source addresses used: 127.0.0.2 to 127.0.0.254 (127.0.0.1 is left to
 /// the broker and the coordinator).
 const SOURCE_ADDRESSES: usize = 253;
+/// How long a client waits for the response head before it counts as failed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Slowest latency recorded exactly; anything slower is counted as this.
 const MAX_LATENCY_US: u64 = 120_000_000;
 
@@ -301,11 +303,19 @@ async fn sse_client(
         .map_err(|err| format!("send the request: {err}"))?;
     let mut permit = Some(permit);
     let mut reader = SseReader::default();
+    let respond_by = tokio::time::Instant::now() + RESPONSE_TIMEOUT;
     loop {
-        stream
-            .readable()
-            .await
-            .map_err(|err| format!("read: {err}"))?;
+        let readable = stream.readable();
+        if permit.is_some() {
+            // Not answered yet: a receiver out of file descriptors leaves
+            // connections unanswered in its backlog.
+            tokio::time::timeout_at(respond_by, readable)
+                .await
+                .map_err(|_| format!("no response within {RESPONSE_TIMEOUT:?}"))?
+        } else {
+            readable.await
+        }
+        .map_err(|err| format!("read: {err}"))?;
         let arrival_us = micros_since_epoch(SystemTime::now());
         // Borrowed only between awaits: every client on this thread shares it.
         let mut buffer = shared.read_buffer.borrow_mut();
@@ -349,13 +359,15 @@ async fn ws_client(
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (mut socket, _) = tokio_tungstenite::client_async_with_config(
+    let handshake = tokio_tungstenite::client_async_with_config(
         format!("ws://{target}/ws"),
         stream,
         Some(config),
-    )
-    .await
-    .map_err(|err| format!("websocket handshake: {err}"))?;
+    );
+    let (mut socket, _) = tokio::time::timeout(RESPONSE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| format!("no response within {RESPONSE_TIMEOUT:?}"))?
+        .map_err(|err| format!("websocket handshake: {err}"))?;
     drop(permit);
     shared.opened(index);
     while let Some(message) = socket.next().await {
