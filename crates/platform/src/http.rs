@@ -21,7 +21,10 @@ use serde_json::json;
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::parse_duration, config::parse_socket_addr, health::Readiness, metrics};
+use crate::{
+    config::parse_duration, config::parse_socket_addr, health::Readiness, metrics,
+    takeover::Takeover,
+};
 
 /// Where the HTTP server listens, and how long it may take to stop.
 #[derive(Debug, Clone, clap::Args)]
@@ -139,9 +142,13 @@ where
 ///
 /// Long-lived responses (SSE, WebSocket) must end on the same token, or they
 /// hold the server until the deadline.
+///
+/// `takeover`, when given, may claim a connection from its first request's
+/// head and serve it without hyper; see [`crate::takeover`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    takeover: Option<Takeover>,
     shutdown: CancellationToken,
     deadline: Duration,
 ) -> io::Result<()> {
@@ -149,7 +156,7 @@ pub async fn serve(
     // resolves: every connection has finished.
     let (open_tx, open_rx) = watch::channel(());
     let server = async {
-        accept_loop(listener, router, &shutdown, open_rx).await;
+        accept_loop(listener, router, takeover, &shutdown, open_rx).await;
         open_tx.closed().await;
     };
     if crate::shutdown::with_deadline(server, &shutdown, deadline)
@@ -183,6 +190,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
+    takeover: Option<Takeover>,
     shutdown: &CancellationToken,
     open: watch::Receiver<()>,
 ) {
@@ -203,13 +211,21 @@ async fn accept_loop(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(router.clone());
-        let connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
+        let (router, http, takeover) = (router.clone(), http.clone(), takeover.clone());
         let shutdown = shutdown.clone();
         let open = open.clone();
         tokio::spawn(async move {
+            let stream = match &takeover {
+                Some(takeover) => match crate::takeover::claim(stream, takeover).await {
+                    Some(stream) => stream,
+                    None => return drop(open),
+                },
+                None => stream,
+            };
+            let service = TowerToHyperService::new(router);
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,

@@ -12,4 +12,5 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod shutdown;
+pub mod takeover;
 pub mod telemetry;
