@@ -95,24 +95,35 @@ pub async fn messages(
 
     let mut frames: Vec<Arc<Frame>> = Vec::with_capacity(request.limit);
     let mut cursor = from;
-    let history_until = until.min(window_first);
-    while cursor < history_until && frames.len() < request.limit {
-        let batch = receiver
-            .history
-            .read(cursor, history_until, request.limit - frames.len())
-            .await
-            .map_err(|err| ApiError::unavailable(format!("history is unavailable: {err}")))?;
-        frames.extend(batch.events.into_iter().filter_map(|event| match event {
-            Event::Message(frame) => Some(frame),
-            Event::Gap(_) => None,
-        }));
-        cursor = batch.next;
-    }
-    if frames.len() < request.limit {
-        let (window, _) = receiver
+    let mut window_first = window_first;
+    loop {
+        let history_until = until.min(window_first);
+        while cursor < history_until && frames.len() < request.limit {
+            let batch = receiver
+                .history
+                .read(cursor, history_until, request.limit - frames.len())
+                .await
+                .map_err(|err| ApiError::unavailable(format!("history is unavailable: {err}")))?;
+            frames.extend(batch.events.into_iter().filter_map(|event| match event {
+                Event::Message(frame) => Some(frame),
+                Event::Gap(_) => None,
+            }));
+            cursor = batch.next;
+        }
+        if frames.len() >= request.limit || cursor >= until {
+            break;
+        }
+        let (window, first) = receiver
             .hub
             .range(cursor, until, request.limit - frames.len());
+        if first > cursor {
+            // The window moved on while the stream was read: what left it
+            // in the meantime is read from the stream too.
+            window_first = first;
+            continue;
+        }
         frames.extend(window);
+        break;
     }
 
     let (first_seq, last_seq) =
