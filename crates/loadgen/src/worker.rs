@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Interest},
     net::{TcpSocket, TcpStream},
     sync::{Notify, Semaphore},
     task::LocalSet,
@@ -319,7 +319,7 @@ async fn sse_client(
         let arrival_us = micros_since_epoch(SystemTime::now());
         // Borrowed only between awaits: every client on this thread shares it.
         let mut buffer = shared.read_buffer.borrow_mut();
-        let read = match stream.try_read(&mut buffer) {
+        let read = match read_draining(&stream, &mut buffer) {
             Ok(0) => return Ok(()),
             Ok(read) => read,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -342,6 +342,27 @@ async fn sse_client(
         if ended {
             return Ok(());
         }
+    }
+}
+
+/// Reads what `stream` holds. A read shorter than `buffer` emptied the
+/// socket, so its readiness is cleared right away (by answering
+/// `WouldBlock` to `try_io`, which is how tokio learns it): otherwise the
+/// next `readable()` returns at once and costs a second `recv` per message
+/// that can only say `WouldBlock`.
+fn read_draining(stream: &TcpStream, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut drained = None;
+    let result = stream.try_io(Interest::READABLE, || {
+        let read = stream.try_read(buffer)?;
+        if read > 0 && read < buffer.len() {
+            drained = Some(read);
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(read)
+    });
+    match (result, drained) {
+        (_, Some(read)) => Ok(read),
+        (result, None) => result,
     }
 }
 
