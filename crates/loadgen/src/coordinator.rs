@@ -32,6 +32,8 @@ use crate::{
 
 /// Most clients one worker holds: its open-files hard limit is 20,000.
 pub const MAX_CLIENTS_PER_WORKER: usize = 19_000;
+/// Clients per worker unless told: a few workers share the reading.
+const DEFAULT_CLIENTS_PER_WORKER: usize = 5000;
 
 /// A run's settings; every one is also a `BENCH_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,7 +54,7 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCH_TRANSPORT", value_enum, default_value_t = Transport::Sse)]
     pub transport: Transport,
     /// Clients per worker process (at most 19,000).
-    #[arg(long, env = "BENCH_CLIENTS_PER_WORKER", default_value_t = 5000)]
+    #[arg(long, env = "BENCH_CLIENTS_PER_WORKER", default_value_t = DEFAULT_CLIENTS_PER_WORKER)]
     pub clients_per_worker: usize,
     /// The `beacon` binary; by default the one beside this program.
     #[arg(long, env = "BENCH_BEACON")]
@@ -266,14 +268,24 @@ async fn measure(
 
 /// The `make bench` invocation that repeats this run.
 fn command_line(args: &BenchArgs) -> String {
-    format!(
+    let mut command = format!(
         "make bench BENCH_CLIENTS={} BENCH_RECEIVERS={} BENCH_RATE={} BENCH_SECONDS={} BENCH_TRANSPORT={}",
         args.clients,
         args.receivers,
         args.rate,
         args.seconds,
         args.transport.name()
-    )
+    );
+    if args.clients_per_worker != DEFAULT_CLIENTS_PER_WORKER {
+        command.push_str(&format!(
+            " BENCH_CLIENTS_PER_WORKER={}",
+            args.clients_per_worker
+        ));
+    }
+    if let Some(beacon) = &args.beacon {
+        command.push_str(&format!(" BENCH_BEACON={}", beacon.display()));
+    }
+    command
 }
 
 async fn connect_bus(nats: &NatsServer) -> anyhow::Result<Bus> {
