@@ -32,6 +32,11 @@ const MAX_HEADERS: usize = 32;
 /// Serves `stream` with `takeover`'s handler if it claims the first request
 /// (returning `None` once it is done), or gives the stream back untouched.
 pub(crate) async fn claim(stream: TcpStream, takeover: &Takeover) -> Option<TcpStream> {
+    // Allocated once the request has begun to arrive, not while an idle
+    // (pre-)connection waits for it.
+    if stream.readable().await.is_err() {
+        return Some(stream);
+    }
     let mut head = vec![0; MAX_HEAD];
     let Ok(peeked) = stream.peek(&mut head).await else {
         return Some(stream);
