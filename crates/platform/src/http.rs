@@ -216,10 +216,21 @@ async fn accept_loop(
         let open = open.clone();
         tokio::spawn(async move {
             let stream = match &takeover {
-                Some(takeover) => match crate::takeover::claim(stream, takeover).await {
-                    Some(stream) => stream,
-                    None => return drop(open),
-                },
+                Some(takeover) => {
+                    // A connection that has sent nothing yet is closed at
+                    // shutdown, as hyper closes an idle one.
+                    let arrived = tokio::select! {
+                        arrived = crate::takeover::request_arrived(&stream) => arrived,
+                        () = shutdown.cancelled() => false,
+                    };
+                    if !arrived {
+                        return drop(open);
+                    }
+                    match crate::takeover::claim(stream, takeover).await {
+                        Some(stream) => stream,
+                        None => return drop(open),
+                    }
+                }
                 None => stream,
             };
             let service = TowerToHyperService::new(router);

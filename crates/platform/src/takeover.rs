@@ -29,14 +29,18 @@ const MAX_HEAD: usize = 4096;
 /// Most headers looked at; more go to hyper.
 const MAX_HEADERS: usize = 32;
 
+/// Waits until the client has sent something; `false` if it closed first.
+/// (`readable()` alone is not enough: it may wake without data.)
+pub(crate) async fn request_arrived(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1))
+}
+
 /// Serves `stream` with `takeover`'s handler if it claims the first request
 /// (returning `None` once it is done), or gives the stream back untouched.
+/// Call it once [`request_arrived`]: the buffer the head is peeked into is
+/// not allocated while an idle (pre-)connection waits.
 pub(crate) async fn claim(stream: TcpStream, takeover: &Takeover) -> Option<TcpStream> {
-    // Allocated once the request has begun to arrive, not while an idle
-    // (pre-)connection waits for it.
-    if stream.readable().await.is_err() {
-        return Some(stream);
-    }
     let mut head = vec![0; MAX_HEAD];
     let Ok(peeked) = stream.peek(&mut head).await else {
         return Some(stream);

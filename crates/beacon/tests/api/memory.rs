@@ -271,3 +271,28 @@ async fn an_event_stream_is_the_same_on_a_fresh_or_a_reused_connection() {
     }
     stopping.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_connection_that_sent_nothing_does_not_hold_shutdown() {
+    use tokio::io::AsyncReadExt;
+    let mut args = FAST.to_vec();
+    args.extend(["--shutdown-timeout", "300s"]);
+    let app = spawn_app(&args).await;
+    wait_readyz(&app.base, 200).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Connections are accepted in order: once a later one is answered, the
+    // idle one has been accepted too.
+    wait_readyz(&app.base, 200).await;
+    // Stopping must not wait the 300 s deadline for this connection.
+    tokio::time::timeout(super::helpers::PATIENCE, app.stop())
+        .await
+        .expect("stopped without waiting for the idle connection")
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(super::helpers::PATIENCE, idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed");
+    // Closed (or reset, if it was still in the accept queue), with no reply.
+    assert!(rest.is_empty(), "{read:?}: {rest:?}");
+}
