@@ -4,6 +4,7 @@
 #   make test    every check CI runs: format, lints, unit, integration and browser tests, manifests
 #   make e2e     the browser test alone: the page in headless Chromium, screenshots in target/e2e/
 #   make up      deploy to a local minikube cluster and open the page
+#   make bench   fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -66,5 +67,19 @@ chaos-smoke: ## A small chaos run, about a minute (part of make test)
 	$(CARGO) build -p beacon -p beacon-chaos
 	CHAOS_MESSAGES=20000 CHAOS_BROKER_KILLS=4 CHAOS_RECEIVER_RESTARTS=4 CHAOS_CLIENT_RECONNECTS=200 \
 	  $(TARGET_DIR)/debug/beacon-chaos
+
+# Fan-out benchmark settings (see BENCHMARKS.md).
+BENCH_CLIENTS ?= 1000
+BENCH_RECEIVERS ?= 1
+BENCH_RATE ?= 10
+BENCH_SECONDS ?= 10
+BENCH_TRANSPORT ?= sse
+
+.PHONY: bench
+bench: ## Fan-out benchmark: BENCH_CLIENTS clients on BENCH_RECEIVERS receivers at BENCH_RATE msg/s; adds a row to BENCHMARKS.md
+	$(CARGO) build --release -p beacon -p beacon-loadgen
+	BENCH_CLIENTS=$(BENCH_CLIENTS) BENCH_RECEIVERS=$(BENCH_RECEIVERS) BENCH_RATE=$(BENCH_RATE) \
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(BENCH_TRANSPORT) \
+	$(TARGET_DIR)/release/beacon-loadgen
 
 include deploy/minikube.mk

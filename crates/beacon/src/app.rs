@@ -114,6 +114,7 @@ impl Application {
             .add_check("not shutting down", move || !stopping.is_cancelled());
 
         let mut router: Router = ops_router(self.readiness, self.registry);
+        let mut takeover = None;
         let mut tasks = JoinSet::new();
         if let Some(broadcaster) = self.broadcaster {
             let (shutdown, deadline) = (shutdown.clone(), self.shutdown_timeout);
@@ -124,6 +125,7 @@ impl Application {
         match self.receiver {
             Some(receiver) => {
                 router = router.merge(receiver.router(shutdown.clone()));
+                takeover = Some(receiver.takeover(shutdown.clone()));
                 tasks.spawn(receiver.run(shutdown.clone()));
                 tracing::info!(%url, target = self.target, "listening: open {url} in a browser");
             }
@@ -136,6 +138,7 @@ impl Application {
         let served = serve(
             self.listener,
             router,
+            takeover,
             shutdown.clone(),
             self.shutdown_timeout,
         )

@@ -5,7 +5,7 @@
 use beacon::{Application, Cli, cli::Plan, provision};
 use beacon_platform::{
     config::{exit_with, parse_args_or_exit},
-    shutdown, telemetry,
+    limits, shutdown, telemetry,
 };
 
 #[tokio::main]
@@ -14,6 +14,14 @@ async fn main() -> anyhow::Result<()> {
     match cli.plan().unwrap_or_else(|err| exit_with(&err)) {
         Plan::Serve(config) => {
             telemetry::init(&config.log);
+            // Each client is an open file: allow as many as the operator's
+            // hard limit, not the usual soft default of 1024.
+            match limits::raise_open_files_limit() {
+                Ok(limit) => {
+                    tracing::info!(soft = limit.soft, hard = limit.hard, "open files limit")
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
+            }
             let app = Application::build(config)
                 .await
                 .unwrap_or_else(|err| exit_with(&err));

@@ -9,6 +9,8 @@ pub mod bus;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod shutdown;
+pub mod takeover;
 pub mod telemetry;

@@ -20,6 +20,9 @@ pub struct Frame {
     pub json: Utf8Bytes,
     /// The complete SSE event: `id: <seq>\ndata: <json>\n\n`.
     pub sse: Bytes,
+    /// The SSE event as one HTTP/1.1 chunk, for streams written on the raw
+    /// connection: each delivery is then a single write of shared bytes.
+    pub sse_chunk: Bytes,
 }
 
 impl Frame {
@@ -30,9 +33,19 @@ impl Frame {
         Ok(Self {
             seq: message.seq,
             json: Utf8Bytes::from(json),
+            sse_chunk: http_chunk(sse.as_bytes()),
             sse: Bytes::from(sse),
         })
     }
+}
+
+/// `bytes` framed as one chunk of an HTTP/1.1 chunked body.
+pub fn http_chunk(bytes: &[u8]) -> Bytes {
+    let mut chunk = Vec::with_capacity(bytes.len() + 12);
+    chunk.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+    chunk.extend_from_slice(bytes);
+    chunk.extend_from_slice(b"\r\n");
+    Bytes::from(chunk)
 }
 
 impl Frame {
@@ -117,6 +130,8 @@ mod tests {
         let sse = std::str::from_utf8(&frame.sse).expect("utf-8");
         assert_eq!(sse, format!("id: 7\ndata: {}\n\n", frame.json.as_str()));
         assert!(frame.json.as_str().starts_with(r#"{"seq":7,"#));
+        let chunk = std::str::from_utf8(&frame.sse_chunk).expect("utf-8");
+        assert_eq!(chunk, format!("{:x}\r\n{sse}\r\n", sse.len()));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::Router;
 use beacon_platform::{
     bus::Bus,
     health::{Readiness, ReadyFlag},
+    takeover::Takeover,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,13 @@ impl Receiver {
     /// `shutdown` is cancelled.
     pub fn router(&self, shutdown: CancellationToken) -> Router {
         http::router(self.clone(), shutdown)
+    }
+
+    /// The connections this receiver serves itself rather than through
+    /// the router (event streams), for [`beacon_platform::http::serve`].
+    /// They end when `shutdown` is cancelled.
+    pub fn takeover(&self, shutdown: CancellationToken) -> Takeover {
+        http::takeover(self.clone(), shutdown)
     }
 
     /// Follows the stream until `shutdown` is cancelled.

@@ -8,10 +8,12 @@ use crate::frame::Frame;
 
 /// A frame whose JSON is just its sequence.
 pub fn frame(seq: u64) -> Frame {
+    let sse = format!("id: {seq}\ndata: {{\"seq\":{seq}}}\n\n");
     Frame {
         seq,
         json: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
-        sse: Bytes::from(format!("id: {seq}\ndata: {{\"seq\":{seq}}}\n\n")),
+        sse_chunk: crate::frame::http_chunk(sse.as_bytes()),
+        sse: Bytes::from(sse),
     }
 }
 

@@ -158,3 +158,141 @@ async fn bad_queries_get_a_json_error() {
     }
     app.stop().await.unwrap();
 }
+
+/// Reads from `stream` into `buffer` until `done` holds for it.
+async fn read_until(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+    done: impl Fn(&[u8]) -> bool,
+) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + super::helpers::PATIENCE;
+    while !done(buffer) {
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("more bytes in time")
+            .expect("read");
+        assert!(
+            read > 0,
+            "closed early: {}",
+            String::from_utf8_lossy(buffer)
+        );
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// The head and the decoded chunked body of one response in `bytes`, and
+/// whether the body ended.
+fn dechunk(bytes: &[u8]) -> (String, Vec<u8>, bool) {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, mut rest) = text.split_once("\r\n\r\n").expect("a complete head");
+    let mut body = Vec::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size, 16).expect("a chunk size");
+        if size == 0 {
+            return (head.to_lowercase(), body, true);
+        }
+        if after.len() < size + 2 {
+            break;
+        }
+        body.extend_from_slice(&after.as_bytes()[..size]);
+        rest = &after[size + 2..];
+    }
+    (head.to_lowercase(), body, false)
+}
+
+fn events_in(body: &[u8]) -> usize {
+    String::from_utf8_lossy(body).matches("\ndata: ").count()
+}
+
+#[tokio::test]
+async fn an_event_stream_is_the_same_on_a_fresh_or_a_reused_connection() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app(&FAST).await;
+    wait_for_seq(&app.base, 6).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let request = "GET /events?after=2 HTTP/1.1\r\nHost: beacon\r\n\r\n";
+
+    // First request on the connection: served on the raw socket.
+    let mut fresh = tokio::net::TcpStream::connect(&address).await.unwrap();
+    fresh.write_all(request.as_bytes()).await.unwrap();
+    let mut fresh_bytes = Vec::new();
+    read_until(&mut fresh, &mut fresh_bytes, |bytes| {
+        bytes.windows(4).any(|w| w == b"\r\n\r\n") && events_in(&dechunk(bytes).1) >= 3
+    })
+    .await;
+
+    // After another request on a kept-alive connection: served by hyper.
+    let mut reused = tokio::net::TcpStream::connect(&address).await.unwrap();
+    reused
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: beacon\r\n\r\n")
+        .await
+        .unwrap();
+    let mut livez = Vec::new();
+    read_until(&mut reused, &mut livez, |bytes| bytes.ends_with(b"}")).await;
+    reused.write_all(request.as_bytes()).await.unwrap();
+    let mut reused_bytes = Vec::new();
+    read_until(&mut reused, &mut reused_bytes, |bytes| {
+        bytes.windows(4).any(|w| w == b"\r\n\r\n") && events_in(&dechunk(bytes).1) >= 3
+    })
+    .await;
+
+    for bytes in [&fresh_bytes, &reused_bytes] {
+        let (head, body, _) = dechunk(bytes);
+        assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+        for header in [
+            "content-type: text/event-stream",
+            "cache-control: no-cache",
+            "x-accel-buffering: no",
+            "transfer-encoding: chunked",
+        ] {
+            assert!(head.contains(header), "{header} missing from {head}");
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert!(
+            body.starts_with("retry: 1000\n\nid: 3\ndata: {\"seq\":3,"),
+            "{body}"
+        );
+    }
+    let first_three = |bytes: &[u8]| -> String {
+        let body = String::from_utf8_lossy(&dechunk(bytes).1).into_owned();
+        body.split("\n\n").take(4).collect::<Vec<_>>().join("\n\n")
+    };
+    assert_eq!(first_three(&fresh_bytes), first_three(&reused_bytes));
+
+    // Shutting down ends both bodies properly.
+    let stopping = tokio::spawn(app.stop());
+    for (stream, bytes) in [
+        (&mut fresh, &mut fresh_bytes),
+        (&mut reused, &mut reused_bytes),
+    ] {
+        read_until(stream, bytes, |bytes| dechunk(bytes).2).await;
+    }
+    stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_that_sent_nothing_does_not_hold_shutdown() {
+    use tokio::io::AsyncReadExt;
+    let mut args = FAST.to_vec();
+    args.extend(["--shutdown-timeout", "300s"]);
+    let app = spawn_app(&args).await;
+    wait_readyz(&app.base, 200).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Connections are accepted in order: once a later one is answered, the
+    // idle one has been accepted too.
+    wait_readyz(&app.base, 200).await;
+    // Stopping must not wait the 300 s deadline for this connection.
+    tokio::time::timeout(super::helpers::PATIENCE, app.stop())
+        .await
+        .expect("stopped without waiting for the idle connection")
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(super::helpers::PATIENCE, idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed");
+    // Closed (or reset, if it was still in the accept queue), with no reply.
+    assert!(rest.is_empty(), "{read:?}: {rest:?}");
+}

@@ -7,6 +7,7 @@ mod sse;
 mod ws;
 
 use axum::{Router, routing::get};
+use beacon_platform::takeover::Takeover;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Receiver, feed::Feed};
@@ -39,4 +40,9 @@ pub(crate) fn router(receiver: Receiver, shutdown: CancellationToken) -> Router 
         .route("/ws", get(ws::upgrade))
         .route("/api/messages", get(api::messages))
         .with_state(AppState { receiver, shutdown })
+}
+
+/// The connections served without hyper: event streams (see [`sse`]).
+pub(crate) fn takeover(receiver: Receiver, shutdown: CancellationToken) -> Takeover {
+    sse::takeover(AppState { receiver, shutdown })
 }

@@ -4,20 +4,34 @@
 //! bytes; a gap is `event: gap` with the missing range. A comment every 15 s
 //! keeps idle connections open through proxies, and the stream ends when the
 //! server shuts down, so graceful shutdown never waits on a browser.
+//!
+//! A connection whose first request is `GET /events` is served on the raw
+//! socket ([`takeover`]): an idle SSE client then costs its task and its
+//! socket instead of also hyper's two 8 KB buffers, and a delivery is one
+//! write of the frame's pre-encoded chunk. The same stream requested later
+//! on a kept-alive connection goes through hyper ([`events`]); both send
+//! exactly the same bytes.
 
-use std::{convert::Infallible, pin::Pin, time::Duration};
+use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
-    extract::State,
-    http::{HeaderMap, header},
+    extract::{Query, State},
+    http::{HeaderMap, Method, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use beacon_platform::http::{ApiError, ApiQuery};
+use beacon_platform::{
+    http::{ApiError, ApiQuery},
+    takeover::Takeover,
+};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
 use prometheus_client::metrics::counter::Counter;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::{
+    io::AsyncWriteExt,
+    net::TcpStream,
+    time::{Instant, Interval, MissedTickBehavior},
+};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
@@ -26,7 +40,7 @@ use super::{
 };
 use crate::{
     feed::Feed,
-    frame::Event,
+    frame::{Event, Frame, http_chunk},
     metrics::{ClientGuard, Transport},
 };
 
@@ -35,6 +49,15 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Sent first: an `EventSource` reconnects one second after losing the stream.
 const PREAMBLE: &[u8] = b"retry: 1000\n\n";
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
+/// The response head of a stream served on the raw connection: the headers
+/// [`events`] sends, and a chunked body.
+const RAW_HEAD: &str = "HTTP/1.1 200 OK\r\n\
+    content-type: text/event-stream\r\n\
+    cache-control: no-cache\r\n\
+    x-accel-buffering: no\r\n\
+    transfer-encoding: chunked\r\n";
+/// The end of a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 pub async fn events(
     State(state): State<AppState>,
@@ -42,14 +65,7 @@ pub async fn events(
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
     let after = resume_point(&headers, &query)?;
-    let metrics = &state.receiver.metrics;
-    let client = Client {
-        feed: state.feed(after),
-        shutdown: Box::pin(state.shutdown.child_token().cancelled_owned()),
-        keep_alive: keep_alive(),
-        delivered: metrics.delivered(Transport::Sse).clone(),
-        _connected: metrics.client_connected(Transport::Sse),
-    };
+    let client = Client::new(&state, after);
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),
@@ -57,6 +73,21 @@ pub async fn events(
         (header::HeaderName::from_static("x-accel-buffering"), "no"),
     ];
     Ok((headers, Body::from_stream(client.into_stream())).into_response())
+}
+
+/// Claims connections whose first request is a valid `GET /events`.
+/// Anything else, including a bad resume point, is left to the router, which
+/// answers it as usual.
+pub(super) fn takeover(state: AppState) -> Takeover {
+    Arc::new(move |parts: &Parts| {
+        if parts.method != Method::GET || parts.uri.path() != "/events" {
+            return None;
+        }
+        let Query(query) = Query::<ResumeQuery>::try_from_uri(&parts.uri).ok()?;
+        let after = resume_point(&parts.headers, &query).ok()?;
+        let client = Client::new(&state, after);
+        Some(Box::new(move |stream| Box::pin(client.write_to(stream))))
+    })
 }
 
 fn keep_alive() -> Interval {
@@ -76,24 +107,105 @@ struct Client {
     _connected: ClientGuard,
 }
 
+/// What a client is sent next.
+enum Output {
+    /// A message: its bytes are already encoded in the frame.
+    Frame(Arc<Frame>),
+    /// A gap or a keep-alive comment.
+    Other(Bytes),
+}
+
 impl Client {
+    fn new(state: &AppState, after: Option<u64>) -> Self {
+        let metrics = &state.receiver.metrics;
+        Self {
+            feed: state.feed(after),
+            shutdown: Box::pin(state.shutdown.child_token().cancelled_owned()),
+            keep_alive: keep_alive(),
+            delivered: metrics.delivered(Transport::Sse).clone(),
+            _connected: metrics.client_connected(Transport::Sse),
+        }
+    }
+
+    /// The next event; `None` once the server shuts down. Cancel-safe.
+    async fn next(&mut self) -> Option<Output> {
+        tokio::select! {
+            biased;
+            _ = &mut self.shutdown => None,
+            event = self.feed.next() => match event? {
+                Event::Message(frame) => {
+                    self.delivered.inc();
+                    Some(Output::Frame(frame))
+                }
+                Event::Gap(gap) => Some(Output::Other(gap.sse())),
+            },
+            _ = self.keep_alive.tick() => Some(Output::Other(Bytes::from_static(KEEP_ALIVE_COMMENT))),
+        }
+    }
+
+    /// The body of a response served through hyper.
     fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> {
         let preamble = stream::once(async { Ok(Bytes::from_static(PREAMBLE)) });
         let events = stream::unfold(self, |mut client| async move {
-            let bytes = tokio::select! {
-                biased;
-                _ = &mut client.shutdown => return None,
-                event = client.feed.next() => match event? {
-                    Event::Message(frame) => {
-                        client.delivered.inc();
-                        frame.sse.clone()
-                    }
-                    Event::Gap(gap) => gap.sse(),
-                },
-                _ = client.keep_alive.tick() => Bytes::from_static(KEEP_ALIVE_COMMENT),
+            let bytes = match client.next().await? {
+                Output::Frame(frame) => frame.sse.clone(),
+                Output::Other(bytes) => bytes,
             };
             Some((Ok(bytes), client))
         });
         preamble.chain(events)
+    }
+
+    /// Writes the whole response on a raw connection, until the server shuts
+    /// down (then the body is ended properly), the client leaves, or a write
+    /// fails. A client that stops reading blocks only its own writes; the
+    /// feed catches it up from its last sequence when it reads again.
+    async fn write_to(mut self, mut stream: TcpStream) {
+        let mut head = format!(
+            "{RAW_HEAD}date: {}\r\n\r\n",
+            httpdate::fmt_http_date(std::time::SystemTime::now())
+        )
+        .into_bytes();
+        head.extend_from_slice(&http_chunk(PREAMBLE));
+        if stream.write_all(&head).await.is_err() {
+            return;
+        }
+        drop(head);
+        loop {
+            let output = tokio::select! {
+                biased;
+                output = self.next() => output,
+                () = peer_closed(&stream) => return,
+            };
+            let written = match output {
+                Some(Output::Frame(frame)) => stream.write_all(&frame.sse_chunk).await,
+                Some(Output::Other(bytes)) => stream.write_all(&http_chunk(&bytes)).await,
+                None => {
+                    let _ = stream.write_all(LAST_CHUNK).await;
+                    return;
+                }
+            };
+            if written.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves when the client closes the connection or it breaks. A client
+/// has nothing more to send on an event stream; anything it does send is
+/// read and dropped.
+async fn peer_closed(stream: &TcpStream) {
+    let mut discard = [0u8; 64];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut discard) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
     }
 }

@@ -1,0 +1,84 @@
+//! What a process costs, read from `/proc`: resident memory and CPU time.
+//!
+//! The benchmark reports the receivers' cost per client, so it reads the
+//! kernel's own accounting rather than anything the receiver says about
+//! itself.
+
+use std::{fs, io};
+
+/// Clock ticks per second in `/proc/<pid>/stat`: Linux's `USER_HZ`, which
+/// is 100 on every architecture it exposes to user space.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Resident set size of `pid` in kilobytes (`VmRSS`).
+pub fn rss_kb(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no VmRSS for process {pid}")))
+}
+
+/// CPU time (user + system) `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_seconds(&stat).ok_or_else(|| io::Error::other(format!("unreadable /proc/{pid}/stat")))
+}
+
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields from the last ')'. utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+/// Cores and total memory of this machine, for the results table.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory_gib = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cores} cores, {memory_gib:.1} GiB")
+}
+
+/// The 1-minute load average, to tell a quiet machine from a busy one.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|load| load.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_user_and_system_time_after_an_odd_name() {
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 5 0 0";
+        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        assert!(rss_kb(pid).expect("rss") > 0);
+        assert!(cpu_seconds(pid).expect("cpu") >= 0.0);
+    }
+}

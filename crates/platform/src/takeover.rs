@@ -1,0 +1,127 @@
+//! Connections a service serves itself, without hyper, chosen from the
+//! first request's head.
+//!
+//! hyper keeps an 8 KB read buffer and an 8 KB write buffer for the life of
+//! every connection, and its dispatcher runs for every chunk written. For a
+//! request/response that is nothing; for tens of thousands of idle
+//! Server-Sent Events streams it is most of the memory and much of the CPU
+//! the server spends on them. A [`Takeover`] looks at the head of the first
+//! request on a connection (peeked, not consumed) and may claim the
+//! connection, writing the response on the socket itself. Anything it does
+//! not claim, including anything it cannot parse, is served by hyper as if
+//! nothing had looked.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, request::Parts};
+use futures::future::BoxFuture;
+use tokio::{io::AsyncReadExt, net::TcpStream};
+
+/// What serves a claimed connection: it gets the socket, positioned after
+/// the request head.
+pub type RawHandler = Box<dyn FnOnce(TcpStream) -> BoxFuture<'static, ()> + Send>;
+
+/// Decides from a request head whether to serve the connection itself.
+pub type Takeover = Arc<dyn Fn(&Parts) -> Option<RawHandler> + Send + Sync>;
+
+/// Longest request head looked at; a longer one goes to hyper.
+const MAX_HEAD: usize = 4096;
+/// Most headers looked at; more go to hyper.
+const MAX_HEADERS: usize = 32;
+
+/// Waits until the client has sent something; `false` if it closed first.
+/// (`readable()` alone is not enough: it may wake without data.)
+pub(crate) async fn request_arrived(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1))
+}
+
+/// Serves `stream` with `takeover`'s handler if it claims the first request
+/// (returning `None` once it is done), or gives the stream back untouched.
+/// Call it once [`request_arrived`]: the buffer the head is peeked into is
+/// not allocated while an idle (pre-)connection waits.
+pub(crate) async fn claim(stream: TcpStream, takeover: &Takeover) -> Option<TcpStream> {
+    let mut head = vec![0; MAX_HEAD];
+    let Ok(peeked) = stream.peek(&mut head).await else {
+        return Some(stream);
+    };
+    let Some((parts, len)) = parse_head(&head[..peeked]) else {
+        return Some(stream);
+    };
+    let Some(handler) = takeover(&parts) else {
+        return Some(stream);
+    };
+    let mut stream = stream;
+    // The head was peeked; now take it off the socket (it is all there).
+    if stream.read_exact(&mut head[..len]).await.is_err() {
+        return None;
+    }
+    drop(head);
+    handler(stream).await;
+    None
+}
+
+/// A complete HTTP/1.1 request head without a body: its parts and length.
+fn parse_head(bytes: &[u8]) -> Option<(Parts, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(len) = request.parse(bytes).ok()? else {
+        return None;
+    };
+    if request.version != Some(1) {
+        return None;
+    }
+    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
+    let uri: Uri = request.path?.parse().ok()?;
+    let mut map = HeaderMap::with_capacity(request.headers.len());
+    for header in request.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        // A request with a body or asking for an upgrade is hyper's to serve.
+        if name == axum::http::header::CONTENT_LENGTH
+            || name == axum::http::header::TRANSFER_ENCODING
+            || name == axum::http::header::UPGRADE
+        {
+            return None;
+        }
+        map.append(name, HeaderValue::from_bytes(header.value).ok()?);
+    }
+    let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    parts.headers = map;
+    Some((parts, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_complete_get() {
+        let head = b"GET /events?after=3 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\nrest";
+        let (parts, len) = parse_head(head).expect("parsed");
+        assert_eq!(len, head.len() - 4);
+        assert_eq!(parts.method, Method::GET);
+        assert_eq!(parts.uri.path(), "/events");
+        assert_eq!(parts.uri.query(), Some("after=3"));
+        assert_eq!(parts.headers["last-event-id"], "7");
+    }
+
+    #[test]
+    fn leaves_anything_unusual_to_hyper() {
+        for head in [
+            &b"GET /events HTTP/1.1\r\nHost: x\r\n"[..],
+            b"GET /events HTTP/1.0\r\n\r\n",
+            b"POST /events HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            b"\x16\x03\x01 not http",
+        ] {
+            assert!(
+                parse_head(head).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+}
