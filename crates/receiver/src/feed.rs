@@ -4,7 +4,9 @@
 //! A feed starts at a cursor (the first sequence the client wants) or live.
 //! It takes what it can from the hub's window; if the cursor is older than
 //! the window it reads batches from the stream first; if it falls behind the
-//! live channel it rejoins from its cursor. Both SSE and WebSocket send
+//! live channel it rejoins from its cursor. A cursor beyond the end of the
+//! stream (one created anew since the client last saw it) gets a reset and
+//! starts again from the oldest retained message. Both SSE and WebSocket send
 //! exactly what [`Feed::next`] returns.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
@@ -12,7 +14,7 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::{
-    frame::{Event, Frame},
+    frame::{Event, Frame, Notice},
     history::History,
     hub::Hub,
     metrics::Metrics,
@@ -83,6 +85,12 @@ impl Feed {
     async fn join(&mut self) {
         let subscription = self.hub.subscribe(self.cursor).await;
         let cursor = *self.cursor.get_or_insert(subscription.next);
+        if cursor > subscription.next
+            && let Some(reset) = self.reset_for(cursor).await
+        {
+            self.backlog.push_back(Event::Notice(reset));
+            return;
+        }
         if cursor >= subscription.first {
             if let Some(last) = subscription.backlog.last() {
                 self.cursor = Some(last.seq + 1);
@@ -106,6 +114,28 @@ impl Feed {
                 tokio::time::sleep(CATCH_UP_RETRY).await;
             }
         }
+    }
+
+    /// A client ahead of this receiver is usually ahead of it by a few
+    /// messages (it came from a faster replica) and just waits; one ahead of
+    /// the stream itself resumes from a point that no longer exists. Then it
+    /// restarts from the oldest retained message. Asks the bus, so only on
+    /// this rare path.
+    async fn reset_for(&mut self, cursor: u64) -> Option<Notice> {
+        let bounds = self.history.bus().bounds().await.ok()?;
+        if cursor <= bounds.last + 1 {
+            return None;
+        }
+        tracing::info!(
+            cursor,
+            last = bounds.last,
+            "client resumes beyond the stream's end; resetting it"
+        );
+        self.cursor = Some(bounds.first);
+        Some(Notice::Reset {
+            first: bounds.first,
+            last: bounds.last,
+        })
     }
 }
 
@@ -143,7 +173,8 @@ mod tests {
                 .expect("feed open");
             out.push(match event {
                 Event::Message(frame) => frame.seq.to_string(),
-                Event::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
+                Event::Notice(Notice::Gap { from, to }) => format!("gap {from}-{to}"),
+                Event::Notice(Notice::Reset { first, last }) => format!("reset {first}-{last}"),
             });
         }
         out
@@ -190,6 +221,35 @@ mod tests {
         tokio::task::yield_now().await;
         hub.push(frame(6));
         assert_eq!(next.await.expect("task"), vec!["6"]);
+    }
+
+    #[tokio::test]
+    async fn a_resume_point_past_the_end_of_the_stream_resets_the_client() {
+        let (hub, history) = setup(5, 100, 1).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), Some(900));
+        assert_eq!(
+            take(&mut feed, 6).await,
+            vec!["reset 1-5", "1", "2", "3", "4", "5"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_slightly_ahead_of_this_receiver_waits_for_it() {
+        // The stream has 1..=8, this receiver's window only 1..=5 so far.
+        let (hub, history) = setup(5, 100, 1).await;
+        for n in 6..=8 {
+            history
+                .bus()
+                .publish("id", payload(n))
+                .await
+                .expect("published");
+        }
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), Some(7));
+        let next = tokio::spawn(async move { take(&mut feed, 1).await });
+        for seq in 6..=8 {
+            hub.push(frame(seq));
+        }
+        assert_eq!(next.await.expect("task"), vec!["8"]);
     }
 
     #[tokio::test]

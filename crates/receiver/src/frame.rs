@@ -79,30 +79,54 @@ pub enum FrameError {
 pub enum Event {
     /// A message.
     Message(Arc<Frame>),
-    /// Messages that are gone.
-    Gap(Gap),
+    /// Something about the stream itself.
+    Notice(Notice),
 }
 
-/// Messages `from..=to` that are no longer retained anywhere.
+/// What a client must know that is not a message. Sent as an SSE event of
+/// its own type (`event: gap`, `event: reset`) or a WebSocket text frame,
+/// with the same JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
-    /// The first missing sequence.
-    pub from: u64,
-    /// The last missing sequence.
-    pub to: u64,
+pub enum Notice {
+    /// Messages `from..=to` are no longer retained anywhere.
+    Gap {
+        /// The first missing sequence.
+        from: u64,
+        /// The last missing sequence.
+        to: u64,
+    },
+    /// The client's resume point lies beyond the end of the stream: the
+    /// stream was created anew and numbers from 1 again (a broker whose
+    /// store was wiped, `beacon all` restarted). What follows starts at
+    /// `first`, the oldest retained message; `last` is the newest.
+    Reset {
+        /// The oldest retained sequence.
+        first: u64,
+        /// The newest sequence (`first > last` if there is none).
+        last: u64,
+    },
 }
 
-impl Gap {
-    /// The JSON body, the same on both transports.
+impl Notice {
+    /// The JSON body.
     pub fn json(&self) -> String {
-        format!(r#"{{"event":"gap","from":{},"to":{}}}"#, self.from, self.to)
+        match self {
+            Notice::Gap { from, to } => format!(r#"{{"event":"gap","from":{from},"to":{to}}}"#),
+            Notice::Reset { first, last } => {
+                format!(r#"{{"event":"reset","first_seq":{first},"last_seq":{last}}}"#)
+            }
+        }
     }
 
-    /// The SSE event; its id lets a reconnect resume after the gap.
+    /// The SSE event. Its id is the sequence a reconnect resumes after:
+    /// past a gap, or before the first message of a reset stream.
     pub fn sse(&self) -> Bytes {
+        let (name, id) = match self {
+            Notice::Gap { to, .. } => ("gap", *to),
+            Notice::Reset { first, .. } => ("reset", first.saturating_sub(1)),
+        };
         Bytes::from(format!(
-            "id: {}\nevent: gap\ndata: {}\n\n",
-            self.to,
+            "id: {id}\nevent: {name}\ndata: {}\n\n",
             self.json()
         ))
     }
@@ -136,11 +160,22 @@ mod tests {
 
     #[test]
     fn a_gap_names_its_range_and_resumes_after_it() {
-        let gap = Gap { from: 3, to: 9 };
+        let gap = Notice::Gap { from: 3, to: 9 };
         assert_eq!(
             gap.sse(),
             Bytes::from_static(
                 b"id: 9\nevent: gap\ndata: {\"event\":\"gap\",\"from\":3,\"to\":9}\n\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_reset_resumes_before_the_first_retained_message() {
+        let reset = Notice::Reset { first: 1, last: 12 };
+        assert_eq!(
+            reset.sse(),
+            Bytes::from_static(
+                b"id: 0\nevent: reset\ndata: {\"event\":\"reset\",\"first_seq\":1,\"last_seq\":12}\n\n"
             )
         );
     }

@@ -2,13 +2,13 @@
 //!
 //! A client resuming from further back than the window, or a history page
 //! reaching past it, is served from the bus in batches. Whatever the stream
-//! no longer retains is reported as a [`Gap`], never skipped silently.
+//! no longer retains is reported as a gap, never skipped silently.
 
 use std::sync::Arc;
 
 use beacon_platform::bus::{Bus, BusError};
 
-use crate::frame::{Event, Frame, Gap};
+use crate::frame::{Event, Frame, Notice};
 
 /// Reads history from the bus.
 #[derive(Clone)]
@@ -45,7 +45,7 @@ impl History {
         let mut expected = from;
         for envelope in envelopes.iter().take_while(|envelope| envelope.seq < until) {
             if envelope.seq > expected {
-                events.push(Event::Gap(Gap {
+                events.push(Event::Notice(Notice::Gap {
                     from: expected,
                     to: envelope.seq - 1,
                 }));
@@ -61,7 +61,7 @@ impl History {
         let reached_until = envelopes.iter().any(|envelope| envelope.seq >= until);
         if expected < until && (envelopes.is_empty() || reached_until) {
             // The stream holds nothing from `expected` up to `until`.
-            events.push(Event::Gap(Gap {
+            events.push(Event::Notice(Notice::Gap {
                 from: expected,
                 to: until - 1,
             }));
@@ -88,7 +88,8 @@ mod tests {
             .iter()
             .map(|event| match event {
                 Event::Message(frame) => frame.seq.to_string(),
-                Event::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
+                Event::Notice(Notice::Gap { from, to }) => format!("gap {from}-{to}"),
+                Event::Notice(notice) => notice.json(),
             })
             .collect()
     }

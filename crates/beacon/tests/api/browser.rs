@@ -11,10 +11,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use beacon_testkit::{Browser, NatsServer, Page, Viewport, eventually, free_port};
+use beacon_testkit::{BeaconProcess, Browser, NatsServer, Page, Viewport, eventually, free_port};
 use serde::Deserialize;
 
-use super::helpers::{PATIENCE, fast, metric, start, wait_for_seq};
+use super::helpers::{BEACON, PATIENCE, fast, metric, start, wait_for_seq};
 
 /// What messages are signed with.
 const SENDER: &str = "browser-test";
@@ -288,6 +288,46 @@ async fn the_page_marks_messages_the_stream_no_longer_has() {
         .await;
     page.screenshot(&screenshots().join("gap.png")).await;
 
+    assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
+}
+
+/// `beacon all` restarted while the page is open: the new in-process stream
+/// numbers from 1 again, below where the page stopped. The page must drop
+/// the old stream's messages and follow the new one, not wait for its
+/// sequences to catch up.
+#[tokio::test]
+async fn the_page_starts_over_when_the_stream_is_new() {
+    let browser = Browser::launch().await;
+    let addr = ("BEACON_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+    let run = |sender: &str| {
+        let mut envs = fast("50ms", "150ms");
+        envs.extend([addr.clone(), ("BEACON_SENDER", sender.to_owned())]);
+        BeaconProcess::spawn(BEACON.as_ref(), &["all"], &envs)
+    };
+    let mut first = run("first-run");
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/", first.base_url())).await;
+    wait_view(&page, "messages of the first run", |view| {
+        view.state == "live" && view.newest() >= 15
+    })
+    .await;
+
+    first.kill();
+    let second = run("second-run");
+    let view = wait_view(&page, "the second run's stream from its start", |view| {
+        view.state == "live"
+            && !view.messages.is_empty()
+            && view
+                .messages
+                .iter()
+                .all(|shown| shown.sender == "second-run")
+            && view.seqs().last() == Some(&1)
+    })
+    .await;
+    assert_contiguous(&view);
+    assert_eq!(view.count, view.messages.len().to_string(), "#count");
+    assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
+    drop(second);
     assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
 }
 

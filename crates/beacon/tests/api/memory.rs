@@ -296,3 +296,26 @@ async fn a_connection_that_sent_nothing_does_not_hold_shutdown() {
     // Closed (or reset, if it was still in the accept queue), with no reply.
     assert!(rest.is_empty(), "{read:?}: {rest:?}");
 }
+
+/// A resume point beyond the end of the stream (the stream was created
+/// anew since) gets a reset, then the stream from its oldest message.
+#[tokio::test]
+async fn resuming_past_the_end_of_a_new_stream_resets() {
+    let app = spawn_app(&FAST).await;
+    wait_for_seq(&app.base, 3).await;
+    let mut sse = SseClient::connect(&format!("{}/events", app.base), Some(1_000_000))
+        .await
+        .unwrap();
+    let reset = sse.next_event().await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
+    assert_eq!(
+        reset.id.as_deref(),
+        Some("0"),
+        "a reconnect resumes from the start"
+    );
+    let body: serde_json::Value = serde_json::from_str(&reset.data).unwrap();
+    assert_eq!(body["first_seq"], 1);
+    assert!(body["last_seq"].as_u64().unwrap() >= 3, "{body}");
+    assert_eq!(next_seqs(&mut sse, 5).await, range(1, 5));
+    app.stop().await.unwrap();
+}

@@ -99,6 +99,27 @@ function showGap(gap) {
   setTimeout(() => { if (view.state.dataset.state === 'gap') setState('live'); }, GAP_SHOWN_MS + 50);
 }
 
+// The stream was created anew (a wiped broker, `beacon all` restarted): what
+// the page shows belongs to the old one. Start over, as a reload would.
+function resetPage() {
+  if (page.source) page.source.close();
+  page.source = null;
+  page.lastSeq = null;
+  page.lastSentAt = null;
+  page.count = 0;
+  page.intervals = [];
+  page.gapUntil = 0;
+  view.list.replaceChildren();
+  view.histogram.replaceChildren();
+  view.count.textContent = '0';
+  view.lastSeq.textContent = '—';
+  view.empty.hidden = false;
+  view.summary.textContent = 'waiting for messages';
+  view.axisMin.textContent = '';
+  view.axisMax.textContent = '';
+  start();
+}
+
 let histogramQueued = false;
 function drawHistogram() {
   if (histogramQueued) return;
@@ -160,6 +181,7 @@ function connect() {
   source.addEventListener('gap', (event) => {
     try { showGap(JSON.parse(event.data)); } catch { /* ignore a malformed gap */ }
   });
+  source.addEventListener('reset', resetPage);
   source.onerror = () => {
     setState('reconnecting');
     // The browser retries by itself (sending Last-Event-ID) unless the

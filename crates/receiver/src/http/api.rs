@@ -106,7 +106,7 @@ pub async fn messages(
                 .map_err(|err| ApiError::unavailable(format!("history is unavailable: {err}")))?;
             frames.extend(batch.events.into_iter().filter_map(|event| match event {
                 Event::Message(frame) => Some(frame),
-                Event::Gap(_) => None,
+                Event::Notice(_) => None,
             }));
             cursor = batch.next;
         }

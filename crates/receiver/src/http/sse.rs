@@ -137,7 +137,7 @@ impl Client {
                     self.delivered.inc();
                     Some(Output::Frame(frame))
                 }
-                Event::Gap(gap) => Some(Output::Other(gap.sse())),
+                Event::Notice(notice) => Some(Output::Other(notice.sse())),
             },
             _ = self.keep_alive.tick() => Some(Output::Other(Bytes::from_static(KEEP_ALIVE_COMMENT))),
         }

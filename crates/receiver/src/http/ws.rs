@@ -68,7 +68,7 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: AppState) {
                     delivered.inc();
                     Message::Text(frame.json.clone())
                 }
-                Some(Event::Gap(gap)) => Message::Text(gap.json().into()),
+                Some(Event::Notice(notice)) => Message::Text(notice.json().into()),
                 None => return,
             },
             received = incoming.next() => match received {
