@@ -82,4 +82,9 @@ bench: ## Fan-out benchmark: BENCH_CLIENTS clients on BENCH_RECEIVERS receivers 
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(BENCH_TRANSPORT) \
 	$(TARGET_DIR)/release/beacon-loadgen
 
+.PHONY: bench-floor
+bench-floor: ## This machine's lower bound for fan-out latency: raw loopback sockets, no HTTP, no broker
+	$(CARGO) build --release -p beacon-loadgen --bin loopback-floor
+	$(TARGET_DIR)/release/loopback-floor $(BENCH_CLIENTS)
+
 include deploy/minikube.mk
