@@ -63,12 +63,7 @@ async fn history_pages_from_memory_and_from_the_stream() {
     let (_, body) = get_json(&format!("{base}/api/messages?limit=1")).await;
     assert_eq!(body["first_seq"], 1);
     assert!(body["last_seq"].as_u64().unwrap() >= 60);
-    let all = page(base, "after=0&limit=1000").await;
-    assert_eq!(
-        all,
-        range(1, *all.last().unwrap()),
-        "no gaps, no duplicates"
-    );
+    assert_whole_history(base).await;
 }
 
 /// While a page is read from the stream, fast messages push the window past
@@ -82,12 +77,7 @@ async fn a_page_has_no_hole_while_the_window_moves() {
     let base = receiver.base_url();
     wait_for_seq(base, 20).await;
     for _ in 0..100 {
-        let all = page(base, "after=0&limit=1000").await;
-        assert_eq!(
-            all,
-            range(1, *all.last().unwrap()),
-            "no gaps, no duplicates"
-        );
+        assert_whole_history(base).await;
     }
 }
 
@@ -220,4 +210,14 @@ async fn all_with_nats_url_uses_the_stream() {
     let stored = stream.info().await.unwrap().state.last_sequence;
     assert!(stored >= 10, "the stream holds the messages: {stored}");
     assert_eq!(page(all.base_url(), "after=0&limit=10").await, range(1, 10));
+}
+
+/// The first page of history holds 1, 2, 3… with no gap and no duplicate.
+async fn assert_whole_history(base: &str) {
+    let all = page(base, "after=0&limit=1000").await;
+    assert_eq!(
+        all,
+        range(1, *all.last().unwrap()),
+        "no gaps, no duplicates"
+    );
 }
