@@ -1,8 +1,8 @@
 //! A message ready to send: serialized once, shared by every client.
 //!
-//! Tens of thousands of clients get the same bytes, so the SSE event and the
-//! WebSocket text are built when the message arrives, and cloning a frame
-//! only bumps reference counts.
+//! Tens of thousands of clients get the same bytes, so the SSE event (as an
+//! HTTP chunk) and the JSON text are built when the message arrives, and
+//! cloning a frame only bumps reference counts.
 
 use std::sync::Arc;
 
@@ -11,31 +11,43 @@ use beacon_hello::{Broadcast, DecodeError, Message};
 use beacon_platform::bus::Envelope;
 use bytes::Bytes;
 
-/// One message in both wire forms.
+/// One message in its wire forms.
 #[derive(Debug)]
 pub struct Frame {
     /// The stream sequence.
     pub seq: u64,
     /// The message JSON: a WebSocket text frame, an element of `/api/messages`.
     pub json: Utf8Bytes,
-    /// The complete SSE event: `id: <seq>\ndata: <json>\n\n`.
-    pub sse: Bytes,
     /// The SSE event as one HTTP/1.1 chunk, for streams written on the raw
     /// connection: each delivery is then a single write of shared bytes.
     pub sse_chunk: Bytes,
 }
 
 impl Frame {
-    /// Serializes `message` into both forms.
+    /// Serializes `message` into its wire forms.
     pub fn new(message: &Message) -> Result<Self, serde_json::Error> {
-        let json = message.encode()?;
-        let sse = format!("id: {}\ndata: {json}\n\n", message.seq);
-        Ok(Self {
-            seq: message.seq,
+        Ok(Self::from_json(message.seq, message.encode()?))
+    }
+
+    /// The wire forms of a message already encoded as `json`.
+    pub(crate) fn from_json(seq: u64, json: String) -> Self {
+        let sse = format!("id: {seq}\ndata: {json}\n\n");
+        Self {
+            seq,
             json: Utf8Bytes::from(json),
             sse_chunk: http_chunk(sse.as_bytes()),
-            sse: Bytes::from(sse),
-        })
+        }
+    }
+
+    /// The complete SSE event, `id: <seq>\ndata: <json>\n\n`: the chunk
+    /// without its framing, sharing its bytes.
+    pub fn sse(&self) -> Bytes {
+        let chunk = &self.sse_chunk;
+        let start = chunk
+            .iter()
+            .position(|byte| *byte == b'\n')
+            .map_or(0, |end| end + 1);
+        chunk.slice(start..chunk.len().saturating_sub(2).max(start))
     }
 }
 
@@ -151,7 +163,8 @@ mod tests {
             },
         };
         let frame = Frame::new(&message).expect("encodes");
-        let sse = std::str::from_utf8(&frame.sse).expect("utf-8");
+        let sse = frame.sse();
+        let sse = std::str::from_utf8(&sse).expect("utf-8");
         assert_eq!(sse, format!("id: 7\ndata: {}\n\n", frame.json.as_str()));
         assert!(frame.json.as_str().starts_with(r#"{"seq":7,"#));
         let chunk = std::str::from_utf8(&frame.sse_chunk).expect("utf-8");

@@ -1,6 +1,5 @@
 //! Builders shared by the unit tests.
 
-use axum::extract::ws::Utf8Bytes;
 use beacon_hello::{Broadcast, Timestamp};
 use bytes::Bytes;
 
@@ -8,13 +7,7 @@ use crate::frame::Frame;
 
 /// A frame whose JSON is just its sequence.
 pub fn frame(seq: u64) -> Frame {
-    let sse = format!("id: {seq}\ndata: {{\"seq\":{seq}}}\n\n");
-    Frame {
-        seq,
-        json: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
-        sse_chunk: crate::frame::http_chunk(sse.as_bytes()),
-        sse: Bytes::from(sse),
-    }
+    Frame::from_json(seq, format!("{{\"seq\":{seq}}}"))
 }
 
 /// A valid broadcast payload, numbered `n` in its id.

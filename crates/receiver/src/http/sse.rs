@@ -148,7 +148,7 @@ impl Client {
         let preamble = stream::once(async { Ok(Bytes::from_static(PREAMBLE)) });
         let events = stream::unfold(self, |mut client| async move {
             let bytes = match client.next().await? {
-                Output::Frame(frame) => frame.sse.clone(),
+                Output::Frame(frame) => frame.sse(),
                 Output::Other(bytes) => bytes,
             };
             Some((Ok(bytes), client))
