@@ -17,7 +17,7 @@ use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
 use axum::{
     body::Body,
     extract::{Query, State},
-    http::{HeaderMap, Method, header, request::Parts},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, request::Parts},
     response::{IntoResponse, Response},
 };
 use beacon_platform::{
@@ -49,13 +49,13 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Sent first: an `EventSource` reconnects one second after losing the stream.
 const PREAMBLE: &[u8] = b"retry: 1000\n\n";
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
-/// The response head of a stream served on the raw connection: the headers
-/// [`events`] sends, and a chunked body.
-const RAW_HEAD: &str = "HTTP/1.1 200 OK\r\n\
-    content-type: text/event-stream\r\n\
-    cache-control: no-cache\r\n\
-    x-accel-buffering: no\r\n\
-    transfer-encoding: chunked\r\n";
+/// The headers of a stream, however it is served. `x-accel-buffering: no`
+/// tells nginx-style proxies (the ingress) not to buffer it.
+const STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
 /// The end of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
@@ -66,13 +66,14 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let after = resume_point(&headers, &query)?;
     let client = Client::new(&state, after);
-    let headers = [
-        (header::CONTENT_TYPE, "text/event-stream"),
-        (header::CACHE_CONTROL, "no-cache"),
-        // Tells nginx-style proxies (the ingress) not to buffer the stream.
-        (header::HeaderName::from_static("x-accel-buffering"), "no"),
-    ];
-    Ok((headers, Body::from_stream(client.into_stream())).into_response())
+    let mut response = Body::from_stream(client.into_stream()).into_response();
+    for (name, value) in STREAM_HEADERS {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    Ok(response)
 }
 
 /// Claims connections whose first request is a valid `GET /events`.
@@ -161,11 +162,15 @@ impl Client {
     /// fails. A client that stops reading blocks only its own writes; the
     /// feed catches it up from its last sequence when it reads again.
     async fn write_to(mut self, mut stream: TcpStream) {
-        let mut head = format!(
-            "{RAW_HEAD}date: {}\r\n\r\n",
+        let mut head = String::from("HTTP/1.1 200 OK\r\n");
+        for (name, value) in STREAM_HEADERS {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!(
+            "transfer-encoding: chunked\r\ndate: {}\r\n\r\n",
             httpdate::fmt_http_date(std::time::SystemTime::now())
-        )
-        .into_bytes();
+        ));
+        let mut head = head.into_bytes();
         head.extend_from_slice(&http_chunk(PREAMBLE));
         if stream.write_all(&head).await.is_err() {
             return;
