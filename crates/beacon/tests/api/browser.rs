@@ -142,8 +142,7 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
     assert_eq!(view.state_text, "live");
     assert_contiguous(&view);
     assert_fields(&view);
-    assert_eq!(view.count, view.messages.len().to_string(), "#count");
-    assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
+    assert_counters(&view);
     assert_eq!(view.bars, 10, "the histogram has its bars");
     assert!(view.gaps.is_empty(), "{:?}", view.gaps);
     assert!(!view.overflows, "no sideways scrolling at desktop width");
@@ -215,8 +214,7 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
     assert_eq!(view.state_text, "live");
     assert_contiguous(&view);
     assert_fields(&view);
-    assert_eq!(view.count, view.messages.len().to_string(), "#count");
-    assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
+    assert_counters(&view);
     assert!(view.gaps.is_empty(), "nothing was lost: {:?}", view.gaps);
     page.screenshot(&shots.join("reconnected.png")).await;
 
@@ -325,8 +323,7 @@ async fn the_page_starts_over_when_the_stream_is_new() {
     })
     .await;
     assert_contiguous(&view);
-    assert_eq!(view.count, view.messages.len().to_string(), "#count");
-    assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
+    assert_counters(&view);
     drop(second);
     assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
 }
@@ -379,6 +376,12 @@ fn assert_contiguous(view: &View) {
         .filter(|&seq| !missing(seq))
         .collect();
     assert_eq!(seqs, expected, "contiguous, newest first");
+}
+
+/// The header counts the messages shown and names the newest.
+fn assert_counters(view: &View) {
+    assert_eq!(view.count, view.messages.len().to_string(), "#count");
+    assert_eq!(view.last_seq, view.newest().to_string(), "#last-seq");
 }
 
 /// Every message shows its text, sender, sequence, send time and Δt; those
