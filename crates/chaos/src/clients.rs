@@ -4,7 +4,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -111,7 +111,7 @@ async fn follow(
     progress: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> ClientLog {
-    let log = Mutex::new(ClientLog::default());
+    let mut log = ClientLog::default();
     let mut resume: Option<u64> = None;
     let mut connected_before = false;
     loop {
@@ -130,17 +130,17 @@ async fn follow(
             }
         };
         if connected_before {
-            lock(&log).reconnects += 1;
+            log.reconnects += 1;
         }
         connected_before = true;
         loop {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => return log.into_inner().unwrap_or_else(PoisonError::into_inner),
+                _ = stop.cancelled() => return log,
                 _ = drop.notified() => break,
                 event = sse.next_event() => match event {
                     Some(event) => {
-                        if let Some(seq) = record(&mut lock(&log), &event) {
+                        if let Some(seq) = record(&mut log, &event) {
                             resume = Some(seq);
                             last.store(seq, Ordering::Relaxed);
                             progress.fetch_max(seq, Ordering::Relaxed);
@@ -151,11 +151,7 @@ async fn follow(
             }
         }
     }
-    log.into_inner().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock(log: &Mutex<ClientLog>) -> std::sync::MutexGuard<'_, ClientLog> {
-    log.lock().unwrap_or_else(PoisonError::into_inner)
+    log
 }
 
 /// Records one event; returns the sequence to resume after.

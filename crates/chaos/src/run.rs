@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::{
     clients::Fleet,
     config::ChaosArgs,
-    faults::{self, Receiver},
+    faults::{self, Receiver, lock},
     verify::{self, Findings},
 };
 
@@ -230,8 +230,4 @@ fn print_examples(findings: &Findings) {
     for example in &findings.examples {
         eprintln!("chaos: {example}");
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
