@@ -1,0 +1,29 @@
+//! UdaConnect's domain: who was where, when, and who was near whom.
+//!
+//! Persons attend a conference; their phones report locations. A
+//! *connection* is another person's location close (on the WGS 84
+//! ellipsoid) to one of the person's own, within a time range. This crate
+//! holds the records ([`model`]), the exact semantics of both connection
+//! queries ([`query`]: the original API's, kept, and the summarised v2
+//! one), geodesic distances ([`geodesic`]), and the contract every store
+//! keeps ([`store`]), so that PostGIS and the embedded store give the same
+//! answers.
+
+pub mod geodesic;
+pub mod model;
+pub mod query;
+pub mod store;
+pub mod time;
+
+pub use self::{
+    model::{
+        Coordinate, Invalid, Location, LocationId, LocationRecord, NewLocation, NewPerson, Person,
+        PersonId, Position,
+    },
+    query::{
+        Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance,
+        LocationCursor, LocationRange, PersonSearch, Within,
+    },
+    store::{InsertReport, Stats, Store, StoreError},
+    time::Timestamp,
+};

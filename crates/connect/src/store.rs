@@ -1,0 +1,102 @@
+//! The contract every store keeps: PostGIS in production, the embedded
+//! in-memory store for `cargo run` without a database.
+//!
+//! Both implement the semantics of [`crate::query`] exactly, and tests hold
+//! them to the same answers on the same data. The API, the writer and the
+//! ingest edge use a store only through this trait.
+
+use async_trait::async_trait;
+
+use crate::{
+    model::{Location, LocationId, LocationRecord, NewLocation, NewPerson, Person, PersonId},
+    query::{CompatConnection, CompatQuery, ConnectionQuery, Contact, LocationRange, PersonSearch},
+};
+
+/// Why a store could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or failed; retrying later may work.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A location names a person the store does not have.
+    #[error("person {0} does not exist")]
+    UnknownPerson(PersonId),
+    /// A stored row that does not make a valid record.
+    #[error("a stored row is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// What storing a batch of records did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertReport {
+    /// Records stored now.
+    pub inserted: usize,
+    /// Records whose id was already stored (a redelivery): left as they are.
+    pub duplicates: usize,
+    /// Records naming a person that does not exist: not stored.
+    pub unknown_person: Vec<LocationId>,
+}
+
+/// Counts for a live header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Persons stored.
+    pub persons: u64,
+    /// Locations stored.
+    pub locations: u64,
+}
+
+/// A store of persons and locations.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"postgis"` or `"embedded"`, for logs.
+    fn kind(&self) -> &'static str;
+
+    /// Succeeds only if the store answers now (readiness).
+    async fn check(&self) -> Result<(), StoreError>;
+
+    /// Every person, by id (the original's `GET /api/persons`).
+    async fn persons(&self) -> Result<Vec<Person>, StoreError>;
+
+    /// A page of persons, by id.
+    async fn search_persons(&self, search: &PersonSearch) -> Result<Vec<Person>, StoreError>;
+
+    /// One person.
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError>;
+
+    /// Stores a person under a new id, never one in use.
+    async fn create_person(&self, person: &NewPerson) -> Result<Person, StoreError>;
+
+    /// One location.
+    async fn location(&self, id: LocationId) -> Result<Option<Location>, StoreError>;
+
+    /// Stores a location under a new id; [`StoreError::UnknownPerson`] if
+    /// its person does not exist.
+    async fn create_location(&self, location: &NewLocation) -> Result<Location, StoreError>;
+
+    /// Stores records whose ids were assigned upstream, all or nothing
+    /// apart from what the report lists: an id already stored is a
+    /// duplicate (never stored twice), a record of an unknown person is
+    /// skipped.
+    async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError>;
+
+    /// `count` fresh location ids, never returned before and never given to
+    /// [`Store::create_location`], for an edge to assign.
+    async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError>;
+
+    /// A page of one person's locations, by time then id.
+    async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError>;
+
+    /// The original's connection rows, ordered by own location (time, then
+    /// id), then other location id.
+    async fn compat_connections(
+        &self,
+        query: &CompatQuery,
+    ) -> Result<Vec<CompatConnection>, StoreError>;
+
+    /// A page of contacts (see [`crate::query`]).
+    async fn connections(&self, query: &ConnectionQuery) -> Result<Vec<Contact>, StoreError>;
+
+    /// How many persons and locations are stored.
+    async fn stats(&self) -> Result<Stats, StoreError>;
+}
