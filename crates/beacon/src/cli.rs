@@ -3,13 +3,37 @@
 
 use beacon_broadcaster::{BroadcasterArgs, Settings};
 use beacon_platform::{
-    bus::{NatsArgs, NatsUrls, StreamArgs},
-    config::ConfigError,
+    bus::{NatsArgs, NatsUrls, Retention, StreamArgs, StreamSettings, StreamSpec},
+    config::{AppNames, ConfigError},
     http::HttpArgs,
     telemetry::LogArgs,
 };
 use beacon_receiver::ReceiverArgs;
 use clap::{Args, Parser, Subcommand};
+
+/// Beacon's names for the settings every service has: `BEACON_HTTP_ADDR`, ...
+#[derive(Debug, Clone)]
+pub struct Beacon;
+
+impl AppNames for Beacon {
+    const ENV_PREFIX: &'static str = "BEACON";
+    const HTTP_ADDR: &'static str = "127.0.0.1:8080";
+}
+
+/// The stream the hello messages live in: `BEACON_STREAM`, `--stream`, ...
+#[derive(Debug, Clone)]
+pub struct HelloStream;
+
+impl StreamSpec for HelloStream {
+    const ENV_PREFIX: &'static str = "BEACON";
+    const FLAG_PREFIX: &'static str = "";
+    const HOLDS: &'static str = "the hello messages";
+    const NAME: &'static str = "HELLO";
+    const SUBJECT: &'static str = "beacon.hello";
+    const MAX_AGE: &'static str = "24h";
+    const MAX_MESSAGES: &'static str = "1000000";
+    const RETENTION: Retention = Retention::Log;
+}
 
 /// Beacon: a broadcaster publishes "Hello world" at random intervals through
 /// NATS JetStream; a receiver shows every message live in the browser.
@@ -41,13 +65,13 @@ pub enum Target {
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub http: HttpArgs<Beacon>,
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
-    pub stream: StreamArgs,
+    pub stream: StreamArgs<HelloStream>,
 }
 
 /// Settings of `beacon all`.
@@ -87,7 +111,7 @@ pub struct ProvisionTarget {
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
-    pub stream: StreamArgs,
+    pub stream: StreamArgs<HelloStream>,
 }
 
 /// What the process does.
@@ -109,16 +133,16 @@ pub struct Provision {
     /// Credentials.
     pub nats: NatsArgs,
     /// The stream to create or update.
-    pub stream: StreamArgs,
+    pub stream: StreamSettings,
 }
 
 /// Where messages travel.
 #[derive(Debug, Clone)]
 pub enum BusConfig {
-    /// The in-process bus, keeping `window` messages.
+    /// The in-process bus.
     Memory {
-        /// Messages retained.
-        window: usize,
+        /// The stream, retaining the receiver's window.
+        stream: StreamSettings,
     },
     /// NATS JetStream.
     Nats {
@@ -127,7 +151,7 @@ pub enum BusConfig {
         /// Credentials.
         nats: NatsArgs,
         /// The stream.
-        stream: StreamArgs,
+        stream: StreamSettings,
     },
 }
 
@@ -137,7 +161,7 @@ pub struct Config {
     /// The target's name, for logs and the NATS connection name.
     pub target: &'static str,
     /// The HTTP server.
-    pub http: HttpArgs,
+    pub http: HttpArgs<Beacon>,
     /// Logging.
     pub log: LogArgs,
     /// The bus.
@@ -157,7 +181,10 @@ impl Cli {
                 let bus = match args.common.nats.nats_url.clone() {
                     Some(urls) => nats(urls, &args.common),
                     None => BusConfig::Memory {
-                        window: args.receiver.window,
+                        stream: StreamSettings {
+                            max_messages: u64::try_from(args.receiver.window).unwrap_or(u64::MAX),
+                            ..args.common.stream.settings()
+                        },
                     },
                 };
                 Config {
@@ -195,7 +222,7 @@ impl Cli {
                     log: args.log,
                     urls,
                     nats: args.nats,
-                    stream: args.stream,
+                    stream: args.stream.settings(),
                 }));
             }
         };
@@ -207,7 +234,7 @@ fn nats(urls: NatsUrls, common: &CommonArgs) -> BusConfig {
     BusConfig::Nats {
         urls,
         nats: common.nats.clone(),
-        stream: common.stream.clone(),
+        stream: common.stream.settings(),
     }
 }
 

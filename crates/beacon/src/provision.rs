@@ -5,39 +5,36 @@
 //! Job with the only credentials allowed to), so retention and replica
 //! changes roll out with `make up`.
 
-use beacon_platform::{backoff::retry, bus::NatsBus};
+use beacon_platform::{
+    backoff::retry,
+    bus::{Bus, NatsBus},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Provision;
 
 /// Retries until the stream is in place; `false` if stopped first.
 pub async fn run(provision: Provision, shutdown: CancellationToken) -> bool {
-    let stream = provision.stream.clone();
-    let bus = match NatsBus::connect(
-        &provision.urls,
-        &provision.nats,
-        provision.stream,
-        "beacon-provision",
-    )
-    .await
-    {
-        Ok(bus) => bus,
+    let bus = match NatsBus::connect(&provision.urls, &provision.nats, "beacon-provision").await {
+        Ok(bus) => Bus::Nats(bus),
         Err(err) => {
             tracing::error!(error = %err, "cannot set up a NATS connection");
             return false;
         }
     };
+    let stream = bus.stream(provision.stream);
     let provisioned = retry(&shutdown, "cannot provision the stream yet", || {
-        bus.provision()
+        stream.provision()
     })
     .await;
     if provisioned.is_some() {
+        let settings = stream.settings();
         tracing::info!(
-            stream = %stream.stream,
-            subject = %stream.subject,
-            max_age = ?stream.stream_max_age,
-            max_messages = stream.stream_max_messages,
-            replicas = stream.stream_replicas,
+            stream = %settings.name,
+            subject = %settings.subject,
+            max_age = ?settings.max_age,
+            max_messages = settings.max_messages,
+            replicas = settings.replicas,
             "stream provisioned"
         );
     }

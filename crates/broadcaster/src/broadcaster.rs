@@ -11,11 +11,13 @@ use std::time::Duration;
 use beacon_hello::{Broadcast, Timestamp};
 use beacon_platform::{
     backoff::Backoff,
-    bus::Bus,
+    bus::BusStream,
     health::{Readiness, ReadyFlag},
+    service::{BoxFuture, Component},
     shutdown::with_deadline,
 };
 use bytes::Bytes;
+
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +25,7 @@ use crate::{Metrics, Settings};
 
 /// Publishes [`Settings::message`] at random intervals on a bus.
 pub struct Broadcaster<R = StdRng> {
-    bus: Bus,
+    bus: BusStream,
     settings: Settings,
     metrics: Metrics,
     rng: R,
@@ -43,7 +45,12 @@ pub struct Summary {
 impl Broadcaster<StdRng> {
     /// A broadcaster drawing its waits from an OS-seeded generator. Its
     /// readiness (bus connected, stream prepared) is registered in `readiness`.
-    pub fn new(bus: Bus, settings: Settings, metrics: Metrics, readiness: &Readiness) -> Self {
+    pub fn new(
+        bus: BusStream,
+        settings: Settings,
+        metrics: Metrics,
+        readiness: &Readiness,
+    ) -> Self {
         Self::with_rng(
             bus,
             settings,
@@ -57,7 +64,7 @@ impl Broadcaster<StdRng> {
 impl<R: Rng + Send> Broadcaster<R> {
     /// A broadcaster drawing its waits from `rng` (a fixed seed in tests).
     pub fn with_rng(
-        bus: Bus,
+        bus: BusStream,
         settings: Settings,
         metrics: Metrics,
         readiness: &Readiness,
@@ -160,9 +167,28 @@ impl<R: Rng + Send> Broadcaster<R> {
     }
 }
 
+impl<R: Rng + Send + Sync + 'static> Component for Broadcaster<R> {
+    fn name(&self) -> &'static str {
+        "broadcaster"
+    }
+
+    fn run(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+        deadline: Duration,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            Broadcaster::run(*self, shutdown, deadline).await;
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use beacon_platform::{bus::MemoryBus, metrics::registry};
+    use beacon_platform::{
+        bus::{Bus, MemoryBus, StreamSettings},
+        metrics::registry,
+    };
     use futures::StreamExt;
 
     use super::*;
@@ -184,9 +210,10 @@ mod tests {
     /// each broadcast must arrive exactly its drawn interval after the last.
     #[tokio::test(start_paused = true)]
     async fn waits_each_drawn_interval_before_publishing() {
-        let bus = Bus::Memory(MemoryBus::new(100));
+        let bus =
+            Bus::Memory(MemoryBus::new()).stream(StreamSettings::log("HELLO", "beacon.hello", 100));
         let mut subscription = bus.subscribe(1).await.expect("subscribes");
-        let metrics = Metrics::register(&mut registry());
+        let metrics = Metrics::register(&mut registry("beacon"));
         let settings = settings(1_000, 10_000);
         let broadcaster = Broadcaster::with_rng(
             bus,

@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use beacon_platform::bus::{Bus, NatsArgs, NatsBus, StreamArgs};
+use beacon_platform::bus::{Bus, BusStream, NatsArgs, NatsBus, StreamSettings};
 use beacon_testkit::{BeaconProcess, NatsServer};
 use hdrhistogram::Histogram;
 use tokio::{
@@ -288,22 +288,15 @@ fn command_line(args: &BenchArgs) -> String {
     command
 }
 
-async fn connect_bus(nats: &NatsServer) -> anyhow::Result<Bus> {
+async fn connect_bus(nats: &NatsServer) -> anyhow::Result<BusStream> {
     let urls = nats.url().parse().map_err(anyhow::Error::msg)?;
-    let stream = StreamArgs {
-        stream: "HELLO".to_owned(),
-        subject: "beacon.hello".to_owned(),
-        stream_max_age: Duration::from_secs(24 * 3600),
-        stream_max_messages: 1_000_000,
-        stream_replicas: 1,
-    };
     let nats_args = NatsArgs {
         nats_url: None,
         nats_user: None,
         nats_password: None,
     };
-    let bus = NatsBus::connect(&urls, &nats_args, stream, "beacon-loadgen").await?;
-    Ok(Bus::Nats(bus))
+    let bus = NatsBus::connect(&urls, &nats_args, "beacon-loadgen").await?;
+    Ok(Bus::Nats(bus).stream(StreamSettings::log("HELLO", "beacon.hello", 1_000_000)))
 }
 
 async fn wait_ready(http: &reqwest::Client, base_url: &str) -> anyhow::Result<()> {

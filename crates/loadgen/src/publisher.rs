@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::Context as _;
 use beacon_hello::{Broadcast, Timestamp};
-use beacon_platform::bus::Bus;
+use beacon_platform::bus::BusStream;
 use bytes::Bytes;
 
 /// How long before a message is due the publisher stops sleeping and spins:
@@ -25,7 +25,7 @@ use bytes::Bytes;
 const SPIN: Duration = Duration::from_micros(2_500);
 
 /// Publishes one message now and returns its sequence.
-pub async fn publish_now(bus: &Bus, id: &str) -> anyhow::Result<u64> {
+pub async fn publish_now(bus: &BusStream, id: &str) -> anyhow::Result<u64> {
     let payload = payload(id, Timestamp::now(), 0)?;
     let published = bus.publish(id, payload).await?;
     Ok(published.seq)
@@ -34,7 +34,7 @@ pub async fn publish_now(bus: &Bus, id: &str) -> anyhow::Result<u64> {
 /// Publishes `count` messages at `rate` per second, ids `<run>-<k>`, and
 /// returns the range of sequences they were stored under.
 pub async fn publish_at_rate(
-    bus: &Bus,
+    bus: &BusStream,
     run: &str,
     rate: f64,
     count: u64,

@@ -16,6 +16,16 @@ use clap::{
 /// Exit code for invalid configuration, as for any usage error.
 pub const EXIT_USAGE: i32 = 2;
 
+/// How an application on the platform names the settings every service
+/// has (listen address, shutdown deadline): `BEACON_HTTP_ADDR` for one app,
+/// `UDACONNECT_HTTP_ADDR` for another, with the same flags.
+pub trait AppNames: fmt::Debug + Clone + Send + Sync + 'static {
+    /// Prefix of the env vars: `BEACON` gives `BEACON_HTTP_ADDR`.
+    const ENV_PREFIX: &'static str;
+    /// Where the app listens unless told otherwise.
+    const HTTP_ADDR: &'static str;
+}
+
 /// A setting that cannot be used, named by its env var and its flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

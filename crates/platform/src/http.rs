@@ -1,10 +1,10 @@
 //! HTTP plumbing shared by every target: the operations endpoints, JSON
-//! errors, strict query parsing, and serving with a shutdown deadline.
+//! errors, strict query parsing, and serving until shutdown.
 //!
 //! The caller binds the listener (so tests can use port 0 and read the real
 //! port) and owns the shutdown token, as in `mini-redis`'s `run`.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, marker::PhantomData, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, error::ErrorKind};
 use hyper::server::conn::http1;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use prometheus_client::registry::Registry;
@@ -22,20 +23,72 @@ use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::parse_duration, config::parse_socket_addr, health::Readiness, metrics,
+    config::{AppNames, parse_duration, parse_socket_addr},
+    health::Readiness,
+    metrics,
     takeover::Takeover,
 };
 
-/// Where the HTTP server listens, and how long it may take to stop.
-#[derive(Debug, Clone, clap::Args)]
-pub struct HttpArgs {
+/// Where the HTTP server listens, and how long it may take to stop; the env
+/// vars are named after the application `A` (`BEACON_HTTP_ADDR`).
+#[derive(Debug, Clone)]
+pub struct HttpArgs<A> {
     /// Address the HTTP server listens on (IP:port; port 0 picks a free one).
-    #[arg(long, env = "BEACON_HTTP_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_socket_addr)]
     pub http_addr: SocketAddr,
-
-    /// Time allowed, after SIGTERM, for open connections and the last publish to finish.
-    #[arg(long, env = "BEACON_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// Time allowed, after SIGTERM, for everything to finish.
     pub shutdown_timeout: Duration,
+    app: PhantomData<A>,
+}
+
+impl<A: AppNames> Args for HttpArgs<A> {
+    fn augment_args(command: Command) -> Command {
+        command
+            .arg(
+                Arg::new("http_addr")
+                    .long("http-addr")
+                    .env(format!("{}_HTTP_ADDR", A::ENV_PREFIX))
+                    .default_value(A::HTTP_ADDR)
+                    .value_parser(parse_socket_addr)
+                    .help("Address the HTTP server listens on (IP:port; port 0 picks a free one)"),
+            )
+            .arg(
+                Arg::new("shutdown_timeout")
+                    .long("shutdown-timeout")
+                    .env(format!("{}_SHUTDOWN_TIMEOUT", A::ENV_PREFIX))
+                    .default_value("10s")
+                    .value_parser(parse_duration)
+                    .help("Time allowed, after SIGTERM, for open connections and work in flight to finish"),
+            )
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
+    }
+}
+
+impl<A: AppNames> FromArgMatches for HttpArgs<A> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let missing = |id| {
+            clap::Error::raw(
+                ErrorKind::MissingRequiredArgument,
+                format!("no value for {id}\n"),
+            )
+        };
+        Ok(Self {
+            http_addr: *matches
+                .get_one::<SocketAddr>("http_addr")
+                .ok_or_else(|| missing("http_addr"))?,
+            shutdown_timeout: *matches
+                .get_one::<Duration>("shutdown_timeout")
+                .ok_or_else(|| missing("shutdown_timeout"))?,
+            app: PhantomData,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -137,11 +190,13 @@ where
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
-/// requests finish for at most `deadline` before dropping them.
+/// Serves `router` on `listener` until `shutdown` is cancelled, then returns
+/// once every open connection has finished its current response. The
+/// caller bounds that wait (see [`crate::service`]): connections that are
+/// still open when it gives up are dropped with the future.
 ///
 /// Long-lived responses (SSE, WebSocket) must end on the same token, or they
-/// hold the server until the deadline.
+/// hold the server until the caller's deadline.
 ///
 /// `takeover`, when given, may claim a connection from its first request's
 /// head and serve it without hyper; see [`crate::takeover`].
@@ -150,25 +205,12 @@ pub async fn serve(
     router: Router,
     takeover: Option<Takeover>,
     shutdown: CancellationToken,
-    deadline: Duration,
-) -> io::Result<()> {
+) {
     // Every connection holds a receiver; once all are dropped, `closed()`
     // resolves: every connection has finished.
     let (open_tx, open_rx) = watch::channel(());
-    let server = async {
-        accept_loop(listener, router, takeover, &shutdown, open_rx).await;
-        open_tx.closed().await;
-    };
-    if crate::shutdown::with_deadline(server, &shutdown, deadline)
-        .await
-        .is_none()
-    {
-        tracing::warn!(
-            ?deadline,
-            "shutdown deadline passed; dropping open connections"
-        );
-    }
-    Ok(())
+    accept_loop(listener, router, takeover, &shutdown, open_rx).await;
+    open_tx.closed().await;
 }
 
 /// Accepts connections until `shutdown` is cancelled, serving each on its

@@ -1,8 +1,9 @@
 //! The platform every Beacon service stands on.
 //!
-//! Nothing here knows about "hello" messages: configuration parsing, logging,
-//! shutdown, health and metrics endpoints, and the ordered message bus are the
-//! parts a second application (the connections app) reuses as they are.
+//! Nothing here knows about any one application: configuration parsing,
+//! logging, shutdown, health and metrics endpoints, HTTP serving, the
+//! component seam services are assembled from, and the message bus are
+//! shared by every application on the platform, as they are.
 
 pub mod backoff;
 pub mod bus;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod takeover;
 pub mod telemetry;

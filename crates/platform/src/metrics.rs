@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 pub use prometheus_client::registry::Registry;
 
-/// A registry whose metric names all start with `beacon_`.
-pub fn registry() -> Registry {
-    Registry::with_prefix("beacon")
+/// A registry whose metric names all start with `<prefix>_` (the
+/// application's name, such as `beacon`).
+pub fn registry(prefix: &str) -> Registry {
+    Registry::with_prefix(prefix)
 }
 
 /// The text exposition of `registry` (OpenMetrics, which Prometheus reads).

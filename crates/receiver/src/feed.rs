@@ -141,18 +141,15 @@ impl Feed {
 
 #[cfg(test)]
 mod tests {
-    use beacon_platform::{
-        bus::{Bus, MemoryBus},
-        metrics::registry,
-    };
+    use beacon_platform::metrics::registry;
 
     use super::*;
     use crate::testing::{frame, payload};
 
     /// A bus holding 1..=`published` (the newest `retained`), and a hub
     /// whose window holds `window_from..=published`.
-    async fn setup(published: u64, retained: usize, window_from: u64) -> (Arc<Hub>, History) {
-        let bus = Bus::Memory(MemoryBus::new(retained));
+    async fn setup(published: u64, retained: u64, window_from: u64) -> (Arc<Hub>, History) {
+        let bus = crate::testing::bus(retained);
         for n in 1..=published {
             bus.publish("id", payload(n)).await.expect("published");
         }
@@ -181,7 +178,7 @@ mod tests {
     }
 
     fn metrics() -> Metrics {
-        Metrics::register(&mut registry())
+        Metrics::register(&mut registry("beacon"))
     }
 
     #[tokio::test]

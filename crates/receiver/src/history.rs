@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use beacon_platform::bus::{Bus, BusError};
+use beacon_platform::bus::{BusError, BusStream};
 
 use crate::frame::{Event, Frame, Notice};
 
 /// Reads history from the bus.
 #[derive(Clone)]
 pub struct History {
-    bus: Bus,
+    bus: BusStream,
 }
 
 /// A batch of history and where the next one starts.
@@ -27,12 +27,12 @@ pub struct Batch {
 
 impl History {
     /// History on `bus`.
-    pub fn new(bus: Bus) -> Self {
+    pub fn new(bus: BusStream) -> Self {
         Self { bus }
     }
 
     /// The bus history is read from.
-    pub fn bus(&self) -> &Bus {
+    pub fn bus(&self) -> &BusStream {
         &self.bus
     }
 
@@ -76,7 +76,6 @@ impl History {
 
 #[cfg(test)]
 mod tests {
-    use beacon_platform::bus::MemoryBus;
     use bytes::Bytes;
 
     use super::*;
@@ -94,9 +93,8 @@ mod tests {
             .collect()
     }
 
-    async fn bus_with(capacity: usize, payloads: Vec<Bytes>) -> History {
-        let bus = MemoryBus::new(capacity);
-        let bus = Bus::Memory(bus);
+    async fn bus_with(capacity: u64, payloads: Vec<Bytes>) -> History {
+        let bus = crate::testing::bus(capacity);
         for payload in payloads {
             bus.publish("id", payload).await.expect("published");
         }

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::SystemTime};
 
 use beacon_platform::{
     backoff::{Backoff, retry},
-    bus::{Bounds, Bus, Envelope},
+    bus::{Bounds, BusStream, Envelope},
     health::ReadyFlag,
 };
 use futures::StreamExt;
@@ -26,7 +26,7 @@ use crate::{
 
 /// Moves messages from the bus into the hub.
 pub struct Ingest {
-    pub(crate) bus: Bus,
+    pub(crate) bus: BusStream,
     pub(crate) hub: Arc<Hub>,
     pub(crate) metrics: Metrics,
     pub(crate) ready: ReadyFlag,

@@ -1,13 +1,15 @@
 //! The receiver assembled: ingest into the hub, and the HTTP routes over it.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::Router;
 use beacon_platform::{
-    bus::Bus,
+    bus::BusStream,
     health::{Readiness, ReadyFlag},
+    service::{BoxFuture, Component},
     takeover::Takeover,
 };
+
 use tokio_util::sync::CancellationToken;
 
 use crate::{ReceiverArgs, history::History, http, hub::Hub, ingest::Ingest, metrics::Metrics};
@@ -25,7 +27,12 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver reading `bus`. Its readiness (bus connected, consuming and
     /// caught up) is registered in `readiness`.
-    pub fn new(bus: Bus, args: &ReceiverArgs, metrics: Metrics, readiness: &Readiness) -> Self {
+    pub fn new(
+        bus: BusStream,
+        args: &ReceiverArgs,
+        metrics: Metrics,
+        readiness: &Readiness,
+    ) -> Self {
         let probe = bus.clone();
         readiness.add_check("receiver: bus connected", move || probe.is_connected());
         Self {
@@ -61,5 +68,31 @@ impl Receiver {
         }
         .run(shutdown)
         .await;
+    }
+}
+
+impl Component for Receiver {
+    fn name(&self) -> &'static str {
+        "receiver"
+    }
+
+    fn serves_page(&self) -> bool {
+        true
+    }
+
+    fn router(&self, shutdown: &CancellationToken) -> Option<Router> {
+        Some(Receiver::router(self, shutdown.clone()))
+    }
+
+    fn takeover(&self, shutdown: &CancellationToken) -> Option<Takeover> {
+        Some(Receiver::takeover(self, shutdown.clone()))
+    }
+
+    fn run(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(Receiver::run(*self, shutdown))
     }
 }

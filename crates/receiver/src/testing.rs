@@ -1,9 +1,15 @@
 //! Builders shared by the unit tests.
 
 use beacon_hello::{Broadcast, Timestamp};
+use beacon_platform::bus::{Bus, BusStream, MemoryBus, StreamSettings};
 use bytes::Bytes;
 
 use crate::frame::Frame;
+
+/// An in-process hello stream retaining the newest `capacity` messages.
+pub fn bus(capacity: u64) -> BusStream {
+    Bus::Memory(MemoryBus::new()).stream(StreamSettings::log("HELLO", "beacon.hello", capacity))
+}
 
 /// A frame whose JSON is just its sequence.
 pub fn frame(seq: u64) -> Frame {

@@ -1,21 +1,31 @@
-//! The message bus: an ordered, numbered log that producers append to and
-//! consumers read from any sequence number.
+//! The message bus: streams that producers append to and consumers read,
+//! either as an ordered log from any sequence number or as a work queue.
 //!
 //! Two implementations keep one contract, so the services never know which
 //! one they run on:
-//! - [`NatsBus`]: a NATS JetStream stream (file storage, retention by age and
-//!   count, publishes deduplicated by message id and acknowledged once stored);
-//! - [`MemoryBus`]: an in-process log for `beacon all` without a broker, which
-//!   numbers messages itself and keeps a bounded window of them.
+//! - [`NatsBus`]: NATS JetStream (file storage, retention by age and count,
+//!   publishes deduplicated by message id and acknowledged once stored);
+//! - [`MemoryBus`]: in-process streams for a single process without a
+//!   broker, which number messages themselves and keep a bounded window.
 //!
-//! The contract: every published message gets the next sequence number; a
-//! subscription from `n` yields every retained message with `seq >= n` in
-//! order, then each new one, without gaps it could have filled and without
-//! duplicates; a failed subscription ends with an error and the caller
-//! resubscribes from the sequence after the last one it saw.
+//! A [`Bus`] is a connection: a publish names its subject, and the stream
+//! that captures the subject stores it. A [`BusStream`] is one stream on it,
+//! read two ways:
+//! - **ordered replay** ([`BusStream::subscribe`]): every retained message
+//!   with `seq >= n` in order, then each new one, without gaps it could have
+//!   filled and without duplicates; a failed subscription ends with an error
+//!   and the caller resubscribes from the sequence after the last one it saw;
+//! - **work queue** ([`BusStream::work_queue`]): a durable consumer shared
+//!   by every process using its name; each message goes to one of them, is
+//!   redelivered until acknowledged, and (with [`Retention::WorkQueue`])
+//!   leaves the stream once acknowledged.
 
 mod memory;
 mod nats;
+mod queue;
+mod settings;
+
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -23,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::{
     memory::MemoryBus,
-    nats::{NatsArgs, NatsBus, NatsUrls, StreamArgs},
+    nats::{NatsArgs, NatsBus, NatsUrls},
+    queue::{Delivery, QueueLag, WorkQueue},
+    settings::{Retention, StreamArgs, StreamSettings, StreamSpec},
 };
 use crate::backoff::retry;
 
@@ -46,7 +58,7 @@ pub struct Published {
     pub duplicate: bool,
 }
 
-/// The sequence numbers the bus retains: `first..=last`, empty when
+/// The sequence numbers a stream retains: `first..=last`, empty when
 /// `first > last`. `last` is the newest sequence ever assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -70,6 +82,9 @@ pub enum BusError {
     /// A publish that was not acknowledged; retrying with the same id is safe.
     #[error("publish not acknowledged: {0}")]
     Publish(String),
+    /// A work-queue stream at its limit refused a publish; retry later.
+    #[error("stream {0} is full")]
+    Full(String),
     /// A subscription that could not be started or broke off.
     #[error("subscription failed: {0}")]
     Subscribe(String),
@@ -84,48 +99,39 @@ pub enum BusError {
 /// Messages from a subscription, in sequence order.
 pub type Subscription = BoxStream<'static, Result<Envelope, BusError>>;
 
-/// A handle on the bus; cheap to clone.
+/// A connection to the bus; cheap to clone.
 #[derive(Clone)]
 pub enum Bus {
-    /// In-process, for a single `beacon all`.
+    /// In-process, for a single process.
     Memory(MemoryBus),
     /// NATS JetStream.
     Nats(NatsBus),
 }
 
 impl Bus {
-    /// Appends one message and waits until the bus has stored it. `id` makes
-    /// retries idempotent: a message with an id already stored is not stored
-    /// again.
-    pub async fn publish(&self, id: &str, payload: Bytes) -> Result<Published, BusError> {
+    /// Appends one message to the stream capturing `subject` and waits until
+    /// it is stored. `id` makes retries idempotent: a message with an id
+    /// already stored is not stored again.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
         match self {
-            Bus::Memory(bus) => Ok(bus.publish(payload)),
-            Bus::Nats(bus) => bus.publish(id, payload).await,
+            Bus::Memory(bus) => bus.publish(subject, payload),
+            Bus::Nats(bus) => bus.publish(subject, id, payload).await,
         }
     }
 
-    /// Every retained message with `seq >= from`, then each new one.
-    pub async fn subscribe(&self, from: u64) -> Result<Subscription, BusError> {
-        match self {
-            Bus::Memory(bus) => Ok(bus.subscribe(from)),
-            Bus::Nats(bus) => bus.subscribe(from).await,
+    /// The stream `settings` describes, on this connection.
+    pub fn stream(&self, settings: StreamSettings) -> BusStream {
+        if let Bus::Memory(bus) = self {
+            bus.declare(&settings);
         }
-    }
-
-    /// Up to `max` retained messages with `seq >= from`, oldest first: for
-    /// reading history that a consumer no longer holds in memory.
-    pub async fn fetch(&self, from: u64, max: usize) -> Result<Vec<Envelope>, BusError> {
-        match self {
-            Bus::Memory(bus) => Ok(bus.fetch(from, max)),
-            Bus::Nats(bus) => bus.fetch(from, max).await,
-        }
-    }
-
-    /// The retained range.
-    pub async fn bounds(&self) -> Result<Bounds, BusError> {
-        match self {
-            Bus::Memory(bus) => Ok(bus.bounds()),
-            Bus::Nats(bus) => bus.bounds().await,
+        BusStream {
+            bus: self.clone(),
+            settings: Arc::new(settings),
         }
     }
 
@@ -137,23 +143,104 @@ impl Bus {
         }
     }
 
-    /// Makes sure the stream exists, retrying with backoff until it does or
-    /// `shutdown` is cancelled (then returns `false`). Services call this
-    /// before they report ready, so their start order does not matter.
-    pub async fn prepare(&self, shutdown: &CancellationToken) -> bool {
-        let Bus::Nats(bus) = self else {
-            return true;
-        };
-        retry(shutdown, "stream not available yet", || bus.ensure_stream())
-            .await
-            .is_some()
-    }
-
     /// Short, human name of the implementation, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
             Bus::Memory(_) => "in-process",
             Bus::Nats(_) => "nats",
+        }
+    }
+}
+
+/// One stream on a bus; cheap to clone.
+#[derive(Clone)]
+pub struct BusStream {
+    bus: Bus,
+    settings: Arc<StreamSettings>,
+}
+
+impl BusStream {
+    /// The connection the stream is on.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// What the stream is.
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    /// Publishes on the stream's own subject; see [`Bus::publish`].
+    pub async fn publish(&self, id: &str, payload: Bytes) -> Result<Published, BusError> {
+        self.bus.publish(&self.settings.subject, id, payload).await
+    }
+
+    /// Every retained message with `seq >= from`, then each new one.
+    pub async fn subscribe(&self, from: u64) -> Result<Subscription, BusError> {
+        match &self.bus {
+            Bus::Memory(bus) => bus.subscribe(&self.settings.name, from),
+            Bus::Nats(bus) => bus.subscribe(&self.settings.name, from).await,
+        }
+    }
+
+    /// Up to `max` retained messages with `seq >= from`, oldest first: for
+    /// reading history that a consumer no longer holds in memory.
+    pub async fn fetch(&self, from: u64, max: usize) -> Result<Vec<Envelope>, BusError> {
+        match &self.bus {
+            Bus::Memory(bus) => bus.fetch(&self.settings.name, from, max),
+            Bus::Nats(bus) => bus.fetch(&self.settings.name, from, max).await,
+        }
+    }
+
+    /// The retained range.
+    pub async fn bounds(&self) -> Result<Bounds, BusError> {
+        match &self.bus {
+            Bus::Memory(bus) => bus.bounds(&self.settings.name),
+            Bus::Nats(bus) => bus.bounds(&self.settings.name).await,
+        }
+    }
+
+    /// Whether the bus can be reached right now.
+    pub fn is_connected(&self) -> bool {
+        self.bus.is_connected()
+    }
+
+    /// Short, human name of the bus implementation, for logs.
+    pub fn kind(&self) -> &'static str {
+        self.bus.kind()
+    }
+
+    /// Makes sure the stream exists, creating it when it does not, and
+    /// retrying with backoff until it does or `shutdown` is cancelled (then
+    /// returns `false`). Services call this before they report ready, so
+    /// their start order does not matter.
+    pub async fn prepare(&self, shutdown: &CancellationToken) -> bool {
+        let Bus::Nats(bus) = &self.bus else {
+            return true;
+        };
+        retry(shutdown, "stream not available yet", || {
+            bus.ensure_stream(&self.settings)
+        })
+        .await
+        .is_some()
+    }
+
+    /// Creates the stream, or updates it to the settings. Needs a user
+    /// allowed to manage streams.
+    pub async fn provision(&self) -> Result<(), BusError> {
+        match &self.bus {
+            Bus::Memory(_) => Ok(()),
+            Bus::Nats(bus) => bus.provision(&self.settings).await,
+        }
+    }
+
+    /// The durable consumer `name` of this stream, shared by every process
+    /// that opens it under the same name. A message not acknowledged within
+    /// `ack_wait` is delivered again.
+    pub async fn work_queue(&self, name: &str, ack_wait: Duration) -> Result<WorkQueue, BusError> {
+        match &self.bus {
+            Bus::Memory(bus) => Ok(bus.work_queue(&self.settings.name, name, ack_wait)),
+            Bus::Nats(bus) => bus.work_queue(&self.settings, name, ack_wait).await,
         }
     }
 }

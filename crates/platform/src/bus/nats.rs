@@ -1,28 +1,36 @@
-//! The bus on NATS JetStream: one stream with file storage and retention by
-//! age and count, read through ordered consumers.
+//! The bus on NATS JetStream: streams with file storage and retention by
+//! age and count, read through ordered consumers or durable pull consumers.
 //!
 //! Connecting never fails: the client keeps retrying in the background, and
 //! [`NatsBus::is_connected`] tells readiness probes where it stands. Publishes
 //! carry `Nats-Msg-Id`, so a retry after a lost acknowledgement is stored
 //! once; subscriptions are ephemeral ordered consumers starting at a given
-//! stream sequence, so every replica reads the whole stream independently.
+//! stream sequence, so every replica reads the whole stream independently;
+//! work queues are durable pull consumers with explicit acknowledgement.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    str::FromStr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use async_nats::{
     Client, ConnectOptions, Event, ServerAddr,
     jetstream::{
         self,
-        consumer::{AckPolicy, DeliverPolicy, pull, push},
+        consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull, push},
         message::PublishMessage,
-        stream::{Config, DiscardPolicy, StorageType},
+        stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
     },
 };
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{Bounds, BusError, Envelope, Published, Subscription};
-use crate::config::{parse_duration, parse_positive};
+use super::{
+    Bounds, BusError, Envelope, Published, Retention, StreamSettings, Subscription,
+    queue::{Delivery, QueueLag, WorkQueue},
+};
 
 /// How long a publish waits for its acknowledgement before it is retried,
 /// and any other request to the JetStream API for its answer.
@@ -49,30 +57,6 @@ pub struct NatsArgs {
         requires = "nats_user"
     )]
     pub nats_password: Option<String>,
-}
-
-/// The stream the hello messages live in.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StreamArgs {
-    /// JetStream stream name.
-    #[arg(long, env = "BEACON_STREAM", default_value = "HELLO", value_parser = parse_stream_name)]
-    pub stream: String,
-
-    /// Subject the messages are published on.
-    #[arg(long, env = "BEACON_SUBJECT", default_value = "beacon.hello", value_parser = parse_subject)]
-    pub subject: String,
-
-    /// Messages older than this are removed from the stream.
-    #[arg(long, env = "BEACON_STREAM_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
-    pub stream_max_age: Duration,
-
-    /// The stream keeps at most this many messages, removing the oldest.
-    #[arg(long, env = "BEACON_STREAM_MAX_MESSAGES", default_value = "1000000", value_parser = parse_positive)]
-    pub stream_max_messages: u64,
-
-    /// Copies of the stream kept by a NATS cluster (1, 3 or 5).
-    #[arg(long, env = "BEACON_STREAM_REPLICAS", default_value = "1", value_parser = parse_replicas)]
-    pub stream_replicas: usize,
 }
 
 /// One or more NATS server addresses.
@@ -111,47 +95,7 @@ impl fmt::Display for NatsUrls {
     }
 }
 
-fn parse_stream_name(input: &str) -> Result<String, String> {
-    let name = input.trim();
-    if name.is_empty() || name.len() > 255 {
-        return Err("must be 1 to 255 characters".to_owned());
-    }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
-    {
-        return Err("must not contain whitespace or any of . * > / \\".to_owned());
-    }
-    Ok(name.to_owned())
-}
-
-fn parse_subject(input: &str) -> Result<String, String> {
-    let subject = input.trim();
-    let valid = !subject.is_empty()
-        && subject.split('.').all(|token| {
-            !token.is_empty()
-                && !token
-                    .chars()
-                    .any(|c| c.is_whitespace() || matches!(c, '*' | '>'))
-        });
-    if valid {
-        Ok(subject.to_owned())
-    } else {
-        Err(
-            "expected dot-separated tokens without spaces or wildcards, such as beacon.hello"
-                .to_owned(),
-        )
-    }
-}
-
-fn parse_replicas(input: &str) -> Result<usize, String> {
-    match input.trim().parse::<usize>() {
-        Ok(replicas @ (1 | 3 | 5)) => Ok(replicas),
-        _ => Err("must be 1, 3 or 5".to_owned()),
-    }
-}
-
-/// A JetStream-backed bus; cheap to clone.
+/// A JetStream connection; cheap to clone.
 #[derive(Clone)]
 pub struct NatsBus {
     inner: Arc<Inner>,
@@ -160,19 +104,13 @@ pub struct NatsBus {
 struct Inner {
     client: Client,
     jetstream: jetstream::Context,
-    stream: StreamArgs,
 }
 
 impl NatsBus {
     /// Starts connecting to `urls` in the background (retrying for as long
     /// as it takes) and returns at once. `name` identifies the connection in
     /// the server's monitoring.
-    pub async fn connect(
-        urls: &NatsUrls,
-        nats: &NatsArgs,
-        stream: StreamArgs,
-        name: &str,
-    ) -> Result<Self, BusError> {
+    pub async fn connect(urls: &NatsUrls, nats: &NatsArgs, name: &str) -> Result<Self, BusError> {
         let mut options = ConnectOptions::new()
             .name(name)
             .retry_on_initial_connect()
@@ -190,31 +128,26 @@ impl NatsBus {
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(ACK_TIMEOUT)
             .build(client.clone());
-        tracing::info!(servers = %urls, stream = %stream.stream, subject = %stream.subject, "connecting to NATS");
+        tracing::info!(servers = %urls, "connecting to NATS");
         Ok(Self {
-            inner: Arc::new(Inner {
-                client,
-                jetstream,
-                stream,
-            }),
+            inner: Arc::new(Inner { client, jetstream }),
         })
     }
 
     /// Creates the stream if it does not exist yet. A stream that exists is
     /// used as it is: services may lack the right to change it.
-    pub(super) async fn ensure_stream(&self) -> Result<(), BusError> {
-        let spec = &self.inner.stream;
+    pub(super) async fn ensure_stream(&self, settings: &StreamSettings) -> Result<(), BusError> {
         let stream = self
             .inner
             .jetstream
-            .get_or_create_stream(self.stream_config())
+            .get_or_create_stream(stream_config(settings))
             .await
             .map_err(|err| BusError::Request(err.to_string()))?;
         let subjects = &stream.cached_info().config.subjects;
-        if !subjects.contains(&spec.subject) {
+        if !subjects.contains(&settings.subject) {
             return Err(BusError::Request(format!(
                 "stream {} exists but does not capture subject {} (it captures {subjects:?})",
-                spec.stream, spec.subject
+                settings.name, settings.subject
             )));
         }
         Ok(())
@@ -222,51 +155,38 @@ impl NatsBus {
 
     /// Creates the stream, or updates its subject, retention and replicas to
     /// the configured ones. Needs a user allowed to manage streams.
-    pub async fn provision(&self) -> Result<(), BusError> {
+    pub(super) async fn provision(&self, settings: &StreamSettings) -> Result<(), BusError> {
         self.inner
             .jetstream
-            .create_or_update_stream(self.stream_config())
+            .create_or_update_stream(stream_config(settings))
             .await
             .map(|_| ())
             .map_err(|err| BusError::Request(err.to_string()))
     }
 
-    fn stream_config(&self) -> Config {
-        let spec = &self.inner.stream;
-        Config {
-            name: spec.stream.clone(),
-            subjects: vec![spec.subject.clone()],
-            storage: StorageType::File,
-            discard: DiscardPolicy::Old,
-            max_age: spec.stream_max_age,
-            max_messages: i64::try_from(spec.stream_max_messages).unwrap_or(i64::MAX),
-            num_replicas: spec.stream_replicas,
-            // Long enough to cover a broker restart: a publish retried after
-            // it is still recognised as a duplicate.
-            duplicate_window: Duration::from_secs(120),
-            allow_direct: true,
-            ..Config::default()
-        }
-    }
-
-    pub(super) async fn publish(&self, id: &str, payload: Bytes) -> Result<Published, BusError> {
+    pub(super) async fn publish(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
         let publish = PublishMessage::build().message_id(id).payload(payload);
         let ack = self
             .inner
             .jetstream
-            .send_publish(self.inner.stream.subject.clone(), publish)
+            .send_publish(subject.to_owned(), publish)
             .await
             .map_err(|err| BusError::Publish(err.to_string()))?
             .await
-            .map_err(|err| BusError::Publish(err.to_string()))?;
+            .map_err(|err| publish_error(subject, &err.to_string()))?;
         Ok(Published {
             seq: ack.sequence,
             duplicate: ack.duplicate,
         })
     }
 
-    pub(super) async fn subscribe(&self, from: u64) -> Result<Subscription, BusError> {
-        let stream = self.stream().await.map_err(BusError::Subscribe)?;
+    pub(super) async fn subscribe(&self, name: &str, from: u64) -> Result<Subscription, BusError> {
+        let stream = self.stream(name).await.map_err(BusError::Subscribe)?;
         // Start one message early: the ordered consumer resumes after the last
         // sequence it delivered when it recreates itself, and before its first
         // delivery it would fall back to the very start of the stream. The
@@ -306,8 +226,13 @@ impl NatsBus {
         Ok(envelopes.boxed())
     }
 
-    pub(super) async fn fetch(&self, from: u64, max: usize) -> Result<Vec<Envelope>, BusError> {
-        let stream = self.stream().await.map_err(BusError::Request)?;
+    pub(super) async fn fetch(
+        &self,
+        name: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, BusError> {
+        let stream = self.stream(name).await.map_err(BusError::Request)?;
         let consumer = stream
             .create_consumer(pull::Config {
                 deliver_policy: DeliverPolicy::ByStartSequence {
@@ -345,19 +270,19 @@ impl NatsBus {
         let fetched = tokio::time::timeout(FETCH_TIMEOUT, fetched)
             .await
             .unwrap_or_else(|_| Err(BusError::Request("history read timed out".to_owned())));
-        let name = consumer.cached_info().name.clone();
+        let consumer_name = consumer.cached_info().name.clone();
         // The server also removes it after `inactive_threshold`.
-        if let Err(err) = stream.delete_consumer(&name).await {
-            tracing::debug!(error = %err, consumer = %name, "could not delete a history consumer");
+        if let Err(err) = stream.delete_consumer(&consumer_name).await {
+            tracing::debug!(error = %err, consumer = %consumer_name, "could not delete a history consumer");
         }
         fetched
     }
 
-    pub(super) async fn bounds(&self) -> Result<Bounds, BusError> {
+    pub(super) async fn bounds(&self, name: &str) -> Result<Bounds, BusError> {
         let info = self
             .inner
             .jetstream
-            .get_stream(&self.inner.stream.stream)
+            .get_stream(name)
             .await
             .map_err(|err| BusError::Request(err.to_string()))?
             .cached_info()
@@ -376,17 +301,187 @@ impl NatsBus {
         })
     }
 
+    pub(super) async fn work_queue(
+        &self,
+        settings: &StreamSettings,
+        name: &str,
+        ack_wait: Duration,
+    ) -> Result<WorkQueue, BusError> {
+        let stream = self
+            .stream(&settings.name)
+            .await
+            .map_err(BusError::Request)?;
+        let consumer = stream
+            .get_or_create_consumer(
+                name,
+                pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait,
+                    filter_subject: settings.subject.clone(),
+                    max_ack_pending: MAX_ACK_PENDING,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?;
+        Ok(WorkQueue::nats(NatsQueue {
+            consumer,
+            stream,
+            subject: settings.subject.clone(),
+            messages: None,
+        }))
+    }
+
     pub(super) fn is_connected(&self) -> bool {
         self.inner.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    async fn stream(&self) -> Result<jetstream::stream::Stream<()>, String> {
+    async fn stream(&self, name: &str) -> Result<jetstream::stream::Stream<()>, String> {
         self.inner
             .jetstream
-            .get_stream_no_info(&self.inner.stream.stream)
+            .get_stream_no_info(name)
             .await
             .map_err(|err| err.to_string())
     }
+}
+
+/// The JetStream configuration of a stream.
+fn stream_config(settings: &StreamSettings) -> Config {
+    let (retention, discard) = match settings.retention {
+        Retention::Log => (RetentionPolicy::Limits, DiscardPolicy::Old),
+        Retention::WorkQueue => (RetentionPolicy::WorkQueue, DiscardPolicy::New),
+    };
+    Config {
+        name: settings.name.clone(),
+        subjects: vec![settings.subject.clone()],
+        storage: StorageType::File,
+        retention,
+        discard,
+        max_age: settings.max_age,
+        max_messages: i64::try_from(settings.max_messages).unwrap_or(i64::MAX),
+        num_replicas: settings.replicas,
+        // Long enough to cover a broker restart: a publish retried after
+        // it is still recognised as a duplicate.
+        duplicate_window: Duration::from_secs(120),
+        allow_direct: true,
+        ..Config::default()
+    }
+}
+
+/// A refused publish: a full work-queue stream is told apart, so that the
+/// caller can say "retry later" instead of "failed".
+fn publish_error(subject: &str, reason: &str) -> BusError {
+    if reason.contains("maximum messages") || reason.contains("maximum bytes") {
+        BusError::Full(subject.to_owned())
+    } else {
+        BusError::Publish(reason.to_owned())
+    }
+}
+
+/// The most messages a work-queue consumer has delivered and not yet seen
+/// acknowledged; beyond, the server waits. Bounds what dead workers hold.
+const MAX_ACK_PENDING: i64 = 50_000;
+/// How long a pull request waits before it is renewed.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// A durable pull consumer, fetched from in batches.
+pub(super) struct NatsQueue {
+    consumer: PullConsumer,
+    stream: jetstream::stream::Stream<()>,
+    subject: String,
+    messages: Option<pull::Stream>,
+}
+
+impl NatsQueue {
+    pub(super) async fn fetch(
+        &mut self,
+        max: usize,
+        linger: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let messages = match &mut self.messages {
+            Some(messages) => messages,
+            None => {
+                let messages = self
+                    .consumer
+                    .stream()
+                    .max_messages_per_batch(max)
+                    .expires(PULL_EXPIRES)
+                    .heartbeat(PULL_EXPIRES / 2)
+                    .messages()
+                    .await
+                    .map_err(|err| BusError::Request(err.to_string()))?;
+                self.messages.insert(messages)
+            }
+        };
+        let mut batch = Vec::with_capacity(max.min(4096));
+        let Some(first) = messages.next().await else {
+            self.messages = None;
+            return Err(BusError::Request("the pull subscription ended".to_owned()));
+        };
+        let mut next = Some(first);
+        let until = tokio::time::Instant::now() + linger;
+        loop {
+            match next {
+                Some(Ok(message)) => batch.push(delivery(message)?),
+                Some(Err(err)) => {
+                    self.messages = None;
+                    if batch.is_empty() {
+                        return Err(BusError::Request(err.to_string()));
+                    }
+                    // What was taken is handed out; the error shows again on
+                    // the next fetch, from a new subscription.
+                    break;
+                }
+                None => {
+                    self.messages = None;
+                    break;
+                }
+            }
+            if batch.len() >= max {
+                break;
+            }
+            let Some(messages) = &mut self.messages else {
+                break;
+            };
+            next = match tokio::time::timeout_at(until, messages.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            };
+        }
+        Ok(batch)
+    }
+
+    pub(super) async fn lag(&self) -> Result<QueueLag, BusError> {
+        let mut consumer = self.consumer.clone();
+        let info = consumer
+            .info()
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?;
+        let pending = info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0);
+        if pending == 0 {
+            return Ok(QueueLag::default());
+        }
+        let oldest = self
+            .stream
+            .direct_get_next_for_subject(&self.subject, Some(info.ack_floor.stream_sequence + 1))
+            .await
+            .ok()
+            .map(|message| SystemTime::from(message.time));
+        Ok(QueueLag { pending, oldest })
+    }
+}
+
+fn delivery(message: async_nats::jetstream::Message) -> Result<Delivery, BusError> {
+    let info = message
+        .info()
+        .map_err(|err| BusError::Request(err.to_string()))?;
+    let envelope = Envelope {
+        seq: info.stream_sequence,
+        payload: message.payload.clone(),
+    };
+    let deliveries = u64::try_from(info.delivered).unwrap_or(1);
+    Ok(Delivery::nats(envelope, deliveries, message))
 }
 
 /// Reconnect at once, then after 50 ms doubling to 2 s: a restarted broker is
@@ -423,17 +518,6 @@ mod tests {
         assert_eq!(urls.to_string(), "a:4222,b:4223");
         assert!("".parse::<NatsUrls>().is_err());
         assert!("http://a:4222".parse::<NatsUrls>().is_err());
-    }
-
-    #[test]
-    fn names_and_subjects_are_checked() {
-        assert!(parse_stream_name("HELLO").is_ok());
-        assert!(parse_stream_name("HEL.LO").is_err());
-        assert!(parse_subject("beacon.hello").is_ok());
-        assert!(parse_subject("beacon.*").is_err());
-        assert!(parse_subject("beacon..hello").is_err());
-        assert_eq!(parse_replicas("3"), Ok(3));
-        assert!(parse_replicas("2").is_err());
     }
 
     #[test]

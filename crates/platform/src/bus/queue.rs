@@ -1,0 +1,159 @@
+//! Work queues: a durable consumer of a stream that hands each message to
+//! one of the processes sharing it, and again until one acknowledges it.
+//!
+//! A worker fetches a batch, does the work, and acknowledges each message
+//! only once the work is done (for a writer: committed). A worker that dies
+//! first loses nothing: its messages are delivered again after the
+//! consumer's acknowledgement wait, so the work must be idempotent. A
+//! worker that needs longer says so with [`Delivery::in_progress`].
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{
+    BusError, Envelope,
+    memory::{MemoryAck, MemoryQueue},
+    nats::NatsQueue,
+};
+
+/// A durable consumer of one stream.
+pub struct WorkQueue {
+    inner: Inner,
+}
+
+enum Inner {
+    Memory(MemoryQueue),
+    Nats(Box<NatsQueue>),
+}
+
+/// How far a work queue is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueLag {
+    /// Messages not acknowledged yet: waiting, or delivered and in flight.
+    pub pending: u64,
+    /// When the oldest of them was published.
+    pub oldest: Option<SystemTime>,
+}
+
+impl WorkQueue {
+    pub(super) fn memory(queue: MemoryQueue) -> Self {
+        Self {
+            inner: Inner::Memory(queue),
+        }
+    }
+
+    pub(super) fn nats(queue: NatsQueue) -> Self {
+        Self {
+            inner: Inner::Nats(Box::new(queue)),
+        }
+    }
+
+    /// Waits for at least one message, then takes up to `max`, waiting at
+    /// most `linger` after the first for more. Dropping the future before it
+    /// returns loses nothing: what it had taken is delivered again later.
+    pub async fn fetch(&mut self, max: usize, linger: Duration) -> Result<Vec<Delivery>, BusError> {
+        let max = max.max(1);
+        match &mut self.inner {
+            Inner::Memory(queue) => queue.fetch(max, linger).await,
+            Inner::Nats(queue) => queue.fetch(max, linger).await,
+        }
+    }
+
+    /// Messages waiting or in flight, and the age of the oldest.
+    pub async fn lag(&self) -> Result<QueueLag, BusError> {
+        match &self.inner {
+            Inner::Memory(queue) => queue.lag(),
+            Inner::Nats(queue) => queue.lag().await,
+        }
+    }
+}
+
+/// One delivery of a message.
+pub struct Delivery {
+    /// The message.
+    pub envelope: Envelope,
+    /// How many times it has been delivered, this one included.
+    pub deliveries: u64,
+    acker: Acker,
+}
+
+enum Acker {
+    Memory(MemoryAck),
+    Nats(Box<async_nats::jetstream::Message>),
+}
+
+impl Delivery {
+    pub(super) fn memory(envelope: Envelope, deliveries: u64, ack: MemoryAck) -> Self {
+        Self {
+            envelope,
+            deliveries,
+            acker: Acker::Memory(ack),
+        }
+    }
+
+    pub(super) fn nats(
+        envelope: Envelope,
+        deliveries: u64,
+        message: async_nats::jetstream::Message,
+    ) -> Self {
+        Self {
+            envelope,
+            deliveries,
+            acker: Acker::Nats(Box::new(message)),
+        }
+    }
+
+    /// The stream sequence.
+    pub fn seq(&self) -> u64 {
+        self.envelope.seq
+    }
+
+    /// The message bytes.
+    pub fn payload(&self) -> &Bytes {
+        &self.envelope.payload
+    }
+
+    /// The work is done: the message is not delivered again. A lost
+    /// acknowledgement means one more delivery, never a loss.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::Memory(ack) => {
+                ack.ack(self.envelope.seq);
+                Ok(())
+            }
+            Acker::Nats(message) => message
+                .ack()
+                .await
+                .map_err(|err| BusError::Request(format!("acknowledging: {err}"))),
+        }
+    }
+
+    /// The work failed and may succeed later: deliver the message again now.
+    pub async fn nak(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::Memory(ack) => {
+                ack.nak(self.envelope.seq);
+                Ok(())
+            }
+            Acker::Nats(message) => message
+                .ack_with(async_nats::jetstream::AckKind::Nak(None))
+                .await
+                .map_err(|err| BusError::Request(format!("refusing a message: {err}"))),
+        }
+    }
+
+    /// The work is still going on: restart the acknowledgement wait.
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::Memory(ack) => {
+                ack.in_progress(self.envelope.seq);
+                Ok(())
+            }
+            Acker::Nats(message) => message
+                .ack_with(async_nats::jetstream::AckKind::Progress)
+                .await
+                .map_err(|err| BusError::Request(format!("extending a delivery: {err}"))),
+        }
+    }
+}
