@@ -33,6 +33,26 @@ impl ToSql for Wkb {
     to_sql_checked!();
 }
 
+/// Cells of this many degrees (about 55 m north–south) order the rows.
+const CELL_DEG: f64 = 0.0005;
+
+/// The locations in the order they are written: by cell of a grid, row by
+/// row, then by time. A lookup near a point then reads a few heap pages
+/// instead of one per row (what `CLUSTER` on the GiST would do, for free);
+/// the ids and times are what they are, only the rows' places change.
+fn spatial_order(data: &Dataset) -> Vec<&udaconnect_connect::LocationRecord> {
+    let cell = |degrees: f64| (degrees / CELL_DEG).floor() as i64;
+    let mut locations: Vec<_> = data.locations.iter().collect();
+    locations.sort_by_key(|location| {
+        (
+            cell(location.position.lat),
+            cell(location.position.lon),
+            location.time,
+        )
+    });
+    locations
+}
+
 impl PgStore {
     /// Adds `data` (persons and locations with their ids) in one
     /// transaction, then moves the id sequences past it and refreshes the
@@ -82,7 +102,7 @@ impl PgStore {
             sink,
             &[Type::INT8, Type::INT4, geometry, Type::TIMESTAMP]
         ));
-        for location in &data.locations {
+        for location in spatial_order(data) {
             writer
                 .as_mut()
                 .write(&[

@@ -142,7 +142,7 @@ macro_rules! connections_sql {
     WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
 ),
 pairs AS MATERIALIZED (
-    SELECT o.person_id, o.id, o.creation_time, own.id AS own_id,
+    SELECT o.person_id, o.id, o.creation_time, o.point, own.point AS own_point,
            ST_Distance(o.point, own.point, false) AS sphere
     FROM own
     JOIN location o
@@ -179,12 +179,10 @@ page AS (
 ),
 closest AS (
     SELECT DISTINCT ON (c.person_id)
-           c.person_id, c.id, c.creation_time, o.point,
-           ST_Distance(o.point, own.point) AS metres
+           c.person_id, c.id, c.creation_time, c.point,
+           ST_Distance(c.point, c.own_point) AS metres
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
-    JOIN location o ON o.id = c.id
-    JOIN location own ON own.id = c.own_id
     WHERE c.sphere <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
