@@ -16,11 +16,21 @@ use udaconnect_connect::{
     Stats, StoreError, Timestamp, geodesic::search_boxes, query::round_to_mm,
 };
 
-use super::near::Pair;
+use super::near::{Origin, Pair};
 
-/// A point of the R-tree: (longitude, latitude), and the slot of its
-/// location in [`Data::locations`].
-type Entry = GeomWithData<[f64; 2], u32>;
+/// A point of the R-tree: (longitude, latitude), with what the queries
+/// filter on, so that candidates are sifted without reaching for their
+/// locations.
+type Entry = GeomWithData<[f64; 2], Point>;
+
+/// What an R-tree entry carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    /// The location's slot in [`Data::locations`].
+    slot: u32,
+    person_id: PersonId,
+    time: Timestamp,
+}
 
 /// Everything the embedded store holds.
 #[derive(Default)]
@@ -40,8 +50,20 @@ pub struct Data {
     next_location: LocationId,
 }
 
-fn entry(position: Position, slot: u32) -> Entry {
-    GeomWithData::new([position.lon, position.lat], slot)
+fn entry(location: &Location, slot: u32) -> Entry {
+    GeomWithData::new(
+        [location.position.lon, location.position.lat],
+        Point {
+            slot,
+            person_id: location.person_id,
+            time: location.time,
+        },
+    )
+}
+
+fn position(entry: &Entry) -> Position {
+    let [lon, lat] = *entry.geom();
+    Position { lat, lon }
 }
 
 impl Data {
@@ -61,8 +83,9 @@ impl Data {
             if data.slots.contains_key(&record.id) {
                 continue;
             }
-            let slot = data.push(record.location());
-            entries.push(entry(record.position, slot));
+            let location = record.location();
+            let slot = data.push(location.clone());
+            entries.push(entry(&location, slot));
         }
         data.tree = RTree::bulk_load(entries);
         data
@@ -88,7 +111,7 @@ impl Data {
 
     fn store(&mut self, location: Location) -> Location {
         let slot = self.push(location.clone());
-        self.tree.insert(entry(location.position, slot));
+        self.tree.insert(entry(&location, slot));
         location
     }
 
@@ -217,14 +240,19 @@ impl Data {
             .collect()
     }
 
-    /// Every other location within `metres` of `own` whose time `keep`s,
-    /// with the pair.
+    fn at(&self, entry: &Entry) -> &Location {
+        &self.locations[entry.data.slot as usize]
+    }
+
+    /// Every other person's entry within `metres` of `own` whose time
+    /// `keep`s, with the pair.
     fn near<'a>(
         &'a self,
         own: &'a Location,
+        origin: &'a Origin,
         metres: f64,
         keep: impl Fn(Timestamp) -> bool + 'a,
-    ) -> impl Iterator<Item = (&'a Location, Pair)> + 'a {
+    ) -> impl Iterator<Item = (&'a Entry, Pair<'a>)> + 'a {
         search_boxes(own.position, metres)
             .into_iter()
             .flat_map(move |area| {
@@ -232,11 +260,10 @@ impl Data {
                     AABB::from_corners([area.min_lon, area.min_lat], [area.max_lon, area.max_lat]);
                 self.tree.locate_in_envelope(&envelope)
             })
-            .map(|entry| &self.locations[entry.data as usize])
-            .filter(move |other| other.person_id != own.person_id && keep(other.time))
-            .filter_map(move |other| {
-                let mut pair = Pair::new(other.position, own.position);
-                pair.within(metres).then_some((other, pair))
+            .filter(move |entry| entry.data.person_id != own.person_id && keep(entry.data.time))
+            .filter_map(move |entry| {
+                let mut pair = Pair::new(position(entry), origin);
+                pair.within(metres).then_some((entry, pair))
             })
     }
 
@@ -249,11 +276,12 @@ impl Data {
         let metres = query.distance.metres();
         let mut rows = Vec::new();
         for own in self.own(query.person_id, start, end) {
+            let origin = Origin::new(own.position);
             let mut near: Vec<&Location> = self
-                .near(own, metres, |time| {
+                .near(own, &origin, metres, |time| {
                     time >= others_start && time < others_end
                 })
-                .map(|(other, _)| other)
+                .map(|(entry, _)| self.at(entry))
                 .collect();
             near.sort_unstable_by_key(|other| other.id);
             for other in near {
@@ -284,11 +312,16 @@ impl Data {
         let mut tallies: HashMap<PersonId, Tally> = HashMap::new();
         for own in self.own(query.person_id, start, end) {
             let (lo, hi) = query.others_span(own.time);
-            for (other, pair) in self.near(own, metres, |time| time >= lo && time <= hi) {
-                match tallies.entry(other.person_id) {
-                    hash_map::Entry::Occupied(mut tally) => tally.get_mut().add(other, pair),
+            let origin = Origin::new(own.position);
+            for (entry, pair) in self.near(own, &origin, metres, |time| time >= lo && time <= hi) {
+                match tallies.entry(entry.data.person_id) {
+                    hash_map::Entry::Occupied(mut tally) => {
+                        tally
+                            .get_mut()
+                            .add(entry.data.time, pair, || self.at(entry));
+                    }
                     hash_map::Entry::Vacant(tally) => {
-                        tally.insert(Tally::new(other, pair));
+                        tally.insert(Tally::new(self.at(entry), pair));
                     }
                 }
             }
@@ -353,14 +386,20 @@ impl Tally {
         }
     }
 
-    fn add(&mut self, other: &Location, mut pair: Pair) {
+    /// Counts an encounter at `time`; `other` gives its location, only
+    /// reached for when it may be the closest.
+    fn add<'a>(&mut self, time: Timestamp, mut pair: Pair, other: impl FnOnce() -> &'a Location) {
         self.encounters += 1;
-        self.first_met = self.first_met.min(other.time);
-        self.last_met = self.last_met.max(other.time);
+        self.first_met = self.first_met.min(time);
+        self.last_met = self.last_met.max(time);
         if pair.surely_beyond(self.closest.distance_m) {
             return;
         }
         let metres = pair.exact();
+        if metres > self.closest.distance_m {
+            return;
+        }
+        let other = other();
         let nearer = metres
             .total_cmp(&self.closest.distance_m)
             .then(other.time.cmp(&self.closest.time))

@@ -24,49 +24,76 @@ const MAX_LAT: f64 = 80.0;
 /// Farther apart than this (degrees of either), only exact distances.
 const MAX_SPAN_DEG: f64 = 1.0;
 
-/// An estimate of the geodesic distance, metres: the plane tangent at the
-/// mid latitude, with the ellipsoid's radii of curvature there. `None` where
-/// it is not trusted.
-pub fn estimate(a: Position, b: Position) -> Option<f64> {
-    if a.lat.abs() > MAX_LAT || b.lat.abs() > MAX_LAT {
-        return None;
+/// An own location, with what estimating distances from it needs.
+pub struct Origin {
+    position: Position,
+    /// Cosine and sine of its latitude.
+    cos: f64,
+    sin: f64,
+    /// Radii of curvature there: in the prime vertical and in the meridian.
+    n: f64,
+    m: f64,
+    /// Whether estimates from here are trusted at all.
+    trusted: bool,
+}
+
+impl Origin {
+    /// Estimates from `position`.
+    pub fn new(position: Position) -> Self {
+        let (sin, cos) = position.lat.to_radians().sin_cos();
+        let w2 = 1.0 - E2 * sin * sin;
+        let w = w2.sqrt();
+        Self {
+            position,
+            cos,
+            sin,
+            n: A / w,
+            m: A * (1.0 - E2) / (w2 * w),
+            trusted: position.lat.abs() <= MAX_LAT,
+        }
     }
-    let mut dlon = b.lon - a.lon;
-    if dlon > 180.0 {
-        dlon -= 360.0;
-    } else if dlon < -180.0 {
-        dlon += 360.0;
+
+    /// An estimate of the geodesic distance to `other`, metres: the plane
+    /// tangent at the mid latitude (its cosine to first order from here),
+    /// with the ellipsoid's radii of curvature. `None` where it is not
+    /// trusted.
+    pub fn estimate(&self, other: Position) -> Option<f64> {
+        if !self.trusted || other.lat.abs() > MAX_LAT {
+            return None;
+        }
+        let mut dlon = other.lon - self.position.lon;
+        if dlon > 180.0 {
+            dlon -= 360.0;
+        } else if dlon < -180.0 {
+            dlon += 360.0;
+        }
+        let dlat = other.lat - self.position.lat;
+        if dlon.abs() > MAX_SPAN_DEG || dlat.abs() > MAX_SPAN_DEG {
+            return None;
+        }
+        let dlat = dlat.to_radians();
+        let cos_mid = self.cos - self.sin * dlat / 2.0;
+        let east = self.n * cos_mid * dlon.to_radians();
+        let north = self.m * dlat;
+        Some((east * east + north * north).sqrt())
     }
-    let dlat = b.lat - a.lat;
-    if dlon.abs() > MAX_SPAN_DEG || dlat.abs() > MAX_SPAN_DEG {
-        return None;
-    }
-    let mid = ((a.lat + b.lat) / 2.0).to_radians();
-    let sin = mid.sin();
-    let w2 = 1.0 - E2 * sin * sin;
-    let w = w2.sqrt();
-    let n = A / w;
-    let m = A * (1.0 - E2) / (w2 * w);
-    let east = n * mid.cos() * dlon.to_radians();
-    let north = m * dlat.to_radians();
-    Some(east.hypot(north))
 }
 
 /// A pair's distance, measured exactly only when needed.
-pub struct Pair {
+pub struct Pair<'a> {
     other: Position,
-    own: Position,
+    origin: &'a Origin,
     estimate: Option<f64>,
     exact: Option<f64>,
 }
 
-impl Pair {
+impl<'a> Pair<'a> {
     /// The pair of another's location and an own one.
-    pub fn new(other: Position, own: Position) -> Self {
+    pub fn new(other: Position, origin: &'a Origin) -> Self {
         Self {
             other,
-            own,
-            estimate: estimate(other, own),
+            origin,
+            estimate: origin.estimate(other),
             exact: None,
         }
     }
@@ -76,7 +103,7 @@ impl Pair {
     pub fn exact(&mut self) -> f64 {
         *self
             .exact
-            .get_or_insert_with(|| geodesic::distance(self.other, self.own))
+            .get_or_insert_with(|| geodesic::distance(self.other, self.origin.position))
     }
 
     /// Whether the exact distance is at most `metres`.
@@ -113,7 +140,7 @@ mod tests {
                             + metres * bearing.sin() / (111_000.0 * lat.to_radians().cos()),
                     };
                     let exact = geodesic::distance(there, here);
-                    let estimate = estimate(there, here).expect("trusted here");
+                    let estimate = Origin::new(here).estimate(there).expect("trusted here");
                     assert!(
                         (estimate - exact).abs() <= exact * MARGIN / 100.0 + 1e-9,
                         "{here:?} to {there:?}: {estimate} vs {exact}"
@@ -125,7 +152,7 @@ mod tests {
             lat: 89.0,
             lon: 0.0,
         };
-        assert_eq!(estimate(pole, pole), None);
+        assert_eq!(Origin::new(pole).estimate(pole), None);
     }
 
     #[test]
@@ -139,14 +166,15 @@ mod tests {
             lon: -122.29,
         };
         let exact = geodesic::distance(there, here);
-        let mut pair = Pair::new(there, here);
+        let origin = Origin::new(here);
+        let mut pair = Pair::new(there, &origin);
         assert!(pair.within(exact));
-        assert!(!Pair::new(there, here).within(exact - 1e-9));
-        assert!(Pair::new(there, here).within(100.0));
-        assert!(!Pair::new(there, here).within(1.0));
-        assert!(Pair::new(there, here).surely_beyond(1.0));
-        assert!(!Pair::new(there, here).surely_beyond(exact));
-        let mut same = Pair::new(here, here);
+        assert!(!Pair::new(there, &origin).within(exact - 1e-9));
+        assert!(Pair::new(there, &origin).within(100.0));
+        assert!(!Pair::new(there, &origin).within(1.0));
+        assert!(Pair::new(there, &origin).surely_beyond(1.0));
+        assert!(!Pair::new(there, &origin).surely_beyond(exact));
+        let mut same = Pair::new(here, &origin);
         assert!(same.within(0.0));
         assert_eq!(same.exact(), 0.0);
     }
