@@ -7,8 +7,9 @@
 //! queries ([`query`]: the original API's, kept, and the summarised v2
 //! one), geodesic distances ([`geodesic`]), and the contract every store
 //! keeps ([`store`]), so that PostGIS and the embedded store give the same
-//! answers.
+//! answers; [`conference`] makes up data for benchmarks, tests and demos.
 
+pub mod conference;
 pub mod geodesic;
 pub mod model;
 pub mod query;

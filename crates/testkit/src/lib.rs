@@ -3,11 +3,13 @@
 //! A `nats-server` on a free port with its own store, that can be killed
 //! and restarted on the same store; `beacon` processes whose port is read
 //! from their own log; an SSE client; headless Chromium to look at the page
-//! as a person would; and waiting on a condition with a deadline instead of
-//! sleeping.
+//! as a person would; a throwaway PostgreSQL with PostGIS that can be
+//! stopped and started again on the same data; and waiting on a condition
+//! with a deadline instead of sleeping.
 
 mod browser;
 mod nats;
+mod postgres;
 mod process;
 mod sse;
 mod wait;
@@ -15,6 +17,7 @@ mod wait;
 pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
+    postgres::{PostgresServer, postgres_bindir},
     process::{BeaconProcess, free_port},
     sse::{SseClient, SseEvent},
     wait::eventually,

@@ -1,0 +1,197 @@
+//! The schema, as numbered SQL files kept in the repository and applied in
+//! order: a fresh database and one created by the original end up alike.
+//!
+//! Each file runs once, in its own transaction, and is recorded with its
+//! checksum; a recorded file whose text has changed since is refused
+//! rather than silently diverging. An advisory lock makes several
+//! processes migrating at once safe: one applies, the others wait and then
+//! find the schema current.
+
+use std::fmt;
+
+use tokio_postgres::Client;
+
+/// One schema change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// Applied in increasing order.
+    pub version: i32,
+    /// What it does, as in its file name.
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "original_schema",
+        sql: include_str!("../migrations/0001_original_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "connections",
+        sql: include_str!("../migrations/0002_connections.sql"),
+    },
+];
+
+/// Key of the advisory lock held while migrating (any constant unique to
+/// this schema).
+const LOCK_KEY: i64 = 0x5544_4143_4f4e_4e31;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS udaconnect_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)";
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied now, in order.
+    pub applied: Vec<i32>,
+    /// Versions that were already applied.
+    pub already: Vec<i32>,
+}
+
+impl MigrationReport {
+    /// Whether nothing needed applying.
+    pub fn was_current(&self) -> bool {
+        self.applied.is_empty()
+    }
+}
+
+impl fmt::Display for MigrationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.applied.is_empty() {
+            return write!(f, "schema current (version {})", latest(&self.already));
+        }
+        let applied: Vec<String> = self
+            .applied
+            .iter()
+            .map(|version| format!("{version:04}"))
+            .collect();
+        write!(
+            f,
+            "applied {}; schema at version {}",
+            applied.join(", "),
+            latest(&self.applied)
+        )
+    }
+}
+
+fn latest(versions: &[i32]) -> i32 {
+    versions.iter().copied().max().unwrap_or(0)
+}
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database refused or could not be reached.
+    #[error("migration {step}: {source}")]
+    Database {
+        /// What was being done.
+        step: String,
+        /// The database's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// An applied migration's file is not what was applied.
+    #[error(
+        "migration {version:04}_{name} was applied with checksum {applied}, but its file now has {now}: migration files must not change once applied"
+    )]
+    Changed {
+        /// Its version.
+        version: i32,
+        /// Its name.
+        name: &'static str,
+        /// The checksum recorded when it was applied.
+        applied: String,
+        /// The file's checksum now.
+        now: String,
+    },
+}
+
+fn step(step: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
+    let step = step.into();
+    move |source| MigrateError::Database { step, source }
+}
+
+/// Applies every migration not yet applied, holding the advisory lock.
+pub async fn migrate(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(step("taking the migration lock"))?;
+    let outcome = apply(client).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(step("releasing the migration lock"));
+    let report = outcome?;
+    unlocked?;
+    Ok(report)
+}
+
+async fn apply(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+    client
+        .batch_execute(CREATE_TABLE)
+        .await
+        .map_err(step("creating the migrations table"))?;
+    let mut report = MigrationReport::default();
+    for migration in MIGRATIONS {
+        let label = format!("{:04}_{}", migration.version, migration.name);
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(step(format!("{label}: beginning")))?;
+        let now: String = transaction
+            .query_one(
+                "SELECT encode(sha256(convert_to($1::text, 'UTF8')), 'hex')",
+                &[&migration.sql],
+            )
+            .await
+            .map_err(step(format!("{label}: checksum")))?
+            .get(0);
+        let applied: Option<String> = transaction
+            .query_opt(
+                "SELECT checksum FROM udaconnect_migrations WHERE version = $1",
+                &[&migration.version],
+            )
+            .await
+            .map_err(step(format!("{label}: reading the record")))?
+            .map(|row| row.get(0));
+        match applied {
+            Some(applied) if applied == now => report.already.push(migration.version),
+            Some(applied) => {
+                return Err(MigrateError::Changed {
+                    version: migration.version,
+                    name: migration.name,
+                    applied,
+                    now,
+                });
+            }
+            None => {
+                transaction
+                    .batch_execute(migration.sql)
+                    .await
+                    .map_err(step(format!("{label}: applying")))?;
+                transaction
+                    .execute(
+                        "INSERT INTO udaconnect_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                        &[&migration.version, &migration.name, &now],
+                    )
+                    .await
+                    .map_err(step(format!("{label}: recording")))?;
+                transaction
+                    .commit()
+                    .await
+                    .map_err(step(format!("{label}: committing")))?;
+                report.applied.push(migration.version);
+            }
+        }
+    }
+    Ok(report)
+}

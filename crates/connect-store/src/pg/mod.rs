@@ -1,0 +1,154 @@
+//! The production store: PostgreSQL with PostGIS, through a pool of
+//! tokio-postgres connections.
+//!
+//! Every call is bounded: connecting, waiting for a pooled connection and
+//! each statement have timeouts, so a database that goes away makes calls
+//! fail fast with [`StoreError::Unavailable`] instead of hanging, and the
+//! pool replaces its dead connections by itself once the database is back.
+
+mod copy;
+mod rows;
+mod sql;
+mod store;
+
+use std::{future::Future, time::Duration};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use udaconnect_connect::StoreError;
+
+use crate::migrate::{self, MigrateError, MigrationReport};
+
+/// How to reach the database, and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// `postgres://user:password@host:port/database` (libpq's URL form).
+    pub url: String,
+    /// Connections kept at most.
+    pub pool_size: usize,
+    /// Longest wait to open a connection.
+    pub connect_timeout: Duration,
+    /// Longest a statement may run (the server cancels it past that).
+    pub statement_timeout: Duration,
+    /// Longest wait for a free connection of the pool.
+    pub wait_timeout: Duration,
+    /// Memory a query may sort and hash in before spilling to disk
+    /// (`work_mem`): a 30-day connection query holds a few hundred
+    /// thousand pairs.
+    pub work_mem: &'static str,
+}
+
+impl PgConfig {
+    /// Defaults fit for one API process: 16 connections, 3 s to connect
+    /// or to get a connection, 10 s per statement, 64 MB work memory.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(3),
+            work_mem: "64MB",
+        }
+    }
+}
+
+/// Why a [`PgStore`] could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PgConfigError {
+    /// The URL does not parse.
+    #[error("DATABASE_URL is not a PostgreSQL URL: {0}")]
+    Url(tokio_postgres::Error),
+    /// The pool refused the settings.
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+}
+
+/// The PostGIS store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// Longest any one call may take, end to end.
+    deadline: Duration,
+}
+
+impl PgStore {
+    /// A store on the database at `config.url`. Connects lazily: a database
+    /// that is down now makes calls fail until it is up.
+    pub fn new(config: &PgConfig) -> Result<Self, PgConfigError> {
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(PgConfigError::Url)?;
+        let options = format!(
+            "{} -c statement_timeout={} -c work_mem={}",
+            pg.get_options().unwrap_or_default(),
+            config.statement_timeout.as_millis(),
+            config.work_mem
+        );
+        pg.options(options.trim_start())
+            .application_name("udaconnect")
+            .connect_timeout(config.connect_timeout)
+            .tcp_user_timeout(config.statement_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|err| PgConfigError::Pool(err.to_string()))?;
+        Ok(Self {
+            pool,
+            deadline: config.wait_timeout + config.connect_timeout + config.statement_timeout,
+        })
+    }
+
+    /// Applies the migrations not yet applied (see [`crate::migrate`]).
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreMigrateError> {
+        let mut client = self.client().await?;
+        Ok(migrate::migrate(&mut client).await?)
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("no database connection: {err}")))
+    }
+
+    /// Runs `work`, failing with `Unavailable` if it takes longer than any
+    /// call may.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.deadline, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "{what}: no answer from the database within {:?}",
+                    self.deadline
+                )))
+            })
+    }
+}
+
+/// Why [`PgStore::migrate`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreMigrateError {
+    /// No connection.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+}

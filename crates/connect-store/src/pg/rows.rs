@@ -1,0 +1,75 @@
+//! Rows into records, checked: a row that does not make a valid record
+//! (a NaN someone wrote into `coordinate` by hand, say) is
+//! [`StoreError::Corrupt`] naming the row, never a panic; and database
+//! errors into [`StoreError`].
+
+use chrono::NaiveDateTime;
+use tokio_postgres::{Row, error::SqlState, types::FromSql};
+use udaconnect_connect::{
+    Coordinate, Location, LocationId, Person, PersonId, Position, StoreError, Timestamp,
+};
+
+/// Column `index` of `row`, or `Corrupt` naming `what`.
+pub fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize, what: &str) -> Result<T, StoreError> {
+    row.try_get(index)
+        .map_err(|err| StoreError::Corrupt(format!("{what}: column {index}: {err}")))
+}
+
+/// A person from `id, first_name, last_name, company_name`.
+pub fn person(row: &Row) -> Result<Person, StoreError> {
+    let what = "person";
+    Ok(Person {
+        id: get(row, 0, what)?,
+        first_name: get(row, 1, what)?,
+        last_name: get(row, 2, what)?,
+        company_name: get(row, 3, what)?,
+    })
+}
+
+/// A location from the columns of `sql::location_columns!` starting at
+/// `first`.
+pub fn location(row: &Row, first: usize) -> Result<Location, StoreError> {
+    let id: LocationId = get(row, first, "location")?;
+    let what = format!("location {id}");
+    let person_id: PersonId = get(row, first + 1, &what)?;
+    let x: f64 = get(row, first + 2, &what)?;
+    let y: f64 = get(row, first + 3, &what)?;
+    if !x.is_finite() || !y.is_finite() {
+        return Err(StoreError::Corrupt(format!(
+            "{what}: its coordinate is ({x}, {y}), not a point"
+        )));
+    }
+    let position = position(row, first + 4, &what)?;
+    let time: NaiveDateTime = get(row, first + 6, &what)?;
+    Ok(Location {
+        id,
+        person_id,
+        coordinate: Coordinate { x, y },
+        position,
+        time: Timestamp::from_naive(time),
+    })
+}
+
+/// A position from `lat, lon` at `first`.
+pub fn position(row: &Row, first: usize, what: &str) -> Result<Position, StoreError> {
+    let lat: f64 = get(row, first, what)?;
+    let lon: f64 = get(row, first + 1, what)?;
+    Position::new(lat, lon).map_err(|err| StoreError::Corrupt(format!("{what}: point {err}")))
+}
+
+/// A database that failed or went away: worth retrying later.
+pub fn database(err: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(describe(&err))
+}
+
+/// Whether `err` is a foreign key violation.
+pub fn is_foreign_key_violation(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
+}
+
+fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => err.to_string(),
+    }
+}

@@ -1,0 +1,235 @@
+//! Every statement the PostGIS store sends, in one place, so that the
+//! queries can be read (and `EXPLAIN`ed) as a whole.
+//!
+//! A location is always read as [`location_columns!`]: its id, person, the
+//! raw X/Y of `coordinate` (what the original API shows) and the position
+//! of `point` (what distances are measured on), and its time.
+
+/// The columns [`super::rows::location`] reads, of the table aliased `$t`.
+macro_rules! location_columns {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".person_id, ST_X(",
+            $t,
+            ".coordinate), ST_Y(",
+            $t,
+            ".coordinate), ",
+            "ST_Y(",
+            $t,
+            ".point::geometry), ST_X(",
+            $t,
+            ".point::geometry), ",
+            $t,
+            ".creation_time"
+        )
+    };
+}
+
+pub const PERSONS: &str = "SELECT id, first_name, last_name, company_name FROM person ORDER BY id";
+
+pub const PERSONS_BY_ID: &str =
+    "SELECT id, first_name, last_name, company_name FROM person WHERE id = ANY($1)";
+
+pub const PERSON: &str = "SELECT id, first_name, last_name, company_name FROM person WHERE id = $1";
+
+/// `$1` after this id (or null), `$2` the text (or null), `$3` the limit.
+/// Case-insensitive with ICU's full lower-casing, as Rust's `to_lowercase`
+/// does, whatever the database's collation.
+pub const SEARCH_PERSONS: &str = r#"
+SELECT id, first_name, last_name, company_name
+FROM person
+WHERE ($1::int4 IS NULL OR id > $1)
+  AND ($2::text IS NULL
+       OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(company_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0)
+ORDER BY id
+LIMIT $3"#;
+
+pub const CREATE_PERSON: &str = "INSERT INTO person (first_name, last_name, company_name) \
+     VALUES ($1, $2, $3) RETURNING id";
+
+pub const LOCATION: &str = concat!(
+    "SELECT ",
+    location_columns!("l"),
+    " FROM location l WHERE l.id = $1"
+);
+
+/// Stores `coordinate` as the original's data has it: X = longitude.
+pub const CREATE_LOCATION: &str = concat!(
+    "INSERT INTO location AS l (person_id, coordinate, creation_time) \
+     VALUES ($1, ST_MakePoint($2, $3), $4) RETURNING ",
+    location_columns!("l")
+);
+
+/// One statement per batch: rows of unknown persons are skipped, ids
+/// already stored (or twice in the batch) are left alone. Returns how many
+/// were stored and the ids of unknown persons' rows, in batch order.
+pub const INSERT_LOCATIONS: &str = r#"
+WITH batch AS (
+    SELECT *
+    FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::float8[], $5::timestamp[])
+         WITH ORDINALITY AS b(id, person_id, lon, lat, creation_time, ord)
+),
+known AS (
+    SELECT b.*, EXISTS (SELECT 1 FROM person p WHERE p.id = b.person_id) AS known
+    FROM batch b
+),
+inserted AS (
+    INSERT INTO location (id, person_id, coordinate, creation_time)
+    SELECT id, person_id, ST_MakePoint(lon, lat), creation_time
+    FROM known
+    WHERE known
+    ORDER BY ord
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted),
+       array(SELECT id FROM known WHERE NOT known ORDER BY ord)"#;
+
+pub const RESERVE_LOCATION_IDS: &str =
+    "SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8)";
+
+/// `$1` person, `[$2, $3)` times, after (`$4` time, `$5` id) or nulls,
+/// `$6` limit.
+pub const LOCATIONS_OF: &str = concat!(
+    "SELECT ",
+    location_columns!("l"),
+    " FROM location l \
+     WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3 \
+       AND ($4::timestamp IS NULL OR (l.creation_time, l.id) > ($4, $5::int8)) \
+     ORDER BY l.creation_time, l.id LIMIT $6"
+);
+
+/// The original's rows in one statement: `$1` person, own times in
+/// `[$2, $3)`, others' in `[$2, $5)`, `$4` metres. `ST_DWithin` on
+/// `geography` measures on the spheroid, as the original's query does; the
+/// original built each own point anew from its X/Y with SRID 4326, which
+/// is exactly the own row's `point`.
+pub const COMPAT_CONNECTIONS: &str = concat!(
+    "SELECT ",
+    location_columns!("o"),
+    " FROM location own \
+     JOIN location o \
+       ON ST_DWithin(o.point, own.point, $4) \
+      AND o.person_id <> $1 \
+      AND o.creation_time >= $2 AND o.creation_time < $5 \
+     WHERE own.person_id = $1 AND own.creation_time >= $2 AND own.creation_time < $3 \
+     ORDER BY own.creation_time, own.id, o.id"
+);
+
+/// The v2 contacts, with the others' time condition `$time` (which may use
+/// `own.creation_time`). Parameters: `$1` person, `[$2, $3)` own times,
+/// `$4` metres, then the time condition's, then the cursor (encounters,
+/// person id, or nulls) and the limit, numbered from `$first_page_param`.
+///
+/// Measuring every pair on the spheroid costs far more than finding it, so
+/// pairs carry their distance on the sphere (a few trigonometric
+/// functions); the spheroid distance is measured only for the page's
+/// contacts and only for pairs whose sphere distance is within 2% of the
+/// contact's nearest. Over the few kilometres a query may span, spheroid
+/// and sphere (mean radius) distances differ by under 0.6%, so the pair
+/// closest on the spheroid is always among them.
+macro_rules! connections_sql {
+    ($time:literal, $after_encounters:literal, $after_person:literal, $limit:literal) => {
+        concat!(
+            "WITH own AS MATERIALIZED (
+    SELECT id, point, creation_time
+    FROM location
+    WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
+),
+pairs AS MATERIALIZED (
+    SELECT o.person_id, o.id, o.creation_time, o.point, own.point AS own_point,
+           ST_Distance(o.point, own.point, false) AS sphere
+    FROM own
+    JOIN location o
+      ON ST_DWithin(o.point, own.point, $4)
+     AND ",
+            $time,
+            "
+    WHERE o.person_id <> $1
+),
+contacts AS (
+    SELECT person_id, count(*) AS encounters, min(creation_time) AS first_met,
+           max(creation_time) AS last_met, min(sphere) AS nearest
+    FROM pairs
+    GROUP BY person_id
+),
+page AS (
+    SELECT *
+    FROM contacts
+    WHERE ",
+            $after_encounters,
+            "::int8 IS NULL
+       OR encounters < ",
+            $after_encounters,
+            "
+       OR (encounters = ",
+            $after_encounters,
+            " AND person_id > ",
+            $after_person,
+            "::int4)
+    ORDER BY encounters DESC, person_id
+    LIMIT ",
+            $limit,
+            "
+),
+closest AS (
+    SELECT DISTINCT ON (c.person_id)
+           c.person_id, c.id, c.creation_time, c.point,
+           ST_Distance(c.point, c.own_point) AS metres
+    FROM pairs c
+    JOIN page ON page.person_id = c.person_id
+    WHERE c.sphere <= page.nearest * 1.02 + 1e-6
+    ORDER BY c.person_id, metres, c.creation_time, c.id
+)
+SELECT page.person_id, page.encounters, page.first_met, page.last_met,
+       closest.id, closest.creation_time, closest.metres,
+       ST_Y(closest.point::geometry), ST_X(closest.point::geometry),
+       p.first_name, p.last_name, p.company_name
+FROM page
+JOIN closest ON closest.person_id = page.person_id
+JOIN person p ON p.id = page.person_id
+ORDER BY page.encounters DESC, page.person_id"
+        )
+    };
+}
+
+/// Without `within`: the others' times in `[$5, $6]`.
+pub const CONNECTIONS: &str = connections_sql!(
+    "o.creation_time >= $5 AND o.creation_time <= $6",
+    "$7",
+    "$8",
+    "$9"
+);
+
+/// With `within`: `$5` microseconds either side of the own location.
+pub const CONNECTIONS_WITHIN: &str = connections_sql!(
+    "o.creation_time >= own.creation_time - $5::int8 * interval '1 microsecond'
+     AND o.creation_time <= own.creation_time + $5::int8 * interval '1 microsecond'",
+    "$6",
+    "$7",
+    "$8"
+);
+
+pub const COUNT_PERSONS: &str = "SELECT count(*) FROM person";
+
+/// The planner's estimate of the locations (kept by `ANALYZE` and
+/// autovacuum), -1 if never analysed.
+pub const ESTIMATE_LOCATIONS: &str =
+    "SELECT reltuples::int8 FROM pg_class WHERE oid = 'location'::regclass";
+
+pub const COUNT_LOCATIONS: &str = "SELECT count(*) FROM location";
+
+/// Moves both sequences past the largest id, never backwards.
+pub const ADVANCE_SEQUENCES: &str = "
+SELECT setval('person_id_seq', max_id)
+FROM (SELECT max(id) AS max_id FROM person) AS ids
+WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM person_id_seq);
+SELECT setval('location_id_seq', max_id)
+FROM (SELECT max(id) AS max_id FROM location) AS ids
+WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM location_id_seq);
+";

@@ -1,0 +1,388 @@
+//! [`Store`] on PostGIS: each call is one statement (two for the
+//! compatibility query: its rows, then their persons), prepared once per
+//! connection.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use tokio_postgres::types::ToSql;
+use udaconnect_connect::{
+    Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
+    LocationId, LocationRange, LocationRecord, NewLocation, NewPerson, Person, PersonId,
+    PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,
+};
+
+use super::{
+    PgStore,
+    rows::{self, database, get},
+    sql,
+};
+
+/// Locations below this many are counted exactly; above, the planner's
+/// estimate (kept current by autovacuum's `ANALYZE`) is close enough for a
+/// live header and costs nothing.
+const EXACT_COUNT_BELOW: i64 = 1_000_000;
+
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    async fn query(
+        &self,
+        what: &str,
+        statement: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.bounded(what, async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(statement).await.map_err(database)?;
+            client.query(&statement, params).await.map_err(database)
+        })
+        .await
+    }
+
+    /// The one number `statement` returns (-1 if no row).
+    async fn count(&self, what: &str, statement: &str) -> Result<i64, StoreError> {
+        match self.query(what, statement, &[]).await?.first() {
+            Some(row) => get(row, 0, what),
+            None => Ok(-1),
+        }
+    }
+
+    async fn persons_by_id(
+        &self,
+        ids: &[PersonId],
+    ) -> Result<HashMap<PersonId, Person>, StoreError> {
+        let rows = self
+            .query("reading persons", sql::PERSONS_BY_ID, &[&ids])
+            .await?;
+        rows.iter()
+            .map(|row| rows::person(row).map(|person| (person.id, person)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgis"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.bounded("checking the database", async {
+            let client = self.client().await?;
+            client.simple_query("").await.map_err(database)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn persons(&self) -> Result<Vec<Person>, StoreError> {
+        let rows = self.query("reading persons", sql::PERSONS, &[]).await?;
+        rows.iter().map(rows::person).collect()
+    }
+
+    async fn search_persons(&self, search: &PersonSearch) -> Result<Vec<Person>, StoreError> {
+        let rows = self
+            .query(
+                "searching persons",
+                sql::SEARCH_PERSONS,
+                &[&search.after, &search.text, &limit(search.limit)],
+            )
+            .await?;
+        rows.iter().map(rows::person).collect()
+    }
+
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
+        let rows = self.query("reading a person", sql::PERSON, &[&id]).await?;
+        rows.first().map(rows::person).transpose()
+    }
+
+    async fn create_person(&self, person: &NewPerson) -> Result<Person, StoreError> {
+        let rows = self
+            .query(
+                "creating a person",
+                sql::CREATE_PERSON,
+                &[&person.first_name, &person.last_name, &person.company_name],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Unavailable("creating a person returned no id".into()))?;
+        Ok(Person {
+            id: get(row, 0, "new person")?,
+            first_name: person.first_name.clone(),
+            last_name: person.last_name.clone(),
+            company_name: person.company_name.clone(),
+        })
+    }
+
+    async fn location(&self, id: LocationId) -> Result<Option<Location>, StoreError> {
+        let rows = self
+            .query("reading a location", sql::LOCATION, &[&id])
+            .await?;
+        rows.first().map(|row| rows::location(row, 0)).transpose()
+    }
+
+    async fn create_location(&self, location: &NewLocation) -> Result<Location, StoreError> {
+        let time = location.time.to_naive();
+        let rows = self
+            .bounded("creating a location", async {
+                let client = self.client().await?;
+                let statement = client
+                    .prepare_cached(sql::CREATE_LOCATION)
+                    .await
+                    .map_err(database)?;
+                client
+                    .query(
+                        &statement,
+                        &[
+                            &location.person_id,
+                            &location.position.lon,
+                            &location.position.lat,
+                            &time,
+                        ],
+                    )
+                    .await
+                    .map_err(|err| {
+                        if rows::is_foreign_key_violation(&err) {
+                            StoreError::UnknownPerson(location.person_id)
+                        } else {
+                            database(err)
+                        }
+                    })
+            })
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Unavailable("creating a location returned no row".into()))?;
+        rows::location(row, 0)
+    }
+
+    async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError> {
+        if batch.is_empty() {
+            return Ok(InsertReport::default());
+        }
+        let ids: Vec<LocationId> = batch.iter().map(|record| record.id).collect();
+        let persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
+        let lons: Vec<f64> = batch.iter().map(|record| record.position.lon).collect();
+        let lats: Vec<f64> = batch.iter().map(|record| record.position.lat).collect();
+        let times: Vec<NaiveDateTime> = batch.iter().map(|record| record.time.to_naive()).collect();
+        let rows = self
+            .query(
+                "storing locations",
+                sql::INSERT_LOCATIONS,
+                &[&ids, &persons, &lons, &lats, &times],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| {
+            StoreError::Unavailable("storing locations returned no report".into())
+        })?;
+        let inserted: i64 = get(row, 0, "insert report")?;
+        let unknown_person: Vec<LocationId> = get(row, 1, "insert report")?;
+        let inserted = usize::try_from(inserted).unwrap_or_default();
+        Ok(InsertReport {
+            inserted,
+            duplicates: batch.len() - inserted - unknown_person.len(),
+            unknown_person,
+        })
+    }
+
+    async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .query(
+                "reserving location ids",
+                sql::RESERVE_LOCATION_IDS,
+                &[&limit(count)],
+            )
+            .await?;
+        rows.iter().map(|row| get(row, 0, "location id")).collect()
+    }
+
+    async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError> {
+        let after_time = range.after.map(|after| after.time.to_naive());
+        let after_id = range.after.map(|after| after.id);
+        let rows = self
+            .query(
+                "reading locations",
+                sql::LOCATIONS_OF,
+                &[
+                    &range.person_id,
+                    &range.start.to_naive(),
+                    &range.end.to_naive(),
+                    &after_time,
+                    &after_id,
+                    &limit(range.limit),
+                ],
+            )
+            .await?;
+        rows.iter().map(|row| rows::location(row, 0)).collect()
+    }
+
+    async fn compat_connections(
+        &self,
+        query: &CompatQuery,
+    ) -> Result<Vec<CompatConnection>, StoreError> {
+        let (start, own_end) = query.own_window();
+        let (_, others_end) = query.others_window();
+        let rows = self
+            .query(
+                "finding connections",
+                sql::COMPAT_CONNECTIONS,
+                &[
+                    &query.person_id,
+                    &start.to_naive(),
+                    &own_end.to_naive(),
+                    &query.distance.metres(),
+                    &others_end.to_naive(),
+                ],
+            )
+            .await?;
+        let locations = rows
+            .iter()
+            .map(|row| rows::location(row, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ids: Vec<PersonId> = locations.iter().map(|l| l.person_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let persons = self.persons_by_id(&ids).await?;
+        locations
+            .into_iter()
+            .map(|location| {
+                let person = persons.get(&location.person_id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "location {} names person {}, who does not exist",
+                        location.id, location.person_id
+                    ))
+                })?;
+                Ok(CompatConnection { person, location })
+            })
+            .collect()
+    }
+
+    async fn connections(&self, query: &ConnectionQuery) -> Result<Vec<Contact>, StoreError> {
+        let (statement, params) = connections_statement(query);
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|param| &**param as _).collect();
+        let rows = self.query("finding contacts", statement, &params).await?;
+        rows.iter().map(contact).collect()
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        let persons = self.count("counting persons", sql::COUNT_PERSONS).await?;
+        let estimate = self
+            .count("estimating locations", sql::ESTIMATE_LOCATIONS)
+            .await?;
+        let locations = if estimate < EXACT_COUNT_BELOW {
+            self.count("counting locations", sql::COUNT_LOCATIONS)
+                .await?
+        } else {
+            estimate
+        };
+        Ok(Stats {
+            persons: u64::try_from(persons).unwrap_or_default(),
+            locations: u64::try_from(locations).unwrap_or_default(),
+        })
+    }
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The v2 statement for `query`, and its parameters.
+fn connections_statement(query: &ConnectionQuery) -> (&'static str, Params) {
+    let (start, end) = query.own_window();
+    let after_encounters = query
+        .after
+        .map(|after| i64::try_from(after.encounters).unwrap_or(i64::MAX));
+    let after_person = query.after.map(|after| after.person_id);
+    let mut params: Params = vec![
+        Box::new(query.person_id),
+        Box::new(start.to_naive()),
+        Box::new(end.to_naive()),
+        Box::new(query.distance.metres()),
+    ];
+    let statement = match query.within {
+        Some(within) => {
+            params.push(Box::new(within.micros()));
+            sql::CONNECTIONS_WITHIN
+        }
+        None => {
+            let (lo, hi) = query.others_span(query.start);
+            params.push(Box::new(lo.to_naive()));
+            params.push(Box::new(hi.to_naive()));
+            sql::CONNECTIONS
+        }
+    };
+    params.push(Box::new(after_encounters));
+    params.push(Box::new(after_person));
+    params.push(Box::new(limit(query.limit)));
+    (statement, params)
+}
+
+impl PgStore {
+    /// The plan of the v2 query for `query`: `EXPLAIN`, or with `analyze`
+    /// `EXPLAIN (ANALYZE, BUFFERS)` (which runs it), as text.
+    pub async fn explain_connections(
+        &self,
+        query: &ConnectionQuery,
+        analyze: bool,
+    ) -> Result<String, StoreError> {
+        let (statement, params) = connections_statement(query);
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|param| &**param as _).collect();
+        let explain = if analyze {
+            "EXPLAIN (ANALYZE, BUFFERS) "
+        } else {
+            "EXPLAIN "
+        };
+        let rows = self
+            .query(
+                "explaining contacts",
+                &format!("{explain}{statement}"),
+                &params,
+            )
+            .await?;
+        let lines = rows
+            .iter()
+            .map(|row| get::<String>(row, 0, "plan"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(lines.join("\n"))
+    }
+}
+
+/// A contact from a row of [`sql::CONNECTIONS`].
+fn contact(row: &tokio_postgres::Row) -> Result<Contact, StoreError> {
+    let person_id: PersonId = get(row, 0, "contact")?;
+    let what = format!("contact {person_id}");
+    let encounters: i64 = get(row, 1, &what)?;
+    let first_met: NaiveDateTime = get(row, 2, &what)?;
+    let last_met: NaiveDateTime = get(row, 3, &what)?;
+    let location_id: LocationId = get(row, 4, &what)?;
+    let time: NaiveDateTime = get(row, 5, &what)?;
+    let metres: f64 = get(row, 6, &what)?;
+    if !metres.is_finite() {
+        return Err(StoreError::Corrupt(format!(
+            "{what}: location {location_id} is {metres} m away"
+        )));
+    }
+    Ok(Contact {
+        person: Person {
+            id: person_id,
+            first_name: get(row, 9, &what)?,
+            last_name: get(row, 10, &what)?,
+            company_name: get(row, 11, &what)?,
+        },
+        encounters: u64::try_from(encounters).unwrap_or_default(),
+        first_met: Timestamp::from_naive(first_met),
+        last_met: Timestamp::from_naive(last_met),
+        closest: Closest {
+            distance_m: round_to_mm(metres),
+            location_id,
+            position: rows::position(row, 7, &format!("{what}: location {location_id}"))?,
+            time: Timestamp::from_naive(time),
+        },
+    })
+}

@@ -1,0 +1,17 @@
+//! The stores' integration tests: one binary, a real PostgreSQL with
+//! PostGIS from the testkit (never the machine's own), started per test.
+//!
+//! `migrations` upgrades fresh databases and the original's; `compat`
+//! replays the original's own SQL against the compatibility query;
+//! `differential` holds the PostGIS and embedded stores to the same
+//! answers on the same random data; `writes` covers ids, idempotent
+//! batches and paging under inserts; `outage` takes the database away and
+//! brings it back; `plans` checks that the v2 query uses its index.
+
+mod compat;
+mod differential;
+mod helpers;
+mod migrations;
+mod outage;
+mod plans;
+mod writes;

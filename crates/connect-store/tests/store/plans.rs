@@ -1,0 +1,39 @@
+//! The v2 query's plan uses the GiST over (point, time) for the others'
+//! locations (the figures at size are in the benchmark example).
+
+use udaconnect_connect::{
+    ConnectionQuery, Distance, Timestamp, Within,
+    conference::{ScaleConfig, scale},
+};
+
+use crate::helpers::migrated;
+
+#[tokio::test]
+async fn the_contacts_query_uses_the_point_and_time_index() {
+    let db = migrated().await;
+    let config = ScaleConfig {
+        persons: 200,
+        locations: 40_000,
+        venues: 10,
+        ..ScaleConfig::default()
+    };
+    db.store.bulk_load(&scale(&config)).await.expect("load");
+    for within in [None, Some(600_000_000)] {
+        let query = ConnectionQuery {
+            person_id: 7,
+            start: config.start,
+            end: Timestamp::from_micros(config.start.micros() + 86_400_000_000),
+            distance: Distance::new("distance", 5.0).expect("valid"),
+            within: within.map(|micros| Within::from_micros("within", micros).expect("valid")),
+            after: None,
+            limit: 100,
+        };
+        let plan = db
+            .store
+            .explain_connections(&query, true)
+            .await
+            .expect("explain");
+        assert!(plan.contains("location_point_time_idx"), "{plan}");
+        assert!(!plan.contains("Seq Scan on location"), "{plan}");
+    }
+}

@@ -1,0 +1,161 @@
+//! Writes: idempotent batches, unknown persons, paging while persons are
+//! added, and rows someone broke by hand.
+
+use udaconnect_connect::{
+    InsertReport, LocationRange, LocationRecord, NewPerson, PersonSearch, Position, Store,
+    StoreError, Timestamp,
+};
+use udaconnect_store::MemoryStore;
+
+use crate::helpers::{clustered, june, migrated};
+
+async fn batches_are_idempotent(store: &dyn Store) {
+    let person = store
+        .create_person(&NewPerson::new("Grace", "Hopper", "Navy").expect("valid"))
+        .await
+        .expect("person");
+    let ids = store.reserve_location_ids(4).await.expect("ids");
+    assert_eq!(ids.len(), 4);
+    let record = |id, person_id| LocationRecord {
+        id,
+        person_id,
+        position: Position::new(37.55, -122.29).expect("valid"),
+        time: june(),
+    };
+    let batch = vec![
+        record(ids[0], person.id),
+        record(ids[1], person.id),
+        record(ids[2], 999_999),
+        record(ids[3], person.id),
+        record(ids[3], person.id),
+    ];
+    let first = store.insert_locations(&batch).await.expect("first");
+    assert_eq!(
+        first,
+        InsertReport {
+            inserted: 3,
+            duplicates: 1,
+            unknown_person: vec![ids[2]],
+        },
+        "{}",
+        store.kind()
+    );
+    let second = store.insert_locations(&batch).await.expect("second");
+    assert_eq!(
+        second,
+        InsertReport {
+            inserted: 0,
+            duplicates: 4,
+            unknown_person: vec![ids[2]],
+        },
+        "{}",
+        store.kind()
+    );
+    let stored = store
+        .locations_of(&LocationRange {
+            person_id: person.id,
+            start: june(),
+            end: june().plus_micros(1),
+            after: None,
+            limit: 100,
+        })
+        .await
+        .expect("stored");
+    let stored: Vec<i64> = stored.iter().map(|location| location.id).collect();
+    assert_eq!(stored, vec![ids[0], ids[1], ids[3]], "{}", store.kind());
+    assert_eq!(store.location(ids[2]).await.expect("read"), None);
+    // Ids given out are never given again.
+    let more = store.reserve_location_ids(2).await.expect("more ids");
+    assert!(more.iter().all(|id| *id > ids[3]), "{more:?} after {ids:?}");
+}
+
+#[tokio::test]
+async fn batches_are_idempotent_in_both_stores() {
+    let db = migrated().await;
+    batches_are_idempotent(&db.store).await;
+    batches_are_idempotent(&MemoryStore::new()).await;
+}
+
+async fn search_pages_see_everyone_once(store: &dyn Store) {
+    let mut seen = Vec::new();
+    let mut search = PersonSearch {
+        text: None,
+        after: None,
+        limit: 3,
+    };
+    loop {
+        let page = store.search_persons(&search).await.expect("page");
+        seen.extend(page.iter().map(|person| person.id));
+        let Some(last) = page.last() else { break };
+        if page.len() < search.limit {
+            break;
+        }
+        search.after = Some(last.id);
+        store
+            .create_person(&NewPerson::new("Late", "Comer", "Elsewhere").expect("valid"))
+            .await
+            .expect("insert between pages");
+    }
+    // Everyone there before, once, in order; and those added behind the
+    // cursor, since they sort last.
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen[..10], (1..=10).collect::<Vec<i32>>()[..], "{seen:?}");
+    assert!(seen.len() > 10, "{seen:?}");
+}
+
+#[tokio::test]
+async fn search_pages_see_everyone_once_while_persons_are_added() {
+    let data = clustered(4, 10, 50);
+    let db = migrated().await;
+    db.store.bulk_load(&data).await.expect("load");
+    search_pages_see_everyone_once(&db.store).await;
+    search_pages_see_everyone_once(&MemoryStore::from_dataset(&data)).await;
+}
+
+#[tokio::test]
+async fn a_row_broken_by_hand_is_reported_not_panicked_on() {
+    let db = migrated().await;
+    let person = db
+        .store
+        .create_person(&NewPerson::new("Alan", "Turing", "Bletchley").expect("valid"))
+        .await
+        .expect("person");
+    let id = db.store.reserve_location_ids(1).await.expect("an id")[0];
+    db.server.psql(
+        "udaconnect",
+        &format!(
+            "INSERT INTO location (id, person_id, coordinate, creation_time) \
+             VALUES ({id}, {}, ST_MakePoint('NaN', 37.5), '2020-06-01 12:00')",
+            person.id
+        ),
+    );
+    match db.store.location(id).await {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains(&format!("location {id}")), "{message}");
+        }
+        other => panic!("a NaN coordinate was not reported: {other:?}"),
+    }
+    let range = LocationRange {
+        person_id: person.id,
+        start: june(),
+        end: june().plus_micros(86_400_000_000),
+        after: None,
+        limit: 10,
+    };
+    assert!(matches!(
+        db.store.locations_of(&range).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    // New rows beside it are stored and read as usual.
+    let fine = db
+        .store
+        .create_location(&udaconnect_connect::NewLocation {
+            person_id: person.id,
+            position: Position::new(37.5, -122.2).expect("valid"),
+            time: Timestamp::now(),
+        })
+        .await
+        .expect("a valid row");
+    assert!(fine.id > id);
+    assert_eq!(db.store.location(fine.id).await.expect("read"), Some(fine));
+}
