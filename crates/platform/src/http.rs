@@ -149,6 +149,14 @@ impl ApiError {
         }
     }
 
+    /// A 404 Not Found.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
     /// A 503 Service Unavailable, for a dependency that is down.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
@@ -186,6 +194,35 @@ where
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&detail);
                 ApiError::bad_request(format!("invalid query: {detail}"))
+            })
+    }
+}
+
+/// A JSON body parsed into `T`, or a 400 with a JSON error saying what is
+/// wrong with it (axum's own [`Json`] answers plain text, and 415 or 422).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| ApiJson(value))
+            .map_err(|rejection| {
+                let detail = rejection.body_text();
+                let detail = detail
+                    .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                    .unwrap_or(&detail);
+                ApiError::bad_request(format!("invalid JSON body: {detail}"))
             })
     }
 }

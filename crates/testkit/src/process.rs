@@ -36,12 +36,23 @@ impl BeaconProcess {
     /// `LOG_FORMAT=json` and `BEACON_HTTP_ADDR=127.0.0.1:0` unless given),
     /// and waits until it logs the address it listens on.
     pub fn spawn(binary: &Path, args: &[&str], envs: &[(&str, String)]) -> Self {
+        Self::spawn_app(binary, "BEACON", args, envs)
+    }
+
+    /// [`Self::spawn`] for an application whose env vars start with
+    /// `env_prefix` (`<env_prefix>_HTTP_ADDR=127.0.0.1:0` unless given).
+    pub fn spawn_app(
+        binary: &Path,
+        env_prefix: &str,
+        args: &[&str],
+        envs: &[(&str, String)],
+    ) -> Self {
         let mut command = Command::new(binary);
         command
             .args(args)
             .env_clear()
             .env("LOG_FORMAT", "json")
-            .env("BEACON_HTTP_ADDR", "127.0.0.1:0")
+            .env(format!("{env_prefix}_HTTP_ADDR"), "127.0.0.1:0")
             .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -64,13 +75,15 @@ impl BeaconProcess {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
-                    "beacon {args:?} exited with {status} before listening:\n{}",
+                    "{} {args:?} exited with {status} before listening:\n{}",
+                    binary.display(),
                     lines(&output).join("\n")
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "beacon {args:?} did not log its address:\n{}",
+                "{} {args:?} did not log its address:\n{}",
+                binary.display(),
                 lines(&output).join("\n")
             );
         };

@@ -1,0 +1,251 @@
+//! The original API under `/api`, kept exactly: same paths, same JSON, the
+//! same connection semantics (see `udaconnect_connect::query`), so its
+//! frontend and clients work unchanged. What is not kept are its bugs: a
+//! new id never collides with an old one, an unknown id is a 404 and bad
+//! input a 400, each with a JSON error, never a 500.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use beacon_platform::http::{ApiError, ApiJson, ApiQuery};
+use serde::Deserialize;
+use udaconnect_connect::{CompatQuery, NewLocation, NewPerson, Position, Timestamp};
+use utoipa::IntoParams;
+
+use super::{
+    compat_wire::{
+        CompatConnection, CompatLocation, CompatNewLocation, CompatNewPerson, CompatPerson,
+    },
+    params,
+    state::{ApiState, store_error},
+    wire::ErrorJson,
+};
+
+/// Results larger than this are serialized off the async workers.
+const LARGE_ANSWER: usize = 10_000;
+
+/// Every person.
+#[utoipa::path(
+    get, path = "/api/persons", tag = "original",
+    responses((status = 200, description = "Every person, by id", body = [CompatPerson]))
+)]
+pub async fn list_persons(
+    State(state): State<ApiState>,
+) -> Result<Json<Vec<CompatPerson>>, ApiError> {
+    let started = Instant::now();
+    let persons = state.store.persons().await.map_err(store_error)?;
+    state.metrics.observe("persons", started, persons.len());
+    Ok(Json(persons.iter().map(CompatPerson::from).collect()))
+}
+
+/// Creates a person (answered with 200, as the original does).
+#[utoipa::path(
+    post, path = "/api/persons", tag = "original",
+    request_body = CompatNewPerson,
+    responses(
+        (status = 200, description = "The person, with its new id", body = CompatPerson),
+        (status = 400, description = "A missing, blank or too long field", body = ErrorJson),
+    )
+)]
+pub async fn create_person(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<CompatNewPerson>,
+) -> Result<Json<CompatPerson>, ApiError> {
+    let person = NewPerson::new(&body.first_name, &body.last_name, &body.company_name)
+        .map_err(params::invalid)?;
+    let created = state
+        .store
+        .create_person(&person)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(CompatPerson::from(&created)))
+}
+
+/// One person.
+#[utoipa::path(
+    get, path = "/api/persons/{person_id}", tag = "original",
+    params(("person_id" = i32, Path, description = "The person's id")),
+    responses(
+        (status = 200, description = "The person", body = CompatPerson),
+        (status = 400, description = "Not a number", body = ErrorJson),
+        (status = 404, description = "No such person", body = ErrorJson),
+    )
+)]
+pub async fn get_person(
+    State(state): State<ApiState>,
+    Path(person_id): Path<String>,
+) -> Result<Json<CompatPerson>, ApiError> {
+    let id = params::id("person_id", &person_id)?;
+    let person = state.store.person(id).await.map_err(store_error)?;
+    person
+        .map(|person| Json(CompatPerson::from(&person)))
+        .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))
+}
+
+/// Stores a location. `latitude` is the point's X, `longitude` its Y, as in
+/// the original.
+#[utoipa::path(
+    post, path = "/api/locations", tag = "original",
+    request_body = CompatNewLocation,
+    responses(
+        (status = 200, description = "The location, with its new id", body = CompatLocation),
+        (status = 400, description = "A bad field, or a person that does not exist", body = ErrorJson),
+    )
+)]
+pub async fn create_location(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<CompatNewLocation>,
+) -> Result<Json<CompatLocation>, ApiError> {
+    let location = compat_location(&body)?;
+    let stored = state
+        .store
+        .create_location(&location)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(CompatLocation::fetched(&stored)))
+}
+
+/// Checks the original's location body: `latitude` (X) is a longitude,
+/// `longitude` (Y) a latitude.
+pub fn compat_location(body: &CompatNewLocation) -> Result<NewLocation, ApiError> {
+    let person_id = params::id("person_id", &body.person_id.text())?;
+    let number = |name: &str, text: String| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|value| value.is_finite())
+            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number, got {text:?}")))
+    };
+    let x = number("latitude", body.latitude.text())?;
+    let y = number("longitude", body.longitude.text())?;
+    if !(-180.0..=180.0).contains(&x) {
+        return Err(ApiError::bad_request(format!(
+            "latitude must be from -180 to 180, got {x}: this API, like the original, stores `latitude` as the point's X, the longitude"
+        )));
+    }
+    if !(-90.0..=90.0).contains(&y) {
+        return Err(ApiError::bad_request(format!(
+            "longitude must be from -90 to 90, got {y}: this API, like the original, stores `longitude` as the point's Y, the latitude"
+        )));
+    }
+    let time = match &body.creation_time {
+        Some(text) => params::iso_time("creation_time", text)?,
+        None => Timestamp::now(),
+    };
+    Ok(NewLocation {
+        person_id,
+        position: Position::new(y, x).map_err(params::invalid)?,
+        time,
+    })
+}
+
+/// One location.
+#[utoipa::path(
+    get, path = "/api/locations/{location_id}", tag = "original",
+    params(("location_id" = i64, Path, description = "The location's id")),
+    responses(
+        (status = 200, description = "The location", body = CompatLocation),
+        (status = 400, description = "Not a number", body = ErrorJson),
+        (status = 404, description = "No such location", body = ErrorJson),
+    )
+)]
+pub async fn get_location(
+    State(state): State<ApiState>,
+    Path(location_id): Path<String>,
+) -> Result<Json<CompatLocation>, ApiError> {
+    let id = params::id("location_id", &location_id)?;
+    let location = state.store.location(id).await.map_err(store_error)?;
+    location
+        .map(|location| Json(CompatLocation::fetched(&location)))
+        .ok_or_else(|| ApiError::not_found(format!("location {id} not found")))
+}
+
+/// The original's connection query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConnectionParams {
+    /// First day (`YYYY-MM-DD`), included.
+    start_date: Option<String>,
+    /// The person's own locations end before this day; the others' a day later.
+    end_date: Option<String>,
+    /// Metres (default 5).
+    distance: Option<String>,
+}
+
+/// Every other person's location within `distance` metres of one of the
+/// person's own in the date range: one row per pair, as the original.
+#[utoipa::path(
+    get, path = "/api/persons/{person_id}/connection", tag = "original",
+    params(("person_id" = i32, Path, description = "The person's id"), ConnectionParams),
+    responses(
+        (status = 200, description = "One row per (own location, other location) pair", body = [CompatConnection]),
+        (status = 400, description = "A bad parameter", body = ErrorJson),
+        (status = 404, description = "No such person", body = ErrorJson),
+    )
+)]
+pub async fn connection(
+    State(state): State<ApiState>,
+    Path(person_id): Path<String>,
+    ApiQuery(query): ApiQuery<ConnectionParams>,
+) -> Result<Response, ApiError> {
+    let person_id = params::id("person_id", &person_id)?;
+    let start = params::date(
+        "start_date",
+        params::required("start_date", &query.start_date)?,
+    )?;
+    let end = params::date("end_date", params::required("end_date", &query.end_date)?)?;
+    params::ordered(("start_date", start), ("end_date", end))?;
+    let distance = params::distance("distance", query.distance.as_deref())?;
+    if state
+        .store
+        .person(person_id)
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("person {person_id} not found")));
+    }
+    let started = Instant::now();
+    let rows = state
+        .store
+        .compat_connections(&CompatQuery {
+            person_id,
+            start,
+            end,
+            distance,
+        })
+        .await
+        .map_err(store_error)?;
+    state
+        .metrics
+        .observe("compat_connections", started, rows.len());
+    let large = rows.len() > LARGE_ANSWER;
+    let encode = move || {
+        let rows: Vec<CompatConnection> = rows
+            .iter()
+            .map(|row| CompatConnection {
+                location: CompatLocation::in_connection(&row.location),
+                person: CompatPerson::from(&row.person),
+            })
+            .collect();
+        serde_json::to_vec(&rows)
+    };
+    let body = if large {
+        tokio::task::spawn_blocking(encode)
+            .await
+            .map_err(|_| ApiError::unavailable("the answer could not be encoded"))?
+    } else {
+        encode()
+    }
+    .map_err(|err| ApiError::unavailable(format!("the answer could not be encoded: {err}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response())
+}

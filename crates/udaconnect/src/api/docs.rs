@@ -1,0 +1,55 @@
+//! `/api/openapi.json`, the OpenAPI 3 document generated from the handlers,
+//! and `/api/docs`, a page that renders it without fetching anything from
+//! the internet.
+
+use axum::{Router, http::header, response::IntoResponse, routing::get};
+use utoipa::OpenApi;
+
+/// The document's fixed parts; the paths come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "UdaConnect API",
+        description = "Persons at a conference, where their phones were, and who was near whom.\n\n\
+            `/api/...` is the original UdaConnect API, kept exactly: its `latitude` is the point's X \
+            (in its data, the longitude) and `longitude` its Y. `/api/v2/...` names positions `lat`/`lon`, \
+            pages every list, and answers connections one entry per person."
+    ),
+    tags(
+        (name = "original", description = "The original UdaConnect API, unchanged for its clients"),
+        (name = "v2", description = "Connections summarised per person, cursors, RFC 3339 times"),
+    )
+)]
+pub struct ApiDoc;
+
+const PAGE: &str = include_str!("../../assets/docs.html");
+
+/// Serves the document and its page.
+pub fn router(doc: &utoipa::openapi::OpenApi) -> Router {
+    // Encoded once: the document does not change while the process runs.
+    let json = doc.to_json().unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot encode the OpenAPI document");
+        "{}".to_owned()
+    });
+    Router::new()
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+            }),
+        )
+        .route(
+            "/api/docs",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    PAGE,
+                )
+                    .into_response()
+            }),
+        )
+}

@@ -1,0 +1,181 @@
+//! Parsing what clients send in paths and query strings, each value
+//! checked and each problem answered with a 400 that names the parameter.
+
+use std::{fmt::Display, str::FromStr};
+
+use beacon_platform::http::ApiError;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use udaconnect_connect::{Distance, Invalid, Timestamp, Within, query::MAX_PAGE};
+
+/// An id from a path: a whole number.
+pub fn id<T: FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{name} must be a whole number, got {value:?}")))
+}
+
+/// A required query parameter.
+pub fn required<'a>(name: &str, value: &'a Option<String>) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
+}
+
+/// A calendar day, `YYYY-MM-DD`.
+pub fn date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(format!(
+            "{name} must be a date such as 2020-01-01, got {value:?}"
+        ))
+    })
+}
+
+/// An instant: RFC 3339 (`2020-06-01T10:00:00Z`, any offset) or a date,
+/// meaning midnight UTC at its start.
+pub fn instant(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+    let trimmed = value.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(trimmed) {
+        return Ok(Timestamp::from_datetime(time.with_timezone(&Utc)));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+        return Ok(Timestamp::start_of(day));
+    }
+    Err(ApiError::bad_request(format!(
+        "{name} must be an RFC 3339 time such as 2020-06-01T10:00:00Z or a date such as 2020-06-01, got {value:?}"
+    )))
+}
+
+/// A time as the original accepted one (ISO 8601): with an offset, or
+/// without one meaning UTC; `T` or a space between date and time.
+pub fn iso_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+    let trimmed = value.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(trimmed) {
+        return Ok(Timestamp::from_datetime(time.with_timezone(&Utc)));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(time) = NaiveDateTime::parse_from_str(trimmed, format) {
+            return Ok(Timestamp::from_naive(time));
+        }
+    }
+    Err(ApiError::bad_request(format!(
+        "{name} must be an ISO 8601 time such as 2020-08-18T10:37:06, got {value:?}"
+    )))
+}
+
+/// A distance in metres, `5` by default.
+pub fn distance(name: &'static str, value: Option<&str>) -> Result<Distance, ApiError> {
+    let metres = match value {
+        None => 5.0,
+        Some(text) => text.trim().parse::<f64>().map_err(|_| {
+            ApiError::bad_request(format!("{name} must be a number of metres, got {text:?}"))
+        })?,
+    };
+    Distance::new(name, metres).map_err(invalid)
+}
+
+/// A duration such as `10m`, `90s` or `1h 30m`.
+pub fn within(name: &'static str, value: &str) -> Result<Within, ApiError> {
+    let duration = humantime::parse_duration(value.trim()).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{name} must be a duration such as 10m, 90s or 1h, got {value:?}"
+        ))
+    })?;
+    let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+    Within::from_micros(name, micros).map_err(invalid)
+}
+
+/// A page size: `default` when absent, 1 ..= [`MAX_PAGE`].
+pub fn limit(value: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(limit @ 1..=MAX_PAGE) => Ok(limit),
+        _ => Err(ApiError::bad_request(format!(
+            "limit must be a whole number from 1 to {MAX_PAGE}, got {text:?}"
+        ))),
+    }
+}
+
+/// A record that did not validate, as a 400.
+pub fn invalid(err: Invalid) -> ApiError {
+    ApiError::bad_request(err.to_string())
+}
+
+/// `start` must come before `end`.
+pub fn ordered<T: PartialOrd + Display>(
+    (start_name, start): (&str, T),
+    (end_name, end): (&str, T),
+) -> Result<(), ApiError> {
+    if start > end {
+        return Err(ApiError::bad_request(format!(
+            "{start_name} ({start}) must not be after {end_name} ({end})"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        for err in [
+            id::<i32>("person_id", "abc").expect_err("not a number"),
+            date("start_date", "2020-13-01").expect_err("no month 13"),
+            instant("start", "yesterday").expect_err("not a time"),
+            distance("distance", Some("-1")).expect_err("negative"),
+            distance("distance", Some("far")).expect_err("not a number"),
+            distance("distance", Some("1e9")).expect_err("absurd"),
+            within("within", "soon").expect_err("not a duration"),
+            within("within", "30d").expect_err("too long"),
+            limit(Some("0"), 10).expect_err("too small"),
+            ordered(("start", 2), ("end", 1)).expect_err("backwards"),
+        ] {
+            assert_eq!(err.status, 400);
+            let named = [
+                "person_id",
+                "start_date",
+                "start",
+                "distance",
+                "within",
+                "limit",
+            ]
+            .iter()
+            .any(|name| err.message.contains(name));
+            assert!(named, "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn times_and_dates() {
+        assert_eq!(
+            instant("start", "2020-06-01").expect("a date").to_string(),
+            "2020-06-01T00:00:00Z"
+        );
+        assert_eq!(
+            instant("start", "2020-06-01T12:00:00+02:00")
+                .expect("a time")
+                .to_string(),
+            "2020-06-01T10:00:00Z"
+        );
+        assert_eq!(
+            iso_time("creation_time", "2020-08-18 10:37:06.5")
+                .expect("a naive time")
+                .to_string(),
+            "2020-08-18T10:37:06.500Z"
+        );
+        assert_eq!(distance("distance", None).expect("default").metres(), 5.0);
+        assert_eq!(
+            within("within", "10m").expect("valid").micros(),
+            600_000_000
+        );
+        assert_eq!(limit(None, 25).expect("default"), 25);
+    }
+}

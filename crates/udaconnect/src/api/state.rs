@@ -1,0 +1,91 @@
+//! What every handler shares: the store, and the metrics of its queries;
+//! and how a store's failure is answered.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::http::StatusCode;
+use beacon_platform::http::ApiError;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+use udaconnect_connect::{Store, StoreError};
+
+/// The handlers' shared state; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Where persons and locations are kept.
+    pub store: Arc<dyn Store>,
+    /// Query latency and rows.
+    pub metrics: ApiMetrics,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabel {
+    query: &'static str,
+}
+
+/// How long each kind of store query takes and how many rows it returns.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    latency: Family<QueryLabel, Histogram>,
+    rows: Family<QueryLabel, Counter>,
+}
+
+impl ApiMetrics {
+    /// Creates the families and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let latency = Family::<QueryLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        let rows = Family::<QueryLabel, Counter>::default();
+        registry.register_with_unit(
+            "query_duration",
+            "Time the store took to answer, by query",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        registry.register(
+            "query_rows",
+            "Rows (persons, locations, connections, contacts) returned by the store, by query",
+            rows.clone(),
+        );
+        Self { latency, rows }
+    }
+
+    /// Records one answered query.
+    pub fn observe(&self, query: &'static str, started: Instant, rows: usize) {
+        let label = QueryLabel { query };
+        self.latency
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
+        self.rows
+            .get_or_create(&label)
+            .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
+    }
+}
+
+/// How a store's failure is answered: 503 while the database is away (the
+/// client may retry), 400 for a person that does not exist, 500 for a row
+/// that should not be in the database.
+pub fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::Unavailable(reason) => {
+            tracing::warn!(%reason, "store unavailable");
+            ApiError::unavailable("the database is unavailable; retry shortly")
+        }
+        StoreError::UnknownPerson(id) => {
+            ApiError::bad_request(format!("person_id: person {id} does not exist"))
+        }
+        StoreError::Corrupt(reason) => {
+            tracing::error!(%reason, "invalid data in the store");
+            ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("the database holds an invalid row: {reason}"),
+            }
+        }
+    }
+}

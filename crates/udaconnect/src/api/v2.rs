@@ -1,0 +1,408 @@
+//! The v2 API under `/api/v2`: what the original's own docstring asks for,
+//! answers that "integrate more smoothly for API consumers". Positions are
+//! `lat`/`lon` numbers, times RFC 3339, lists are paged by cursor, and the
+//! connections of a person are one entry per other person: when and where
+//! they met, how often, how close, optionally only when both were there
+//! within `within` of each other.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use beacon_platform::http::{ApiError, ApiJson, ApiQuery};
+use serde::Deserialize;
+use udaconnect_connect::{
+    ConnectionQuery, ContactCursor, LocationCursor, LocationRange, NewLocation, NewPerson,
+    PersonSearch, Position, Timestamp,
+};
+use utoipa::IntoParams;
+
+use super::{
+    cursor, params,
+    state::{ApiState, store_error},
+    wire::{
+        ConnectionsPage, ConnectionsQueryJson, ContactJson, ErrorJson, LocationJson, LocationsPage,
+        NewLocationJson, NewPersonJson, PersonJson, PersonsPage, StatsJson,
+    },
+};
+
+/// Persons per page unless `limit` says otherwise.
+const PERSONS_PAGE: usize = 100;
+/// Locations per page unless `limit` says otherwise.
+const LOCATIONS_PAGE: usize = 500;
+/// Contacts per page unless `limit` says otherwise.
+const CONTACTS_PAGE: usize = 50;
+
+/// `GET /api/v2/persons` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PersonsParams {
+    /// Only persons whose first name, last name or company contains this text (any case).
+    q: Option<String>,
+    /// Persons per page, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of persons, by id; optionally only those matching `q`.
+#[utoipa::path(
+    get, path = "/api/v2/persons", tag = "v2",
+    params(PersonsParams),
+    responses(
+        (status = 200, description = "A page of persons", body = PersonsPage),
+        (status = 400, description = "A bad parameter", body = ErrorJson),
+    )
+)]
+pub async fn persons(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<PersonsParams>,
+) -> Result<Json<PersonsPage>, ApiError> {
+    let limit = params::limit(query.limit.as_deref(), PERSONS_PAGE)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(cursor::parse_person)
+        .transpose()?;
+    let text = query
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned);
+    let started = Instant::now();
+    let mut found = state
+        .store
+        .search_persons(&PersonSearch {
+            text,
+            after,
+            limit: limit + 1,
+        })
+        .await
+        .map_err(store_error)?;
+    state
+        .metrics
+        .observe("search_persons", started, found.len());
+    let next_cursor = next_page(&mut found, limit).map(|last| cursor::person(last.id));
+    Ok(Json(PersonsPage {
+        persons: found.iter().map(PersonJson::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Keeps the first `limit` items; the last kept one if there were more.
+fn next_page<T>(items: &mut Vec<T>, limit: usize) -> Option<&T> {
+    if items.len() > limit {
+        items.truncate(limit);
+        items.last()
+    } else {
+        None
+    }
+}
+
+/// Creates a person.
+#[utoipa::path(
+    post, path = "/api/v2/persons", tag = "v2",
+    request_body = NewPersonJson,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = PersonJson),
+        (status = 400, description = "A missing, blank or too long field", body = ErrorJson),
+    )
+)]
+pub async fn create_person(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<NewPersonJson>,
+) -> Result<Response, ApiError> {
+    let person = NewPerson::new(&body.first_name, &body.last_name, &body.company_name)
+        .map_err(params::invalid)?;
+    let created = state
+        .store
+        .create_person(&person)
+        .await
+        .map_err(store_error)?;
+    let location = format!("/api/v2/persons/{}", created.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(PersonJson::from(&created)),
+    )
+        .into_response())
+}
+
+/// One person.
+#[utoipa::path(
+    get, path = "/api/v2/persons/{person_id}", tag = "v2",
+    params(("person_id" = i32, Path, description = "The person's id")),
+    responses(
+        (status = 200, description = "The person", body = PersonJson),
+        (status = 400, description = "Not a number", body = ErrorJson),
+        (status = 404, description = "No such person", body = ErrorJson),
+    )
+)]
+pub async fn person(
+    State(state): State<ApiState>,
+    Path(person_id): Path<String>,
+) -> Result<Json<PersonJson>, ApiError> {
+    let id = params::id("person_id", &person_id)?;
+    let person = state.store.person(id).await.map_err(store_error)?;
+    person
+        .map(|person| Json(PersonJson::from(&person)))
+        .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))
+}
+
+/// Before any location: the default `start`.
+fn earliest() -> Timestamp {
+    Timestamp::start_of(chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default())
+}
+
+/// After any location: the default `end`.
+fn latest() -> Timestamp {
+    Timestamp::start_of(chrono::NaiveDate::from_ymd_opt(3000, 1, 1).unwrap_or_default())
+}
+
+/// `GET /api/v2/persons/{id}/locations` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LocationsParams {
+    /// From (RFC 3339 or date), included; the beginning of time if absent.
+    start: Option<String>,
+    /// Until (RFC 3339 or date), excluded; the end of time if absent.
+    end: Option<String>,
+    /// Locations per page, 1 to 1000 (default 500).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of a person's locations, by time.
+#[utoipa::path(
+    get, path = "/api/v2/persons/{person_id}/locations", tag = "v2",
+    params(("person_id" = i32, Path, description = "The person's id"), LocationsParams),
+    responses(
+        (status = 200, description = "A page of locations", body = LocationsPage),
+        (status = 400, description = "A bad parameter", body = ErrorJson),
+        (status = 404, description = "No such person", body = ErrorJson),
+    )
+)]
+pub async fn person_locations(
+    State(state): State<ApiState>,
+    Path(person_id): Path<String>,
+    ApiQuery(query): ApiQuery<LocationsParams>,
+) -> Result<Json<LocationsPage>, ApiError> {
+    let person_id = params::id("person_id", &person_id)?;
+    let start = match &query.start {
+        Some(start) => params::instant("start", start)?,
+        None => earliest(),
+    };
+    let end = match &query.end {
+        Some(end) => params::instant("end", end)?,
+        None => latest(),
+    };
+    params::ordered(("start", start), ("end", end))?;
+    let limit = params::limit(query.limit.as_deref(), LOCATIONS_PAGE)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(cursor::parse_location)
+        .transpose()?;
+    if state
+        .store
+        .person(person_id)
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("person {person_id} not found")));
+    }
+    let started = Instant::now();
+    let mut found = state
+        .store
+        .locations_of(&LocationRange {
+            person_id,
+            start,
+            end,
+            after,
+            limit: limit + 1,
+        })
+        .await
+        .map_err(store_error)?;
+    state.metrics.observe("locations_of", started, found.len());
+    let next_cursor = next_page(&mut found, limit).map(|last| {
+        cursor::location(LocationCursor {
+            time: last.time,
+            id: last.id,
+        })
+    });
+    Ok(Json(LocationsPage {
+        locations: found.iter().map(LocationJson::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// `GET /api/v2/persons/{id}/connections` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConnectionsParams {
+    /// The person's own locations from (RFC 3339 or date), included.
+    start: Option<String>,
+    /// ... until (RFC 3339 or date), excluded.
+    end: Option<String>,
+    /// Metres, 0 to 10000 (default 5).
+    distance: Option<String>,
+    /// Only encounters where both were there within this time of each other
+    /// (`10m`, `90s`, `1h`; at most 7 days). Without it, as the original: the
+    /// others' locations from `start` to a day after `end`, at any time.
+    within: Option<String>,
+    /// Contacts per page, 1 to 1000 (default 50).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page (with the same other parameters).
+    cursor: Option<String>,
+}
+
+/// The persons who were near this person: one entry each, most encounters
+/// first.
+#[utoipa::path(
+    get, path = "/api/v2/persons/{person_id}/connections", tag = "v2",
+    params(("person_id" = i32, Path, description = "The person's id"), ConnectionsParams),
+    responses(
+        (status = 200, description = "A page of contacts", body = ConnectionsPage),
+        (status = 400, description = "A bad parameter", body = ErrorJson),
+        (status = 404, description = "No such person", body = ErrorJson),
+    )
+)]
+pub async fn connections(
+    State(state): State<ApiState>,
+    Path(person_id): Path<String>,
+    ApiQuery(query): ApiQuery<ConnectionsParams>,
+) -> Result<Json<ConnectionsPage>, ApiError> {
+    let person_id = params::id("person_id", &person_id)?;
+    let start = params::instant("start", params::required("start", &query.start)?)?;
+    let end = params::instant("end", params::required("end", &query.end)?)?;
+    params::ordered(("start", start), ("end", end))?;
+    let distance = params::distance("distance", query.distance.as_deref())?;
+    let within = query
+        .within
+        .as_deref()
+        .map(|within| params::within("within", within))
+        .transpose()?;
+    let limit = params::limit(query.limit.as_deref(), CONTACTS_PAGE)?;
+    let fingerprint = cursor::fingerprint(&format!(
+        "{person_id}|{}|{}|{}|{:?}",
+        start.micros(),
+        end.micros(),
+        distance.metres().to_bits(),
+        within.map(|within| within.micros())
+    ));
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|token| cursor::parse_contact(token, fingerprint))
+        .transpose()?;
+    let Some(person) = state.store.person(person_id).await.map_err(store_error)? else {
+        return Err(ApiError::not_found(format!("person {person_id} not found")));
+    };
+    let started = Instant::now();
+    let mut contacts = state
+        .store
+        .connections(&ConnectionQuery {
+            person_id,
+            start,
+            end,
+            distance,
+            within,
+            after,
+            limit: limit + 1,
+        })
+        .await
+        .map_err(store_error)?;
+    state
+        .metrics
+        .observe("connections", started, contacts.len());
+    let next_cursor = next_page(&mut contacts, limit)
+        .map(|last| cursor::contact(ContactCursor::after(last), fingerprint));
+    Ok(Json(ConnectionsPage {
+        person: PersonJson::from(&person),
+        query: ConnectionsQueryJson {
+            start,
+            end,
+            distance_m: distance.metres(),
+            within_s: within.map(|within| within.micros() as f64 / 1e6),
+        },
+        contacts: contacts.iter().map(ContactJson::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One location.
+#[utoipa::path(
+    get, path = "/api/v2/locations/{location_id}", tag = "v2",
+    params(("location_id" = i64, Path, description = "The location's id")),
+    responses(
+        (status = 200, description = "The location", body = LocationJson),
+        (status = 400, description = "Not a number", body = ErrorJson),
+        (status = 404, description = "No such location", body = ErrorJson),
+    )
+)]
+pub async fn location(
+    State(state): State<ApiState>,
+    Path(location_id): Path<String>,
+) -> Result<Json<LocationJson>, ApiError> {
+    let id = params::id("location_id", &location_id)?;
+    let location = state.store.location(id).await.map_err(store_error)?;
+    location
+        .map(|location| Json(LocationJson::from(&location)))
+        .ok_or_else(|| ApiError::not_found(format!("location {id} not found")))
+}
+
+/// Stores one location.
+#[utoipa::path(
+    post, path = "/api/v2/locations", tag = "v2",
+    request_body = NewLocationJson,
+    responses(
+        (status = 201, description = "Stored; `Location` names it", body = LocationJson),
+        (status = 400, description = "A bad field, or a person that does not exist", body = ErrorJson),
+    )
+)]
+pub async fn create_location(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<NewLocationJson>,
+) -> Result<Response, ApiError> {
+    let location = NewLocation {
+        person_id: body.person_id,
+        position: Position::new(body.lat, body.lon).map_err(params::invalid)?,
+        time: body.time.unwrap_or_else(Timestamp::now),
+    };
+    let stored = state
+        .store
+        .create_location(&location)
+        .await
+        .map_err(store_error)?;
+    let path = format!("/api/v2/locations/{}", stored.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, path)],
+        Json(LocationJson::from(&stored)),
+    )
+        .into_response())
+}
+
+/// How many persons and locations are stored.
+#[utoipa::path(
+    get, path = "/api/v2/stats", tag = "v2",
+    responses((status = 200, description = "Counts", body = StatsJson))
+)]
+pub async fn stats(State(state): State<ApiState>) -> Result<Json<StatsJson>, ApiError> {
+    let stats = state.store.stats().await.map_err(store_error)?;
+    Ok(Json(StatsJson {
+        persons: stats.persons,
+        locations: stats.locations,
+        store: state.store.kind(),
+    }))
+}

@@ -1,0 +1,80 @@
+//! Bad settings: exit code 2 and one line on stderr naming the variable.
+
+use super::helpers::run;
+
+async fn assert_refused(args: &[&str], envs: &[(&str, &str)], var: &str, mention: &str) {
+    let (code, _, stderr) = run(args, envs).await;
+    assert_eq!(
+        code,
+        Some(2),
+        "{args:?} {envs:?} should exit 2; stderr: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.contains(var), "{stderr} should name {var}");
+    assert!(
+        stderr.contains(mention),
+        "{stderr} should mention {mention:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_name_their_variable() {
+    assert_refused(
+        &[],
+        &[("DATABASE_URL", "mysql://db/x")],
+        "DATABASE_URL",
+        "postgres://",
+    )
+    .await;
+    assert_refused(
+        &["api"],
+        &[("UDACONNECT_HTTP_ADDR", "nowhere")],
+        "UDACONNECT_HTTP_ADDR",
+        "IP:port",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_MIGRATE", "perhaps")],
+        "UDACONNECT_MIGRATE",
+        "perhaps",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_SHUTDOWN_TIMEOUT", "0s")],
+        "UDACONNECT_SHUTDOWN_TIMEOUT",
+        "greater than zero",
+    )
+    .await;
+    assert_refused(&["migrate"], &[], "DATABASE_URL", "required").await;
+    assert_refused(
+        &["generate", "--persons", "0"],
+        &[("DATABASE_URL", "postgres://db/x")],
+        "UDACONNECT_GENERATE_PERSONS",
+        "at least 1",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_address_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("an address").to_string();
+    assert_refused(
+        &["api", "--http-addr", &addr],
+        &[],
+        "UDACONNECT_HTTP_ADDR",
+        "cannot listen",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn help_is_not_an_error() {
+    let (code, stdout, _) = run(&["--help"], &[]).await;
+    assert_eq!(code, Some(0));
+    for target in ["all", "api", "migrate", "generate"] {
+        assert!(stdout.contains(target), "{target} in:\n{stdout}");
+    }
+}

@@ -1,0 +1,469 @@
+//! The API on the embedded store, in-process: what `cargo run` serves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDateTime;
+use serde_json::{Value, json};
+use udaconnect_connect::Timestamp;
+
+use super::helpers::{TestApp, metric, spawn_app};
+
+/// The demo conference's first day. Its attendees crowd a dozen booths,
+/// so without `within` nearly everyone at a booth that day is a connection:
+/// tests keep to a day and a short distance.
+const DEMO: &str = "start=2020-06-08&end=2020-06-09";
+
+fn compat_time(text: &str) -> Timestamp {
+    let format = if text.contains('.') {
+        "%Y-%m-%dT%H:%M:%S%.f"
+    } else {
+        "%Y-%m-%dT%H:%M:%S"
+    };
+    Timestamp::from_naive(NaiveDateTime::parse_from_str(text, format).expect("a compat time"))
+}
+
+fn v2_time(value: &Value) -> Timestamp {
+    serde_json::from_value(value.clone()).expect("an RFC 3339 time")
+}
+
+/// Every contact of `person` for `query`, walking the pages.
+async fn all_contacts(app: &TestApp, person: i64, query: &str) -> Vec<Value> {
+    let mut contacts = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = match &cursor {
+            Some(cursor) => format!("&cursor={cursor}"),
+            None => String::new(),
+        };
+        let (status, body) = app
+            .get(&format!(
+                "/api/v2/persons/{person}/connections?{query}&limit=40{page}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        contacts.extend(
+            body["contacts"]
+                .as_array()
+                .expect("contacts")
+                .iter()
+                .cloned(),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return contacts,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_demo_conference_answers_on_first_run() {
+    let app = spawn_app(&[]).await;
+    let (status, persons) = app.get("/api/persons").await;
+    assert_eq!(status, 200);
+    let persons = persons.as_array().expect("a list");
+    assert!(
+        persons.len() >= 100,
+        "a few hundred attendees, got {}",
+        persons.len()
+    );
+    for field in ["id", "first_name", "last_name", "company_name"] {
+        assert!(persons[0].get(field).is_some(), "{field} in {}", persons[0]);
+    }
+    let contacts = all_contacts(&app, 1, &format!("{DEMO}&distance=1")).await;
+    assert!(!contacts.is_empty(), "attendee 1 met someone");
+    let encounters: Vec<u64> = contacts
+        .iter()
+        .map(|contact| contact["encounters"].as_u64().expect("a count"))
+        .collect();
+    assert!(
+        encounters.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{encounters:?}"
+    );
+    let (status, rows) = app
+        .get("/api/persons/1/connection?start_date=2020-06-08&end_date=2020-06-09&distance=0.5")
+        .await;
+    assert_eq!(status, 200);
+    assert!(!rows.as_array().expect("rows").is_empty());
+    let (status, stats) = app.get("/api/v2/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["store"], "embedded");
+    assert!(
+        stats["locations"].as_u64().expect("a count") > 1000,
+        "{stats}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn v2_without_within_is_the_deduplicated_compat_answer() {
+    let app = spawn_app(&[]).await;
+    for person in [1, 7, 42] {
+        let (status, rows) = app
+            .get(&format!(
+                "/api/persons/{person}/connection?start_date=2020-06-08&end_date=2020-06-09&distance=0.5"
+            ))
+            .await;
+        assert_eq!(status, 200);
+        let mut expected: BTreeMap<i64, (u64, Timestamp, Timestamp)> = BTreeMap::new();
+        for row in rows.as_array().expect("rows") {
+            let other = row["person"]["id"].as_i64().expect("an id");
+            assert_eq!(row["location"]["person_id"].as_i64(), Some(other));
+            let time = compat_time(row["location"]["creation_time"].as_str().expect("a time"));
+            let entry = expected.entry(other).or_insert((0, time, time));
+            entry.0 += 1;
+            entry.1 = entry.1.min(time);
+            entry.2 = entry.2.max(time);
+        }
+        let contacts =
+            all_contacts(&app, person, "start=2020-06-08&end=2020-06-09&distance=0.5").await;
+        let actual: BTreeMap<i64, (u64, Timestamp, Timestamp)> = contacts
+            .iter()
+            .map(|contact| {
+                (
+                    contact["person"]["id"].as_i64().expect("an id"),
+                    (
+                        contact["encounters"].as_u64().expect("a count"),
+                        v2_time(&contact["first_met"]),
+                        v2_time(&contact["last_met"]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(actual.len(), contacts.len(), "each person once");
+        assert_eq!(actual, expected, "person {person}");
+        assert!(!expected.is_empty(), "person {person} met someone");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn within_counts_only_true_co_location() {
+    let app = spawn_app(&[]).await;
+    let mut ids = Vec::new();
+    for name in ["Ada", "Bob", "Cy"] {
+        let (status, person) = app
+            .post(
+                "/api/v2/persons",
+                &json!({"first_name": name, "last_name": "Test", "company_name": "Within Ltd"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{person}");
+        ids.push(person["id"].as_i64().expect("an id"));
+    }
+    // Far from the demo's booths: only these three are there.
+    let place = (45.0, 7.0);
+    for (person, time) in [
+        (ids[0], "2021-03-01T10:00:00Z"),
+        (ids[1], "2021-03-01T10:02:00Z"),
+        (ids[2], "2021-03-01T14:00:00Z"),
+    ] {
+        let (status, body) = app
+            .post(
+                "/api/v2/locations",
+                &json!({"person_id": person, "lat": place.0, "lon": place.1, "time": time}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let met = |within: &'static str| {
+        let app = &app;
+        let ada = ids[0];
+        async move {
+            let query = format!("start=2021-03-01&end=2021-03-02&distance=1{within}");
+            let contacts = all_contacts(app, ada, &query).await;
+            contacts
+                .iter()
+                .map(|contact| contact["person"]["id"].as_i64().expect("an id"))
+                .collect::<BTreeSet<i64>>()
+        }
+    };
+    assert_eq!(met("").await, BTreeSet::from([ids[1], ids[2]]));
+    assert_eq!(met("&within=5m").await, BTreeSet::from([ids[1]]));
+    assert_eq!(met("&within=4h").await, BTreeSet::from([ids[1], ids[2]]));
+    let (_, page) = app
+        .get(&format!(
+            "/api/v2/persons/{}/connections?start=2021-03-01&end=2021-03-02&distance=1&within=5m",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(page["query"]["within_s"], 300.0);
+    assert_eq!(page["contacts"][0]["closest"]["distance_m"], 0.0);
+    assert_eq!(page["contacts"][0]["closest"]["lat"], 45.0);
+    assert_eq!(page["contacts"][0]["first_met"], "2021-03-01T10:02:00Z");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_original_endpoints_keep_its_shapes_and_axes() {
+    let app = spawn_app(&[]).await;
+    let (status, person) = app
+        .post(
+            "/api/persons",
+            &json!({"first_name": "Pam", "last_name": "Trexler", "company_name": "Hampton"}),
+        )
+        .await;
+    assert_eq!(status, 200, "the original answers 200: {person}");
+    let id = person["id"].as_i64().expect("an id");
+    let (status, fetched) = app.get(&format!("/api/persons/{id}")).await;
+    assert_eq!((status, &fetched), (200, &person));
+
+    let (status, location) = app
+        .post(
+            "/api/locations",
+            &json!({"person_id": id, "latitude": "-122.290883", "longitude": "37.553441",
+                    "creation_time": "2020-08-18T10:37:06"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{location}");
+    assert_eq!(location["latitude"], "-122.290883");
+    assert_eq!(location["longitude"], "37.553441");
+    assert_eq!(location["creation_time"], "2020-08-18T10:37:06");
+    assert_eq!(location["person_id"], id);
+    let location_id = location["id"].as_i64().expect("an id");
+    let (status, fetched) = app.get(&format!("/api/locations/{location_id}")).await;
+    assert_eq!((status, &fetched), (200, &location));
+    // The original's latitude is the point's X: the longitude.
+    let (status, v2) = app.get(&format!("/api/v2/locations/{location_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (v2["lat"].as_f64(), v2["lon"].as_f64()),
+        (Some(37.553441), Some(-122.290883))
+    );
+    assert_eq!(v2["time"], "2020-08-18T10:37:06Z");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_error_naming_what_is_wrong() {
+    let app = spawn_app(&[]).await;
+    let bad_gets = [
+        ("/api/persons/abc", "person_id"),
+        ("/api/locations/1.5", "location_id"),
+        (
+            "/api/persons/1/connection?end_date=2020-12-30",
+            "start_date",
+        ),
+        (
+            "/api/persons/1/connection?start_date=2020-13-01&end_date=2020-12-30",
+            "start_date",
+        ),
+        (
+            "/api/persons/1/connection?start_date=2020-02-01&end_date=2020-01-01",
+            "end_date",
+        ),
+        (
+            "/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-30&distance=-5",
+            "distance",
+        ),
+        (
+            "/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-30&distance=far",
+            "distance",
+        ),
+        (
+            "/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-30&distance=1e12",
+            "distance",
+        ),
+        ("/api/v2/persons/1/connections?start=2020-06-08", "end"),
+        (
+            "/api/v2/persons/1/connections?start=soon&end=2020-06-09",
+            "start",
+        ),
+        (
+            "/api/v2/persons/1/connections?start=2020-06-08&end=2020-06-09&within=forever",
+            "within",
+        ),
+        (
+            "/api/v2/persons/1/connections?start=2020-06-08&end=2020-06-09&limit=0",
+            "limit",
+        ),
+        (
+            "/api/v2/persons/1/connections?start=2020-06-08&end=2020-06-09&cursor=xyz",
+            "cursor",
+        ),
+        (
+            "/api/v2/persons/1/connections?start=2020-06-08&end=2020-06-09&distnace=5",
+            "distnace",
+        ),
+        ("/api/v2/persons?limit=5000", "limit"),
+        ("/api/v2/persons/x/locations", "person_id"),
+    ];
+    for (path, named) in bad_gets {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: {body}"));
+        assert!(
+            error.contains(named),
+            "{path}: {error:?} should name {named}"
+        );
+    }
+    let bad_posts = [
+        (
+            "/api/persons",
+            json!({"first_name": "A", "last_name": "B"}),
+            "company_name",
+        ),
+        (
+            "/api/persons",
+            json!({"first_name": " ", "last_name": "B", "company_name": "C"}),
+            "first_name",
+        ),
+        (
+            "/api/persons",
+            json!({"first_name": "A", "last_name": "B", "company_name": "C", "age": 3}),
+            "age",
+        ),
+        (
+            "/api/locations",
+            json!({"person_id": 1, "latitude": "north", "longitude": "1"}),
+            "latitude",
+        ),
+        (
+            "/api/locations",
+            json!({"person_id": 1, "latitude": "37.5", "longitude": "-122.3"}),
+            "longitude",
+        ),
+        (
+            "/api/locations",
+            json!({"person_id": 99999, "latitude": "-122.3", "longitude": "37.5"}),
+            "person_id",
+        ),
+        (
+            "/api/locations",
+            json!({"person_id": 1, "latitude": "-122.3", "longitude": "37.5", "creation_time": "noon"}),
+            "creation_time",
+        ),
+        (
+            "/api/v2/locations",
+            json!({"person_id": 1, "lat": 91.0, "lon": 0.0}),
+            "lat",
+        ),
+        (
+            "/api/v2/locations",
+            json!({"person_id": 1, "lat": 0.0, "lon": 181.0}),
+            "lon",
+        ),
+        (
+            "/api/v2/persons",
+            json!({"first_name": "A", "last_name": "B", "company_name": "x".repeat(201)}),
+            "company_name",
+        ),
+    ];
+    for (path, body, named) in bad_posts {
+        let (status, answer) = app.post(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(
+            error.contains(named),
+            "{path} {body}: {error:?} should name {named}"
+        );
+    }
+    let (status, answer) = app
+        .post_raw("/api/persons", "application/json", "{not json")
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].is_string());
+    for path in [
+        "/api/persons/99999",
+        "/api/locations/99999999",
+        "/api/persons/99999/connection?start_date=2020-01-01&end_date=2020-12-30",
+        "/api/v2/persons/99999",
+        "/api/v2/persons/99999/connections?start=2020-06-08&end=2020-06-09",
+        "/api/v2/locations/99999999",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("not found")),
+            "{body}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn paging_persons_gives_each_once_in_order_while_others_are_added() {
+    let app = spawn_app(&[]).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut added = None;
+    loop {
+        let page = match &cursor {
+            Some(cursor) => format!("&cursor={cursor}"),
+            None => String::new(),
+        };
+        let (status, body) = app.get(&format!("/api/v2/persons?limit=37{page}")).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["persons"]
+                .as_array()
+                .expect("persons")
+                .iter()
+                .map(|person| person["id"].as_i64().expect("an id")),
+        );
+        if added.is_none() {
+            let (status, person) = app
+                .post(
+                    "/api/v2/persons",
+                    &json!({"first_name": "Late", "last_name": "Comer", "company_name": "Paging"}),
+                )
+                .await;
+            assert_eq!(status, 201);
+            added = person["id"].as_i64();
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(
+        seen.windows(2).all(|pair| pair[0] < pair[1]),
+        "in order, each once"
+    );
+    assert_eq!(
+        seen.last().copied(),
+        added,
+        "the person added meanwhile comes last"
+    );
+    let (_, everyone) = app.get("/api/persons").await;
+    assert_eq!(seen.len(), everyone.as_array().expect("a list").len());
+    let (status, found) = app.get("/api/v2/persons?q=comer").await;
+    assert_eq!(status, 200);
+    assert_eq!(found["persons"][0]["id"].as_i64(), added);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn queries_are_measured_and_any_origin_may_call() {
+    let app = spawn_app(&[]).await;
+    let (status, _) = app
+        .get(&format!("/api/v2/persons/2/connections?{DEMO}"))
+        .await;
+    assert_eq!(status, 200);
+    let count = metric(
+        &app,
+        "udaconnect_query_duration_seconds_count{query=\"connections\"}",
+    )
+    .await;
+    assert_eq!(count, Some(1.0));
+    let response = app
+        .http
+        .get(format!("{}/api/persons", app.base))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|value| value.to_str().ok()),
+        Some("*")
+    );
+    app.stop().await;
+}

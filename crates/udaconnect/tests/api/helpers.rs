@@ -1,0 +1,194 @@
+//! Starting UdaConnect for a test, and talking to it.
+
+use std::{path::PathBuf, time::Duration};
+
+use beacon_testkit::{PostgresServer, eventually};
+use clap::Parser;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use udaconnect::{Application, Cli, cli::Plan};
+
+/// The binary under test.
+pub const UDACONNECT: &str = env!("CARGO_BIN_EXE_udaconnect");
+/// Long enough for anything that should happen, short enough to fail fast.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// UdaConnect running in this process, on a free port.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    /// Stops it the way SIGTERM would, and waits until it has stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("stopped in time")
+            .expect("the app task")
+            .expect("served");
+    }
+
+    /// GET `path`: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent");
+        status_and_json(response).await
+    }
+
+    /// POST `body` as JSON to `path`: status and JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        status_and_json(response).await
+    }
+
+    /// POST raw `body` with `content_type` to `path`.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent");
+        status_and_json(response).await
+    }
+
+    /// Waits until `/readyz` answers `status`.
+    pub async fn wait_readyz(&self, status: u16) {
+        eventually(&format!("/readyz = {status}"), PATIENCE, || async {
+            let response = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .ok()?;
+            (response.status().as_u16() == status).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("not JSON ({err}), status {status}: {text}"));
+    (status, body)
+}
+
+/// Builds and runs `udaconnect all <args>` on a free port. Without
+/// `--database-url` in `args` it runs on the embedded store, whatever
+/// `DATABASE_URL` the environment has.
+pub async fn spawn_app(args: &[&str]) -> TestApp {
+    let argv = ["udaconnect", "all", "--http-addr", "127.0.0.1:0"]
+        .iter()
+        .chain(args);
+    let mut cli = Cli::try_parse_from(argv).expect("valid arguments");
+    if !args.contains(&"--database-url")
+        && let Some(udaconnect::cli::Target::All(all)) = &mut cli.target
+    {
+        all.store.database_url = None;
+    }
+    let Ok(Plan::Serve(config)) = cli.plan() else {
+        panic!("`udaconnect all` serves");
+    };
+    let app = Application::build(config).await.expect("the app builds");
+    let base = app.url().trim_end_matches('/').to_owned();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let app = TestApp {
+        base,
+        http: reqwest::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .expect("an HTTP client"),
+        shutdown,
+        task,
+    };
+    app.wait_readyz(200).await;
+    app
+}
+
+/// The original's fixtures (`<workspace>/../shared/udaconnect`), or `None`
+/// (and a message) when they are absent; required under CI.
+pub fn fixtures() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/udaconnect");
+    if dir.join("schema.sql").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the original's fixtures are missing: expected schema.sql, person.sql and location.sql in {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED: the original's fixtures are not in {}; this test needs them",
+        dir.display()
+    );
+    None
+}
+
+/// A database `name` created as the original creates its own: PostGIS,
+/// then `schema.sql`, `person.sql`, `location.sql`. Returns its URL.
+pub fn original_database(server: &PostgresServer, name: &str) -> Option<String> {
+    let fixtures = fixtures()?;
+    let url = server.create_database(name);
+    server.psql(name, "CREATE EXTENSION postgis");
+    for file in ["schema.sql", "person.sql", "location.sql"] {
+        server.psql_file(name, &fixtures.join(file));
+    }
+    Some(url)
+}
+
+/// Runs `udaconnect <args>` with only `envs` set, to completion (bounded):
+/// exit code, stdout, stderr.
+pub async fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = tokio::process::Command::new(UDACONNECT);
+    command
+        .args(args)
+        .env_clear()
+        .envs(envs.iter().copied())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .expect("udaconnect finished in time")
+        .expect("udaconnect runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The value of a sample in `/metrics`, if any.
+pub async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == sample).then(|| value.parse().ok()).flatten()
+    })
+}

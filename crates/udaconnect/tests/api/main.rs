@@ -1,0 +1,18 @@
+//! UdaConnect's integration tests: one binary, real parts.
+//!
+//! `embedded` serves the API in-process on the embedded store with its
+//! demo conference; `original` starts a real PostgreSQL with PostGIS
+//! (testkit, never the machine's own), creates the original's database
+//! from its fixtures, migrates it with the `udaconnect migrate` binary and
+//! holds the API to the original's answers; `postgres` covers paging under
+//! inserts and a database that goes away and comes back; `docs` holds the
+//! OpenAPI document to the routes; `config` checks what an operator sees
+//! for bad settings.
+#![allow(clippy::unwrap_used)]
+
+mod config;
+mod docs;
+mod embedded;
+mod helpers;
+mod original;
+mod postgres;
