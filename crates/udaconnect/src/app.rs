@@ -41,7 +41,6 @@ impl Application {
     /// Binds the HTTP listener, opens the store and builds the components
     /// `config` asks for. Errors are settings that cannot be used.
     pub async fn build(config: Config) -> Result<Self, ConfigError> {
-        let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
         let (store, migrate): (Arc<dyn Store>, Option<PgStore>) = match &config.store {
             StoreConfig::Postgres { url, migrate } => {
                 let pg = PgStore::new(&PgConfig::new(url.clone())).map_err(|err| {
@@ -61,6 +60,21 @@ impl Application {
                 (Arc::new(store), None)
             }
         };
+        Self::assemble(config, store, migrate).await
+    }
+
+    /// [`Self::build`] on a store given by the caller instead of the one
+    /// `config.store` names: for benchmarks that load their own data.
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
+        Self::assemble(config, store, None).await
+    }
+
+    async fn assemble(
+        config: Config,
+        store: Arc<dyn Store>,
+        migrate: Option<PgStore>,
+    ) -> Result<Self, ConfigError> {
+        let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
         let metrics = ApiMetrics::register(service.registry());
         let ready = service.readiness().flag("api: store answering");
         service.add(ApiComponent {
