@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, response::Redirect, routing::get};
+use axum::Router;
 use beacon_platform::{
     backoff::retry,
     config::ConfigError,
@@ -126,8 +126,7 @@ impl Component for ApiComponent {
     }
 
     fn router(&self, _shutdown: &CancellationToken) -> Option<Router> {
-        let home = Router::new().route("/", get(|| async { Redirect::temporary("/api/docs") }));
-        Some(api::router(self.state.clone()).merge(home))
+        Some(api::router(self.state.clone()))
     }
 
     fn run(

@@ -1,12 +1,14 @@
 //! UdaConnect's HTTP API: the original's endpoints under `/api`, kept
-//! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`]), and the
+//! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`]), the
 //! OpenAPI document both are described by, generated from the handlers
-//! themselves ([`docs`]), so the document cannot drift from the routes.
+//! themselves ([`docs`]) so that it cannot drift from the routes, and the
+//! page people use ([`page`]).
 
 pub mod compat;
 pub mod compat_wire;
 pub mod cursor;
 pub mod docs;
+pub mod page;
 pub mod params;
 pub mod state;
 pub mod v2;
@@ -42,8 +44,8 @@ pub fn routes(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
-/// The API's routes with `/api/openapi.json` and `/api/docs`.
+/// The API's routes with `/api/openapi.json`, `/api/docs` and the page.
 pub fn router(state: ApiState) -> Router {
     let (api, doc) = routes(state);
-    api.merge(docs::router(&doc))
+    api.merge(docs::router(&doc)).merge(page::router())
 }
