@@ -120,7 +120,26 @@ fn step(step: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Migrat
 }
 
 /// Applies every migration not yet applied, holding the advisory lock.
+///
+/// Rewriting a large table, or waiting for another process to finish
+/// doing so, takes longer than any request may: the session's statement
+/// timeout is lifted meanwhile, then restored to the connection's default.
 pub async fn migrate(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .map_err(step("lifting the statement timeout"))?;
+    let outcome = locked(client).await;
+    let reset = client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .map_err(step("restoring the statement timeout"));
+    let report = outcome?;
+    reset?;
+    Ok(report)
+}
+
+async fn locked(client: &mut Client) -> Result<MigrationReport, MigrateError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await
