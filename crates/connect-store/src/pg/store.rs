@@ -185,7 +185,7 @@ impl Store for PgStore {
         let inserted = usize::try_from(inserted).unwrap_or_default();
         Ok(InsertReport {
             inserted,
-            duplicates: batch.len() - inserted - unknown_person.len(),
+            duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
             unknown_person,
         })
     }
