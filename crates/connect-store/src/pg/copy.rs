@@ -1,37 +1,15 @@
 //! Loading a made-up data set fast: `COPY ... FROM STDIN BINARY`, a few
 //! seconds for a million locations, for benchmarks and tests at size.
 
-use std::{error::Error, pin::pin};
+use std::pin::pin;
 
-use bytes::{BufMut, BytesMut};
 use tokio_postgres::{
     binary_copy::BinaryCopyInWriter,
-    types::{IsNull, Kind, ToSql, Type, to_sql_checked},
+    types::{Kind, Type},
 };
-use udaconnect_connect::{Coordinate, StoreError, conference::Dataset};
+use udaconnect_connect::{StoreError, conference::Dataset};
 
-use super::{PgStore, rows::database, sql};
-
-/// A point as PostGIS's binary input takes a `geometry`: little-endian WKB
-/// with no SRID, as the original's `coordinate` column has it.
-#[derive(Debug)]
-struct Wkb(Coordinate);
-
-impl ToSql for Wkb {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_u8(1);
-        out.put_u32_le(1);
-        out.put_f64_le(self.0.x);
-        out.put_f64_le(self.0.y);
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        ty.name() == "geometry"
-    }
-
-    to_sql_checked!();
-}
+use super::{PgStore, rows::database, sql, wkb::Wkb};
 
 /// Cells of this many degrees (about 55 m north–south) order the rows.
 const CELL_DEG: f64 = 0.0005;
@@ -108,7 +86,7 @@ impl PgStore {
                 .write(&[
                     &location.id,
                     &location.person_id,
-                    &Wkb(location.position.coordinate()),
+                    &Wkb::from(location.position.coordinate()),
                     &location.time.to_naive(),
                 ])
                 .await

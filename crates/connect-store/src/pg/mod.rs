@@ -10,6 +10,7 @@ mod copy;
 mod rows;
 mod sql;
 mod store;
+mod wkb;
 
 use std::{future::Future, time::Duration};
 
