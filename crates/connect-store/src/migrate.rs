@@ -172,16 +172,16 @@ async fn apply(client: &mut Client) -> Result<MigrationReport, MigrateError> {
                 &[&migration.sql],
             )
             .await
-            .map_err(step(format!("{label}: checksum")))?
-            .get(0);
+            .and_then(|row| row.try_get(0))
+            .map_err(step(format!("{label}: checksum")))?;
         let applied: Option<String> = transaction
             .query_opt(
                 "SELECT checksum FROM udaconnect_migrations WHERE version = $1",
                 &[&migration.version],
             )
             .await
-            .map_err(step(format!("{label}: reading the record")))?
-            .map(|row| row.get(0));
+            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            .map_err(step(format!("{label}: reading the record")))?;
         match applied {
             Some(applied) if applied == now => report.already.push(migration.version),
             Some(applied) => {
