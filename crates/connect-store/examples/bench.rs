@@ -16,7 +16,7 @@ use beacon_testkit::PostgresServer;
 use chrono::NaiveDate;
 use udaconnect_connect::{
     CompatQuery, ConnectionQuery, Distance, PersonId, Store, Timestamp, Within,
-    conference::{ScaleConfig, scale},
+    conference::{self, ScaleConfig, scale},
 };
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
@@ -115,6 +115,18 @@ async fn main() {
         data.locations.len(),
         started.elapsed()
     );
+
+    let started = Instant::now();
+    let demo = conference::demo(Timestamp::start_of(day(1)), 1);
+    let generated = started.elapsed();
+    let embedded = MemoryStore::from_dataset(&demo);
+    println!(
+        "demo: {} attendees, {} locations generated in {generated:?}, stored in {:?}",
+        demo.persons.len(),
+        demo.locations.len(),
+        started.elapsed() - generated
+    );
+    drop((demo, embedded));
 
     let server;
     let pg = if std::env::var_os("BENCH_EMBEDDED_ONLY").is_some() {

@@ -120,7 +120,26 @@ fn step(step: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Migrat
 }
 
 /// Applies every migration not yet applied, holding the advisory lock.
+///
+/// Rewriting a large table, or waiting for another process to finish
+/// doing so, takes longer than any request may: the session's statement
+/// timeout is lifted meanwhile, then restored to the connection's default.
 pub async fn migrate(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .map_err(step("lifting the statement timeout"))?;
+    let outcome = locked(client).await;
+    let reset = client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .map_err(step("restoring the statement timeout"));
+    let report = outcome?;
+    reset?;
+    Ok(report)
+}
+
+async fn locked(client: &mut Client) -> Result<MigrationReport, MigrateError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await
@@ -153,16 +172,16 @@ async fn apply(client: &mut Client) -> Result<MigrationReport, MigrateError> {
                 &[&migration.sql],
             )
             .await
-            .map_err(step(format!("{label}: checksum")))?
-            .get(0);
+            .and_then(|row| row.try_get(0))
+            .map_err(step(format!("{label}: checksum")))?;
         let applied: Option<String> = transaction
             .query_opt(
                 "SELECT checksum FROM udaconnect_migrations WHERE version = $1",
                 &[&migration.version],
             )
             .await
-            .map_err(step(format!("{label}: reading the record")))?
-            .map(|row| row.get(0));
+            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            .map_err(step(format!("{label}: reading the record")))?;
         match applied {
             Some(applied) if applied == now => report.already.push(migration.version),
             Some(applied) => {

@@ -10,6 +10,7 @@ mod copy;
 mod rows;
 mod sql;
 mod store;
+mod wkb;
 
 use std::{future::Future, time::Duration};
 
@@ -35,7 +36,7 @@ pub struct PgConfig {
     /// Memory a query may sort and hash in before spilling to disk
     /// (`work_mem`): a 30-day connection query holds a few hundred
     /// thousand pairs.
-    pub work_mem: &'static str,
+    pub work_mem: String,
 }
 
 impl PgConfig {
@@ -48,7 +49,7 @@ impl PgConfig {
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(3),
-            work_mem: "64MB",
+            work_mem: "64MB".to_owned(),
         }
     }
 }

@@ -9,10 +9,16 @@ use udaconnect_connect::{
     Coordinate, Location, LocationId, Person, PersonId, Position, StoreError, Timestamp,
 };
 
+use super::wkb::Wkb;
+
 /// Column `index` of `row`, or `Corrupt` naming `what`.
 pub fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize, what: &str) -> Result<T, StoreError> {
-    row.try_get(index)
-        .map_err(|err| StoreError::Corrupt(format!("{what}: column {index}: {err}")))
+    row.try_get(index).map_err(|err| {
+        let cause = std::error::Error::source(&err)
+            .map(|cause| format!(": {cause}"))
+            .unwrap_or_default();
+        StoreError::Corrupt(format!("{what}: column {index}: {err}{cause}"))
+    })
 }
 
 /// A person from `id, first_name, last_name, company_name`.
@@ -32,15 +38,14 @@ pub fn location(row: &Row, first: usize) -> Result<Location, StoreError> {
     let id: LocationId = get(row, first, "location")?;
     let what = format!("location {id}");
     let person_id: PersonId = get(row, first + 1, &what)?;
-    let x: f64 = get(row, first + 2, &what)?;
-    let y: f64 = get(row, first + 3, &what)?;
+    let Wkb { x, y } = get(row, first + 2, &what)?;
     if !x.is_finite() || !y.is_finite() {
         return Err(StoreError::Corrupt(format!(
             "{what}: its coordinate is ({x}, {y}), not a point"
         )));
     }
-    let position = position(row, first + 4, &what)?;
-    let time: NaiveDateTime = get(row, first + 6, &what)?;
+    let position = position(row, first + 3, &what)?;
+    let time: NaiveDateTime = get(row, first + 4, &what)?;
     Ok(Location {
         id,
         person_id,
@@ -50,10 +55,9 @@ pub fn location(row: &Row, first: usize) -> Result<Location, StoreError> {
     })
 }
 
-/// A position from `lat, lon` at `first`.
-pub fn position(row: &Row, first: usize, what: &str) -> Result<Position, StoreError> {
-    let lat: f64 = get(row, first, what)?;
-    let lon: f64 = get(row, first + 1, what)?;
+/// A position from the `geography` point at `index`.
+pub fn position(row: &Row, index: usize, what: &str) -> Result<Position, StoreError> {
+    let Wkb { x: lon, y: lat } = get(row, index, what)?;
     Position::new(lat, lon).map_err(|err| StoreError::Corrupt(format!("{what}: point {err}")))
 }
 

@@ -1,9 +1,11 @@
 //! Every statement the PostGIS store sends, in one place, so that the
 //! queries can be read (and `EXPLAIN`ed) as a whole.
 //!
-//! A location is always read as [`location_columns!`]: its id, person, the
-//! raw X/Y of `coordinate` (what the original API shows) and the position
-//! of `point` (what distances are measured on), and its time.
+//! A location is always read as [`location_columns!`]: its id, person,
+//! `coordinate` (whose raw X/Y the original API shows) and `point` (the
+//! position distances are measured on), both as PostGIS sends them in
+//! binary (EWKB, decoded by [`super::wkb`], no function call per row),
+//! and its time.
 
 /// The columns [`super::rows::location`] reads, of the table aliased `$t`.
 macro_rules! location_columns {
@@ -12,16 +14,11 @@ macro_rules! location_columns {
             $t,
             ".id, ",
             $t,
-            ".person_id, ST_X(",
+            ".person_id, ",
             $t,
-            ".coordinate), ST_Y(",
+            ".coordinate, ",
             $t,
-            ".coordinate), ",
-            "ST_Y(",
-            $t,
-            ".point::geometry), ST_X(",
-            $t,
-            ".point::geometry), ",
+            ".point, ",
             $t,
             ".creation_time"
         )
@@ -187,8 +184,7 @@ closest AS (
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
 SELECT page.person_id, page.encounters, page.first_met, page.last_met,
-       closest.id, closest.creation_time, closest.metres,
-       ST_Y(closest.point::geometry), ST_X(closest.point::geometry),
+       closest.id, closest.creation_time, closest.metres, closest.point,
        p.first_name, p.last_name, p.company_name
 FROM page
 JOIN closest ON closest.person_id = page.person_id

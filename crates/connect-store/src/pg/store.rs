@@ -185,7 +185,7 @@ impl Store for PgStore {
         let inserted = usize::try_from(inserted).unwrap_or_default();
         Ok(InsertReport {
             inserted,
-            duplicates: batch.len() - inserted - unknown_person.len(),
+            duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
             unknown_person,
         })
     }
@@ -371,9 +371,9 @@ fn contact(row: &tokio_postgres::Row) -> Result<Contact, StoreError> {
     Ok(Contact {
         person: Person {
             id: person_id,
-            first_name: get(row, 9, &what)?,
-            last_name: get(row, 10, &what)?,
-            company_name: get(row, 11, &what)?,
+            first_name: get(row, 8, &what)?,
+            last_name: get(row, 9, &what)?,
+            company_name: get(row, 10, &what)?,
         },
         encounters: u64::try_from(encounters).unwrap_or_default(),
         first_met: Timestamp::from_naive(first_met),
