@@ -73,6 +73,7 @@ fn compat(person_id: PersonId, start: NaiveDate, end: NaiveDate) -> CompatQuery 
         start,
         end,
         distance: Distance::new("distance", 5.0).expect("valid"),
+        limit: usize::MAX,
     }
 }
 

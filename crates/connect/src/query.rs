@@ -87,6 +87,9 @@ pub struct CompatQuery {
     pub end: NaiveDate,
     /// How near.
     pub distance: Distance,
+    /// At most this many rows, the first in the answer's order (the API
+    /// asks for one more than it serves, to tell an answer too large).
+    pub limit: usize,
 }
 
 impl CompatQuery {
@@ -268,6 +271,7 @@ mod tests {
             start: date(2020, 1, 1),
             end: date(2020, 12, 30),
             distance: Distance::new("distance", 5.0).expect("valid"),
+            limit: 10,
         };
         let (own_start, own_end) = query.own_window();
         let (others_start, others_end) = query.others_window();

@@ -88,7 +88,7 @@ pub trait Store: Send + Sync + 'static {
     async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError>;
 
     /// The original's connection rows, ordered by own location (time, then
-    /// id), then other location id.
+    /// id), then other location id; at most `query.limit` of them.
     async fn compat_connections(
         &self,
         query: &CompatQuery,

@@ -78,7 +78,11 @@ impl Application {
         let metrics = ApiMetrics::register(service.registry());
         let ready = service.readiness().flag("api: store answering");
         service.add(ApiComponent {
-            state: ApiState { store, metrics },
+            state: ApiState {
+                store,
+                metrics,
+                compat_max_rows: config.api.compat_max_rows,
+            },
             ready,
             migrate,
         });

@@ -62,6 +62,14 @@ pub struct StoreArgs {
     pub demo_seed: u64,
 }
 
+/// What the API answers at most.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The most rows the original's connection endpoint answers; beyond, it asks for a narrower question.
+    #[arg(long, env = "UDACONNECT_COMPAT_MAX_ROWS", default_value = "1000000", value_parser = parse_count)]
+    pub compat_max_rows: usize,
+}
+
 /// Settings of the serving targets.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -71,6 +79,8 @@ pub struct ServeArgs {
     pub log: LogArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Settings of `udaconnect migrate`.
@@ -198,6 +208,8 @@ pub struct Config {
     pub log: LogArgs,
     /// The store.
     pub store: StoreConfig,
+    /// What the API answers at most.
+    pub api: ApiArgs,
 }
 
 /// What the process does.
@@ -223,6 +235,7 @@ impl Cli {
         Ok(Plan::Serve(Config {
             target,
             store: args.store.config(),
+            api: args.api,
             http: args.http,
             log: args.log,
         }))

@@ -285,6 +285,9 @@ impl Data {
                 .collect();
             near.sort_unstable_by_key(|other| other.id);
             for other in near {
+                if rows.len() == query.limit {
+                    return Ok(rows);
+                }
                 rows.push(CompatConnection {
                     person: self.person_of(other)?,
                     location: other.clone(),

@@ -115,7 +115,8 @@ pub const COMPAT_CONNECTIONS: &str = concat!(
       AND o.person_id <> $1 \
       AND o.creation_time >= $2 AND o.creation_time < $5 \
      WHERE own.person_id = $1 AND own.creation_time >= $2 AND own.creation_time < $3 \
-     ORDER BY own.creation_time, own.id, o.id"
+     ORDER BY own.creation_time, own.id, o.id \
+     LIMIT $6"
 );
 
 /// The v2 contacts, with the others' time condition `$time` (which may use

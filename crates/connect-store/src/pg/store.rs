@@ -240,6 +240,7 @@ impl Store for PgStore {
                     &own_end.to_naive(),
                     &query.distance.metres(),
                     &others_end.to_naive(),
+                    &limit(query.limit),
                 ],
             )
             .await?;

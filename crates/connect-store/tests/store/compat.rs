@@ -79,6 +79,7 @@ async fn the_compatibility_query_returns_the_originals_rows() {
                     start,
                     end,
                     distance: Distance::new("distance", metres).expect("valid"),
+                    limit: usize::MAX,
                 })
                 .await
                 .expect("compat connections");

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::{
     Json,
-    body::Body,
+    body::{Body, Bytes},
     extract::{Path, State},
     http::header,
     response::{IntoResponse, Response},
@@ -27,8 +27,11 @@ use super::{
     wire::ErrorJson,
 };
 
-/// Results larger than this are serialized off the async workers.
-const LARGE_ANSWER: usize = 10_000;
+/// Rows encoded per chunk of a connection answer.
+const CHUNK_ROWS: usize = 2_000;
+/// Encoded chunks waiting for the client at most: the answer is encoded
+/// about as fast as the client reads it, not all at once in memory.
+const CHUNKS_AHEAD: usize = 4;
 
 /// Every person.
 #[utoipa::path(
@@ -218,34 +221,57 @@ pub async fn connection(
             start,
             end,
             distance,
+            limit: state.compat_max_rows.saturating_add(1),
         })
         .await
         .map_err(store_error)?;
     state
         .metrics
         .observe("compat_connections", started, rows.len());
-    let large = rows.len() > LARGE_ANSWER;
-    let encode = move || {
-        let rows: Vec<CompatConnection> = rows
-            .iter()
-            .map(|row| CompatConnection {
-                location: CompatLocation::in_connection(&row.location),
-                person: CompatPerson::from(&row.person),
-            })
-            .collect();
-        serde_json::to_vec(&rows)
-    };
-    let body = if large {
-        tokio::task::spawn_blocking(encode)
-            .await
-            .map_err(|_| ApiError::unavailable("the answer could not be encoded"))?
-    } else {
-        encode()
+    if rows.len() > state.compat_max_rows {
+        return Err(ApiError::bad_request(format!(
+            "the answer has more than {} rows (one per pair of locations): ask for fewer days or a shorter distance, or use /api/v2/persons/{person_id}/connections, which gives one row per person",
+            state.compat_max_rows
+        )));
     }
-    .map_err(|err| ApiError::unavailable(format!("the answer could not be encoded: {err}")))?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from(body),
+        Body::from_stream(encoded(rows)),
     )
         .into_response())
+}
+
+/// The answer as a JSON array, encoded in chunks off the async workers as
+/// the client reads it (an answer may be hundreds of thousands of rows).
+fn encoded(
+    rows: Vec<udaconnect_connect::CompatConnection>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let (chunks, mut receiver) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut buffer = Vec::with_capacity(CHUNK_ROWS * 300);
+        buffer.push(b'[');
+        for (index, row) in rows.iter().enumerate() {
+            if index > 0 {
+                buffer.push(b',');
+            }
+            let row = CompatConnection {
+                location: CompatLocation::in_connection(&row.location),
+                person: CompatPerson::from(&row.person),
+            };
+            if let Err(err) = serde_json::to_writer(&mut buffer, &row) {
+                let _ = chunks.blocking_send(Err(std::io::Error::other(err)));
+                return;
+            }
+            if (index + 1) % CHUNK_ROWS == 0 {
+                let chunk = Bytes::from(std::mem::take(&mut buffer));
+                // A client gone away closes the channel: stop encoding.
+                if chunks.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+        }
+        buffer.push(b']');
+        let _ = chunks.blocking_send(Ok(Bytes::from(buffer)));
+    });
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
 }

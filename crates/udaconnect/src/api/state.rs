@@ -19,6 +19,8 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Query latency and rows.
     pub metrics: ApiMetrics,
+    /// The largest answer the original's connection endpoint gives.
+    pub compat_max_rows: usize,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -467,3 +467,25 @@ async fn queries_are_measured_and_any_origin_may_call() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_too_large_for_the_original_endpoint_asks_for_a_narrower_question() {
+    let app = spawn_app(&["--compat-max-rows", "50"]).await;
+    let query = "start_date=2020-06-08&end_date=2020-06-09&distance=0.5";
+    let (status, body) = app.get(&format!("/api/persons/1/connection?{query}")).await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(
+        error.contains("more than 50 rows") && error.contains("/api/v2/"),
+        "{error}"
+    );
+    let (status, rows) = app
+        .get("/api/persons/1/connection?start_date=2020-06-08&end_date=2020-06-08&distance=0.5")
+        .await;
+    assert_eq!(
+        (status, rows),
+        (200, json!([])),
+        "an empty range is no error"
+    );
+    app.stop().await;
+}
