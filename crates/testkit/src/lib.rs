@@ -3,11 +3,12 @@
 //! A `nats-server` on a free port with its own store, that can be killed
 //! and restarted on the same store; `beacon` processes whose port is read
 //! from their own log; an SSE client; headless Chromium to look at the page
-//! as a person would; and waiting on a condition with a deadline instead of
-//! sleeping.
+//! as a person would; clients that stop reading; and waiting on a
+//! condition with a deadline instead of sleeping.
 
 mod browser;
 mod nats;
+mod net;
 mod process;
 mod sse;
 mod wait;
@@ -15,7 +16,8 @@ mod wait;
 pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
-    process::{BeaconProcess, free_port},
-    sse::{SseClient, SseEvent},
+    net::connect_without_reading,
+    process::{BeaconProcess, free_port, output_within},
+    sse::{SSE_PATIENCE, SseClient, SseEvent},
     wait::eventually,
 };

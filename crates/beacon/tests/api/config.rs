@@ -2,16 +2,20 @@
 
 use std::process::Command;
 
-use super::helpers::BEACON;
+use beacon_testkit::output_within;
+
+use super::helpers::{BEACON, PATIENCE};
 
 /// Runs `beacon <args>` with only `envs` set; returns the exit code and stderr.
 fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output = Command::new(BEACON)
-        .args(args)
-        .env_clear()
-        .envs(envs.iter().copied())
-        .output()
-        .expect("beacon runs");
+    // A configuration accepted by mistake would serve forever: bounded.
+    let output = output_within(
+        Command::new(BEACON)
+            .args(args)
+            .env_clear()
+            .envs(envs.iter().copied()),
+        PATIENCE,
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code(), stderr)
 }
@@ -159,10 +163,7 @@ fn the_split_targets_need_nats() {
 fn help_is_not_an_error() {
     let (code, _) = run(&["--help"], &[]);
     assert_eq!(code, Some(0));
-    let output = Command::new(BEACON)
-        .args(["receiver", "--help"])
-        .output()
-        .expect("runs");
+    let output = output_within(Command::new(BEACON).args(["receiver", "--help"]), PATIENCE);
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(
         help.contains("NATS_URL") && help.contains("BEACON_WINDOW"),

@@ -68,9 +68,41 @@ pub fn start(target: &str, nats: &NatsServer, extra: &[(&'static str, String)]) 
     BeaconProcess::spawn(BEACON.as_ref(), &[target], &envs)
 }
 
+/// An HTTP client whose every request gives up after [`PATIENCE`].
+pub fn http() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(PATIENCE)
+                .build()
+                .expect("an HTTP client")
+        })
+        .clone()
+}
+
+/// GET `url`, within [`PATIENCE`].
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
+
+/// The next WebSocket message, within [`PATIENCE`]; `None` once closed.
+pub async fn next_ws<S>(ws: &mut S) -> Option<tokio_tungstenite::tungstenite::Message>
+where
+    S: futures::Stream<
+            Item = tokio_tungstenite::tungstenite::Result<tokio_tungstenite::tungstenite::Message>,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("a WebSocket message in time")
+        .map(|message| message.expect("a valid WebSocket message"))
+}
+
 /// GET `url`: status and JSON body.
 pub async fn get_json(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("request sent");
+    let response = get(url).await.expect("request sent");
     let status = response.status().as_u16();
     let body = response.json::<Value>().await.expect("a JSON body");
     (status, body)
@@ -109,7 +141,7 @@ pub async fn wait_for_seq(base: &str, seq: u64) {
 /// Waits until `/readyz` at `base` answers `status`.
 pub async fn wait_readyz(base: &str, status: u16) {
     eventually(&format!("{base}/readyz = {status}"), PATIENCE, || async {
-        let response = reqwest::get(format!("{base}/readyz")).await.ok()?;
+        let response = get(format!("{base}/readyz")).await.ok()?;
         (response.status().as_u16() == status).then_some(())
     })
     .await;
@@ -117,7 +149,7 @@ pub async fn wait_readyz(base: &str, status: u16) {
 
 /// The value of a sample in `/metrics`, e.g. `beacon_malformed_payloads_total`.
 pub async fn metric(base: &str, sample: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    let text = get(format!("{base}/metrics"))
         .await
         .expect("metrics")
         .text()

@@ -20,7 +20,7 @@ use async_nats::{
     jetstream::{self, consumer::push},
 };
 use beacon::Cli;
-use beacon_testkit::{BeaconProcess, NatsServer, eventually, nats_server_binary};
+use beacon_testkit::{BeaconProcess, NatsServer, eventually, nats_server_binary, output_within};
 use clap::{CommandFactory, Parser};
 use futures::StreamExt;
 use serde_json::Value;
@@ -112,10 +112,10 @@ fn beacon_container<'a>(rendered: &'a Rendered, target: &str) -> Container<'a> {
 /// `dir`.
 fn generate_passwords(dir: &Path) -> BTreeMap<String, String> {
     let file = dir.join("nats.env");
-    let output = Command::new(deploy_dir().join("scripts/nats-secrets.sh"))
-        .arg(&file)
-        .output()
-        .expect("run nats-secrets.sh");
+    let output = output_within(
+        Command::new(deploy_dir().join("scripts/nats-secrets.sh")).arg(&file),
+        PATIENCE,
+    );
     assert!(output.status.success(), "{output:?}");
     let passwords: BTreeMap<String, String> = std::fs::read_to_string(&file)
         .unwrap()
@@ -516,13 +516,14 @@ fn nats_server_accepts_its_arguments_and_configuration_in_every_overlay() {
                 *arg = arg.replace(text(&mount["mountPath"]), local.to_str().unwrap());
             }
         }
-        let output = Command::new(nats_server_binary())
-            .args(&args)
-            .arg("-t")
-            .env_clear()
-            .envs(&env)
-            .output()
-            .expect("run nats-server");
+        let output = output_within(
+            Command::new(nats_server_binary())
+                .args(&args)
+                .arg("-t")
+                .env_clear()
+                .envs(&env),
+            PATIENCE,
+        );
         let said = String::from_utf8_lossy(&output.stderr);
         // nats-server -t prints its usage and exits 0 on an unknown flag.
         assert!(
@@ -628,7 +629,7 @@ fn spawn(
 /// Waits until GET `url` answers `status`.
 async fn wait_status(url: &str, status: u16) {
     eventually(&format!("{url} = {status}"), PATIENCE, || async {
-        let response = reqwest::get(url).await.ok()?;
+        let response = super::helpers::get(url).await.ok()?;
         (response.status().as_u16() == status).then_some(())
     })
     .await;

@@ -2,10 +2,11 @@
 //! API and streams.
 
 use beacon_testkit::SseClient;
-use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::helpers::{get_json, next_seqs, page, range, spawn_app, wait_for_seq, wait_readyz};
+use super::helpers::{
+    get, get_json, http, next_seqs, next_ws, page, range, spawn_app, wait_for_seq, wait_readyz,
+};
 
 const FAST: [&str; 4] = ["--min-interval", "5ms", "--max-interval", "15ms"];
 
@@ -17,7 +18,7 @@ async fn serves_the_page_and_its_assets() {
         ("/assets/app.js", "text/javascript", "EventSource"),
         ("/assets/style.css", "text/css", "prefers-color-scheme"),
     ] {
-        let response = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        let response = get(format!("{}{path}", app.base)).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let header = response.headers()["content-type"]
             .to_str()
@@ -50,7 +51,7 @@ async fn history_and_live_messages_without_a_broker() {
     .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        if let Some(Ok(Message::Text(text))) = ws.next().await {
+        if let Some(Message::Text(text)) = next_ws(&mut ws).await {
             let message: serde_json::Value = serde_json::from_str(&text).unwrap();
             seen.push(message["seq"].as_u64().unwrap());
         }
@@ -96,7 +97,7 @@ async fn health_and_metrics() {
     assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
     wait_readyz(&app.base, 200).await;
     wait_for_seq(&app.base, 3).await;
-    let metrics = reqwest::get(format!("{}/metrics", app.base))
+    let metrics = get(format!("{}/metrics", app.base))
         .await
         .unwrap()
         .text()
@@ -138,7 +139,7 @@ async fn bad_queries_get_a_json_error() {
             "{query}: {body}"
         );
     }
-    let response = reqwest::Client::new()
+    let response = http()
         .get(format!("{}/events", app.base))
         .header("last-event-id", "abc")
         .send()

@@ -2,11 +2,12 @@
 //! JetStream: ordering, history, resume on every transport, gaps, replicas.
 
 use beacon_testkit::{NatsServer, SseClient};
-use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::helpers::{fast, get_json, next_seqs, page, range, start, wait_for_seq, wait_readyz};
+use super::helpers::{
+    fast, get_json, next_seqs, next_ws, page, range, start, wait_for_seq, wait_readyz,
+};
 
 #[tokio::test]
 async fn every_message_arrives_once_in_order_with_all_fields() {
@@ -121,7 +122,7 @@ async fn websocket_resumes_after_a_sequence() {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mut frames = Vec::new();
     while frames.len() < 20 {
-        match ws.next().await.unwrap().unwrap() {
+        match next_ws(&mut ws).await.unwrap() {
             Message::Text(text) => frames.push(serde_json::from_str::<Value>(&text).unwrap()),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("unexpected frame {other:?}"),
