@@ -10,19 +10,31 @@
 //! socket instead of also hyper's two 8 KB buffers, and a delivery is one
 //! write of the frame's pre-encoded chunk. The same stream requested later
 //! on a kept-alive connection goes through hyper ([`events`]); both send
-//! exactly the same bytes.
+//! exactly the same bytes, are bounded by the same write timeout, and are
+//! counted and logged alike (`path="raw"` or `path="router"`).
+//!
+//! No router layer applies to the raw path (see
+//! [`beacon_platform::takeover`]): what `/events` needs beyond the
+//! platform's timeouts and request metrics — the resume point's parsing,
+//! the client cap — is decided in [`takeover`] itself, which declines
+//! whatever it does not handle exactly as [`events`] would (a bad resume
+//! point, a full server), leaving it to the router. A concern added to the
+//! router later (authentication, rate limits) must be added to
+//! [`takeover`] too, or make it decline the requests it applies to.
 
 use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
     extract::{Query, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, request::Parts},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
 use beacon_platform::{
+    conn::TimedIo,
     http::{ApiError, ApiQuery},
-    takeover::Takeover,
+    requests::RawRequest,
+    takeover::{Claim, Takeover},
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
@@ -87,7 +99,10 @@ pub(super) fn takeover(state: AppState) -> Takeover {
         let Query(query) = Query::<ResumeQuery>::try_from_uri(&parts.uri).ok()?;
         let after = resume_point(&parts.headers, &query).ok()?;
         let client = Client::new(&state, after);
-        Some(Box::new(move |stream| Box::pin(client.write_to(stream))))
+        Some(Claim::new(
+            "/events",
+            Box::new(move |stream, request| Box::pin(client.write_to(stream, request))),
+        ))
     })
 }
 
@@ -158,10 +173,13 @@ impl Client {
     }
 
     /// Writes the whole response on a raw connection, until the server shuts
-    /// down (then the body is ended properly), the client leaves, or a write
-    /// fails. A client that stops reading blocks only its own writes; the
-    /// feed catches it up from its last sequence when it reads again.
-    async fn write_to(mut self, mut stream: TcpStream) {
+    /// down (then the body is ended properly if the socket takes it at
+    /// once), the client leaves, or a write fails: the client accepted
+    /// nothing within the write timeout (it stopped reading; its reconnect
+    /// resumes from its last event), or the connection broke. Shutdown also
+    /// ends a write that waits for the client.
+    async fn write_to(mut self, mut stream: TimedIo<TcpStream>, request: RawRequest) {
+        request.respond(StatusCode::OK);
         let mut head = String::from("HTTP/1.1 200 OK\r\n");
         for (name, value) in STREAM_HEADERS {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -172,7 +190,7 @@ impl Client {
         ));
         let mut head = head.into_bytes();
         head.extend_from_slice(&http_chunk(PREAMBLE));
-        if stream.write_all(&head).await.is_err() {
+        if !self.write(&mut stream, &head).await {
             return;
         }
         drop(head);
@@ -180,19 +198,31 @@ impl Client {
             let output = tokio::select! {
                 biased;
                 output = self.next() => output,
-                () = peer_closed(&stream) => return,
+                () = peer_closed(stream.get_ref()) => return,
             };
             let written = match output {
-                Some(Output::Frame(frame)) => stream.write_all(&frame.sse_chunk).await,
-                Some(Output::Other(bytes)) => stream.write_all(&http_chunk(&bytes)).await,
+                Some(Output::Frame(frame)) => self.write(&mut stream, &frame.sse_chunk).await,
+                Some(Output::Other(bytes)) => self.write(&mut stream, &http_chunk(&bytes)).await,
                 None => {
-                    let _ = stream.write_all(LAST_CHUNK).await;
+                    // Best effort: a client that is not reading gets no
+                    // say in how long shutdown takes.
+                    let _ = stream.get_ref().try_write(LAST_CHUNK);
                     return;
                 }
             };
-            if written.is_err() {
+            if !written {
                 return;
             }
+        }
+    }
+
+    /// Writes `bytes`; `false` if the write failed or timed out, or the
+    /// server shut down while it waited for the client.
+    async fn write(&mut self, stream: &mut TimedIo<TcpStream>, bytes: &[u8]) -> bool {
+        tokio::select! {
+            biased;
+            written = stream.write_all(bytes) => written.is_ok(),
+            _ = &mut self.shutdown => false,
         }
     }
 }
