@@ -291,3 +291,84 @@ async fn sigterm_with_stuck_clients_exits_within_the_deadline() {
         app.output()
     );
 }
+
+/// At the client cap, `/events` (raw or routed, GET or HEAD) and `/ws`
+/// answer 503 with Retry-After and a JSON reason, and are counted; the
+/// probes, the metrics, the page and the API answer as ever; a slot that
+/// frees is taken again.
+#[tokio::test]
+async fn beyond_the_client_cap_streams_are_refused_and_probes_still_answer() {
+    let app = spawn_app(&[
+        "--min-interval",
+        "5ms",
+        "--max-interval",
+        "15ms",
+        "--max-clients",
+        "3",
+    ])
+    .await;
+    let base = app.base.clone();
+    wait_for_seq(&base, 3).await;
+    let events = format!("{base}/events");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(SseClient::connect(&events, None).await.unwrap());
+    }
+    let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
+    let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+
+    let refused = SseClient::connect(&events, None)
+        .await
+        .err()
+        .expect("refused");
+    assert!(refused.starts_with("503"), "{refused}");
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let response = super::helpers::http()
+            .request(method.clone(), &events)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503, "{method}");
+        assert_eq!(response.headers()["retry-after"], "5", "{method}");
+        if method == reqwest::Method::GET {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["retry_after"], 5, "{body}");
+            assert!(
+                body["error"].as_str().unwrap().contains("maximum of 3"),
+                "{body}"
+            );
+        }
+    }
+    match tokio_tungstenite::connect_async(&ws_url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "5");
+        }
+        other => panic!("expected a 503 handshake, got {other:?}"),
+    }
+    for path in [
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/",
+        "/api/messages?limit=1",
+    ] {
+        let response = super::helpers::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{path} at the cap");
+    }
+    let refused_sse = metric(&base, "beacon_clients_refused_total{transport=\"sse\"}").await;
+    assert_eq!(refused_sse, 3.0);
+    assert_eq!(
+        metric(&base, "beacon_clients_refused_total{transport=\"ws\"}").await,
+        1.0
+    );
+
+    // A client leaves: its slot is taken again.
+    drop(held.pop());
+    eventually("a free slot", PATIENCE, || async {
+        SseClient::connect(&events, None).await.ok()
+    })
+    .await;
+    drop(ws);
+    app.stop().await.unwrap();
+}

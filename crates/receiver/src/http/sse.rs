@@ -47,7 +47,7 @@ use tokio::{
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
-    AppState,
+    AppState, busy,
     resume::{ResumeQuery, resume_point},
 };
 use crate::{
@@ -77,7 +77,11 @@ pub async fn events(
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
     let after = resume_point(&headers, &query)?;
-    let client = Client::new(&state, after);
+    let Some(client) = Client::admit(&state, after) else {
+        let metrics = &state.receiver.metrics;
+        metrics.refused(Transport::Sse);
+        return Ok(busy(metrics.client_cap()));
+    };
     let mut response = Body::from_stream(client.into_stream()).into_response();
     for (name, value) in STREAM_HEADERS {
         response.headers_mut().insert(
@@ -98,7 +102,8 @@ pub(super) fn takeover(state: AppState) -> Takeover {
         }
         let Query(query) = Query::<ResumeQuery>::try_from_uri(&parts.uri).ok()?;
         let after = resume_point(&parts.headers, &query).ok()?;
-        let client = Client::new(&state, after);
+        // At the cap, the router answers (and counts) the refusal.
+        let client = Client::admit(&state, after)?;
         Some(Claim::new(
             "/events",
             Box::new(move |stream, request| Box::pin(client.write_to(stream, request))),
@@ -132,15 +137,17 @@ enum Output {
 }
 
 impl Client {
-    fn new(state: &AppState, after: Option<u64>) -> Self {
+    /// A client admitted under the cap; `None` if the receiver is full.
+    fn admit(state: &AppState, after: Option<u64>) -> Option<Self> {
         let metrics = &state.receiver.metrics;
-        Self {
+        let connected = metrics.admit(Transport::Sse)?;
+        Some(Self {
             feed: state.feed(after),
             shutdown: Box::pin(state.shutdown.child_token().cancelled_owned()),
             keep_alive: keep_alive(),
             delivered: metrics.delivered(Transport::Sse).clone(),
-            _connected: metrics.client_connected(Transport::Sse),
-        }
+            _connected: connected,
+        })
     }
 
     /// The next event; `None` once the server shuts down. Cancel-safe.

@@ -23,10 +23,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AppState,
+    AppState, busy,
     resume::{ResumeQuery, resume_point},
 };
-use crate::{feed::Feed, frame::Event, metrics::Transport};
+use crate::{
+    feed::Feed,
+    frame::Event,
+    metrics::{ClientGuard, Transport},
+};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// How long the close frame may take at shutdown.
@@ -40,16 +44,20 @@ pub async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let after = resume_point(&HeaderMap::new(), &query)?;
+    let metrics = &state.receiver.metrics;
+    let Some(connected) = metrics.admit(Transport::Ws) else {
+        metrics.refused(Transport::Ws);
+        return Ok(busy(metrics.client_cap()));
+    };
     let feed = state.feed(after);
     Ok(upgrade
         .read_buffer_size(MAX_INCOMING)
         .max_message_size(MAX_INCOMING)
-        .on_upgrade(move |socket| serve(socket, feed, state)))
+        .on_upgrade(move |socket| serve(socket, feed, state, connected)))
 }
 
-async fn serve(socket: WebSocket, mut feed: Feed, state: AppState) {
+async fn serve(socket: WebSocket, mut feed: Feed, state: AppState, _connected: ClientGuard) {
     let metrics = &state.receiver.metrics;
-    let _connected = metrics.client_connected(Transport::Ws);
     let delivered = metrics.delivered(Transport::Ws);
     let shutdown: CancellationToken = state.shutdown.child_token();
     let (mut sink, mut incoming) = socket.split();
