@@ -70,6 +70,8 @@ const STREAM_HEADERS: [(&str, &str); 3] = [
 ];
 /// The end of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+/// The most bytes of ready events written at once while catching up.
+const COALESCE: usize = 64 * 1024;
 
 pub async fn events(
     State(state): State<AppState>,
@@ -136,6 +138,16 @@ enum Output {
     Other(Bytes),
 }
 
+impl Output {
+    /// As one HTTP chunk, for the raw connection.
+    fn chunk(&self) -> Bytes {
+        match self {
+            Output::Frame(frame) => frame.sse_chunk.clone(),
+            Output::Other(bytes) => http_chunk(bytes),
+        }
+    }
+}
+
 impl Client {
     /// A client admitted under the cap; `None` if the receiver is full.
     fn admit(state: &AppState, after: Option<u64>) -> Option<Self> {
@@ -155,14 +167,24 @@ impl Client {
         tokio::select! {
             biased;
             _ = &mut self.shutdown => None,
-            event = self.feed.next() => match event? {
-                Event::Message(frame) => {
-                    self.delivered.inc();
-                    Some(Output::Frame(frame))
-                }
-                Event::Notice(notice) => Some(Output::Other(notice.sse())),
-            },
+            event = self.feed.next() => Some(self.output(event?)),
             _ = self.keep_alive.tick() => Some(Output::Other(Bytes::from_static(KEEP_ALIVE_COMMENT))),
+        }
+    }
+
+    /// The next event if one is ready now (a catch-up backlog).
+    fn next_ready(&mut self) -> Option<Output> {
+        let event = self.feed.next_ready()?;
+        Some(self.output(event))
+    }
+
+    fn output(&mut self, event: Event) -> Output {
+        match event {
+            Event::Message(frame) => {
+                self.delivered.inc();
+                Output::Frame(frame)
+            }
+            Event::Notice(notice) => Output::Other(notice.sse()),
         }
     }
 
@@ -207,14 +229,26 @@ impl Client {
                 output = self.next() => output,
                 () = peer_closed(stream.get_ref()) => return,
             };
-            let written = match output {
-                Some(Output::Frame(frame)) => self.write(&mut stream, &frame.sse_chunk).await,
-                Some(Output::Other(bytes)) => self.write(&mut stream, &http_chunk(&bytes)).await,
-                None => {
-                    // Best effort: a client that is not reading gets no
-                    // say in how long shutdown takes.
-                    let _ = stream.get_ref().try_write(LAST_CHUNK);
-                    return;
+            let Some(output) = output else {
+                // Best effort: a client that is not reading gets no say in
+                // how long shutdown takes.
+                let _ = stream.get_ref().try_write(LAST_CHUNK);
+                return;
+            };
+            let first = output.chunk();
+            // Catching up, many events are ready at once: one write for
+            // up to COALESCE bytes of them, not one each.
+            let written = match self.next_ready() {
+                None => self.write(&mut stream, &first).await,
+                Some(second) => {
+                    let mut batch = Vec::with_capacity(COALESCE);
+                    batch.extend_from_slice(&first);
+                    batch.extend_from_slice(&second.chunk());
+                    while batch.len() < COALESCE {
+                        let Some(more) = self.next_ready() else { break };
+                        batch.extend_from_slice(&more.chunk());
+                    }
+                    self.write(&mut stream, &batch).await
                 }
             };
             if !written {
