@@ -22,14 +22,14 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
             }
-            let app = Application::build(config)
+            let app = Application::build(*config)
                 .await
                 .unwrap_or_else(|err| exit_with(&err));
             app.run_until_stopped(shutdown::on_signal()).await?;
         }
         Plan::Provision(provision) => {
             telemetry::init(&provision.log);
-            if !provision::run(provision, shutdown::on_signal()).await {
+            if !provision::run(*provision, shutdown::on_signal()).await {
                 anyhow::bail!("stopped before the stream was provisioned");
             }
         }

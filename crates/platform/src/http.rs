@@ -5,7 +5,13 @@
 //! The caller binds the listener (so tests can use port 0 and read the real
 //! port) and owns the shutdown token, as in `mini-redis`'s `run`.
 
-use std::{io, marker::PhantomData, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    marker::PhantomData,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -153,6 +159,9 @@ impl<A: AppNames> FromArgMatches for HttpArgs<A> {
 struct Ops {
     readiness: Readiness,
     registry: Arc<Registry>,
+    /// What the last probe found missing (`None` before the first), to
+    /// log only the changes.
+    last_waiting: Arc<Mutex<Option<Vec<&'static str>>>>,
 }
 
 /// `/livez`, `/readyz` and `/metrics`, which every target serves.
@@ -164,6 +173,7 @@ pub fn ops_router(readiness: Readiness, registry: Arc<Registry>) -> Router {
         .with_state(Ops {
             readiness,
             registry,
+            last_waiting: Arc::default(),
         })
 }
 
@@ -171,8 +181,25 @@ async fn livez() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
+/// 200 when ready, else 503 naming what is missing. Not being ready is a
+/// starting or draining service's normal state, probed every few seconds:
+/// only a change is logged (at INFO), never each answer.
 async fn readyz(State(ops): State<Ops>) -> Response {
     let waiting_for = ops.readiness.waiting_for();
+    {
+        let mut last = ops
+            .last_waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.as_ref() != Some(&waiting_for) {
+            if waiting_for.is_empty() {
+                tracing::info!("ready");
+            } else {
+                tracing::info!(waiting_for = ?waiting_for, "not ready");
+            }
+            *last = Some(waiting_for.clone());
+        }
+    }
     if waiting_for.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {

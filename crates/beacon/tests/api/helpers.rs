@@ -42,7 +42,7 @@ pub async fn spawn_app(args: &[&str]) -> TestApp {
     let Ok(Plan::Serve(config)) = cli.plan() else {
         panic!("`beacon all` serves");
     };
-    let app = Application::build(config).await.expect("the app builds");
+    let app = Application::build(*config).await.expect("the app builds");
     let base = app.url().trim_end_matches('/').to_owned();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -61,8 +61,32 @@ pub fn fast(min: &str, max: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `beacon <target>` connected to `nats`, with extra env vars.
+/// Runs `beacon provision` against `nats` with the stream settings among
+/// `extra`, as the provision Job does before broadcasters and receivers
+/// (which only look the stream up) can be ready.
+pub fn provision(nats: &NatsServer, extra: &[(&'static str, String)]) {
+    let mut command = std::process::Command::new(BEACON);
+    command
+        .arg("provision")
+        .env_clear()
+        .env("NATS_URL", nats.url())
+        .env("LOG_FORMAT", "json");
+    for (name, value) in extra {
+        if name.starts_with("BEACON_STREAM") || *name == "BEACON_SUBJECT" {
+            command.env(name, value);
+        }
+    }
+    let output = beacon_testkit::output_within(&mut command, PATIENCE);
+    assert!(output.status.success(), "provision failed: {output:?}");
+}
+
+/// `beacon <target>` connected to `nats`, with extra env vars. The stream
+/// is provisioned first for the targets that only look it up, if the
+/// broker is up.
 pub fn start(target: &str, nats: &NatsServer, extra: &[(&'static str, String)]) -> BeaconProcess {
+    if matches!(target, "broadcaster" | "receiver") && nats.is_running() {
+        provision(nats, extra);
+    }
     let mut envs = vec![("NATS_URL", nats.url()), ("RUST_LOG", "info".to_owned())];
     envs.extend(extra.iter().cloned());
     BeaconProcess::spawn(BEACON.as_ref(), &[target], &envs)

@@ -3,7 +3,9 @@
 
 use beacon_testkit::{NatsServer, SseClient, output_within};
 
-use super::helpers::{BEACON, PATIENCE, fast, get_json, start, wait_for_seq, wait_readyz};
+use super::helpers::{
+    BEACON, PATIENCE, fast, get_json, provision, start, wait_for_seq, wait_readyz,
+};
 
 #[tokio::test]
 async fn ready_only_while_the_broker_is_there() {
@@ -25,6 +27,9 @@ async fn ready_only_while_the_broker_is_there() {
     }
 
     nats.restart();
+    // Connected, but the stream is not there yet: still not ready.
+    wait_readyz(receiver.base_url(), 503).await;
+    provision(&nats, &[]);
     wait_readyz(receiver.base_url(), 200).await;
     wait_readyz(broadcaster.base_url(), 200).await;
     wait_for_seq(receiver.base_url(), 5).await;

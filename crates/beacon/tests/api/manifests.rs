@@ -874,3 +874,72 @@ async fn each_nats_user_may_do_its_targets_job_and_nothing_more() {
     subscribe_refused(&client, &errors, subject).await;
     publish_refused(&client, &errors, &manage("DELETE")).await;
 }
+
+/// On a cluster the broadcaster and the receivers start before the
+/// provision Job has created the stream. Their users may not create it, so
+/// they only look it up and wait: not ready meanwhile, one log line saying
+/// what they wait for, no request the server refuses, and no ERROR line
+/// for the probes they fail meanwhile. Once the Job has run, they are
+/// ready.
+#[tokio::test]
+async fn targets_that_may_not_manage_the_stream_wait_for_it_quietly() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let nats = start_nats(&rendered, &passwords);
+    let receiver = spawn(&rendered, "receiver", &nats, &passwords, &[]);
+    let broadcaster = spawn(&rendered, "broadcaster", &nats, &passwords, &[]);
+    let waiting = |process: &BeaconProcess| {
+        process
+            .output()
+            .iter()
+            .filter(|line| line.contains("waiting for stream HELLO to be created"))
+            .count()
+    };
+    for (process, target) in [(&receiver, "receiver"), (&broadcaster, "broadcaster")] {
+        eventually(
+            &format!("the {target} to say what it waits for"),
+            PATIENCE,
+            || async { (waiting(process) > 0).then_some(()) },
+        )
+        .await;
+        let ready = beacon_probe(&rendered, target, "readinessProbe");
+        for _ in 0..3 {
+            wait_status(&format!("{}{ready}", process.base_url()), 503).await;
+        }
+    }
+
+    provision(&rendered, &nats, &passwords).await;
+    for (process, target) in [(&receiver, "receiver"), (&broadcaster, "broadcaster")] {
+        let ready = beacon_probe(&rendered, target, "readinessProbe");
+        wait_status(&format!("{}{ready}", process.base_url()), 200).await;
+        assert_eq!(waiting(process), 1, "{target}: one line while waiting");
+        assert_never_refused(process, target);
+        let output = process.output();
+        let errors: Vec<_> = output
+            .iter()
+            .filter(|line| line.contains("\"level\":\"ERROR\""))
+            .collect();
+        assert!(errors.is_empty(), "{target} logged errors: {errors:#?}");
+        let transitions: Vec<_> = output
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["message"] == "ready" || event["message"] == "not ready")
+            .map(|event| event["message"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            transitions.last().map(String::as_str),
+            Some("ready"),
+            "{target}: {transitions:?}"
+        );
+        assert!(
+            transitions.len() <= 4,
+            "{target} logs readiness changes, not probes: {transitions:?}"
+        );
+    }
+    let log = nats.log();
+    assert!(
+        !log.contains("Violation"),
+        "the server refused something:\n{log}"
+    );
+}

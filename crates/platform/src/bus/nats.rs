@@ -18,14 +18,18 @@ use std::{
 use async_nats::{
     Client, ConnectOptions, Event, ServerAddr,
     jetstream::{
-        self,
+        self, ErrorCode,
         consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull, push},
+        context::GetStreamErrorKind,
         message::PublishMessage,
         stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
     },
 };
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
 
 use super::{
     Bounds, BusError, Envelope, Published, Retention, StreamSettings, Subscription,
@@ -143,14 +147,62 @@ impl NatsBus {
             .get_or_create_stream(stream_config(settings))
             .await
             .map_err(|err| BusError::Request(err.to_string()))?;
-        let subjects = &stream.cached_info().config.subjects;
-        if !subjects.contains(&settings.subject) {
-            return Err(BusError::Request(format!(
-                "stream {} exists but does not capture subject {} (it captures {subjects:?})",
-                settings.name, settings.subject
-            )));
+        captures(&stream.cached_info().config, settings)
+    }
+
+    /// Waits until the stream exists, only looking it up (the stream info
+    /// request), never creating it: for a user that may not manage streams.
+    /// Says once what it waits for; `false` if `shutdown` came first.
+    pub(super) async fn await_stream(
+        &self,
+        settings: &StreamSettings,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut waiting = false;
+        loop {
+            let found = tokio::select! {
+                found = self.inner.jetstream.get_stream(&settings.name) => found,
+                () = shutdown.cancelled() => return false,
+            };
+            let delay = backoff.next_delay();
+            match found {
+                Ok(stream) => match captures(&stream.cached_info().config, settings) {
+                    Ok(()) => {
+                        if waiting {
+                            tracing::info!(stream = %settings.name, "the stream is there");
+                        }
+                        return true;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, retry_in = ?delay, "stream not usable yet")
+                    }
+                },
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        GetStreamErrorKind::JetStream(ref js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+                    ) =>
+                {
+                    if !waiting {
+                        waiting = true;
+                        tracing::info!(
+                            stream = %settings.name,
+                            subject = %settings.subject,
+                            "waiting for stream {} to be created; this process only looks it up (it is provisioned separately)",
+                            settings.name
+                        );
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?delay, "cannot look the stream up yet");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return false,
+            }
         }
-        Ok(())
     }
 
     /// Creates the stream, or updates its subject, retention and replicas to
@@ -343,6 +395,19 @@ impl NatsBus {
             .get_stream_no_info(name)
             .await
             .map_err(|err| err.to_string())
+    }
+}
+
+/// Whether an existing stream captures the subject it is used for.
+fn captures(config: &Config, settings: &StreamSettings) -> Result<(), BusError> {
+    let subjects = &config.subjects;
+    if subjects.contains(&settings.subject) {
+        Ok(())
+    } else {
+        Err(BusError::Request(format!(
+            "stream {} exists but does not capture subject {} (it captures {subjects:?})",
+            settings.name, settings.subject
+        )))
     }
 }
 
