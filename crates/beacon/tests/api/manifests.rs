@@ -749,6 +749,7 @@ async fn login(
         env["NATS_USER"].clone(),
         env["NATS_PASSWORD"].clone(),
     )
+    .custom_inbox_prefix(&env["NATS_INBOX_PREFIX"])
     .event_callback(move |event| {
         let sink = Arc::clone(&sink);
         async move {
@@ -873,6 +874,50 @@ async fn each_nats_user_may_do_its_targets_job_and_nothing_more() {
     publish_refused(&client, &errors, subject).await;
     subscribe_refused(&client, &errors, subject).await;
     publish_refused(&client, &errors, &manage("DELETE")).await;
+
+    // Nobody reads anybody else's replies: each may subscribe to its own
+    // inbox only (what it does above), not to another's, nor to every
+    // inbox.
+    let prefix = |target: &str| {
+        environment(&beacon_container(&rendered, target), &rendered, &passwords)
+            ["NATS_INBOX_PREFIX"]
+            .clone()
+    };
+    let targets = ["broadcaster", "receiver", "provision"];
+    for target in targets {
+        let (client, errors) = login(&rendered, target, &nats, &passwords).await;
+        for other in targets.iter().filter(|other| **other != target) {
+            subscribe_refused(&client, &errors, &format!("{}.>", prefix(other))).await;
+        }
+        subscribe_refused(&client, &errors, "_INBOX.>").await;
+    }
+}
+
+#[test]
+fn every_nats_user_has_an_inbox_prefix_of_its_own_and_may_read_only_it() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let config = &rendered.config_maps["nats-config"]["nats.conf"];
+    let mut prefixes = Vec::new();
+    for target in ["broadcaster", "receiver", "provision"] {
+        let env = environment(&beacon_container(&rendered, target), &rendered, &passwords);
+        let prefix = env
+            .get("NATS_INBOX_PREFIX")
+            .unwrap_or_else(|| panic!("{target}: no NATS_INBOX_PREFIX"))
+            .clone();
+        assert!(
+            config.contains(&format!("subscribe: {{ allow: [\"{prefix}.>\"] }}")),
+            "nats.conf lets {target} subscribe to {prefix}.> and nothing else"
+        );
+        prefixes.push(prefix);
+    }
+    let distinct: std::collections::BTreeSet<_> = prefixes.iter().collect();
+    assert_eq!(distinct.len(), prefixes.len(), "{prefixes:?}");
+    assert!(
+        !config.contains("\"_INBOX.>\""),
+        "nobody may read every inbox"
+    );
 }
 
 /// On a cluster the broadcaster and the receivers start before the

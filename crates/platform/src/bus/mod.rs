@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::{
     memory::MemoryBus,
-    nats::{NatsArgs, NatsBus, NatsUrls},
+    nats::{DEFAULT_INBOX_PREFIX, NatsArgs, NatsBus, NatsUrls, parse_inbox_prefix},
     queue::{Delivery, QueueLag, WorkQueue},
     settings::{Retention, StreamArgs, StreamSettings, StreamSpec},
 };
