@@ -59,6 +59,47 @@ fn unparsable_durations() {
 }
 
 #[test]
+fn connection_limits() {
+    for var in [
+        "BEACON_HEADER_TIMEOUT",
+        "BEACON_IDLE_TIMEOUT",
+        "BEACON_WRITE_TIMEOUT",
+    ] {
+        assert_refused(&[], &[(var, "soon")], var, "soon");
+        assert_refused(&[], &[(var, "0s")], var, "greater than zero");
+    }
+    assert_refused(
+        &["--write-timeout=-1s"],
+        &[],
+        "BEACON_WRITE_TIMEOUT",
+        "positive",
+    );
+    assert_refused(
+        &[],
+        &[("BEACON_MAX_CLIENTS", "0")],
+        "BEACON_MAX_CLIENTS",
+        "at least 1",
+    );
+    assert_refused(
+        &["receiver"],
+        &[
+            ("NATS_URL", "nats://127.0.0.1:1"),
+            ("BEACON_MAX_CLIENTS", "many"),
+        ],
+        "BEACON_MAX_CLIENTS",
+        "whole number",
+    );
+    for prefix in ["_INBOX.>", "_INBOX..x", "_INBOX.", "a b"] {
+        assert_refused(
+            &[],
+            &[("NATS_INBOX_PREFIX", prefix)],
+            "NATS_INBOX_PREFIX",
+            "NATS_INBOX_PREFIX",
+        );
+    }
+}
+
+#[test]
 fn zero_and_negative_durations() {
     assert_refused(
         &[],
