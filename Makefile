@@ -82,6 +82,15 @@ bench: ## Fan-out benchmark: BENCH_CLIENTS clients on BENCH_RECEIVERS receivers 
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(BENCH_TRANSPORT) \
 	$(TARGET_DIR)/release/beacon-loadgen
 
+# Resume-storm settings (see BENCHMARKS.md).
+STORM_CLIENTS ?= 1000
+STORM_MESSAGES ?= 20000
+
+.PHONY: bench-resume
+bench-resume: ## STORM_CLIENTS SSE clients resume from seq 1 of a STORM_MESSAGES-message stream at once; time and peak consumers
+	$(CARGO) build --release -p beacon -p beacon-loadgen --bin beacon --bin resume-storm
+	STORM_CLIENTS=$(STORM_CLIENTS) STORM_MESSAGES=$(STORM_MESSAGES) $(TARGET_DIR)/release/resume-storm
+
 .PHONY: bench-floor
 bench-floor: ## This machine's lower bound for fan-out latency: raw loopback sockets, no HTTP, no broker
 	$(CARGO) build --release -p beacon-loadgen --bin loopback-floor

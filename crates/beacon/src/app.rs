@@ -8,7 +8,7 @@
 
 use beacon_broadcaster::Broadcaster;
 use beacon_platform::{
-    bus::{Bus, MemoryBus, NatsBus},
+    bus::{Bus, MemoryBus, NatsBus, Provisioning},
     config::ConfigError,
     service::{Service, ServiceBuilder},
 };
@@ -27,17 +27,26 @@ impl Application {
     /// only error is a listen address that cannot be used.
     pub async fn build(config: Config) -> Result<Self, ConfigError> {
         let mut service = ServiceBuilder::bind(config.target, &config.http, "beacon").await?;
-        let (bus, stream) = match config.bus {
-            BusConfig::Memory { stream } => (Bus::Memory(MemoryBus::new()), stream),
-            BusConfig::Nats { urls, nats, stream } => {
+        let (bus, stream, provisioning) = match config.bus {
+            BusConfig::Memory { stream } => (
+                Bus::Memory(MemoryBus::new()),
+                stream,
+                Provisioning::CreateIfMissing,
+            ),
+            BusConfig::Nats {
+                urls,
+                nats,
+                stream,
+                provisioning,
+            } => {
                 let name = format!("beacon-{}", config.target);
                 let bus = NatsBus::connect(&urls, &nats, &name)
                     .await
                     .map_err(|err| ConfigError::new("NATS_URL", "--nats-url", err.to_string()))?;
-                (Bus::Nats(bus), stream)
+                (Bus::Nats(bus), stream, provisioning)
             }
         };
-        let stream = bus.stream(stream);
+        let stream = bus.stream(stream).with_provisioning(provisioning);
         if let Some(settings) = config.broadcaster {
             let metrics = beacon_broadcaster::Metrics::register(service.registry());
             let broadcaster =

@@ -3,7 +3,7 @@
 
 use beacon_broadcaster::{BroadcasterArgs, Settings};
 use beacon_platform::{
-    bus::{NatsArgs, NatsUrls, Retention, StreamArgs, StreamSettings, StreamSpec},
+    bus::{NatsArgs, NatsUrls, Provisioning, Retention, StreamArgs, StreamSettings, StreamSpec},
     config::{AppNames, ConfigError},
     http::HttpArgs,
     telemetry::LogArgs,
@@ -118,9 +118,9 @@ pub struct ProvisionTarget {
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// Run a long-lived target.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Create or update the stream, then exit.
-    Provision(Provision),
+    Provision(Box<Provision>),
 }
 
 /// A checked configuration for `beacon provision`.
@@ -152,6 +152,10 @@ pub enum BusConfig {
         nats: NatsArgs,
         /// The stream.
         stream: StreamSettings,
+        /// Who creates the stream: `all` itself (no provisioning step runs
+        /// beside it), or the provision target (broadcaster and receiver,
+        /// whose users may not manage streams).
+        provisioning: Provisioning,
     },
 }
 
@@ -179,7 +183,7 @@ impl Cli {
         let serve = match self.target.unwrap_or(Target::All(self.all)) {
             Target::All(args) => {
                 let bus = match args.common.nats.nats_url.clone() {
-                    Some(urls) => nats(urls, &args.common),
+                    Some(urls) => nats(urls, &args.common, Provisioning::CreateIfMissing),
                     None => BusConfig::Memory {
                         stream: StreamSettings {
                             max_messages: u64::try_from(args.receiver.window).unwrap_or(u64::MAX),
@@ -198,7 +202,11 @@ impl Cli {
             }
             Target::Broadcaster(args) => Config {
                 target: "broadcaster",
-                bus: nats(required_url(&args.common, "broadcaster")?, &args.common),
+                bus: nats(
+                    required_url(&args.common, "broadcaster")?,
+                    &args.common,
+                    Provisioning::External,
+                ),
                 broadcaster: Some(args.broadcaster.settings()?),
                 receiver: None,
                 http: args.common.http,
@@ -206,7 +214,11 @@ impl Cli {
             },
             Target::Receiver(args) => Config {
                 target: "receiver",
-                bus: nats(required_url(&args.common, "receiver")?, &args.common),
+                bus: nats(
+                    required_url(&args.common, "receiver")?,
+                    &args.common,
+                    Provisioning::External,
+                ),
                 broadcaster: None,
                 receiver: Some(args.receiver),
                 http: args.common.http,
@@ -218,23 +230,24 @@ impl Cli {
                     .nats_url
                     .clone()
                     .ok_or_else(|| missing_url("provision"))?;
-                return Ok(Plan::Provision(Provision {
+                return Ok(Plan::Provision(Box::new(Provision {
                     log: args.log,
                     urls,
                     nats: args.nats,
                     stream: args.stream.settings(),
-                }));
+                })));
             }
         };
-        Ok(Plan::Serve(serve))
+        Ok(Plan::Serve(Box::new(serve)))
     }
 }
 
-fn nats(urls: NatsUrls, common: &CommonArgs) -> BusConfig {
+fn nats(urls: NatsUrls, common: &CommonArgs, provisioning: Provisioning) -> BusConfig {
     BusConfig::Nats {
         urls,
         nats: common.nats.clone(),
         stream: common.stream.settings(),
+        provisioning,
     }
 }
 

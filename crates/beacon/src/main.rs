@@ -2,14 +2,27 @@
 //! (a bad value exits 2 with one line naming it), then serve until SIGTERM, or
 //! provision the stream and exit.
 
+use std::time::Duration;
+
 use beacon::{Application, Cli, cli::Plan, provision};
 use beacon_platform::{
     config::{exit_with, parse_args_or_exit},
     limits, shutdown, telemetry,
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// What the runtime's teardown may add to the shutdown deadline: blocking
+/// work still running then (a DNS lookup of a broker that does not answer)
+/// is abandoned, not waited for.
+const TEARDOWN: Duration = Duration::from_millis(100);
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let outcome = runtime.block_on(run());
+    runtime.shutdown_timeout(TEARDOWN);
+    outcome
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli: Cli = parse_args_or_exit();
     match cli.plan().unwrap_or_else(|err| exit_with(&err)) {
         Plan::Serve(config) => {
@@ -22,14 +35,14 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
             }
-            let app = Application::build(config)
+            let app = Application::build(*config)
                 .await
                 .unwrap_or_else(|err| exit_with(&err));
             app.run_until_stopped(shutdown::on_signal()).await?;
         }
         Plan::Provision(provision) => {
             telemetry::init(&provision.log);
-            if !provision::run(provision, shutdown::on_signal()).await {
+            if !provision::run(*provision, shutdown::on_signal()).await {
                 anyhow::bail!("stopped before the stream was provisioned");
             }
         }

@@ -121,6 +121,9 @@ async fn follow(
             connected = SseClient::connect(&url, resume) => connected,
             _ = stop.cancelled() => break,
         };
+        // The stream may go quiet while the broker is down; `stop` bounds
+        // the wait, not the client.
+        let connected = connected.map(|sse| sse.with_patience(Duration::from_secs(3600)));
         let Ok(mut sse) = connected else {
             // The receiver is restarting: try again soon, maybe elsewhere.
             let pause = Duration::from_millis(rand::rng().random_range(20..200));

@@ -64,6 +64,21 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
         lock(&broker).store().display()
     );
 
+    // As on Kubernetes: the stream is provisioned, then used by broadcasters
+    // and receivers that only look it up.
+    let provisioned = beacon_testkit::output_within(
+        std::process::Command::new(&binary)
+            .arg("provision")
+            .env("NATS_URL", &nats_url)
+            .env("LOG_FORMAT", "json"),
+        Duration::from_secs(60),
+    );
+    anyhow::ensure!(
+        provisioned.status.success(),
+        "beacon provision failed: {}",
+        String::from_utf8_lossy(&provisioned.stdout)
+    );
+
     let mut receivers = Vec::new();
     let mut bases = Vec::new();
     for _ in 0..RECEIVERS {

@@ -290,11 +290,7 @@ fn command_line(args: &BenchArgs) -> String {
 
 async fn connect_bus(nats: &NatsServer) -> anyhow::Result<BusStream> {
     let urls = nats.url().parse().map_err(anyhow::Error::msg)?;
-    let nats_args = NatsArgs {
-        nats_url: None,
-        nats_user: None,
-        nats_password: None,
-    };
+    let nats_args = NatsArgs::default();
     let bus = NatsBus::connect(&urls, &nats_args, "beacon-loadgen").await?;
     Ok(Bus::Nats(bus).stream(StreamSettings::log("HELLO", "beacon.hello", 1_000_000)))
 }

@@ -2,8 +2,9 @@
 //! processes, publishing, the RESULT line) with 40 clients per transport.
 //! Nothing here is timed; it checks that every client got every message.
 
-use std::{path::Path, process::Command};
+use std::{path::Path, process::Command, time::Duration};
 
+use beacon_testkit::output_within;
 use serde_json::Value;
 
 fn run(transport: &str) -> Value {
@@ -14,7 +15,8 @@ fn run(transport: &str) -> Value {
         "{} is missing: build the workspace (cargo build --workspace)",
         beacon.display()
     );
-    let output = Command::new(loadgen)
+    let mut command = Command::new(loadgen);
+    command
         .env("BENCH_CLIENTS", "40")
         .env("BENCH_CLIENTS_PER_WORKER", "15")
         .env("BENCH_RECEIVERS", "2")
@@ -22,9 +24,8 @@ fn run(transport: &str) -> Value {
         .env("BENCH_SECONDS", "1")
         .env("BENCH_TRANSPORT", transport)
         .env("BENCH_OUTPUT", "-")
-        .env("BENCH_BEACON", &beacon)
-        .output()
-        .expect("run beacon-loadgen");
+        .env("BENCH_BEACON", &beacon);
+    let output = output_within(&mut command, Duration::from_secs(300));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

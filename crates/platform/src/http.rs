@@ -1,10 +1,17 @@
-//! HTTP plumbing shared by every target: the operations endpoints, JSON
-//! errors, strict query parsing, and serving until shutdown.
+//! HTTP plumbing shared by every target: its settings, the operations
+//! endpoints, JSON errors, strict query parsing, and serving until
+//! shutdown, every connection within its time limits.
 //!
 //! The caller binds the listener (so tests can use port 0 and read the real
 //! port) and owns the shutdown token, as in `mini-redis`'s `run`.
 
-use std::{io, marker::PhantomData, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    marker::PhantomData,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -15,29 +22,53 @@ use axum::{
 };
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, error::ErrorKind};
 use hyper::server::conn::http1;
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{AppNames, parse_duration, parse_socket_addr},
+    conn::{self, Lifetime, TimedIo, Timeouts, Tracked},
     health::Readiness,
     metrics,
+    requests::HttpMetrics,
     takeover::Takeover,
 };
 
-/// Where the HTTP server listens, and how long it may take to stop; the env
-/// vars are named after the application `A` (`BEACON_HTTP_ADDR`).
+/// Where the HTTP server listens, how long clients may take, and how long
+/// it may take to stop; the env vars are named after the application `A`
+/// (`BEACON_HTTP_ADDR`, `BEACON_HEADER_TIMEOUT`, ...).
 #[derive(Debug, Clone)]
 pub struct HttpArgs<A> {
     /// Address the HTTP server listens on (IP:port; port 0 picks a free one).
     pub http_addr: SocketAddr,
     /// Time allowed, after SIGTERM, for everything to finish.
     pub shutdown_timeout: Duration,
+    /// Time a client has to send a complete request head.
+    pub header_timeout: Duration,
+    /// Time a kept-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// Time a client has to accept any byte of a response it is sent.
+    pub write_timeout: Duration,
     app: PhantomData<A>,
+}
+
+impl<A> HttpArgs<A> {
+    /// The limits on how long clients may take.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header: self.header_timeout,
+            idle: self.idle_timeout,
+            write: self.write_timeout,
+        }
+    }
 }
 
 impl<A: AppNames> Args for HttpArgs<A> {
@@ -58,6 +89,30 @@ impl<A: AppNames> Args for HttpArgs<A> {
                     .default_value("10s")
                     .value_parser(parse_duration)
                     .help("Time allowed, after SIGTERM, for open connections and work in flight to finish"),
+            )
+            .arg(
+                Arg::new("header_timeout")
+                    .long("header-timeout")
+                    .env(format!("{}_HEADER_TIMEOUT", A::ENV_PREFIX))
+                    .default_value("10s")
+                    .value_parser(parse_duration)
+                    .help("Time a client has to send a complete request head; a connection that has not is closed"),
+            )
+            .arg(
+                Arg::new("idle_timeout")
+                    .long("idle-timeout")
+                    .env(format!("{}_IDLE_TIMEOUT", A::ENV_PREFIX))
+                    .default_value("60s")
+                    .value_parser(parse_duration)
+                    .help("Time a kept-alive connection may sit idle between requests before it is closed"),
+            )
+            .arg(
+                Arg::new("write_timeout")
+                    .long("write-timeout")
+                    .env(format!("{}_WRITE_TIMEOUT", A::ENV_PREFIX))
+                    .default_value("30s")
+                    .value_parser(parse_duration)
+                    .help("Time a client has to accept any byte of a response (a stream it stopped reading) before it is dropped"),
             )
     }
 
@@ -81,6 +136,15 @@ impl<A: AppNames> FromArgMatches for HttpArgs<A> {
             shutdown_timeout: *matches
                 .get_one::<Duration>("shutdown_timeout")
                 .ok_or_else(|| missing("shutdown_timeout"))?,
+            header_timeout: *matches
+                .get_one::<Duration>("header_timeout")
+                .ok_or_else(|| missing("header_timeout"))?,
+            idle_timeout: *matches
+                .get_one::<Duration>("idle_timeout")
+                .ok_or_else(|| missing("idle_timeout"))?,
+            write_timeout: *matches
+                .get_one::<Duration>("write_timeout")
+                .ok_or_else(|| missing("write_timeout"))?,
             app: PhantomData,
         })
     }
@@ -95,6 +159,9 @@ impl<A: AppNames> FromArgMatches for HttpArgs<A> {
 struct Ops {
     readiness: Readiness,
     registry: Arc<Registry>,
+    /// What the last probe found missing (`None` before the first), to
+    /// log only the changes.
+    last_waiting: Arc<Mutex<Option<Vec<&'static str>>>>,
 }
 
 /// `/livez`, `/readyz` and `/metrics`, which every target serves.
@@ -106,6 +173,7 @@ pub fn ops_router(readiness: Readiness, registry: Arc<Registry>) -> Router {
         .with_state(Ops {
             readiness,
             registry,
+            last_waiting: Arc::default(),
         })
 }
 
@@ -113,8 +181,25 @@ async fn livez() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
+/// 200 when ready, else 503 naming what is missing. Not being ready is a
+/// starting or draining service's normal state, probed every few seconds:
+/// only a change is logged (at INFO), never each answer.
 async fn readyz(State(ops): State<Ops>) -> Response {
     let waiting_for = ops.readiness.waiting_for();
+    {
+        let mut last = ops
+            .last_waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.as_ref() != Some(&waiting_for) {
+            if waiting_for.is_empty() {
+                tracing::info!("ready");
+            } else {
+                tracing::info!(waiting_for = ?waiting_for, "not ready");
+            }
+            *last = Some(waiting_for.clone());
+        }
+    }
     if waiting_for.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -227,6 +312,18 @@ where
     }
 }
 
+/// How [`serve`] treats connections: how long clients may take, and where
+/// requests and timeouts are counted.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// The limits on how long clients may take (see [`crate::conn`]).
+    pub timeouts: Timeouts,
+    /// Where connections closed by a timeout, and requests served raw,
+    /// are counted. The router is expected to be instrumented with the
+    /// same metrics ([`HttpMetrics::instrument`]).
+    pub metrics: HttpMetrics,
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then returns
 /// once every open connection has finished its current response. The
 /// caller bounds that wait (see [`crate::service`]): connections that are
@@ -235,18 +332,20 @@ where
 /// Long-lived responses (SSE, WebSocket) must end on the same token, or they
 /// hold the server until the caller's deadline.
 ///
+/// Every connection is bounded by `options.timeouts` ([`crate::conn`]).
 /// `takeover`, when given, may claim a connection from its first request's
 /// head and serve it without hyper; see [`crate::takeover`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     takeover: Option<Takeover>,
+    options: ServeOptions,
     shutdown: CancellationToken,
 ) {
     // Every connection holds a receiver; once all are dropped, `closed()`
     // resolves: every connection has finished.
     let (open_tx, open_rx) = watch::channel(());
-    accept_loop(listener, router, takeover, &shutdown, open_rx).await;
+    accept_loop(listener, router, takeover, &options, &shutdown, open_rx).await;
     open_tx.closed().await;
 }
 
@@ -265,16 +364,22 @@ pub async fn serve(
 ///   written (within 15 s);
 /// - `TCP_NODELAY`: streams write small events; Nagle's algorithm would hold
 ///   one back until the previous one is acknowledged (up to the client's
-///   40 ms delayed ACK).
+///   40 ms delayed ACK);
+/// - what only hyper connections need (the dispatcher, the deadlines'
+///   watch) is allocated only for them, not for connections a takeover
+///   serves.
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
     takeover: Option<Takeover>,
+    options: &ServeOptions,
     shutdown: &CancellationToken,
     open: watch::Receiver<()>,
 ) {
     let mut http = http1::Builder::new();
-    http.half_close(true);
+    // The header and idle timeouts are watched beside hyper (see
+    // `crate::conn`), so hyper's own header timer stays off.
+    http.half_close(true).header_read_timeout(None);
     loop {
         let stream = tokio::select! {
             biased;
@@ -287,48 +392,81 @@ async fn accept_loop(
                 }
             },
         };
+        // The first request head is due within the header timeout of now.
+        let head_due = Instant::now() + options.timeouts.header;
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
         let (router, http, takeover) = (router.clone(), http.clone(), takeover.clone());
-        let shutdown = shutdown.clone();
+        let (options, shutdown) = (options.clone(), shutdown.clone());
         let open = open.clone();
         tokio::spawn(async move {
             let stream = match &takeover {
                 Some(takeover) => {
-                    // A connection that has sent nothing yet is closed at
-                    // shutdown, as hyper closes an idle one.
-                    let arrived = tokio::select! {
-                        arrived = crate::takeover::request_arrived(&stream) => arrived,
-                        () = shutdown.cancelled() => false,
-                    };
-                    if !arrived {
-                        return drop(open);
-                    }
-                    match crate::takeover::claim(stream, takeover).await {
+                    let claimed = crate::takeover::serve_or_return(
+                        stream, takeover, head_due, &options, &shutdown,
+                    );
+                    match Box::pin(claimed).await {
                         Some(stream) => stream,
                         None => return drop(open),
                     }
                 }
                 None => stream,
             };
-            let service = TowerToHyperService::new(router);
-            let connection = http
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
+            Box::pin(serve_with_hyper(
+                stream, router, http, head_due, options, shutdown,
+            ))
+            .await;
             drop(open);
         });
+    }
+}
+
+/// Serves a connection with hyper and the router, within its deadlines,
+/// until it closes, a deadline passes, or shutdown (then the current
+/// response is finished).
+async fn serve_with_hyper(
+    stream: TcpStream,
+    router: Router,
+    http: http1::Builder,
+    head_due: Instant,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) {
+    let lifetime = Arc::new(Lifetime::new(head_due, options.timeouts));
+    let io = conn::tracked(
+        TimedIo::new(
+            stream,
+            options.timeouts.write,
+            shutdown.clone(),
+            options.metrics.clone(),
+        ),
+        Arc::clone(&lifetime),
+    );
+    let service = Tracked::new(router, Arc::clone(&lifetime));
+    let connection = http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        timeout = lifetime.expired() => {
+            tracing::debug!(timeout = ?timeout, "closing a connection that took too long");
+            options.metrics.timed_out(timeout);
+            return;
+        }
+        () = shutdown.cancelled() => {
+            // A connection waiting for a request head has nothing to
+            // finish: closed now, however slowly its client sends.
+            if lifetime.waiting_for_request() {
+                return;
+            }
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
     }
 }
 

@@ -8,10 +8,12 @@
 pub mod backoff;
 pub mod bus;
 pub mod config;
+pub mod conn;
 pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod requests;
 pub mod service;
 pub mod shutdown;
 pub mod takeover;

@@ -17,6 +17,12 @@ pub struct OpenFilesLimit {
     pub hard: u64,
 }
 
+/// This process's open-files limit as it stands.
+pub fn open_files_limit() -> Result<OpenFilesLimit, nix::Error> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    Ok(OpenFilesLimit { soft, hard })
+}
+
 /// Raises this process's soft open-files limit to its hard limit and returns
 /// both. On failure the limit stays as it was and the error says why.
 pub fn raise_open_files_limit() -> Result<OpenFilesLimit, nix::Error> {

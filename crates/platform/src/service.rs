@@ -9,7 +9,10 @@
 //! before anything runs) and collects the components; [`Service::run_until_stopped`]
 //! serves `/livez`, `/readyz`, `/metrics` and every component's routes
 //! until its token is cancelled, then gives the HTTP connections and the
-//! components one deadline, in total, to finish.
+//! components one deadline, in total, to finish. Every connection is bounded
+//! by the timeouts of [`HttpArgs`] ([`crate::conn`]) and every request
+//! counted and logged ([`crate::requests`]), whether the router or a
+//! component's takeover serves it.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -22,13 +25,14 @@ pub use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::{
     config::{AppNames, ConfigError},
+    conn::Timeouts,
     health::Readiness,
-    http::{HttpArgs, ops_router, serve},
+    http::{HttpArgs, ServeOptions, ops_router, serve},
     metrics,
+    requests::HttpMetrics,
     shutdown::with_deadline,
     takeover::Takeover,
 };
@@ -73,7 +77,9 @@ pub struct ServiceBuilder {
     listener: TcpListener,
     addr: SocketAddr,
     shutdown_timeout: Duration,
+    timeouts: Timeouts,
     registry: Registry,
+    http_metrics: HttpMetrics,
     readiness: Readiness,
     components: Vec<Box<dyn Component>>,
 }
@@ -98,12 +104,16 @@ impl ServiceBuilder {
         let addr = listener
             .local_addr()
             .map_err(|err| ConfigError::new(&var, "--http-addr", err.to_string()))?;
+        let mut registry = metrics::registry(metrics_prefix);
+        let http_metrics = HttpMetrics::register(&mut registry);
         Ok(Self {
             target,
             listener,
             addr,
             shutdown_timeout: http.shutdown_timeout,
-            registry: metrics::registry(metrics_prefix),
+            timeouts: http.timeouts(),
+            registry,
+            http_metrics,
             readiness: Readiness::default(),
             components: Vec::new(),
         })
@@ -161,7 +171,9 @@ impl Service {
             target,
             listener,
             shutdown_timeout,
+            timeouts,
             registry,
+            http_metrics,
             readiness,
             components,
             ..
@@ -181,7 +193,13 @@ impl Service {
             tracing::debug!(component = component.name(), "starting");
             tasks.spawn(component.run(shutdown.clone(), shutdown_timeout));
         }
-        let router = router.layer(TraceLayer::new_for_http());
+        // Every route is counted and logged; connections served raw record
+        // the same through the serve options' metrics.
+        let router = http_metrics.instrument(router);
+        let options = ServeOptions {
+            timeouts,
+            metrics: http_metrics,
+        };
         if serves_page {
             tracing::info!(%url, target, "listening: open {url} in a browser");
         } else {
@@ -189,7 +207,13 @@ impl Service {
         }
 
         let everything = async {
-            let server = serve(listener, router, first_claim(takeovers), shutdown.clone());
+            let server = serve(
+                listener,
+                router,
+                first_claim(takeovers),
+                options,
+                shutdown.clone(),
+            );
             let components = async { while tasks.join_next().await.is_some() {} };
             futures::future::join(server, components).await;
         };

@@ -10,19 +10,61 @@
 //! connection, writing the response on the socket itself. Anything it does
 //! not claim, including anything it cannot parse, is served by hyper as if
 //! nothing had looked.
+//!
+//! # What a raw connection gets, and what it does not
+//!
+//! The server gives a claimed connection what it gives every connection:
+//! the header timeout (the head must arrive in time, or the connection is
+//! closed before anyone sees it), the write timeout (the handler writes
+//! through [`TimedIo`]), the shutdown token, and the request metrics and
+//! log line, recorded when the handler calls [`RawRequest::respond`], with
+//! `path="raw"`.
+//!
+//! It does **not** go through the router, so no router layer applies to
+//! it: not [`crate::requests`]' instrumentation (the handler records
+//! instead), and not any layer an application adds to its router. A new
+//! cross-cutting concern (authentication, rate limits, CORS, compression,
+//! request ids) must therefore either be implemented for raw connections
+//! too, in the takeover's decision (which sees the whole request head and
+//! may decline, leaving the request to the router and its layers), or the
+//! takeover must decline every request the concern applies to. Declining is
+//! always safe: the router serves the same response, only at hyper's cost.
 
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, request::Parts};
 use futures::future::BoxFuture;
-use tokio::{io::AsyncReadExt, net::TcpStream};
+use tokio::{io::AsyncReadExt, net::TcpStream, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    conn::TimedIo,
+    http::ServeOptions,
+    requests::{RawRequest, Timeout},
+};
 
 /// What serves a claimed connection: it gets the socket, positioned after
-/// the request head.
-pub type RawHandler = Box<dyn FnOnce(TcpStream) -> BoxFuture<'static, ()> + Send>;
+/// the request head and bounded by the write timeout, and the request to
+/// record its response with.
+pub type RawHandler =
+    Box<dyn FnOnce(TimedIo<TcpStream>, RawRequest) -> BoxFuture<'static, ()> + Send>;
+
+/// A takeover's decision to serve a request itself: the route it counts as
+/// (its pattern, as the router would name it) and the handler.
+pub struct Claim {
+    route: &'static str,
+    handler: RawHandler,
+}
+
+impl Claim {
+    /// Serves the request with `handler`, counted under `route`.
+    pub fn new(route: &'static str, handler: RawHandler) -> Self {
+        Self { route, handler }
+    }
+}
 
 /// Decides from a request head whether to serve the connection itself.
-pub type Takeover = Arc<dyn Fn(&Parts) -> Option<RawHandler> + Send + Sync>;
+pub type Takeover = Arc<dyn Fn(&Parts) -> Option<Claim> + Send + Sync>;
 
 /// Longest request head looked at; a longer one goes to hyper.
 const MAX_HEAD: usize = 4096;
@@ -31,16 +73,48 @@ const MAX_HEADERS: usize = 32;
 
 /// Waits until the client has sent something; `false` if it closed first.
 /// (`readable()` alone is not enough: it may wake without data.)
-pub(crate) async fn request_arrived(stream: &TcpStream) -> bool {
+async fn request_arrived(stream: &TcpStream) -> bool {
     let mut first = [0u8; 1];
     matches!(stream.peek(&mut first).await, Ok(1))
 }
 
+/// Serves `stream` with `takeover`'s handler if it claims the first
+/// request, and returns `None` once done; gives the stream back untouched
+/// for hyper otherwise. A connection that sends nothing before `head_due`
+/// (counted as a header timeout) or before shutdown is closed, as hyper
+/// closes an idle one.
+pub(crate) async fn serve_or_return(
+    stream: TcpStream,
+    takeover: &Takeover,
+    head_due: Instant,
+    options: &ServeOptions,
+    shutdown: &CancellationToken,
+) -> Option<TcpStream> {
+    tokio::select! {
+        arrived = tokio::time::timeout_at(head_due, request_arrived(&stream)) => match arrived {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(_) => {
+                tracing::debug!("closing a connection that sent nothing within the header timeout");
+                options.metrics.timed_out(Timeout::Header);
+                return None;
+            }
+        },
+        () = shutdown.cancelled() => return None,
+    }
+    claim(stream, takeover, options, shutdown).await
+}
+
 /// Serves `stream` with `takeover`'s handler if it claims the first request
 /// (returning `None` once it is done), or gives the stream back untouched.
-/// Call it once [`request_arrived`]: the buffer the head is peeked into is
-/// not allocated while an idle (pre-)connection waits.
-pub(crate) async fn claim(stream: TcpStream, takeover: &Takeover) -> Option<TcpStream> {
+/// Call it once the request has started arriving: the buffer the head is
+/// peeked into is not allocated while an idle (pre-)connection waits.
+async fn claim(
+    stream: TcpStream,
+    takeover: &Takeover,
+    options: &ServeOptions,
+    shutdown: &CancellationToken,
+) -> Option<TcpStream> {
     let mut head = vec![0; MAX_HEAD];
     let Ok(peeked) = stream.peek(&mut head).await else {
         return Some(stream);
@@ -48,16 +122,30 @@ pub(crate) async fn claim(stream: TcpStream, takeover: &Takeover) -> Option<TcpS
     let Some((parts, len)) = parse_head(&head[..peeked]) else {
         return Some(stream);
     };
-    let Some(handler) = takeover(&parts) else {
+    let Some(Claim { route, handler }) = takeover(&parts) else {
         return Some(stream);
     };
+    let started = std::time::Instant::now();
     let mut stream = stream;
     // The head was peeked; now take it off the socket (it is all there).
     if stream.read_exact(&mut head[..len]).await.is_err() {
         return None;
     }
     drop(head);
-    handler(stream).await;
+    let request = RawRequest::new(
+        options.metrics.clone(),
+        parts.method,
+        parts.uri,
+        route,
+        started,
+    );
+    let stream = TimedIo::new(
+        stream,
+        options.timeouts.write,
+        shutdown.clone(),
+        options.metrics.clone(),
+    );
+    handler(stream, request).await;
     None
 }
 

@@ -15,11 +15,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 async fn jobs(nats: &NatsServer, max_messages: u64) -> BusStream {
     let urls = nats.url().parse().expect("a URL");
-    let args = NatsArgs {
-        nats_url: None,
-        nats_user: None,
-        nats_password: None,
-    };
+    let args = NatsArgs::default();
     let bus = NatsBus::connect(&urls, &args, "work-queue-test")
         .await
         .expect("connects");

@@ -1,5 +1,6 @@
 //! One client's ordered view of the stream: history from its resume point,
-//! then live messages, each sequence once.
+//! then live messages, each sequence once, and a gap wherever the sequence
+//! jumps.
 //!
 //! A feed starts at a cursor (the first sequence the client wants) or live.
 //! It takes what it can from the hub's window; if the cursor is older than
@@ -8,6 +9,13 @@
 //! stream (one created anew since the client last saw it) gets a reset and
 //! starts again from the oldest retained message. Both SSE and WebSocket send
 //! exactly what [`Feed::next`] returns.
+//!
+//! Whatever the source, a message whose sequence is past the next one the
+//! client was told about is preceded by a gap for the sequences in between:
+//! messages the stream no longer retains (read from history, or dropped by
+//! retention while this receiver was behind) and payloads skipped as
+//! malformed. A gap is only ever announced for sequences that were passed
+//! over, never for ones still to come.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -16,7 +24,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use crate::{
     frame::{Event, Frame, Notice},
     history::History,
-    hub::Hub,
+    hub::{Hub, Join},
     metrics::Metrics,
 };
 
@@ -30,8 +38,11 @@ pub struct Feed {
     hub: Arc<Hub>,
     history: History,
     metrics: Metrics,
-    /// The next sequence to send; `None` until a live-only feed has joined.
+    /// The next sequence to take; `None` until a live-only feed has joined.
     cursor: Option<u64>,
+    /// The next sequence the client has not been told about (by a message
+    /// or a gap); `None` until a live-only feed has joined.
+    told: Option<u64>,
     backlog: VecDeque<Event>,
     live: Option<broadcast::Receiver<Arc<Frame>>>,
 }
@@ -39,11 +50,13 @@ pub struct Feed {
 impl Feed {
     /// A feed resuming after sequence `after`, or live-only with `None`.
     pub fn new(hub: Arc<Hub>, history: History, metrics: Metrics, after: Option<u64>) -> Self {
+        let cursor = after.map(|after| after.saturating_add(1));
         Self {
             hub,
             history,
             metrics,
-            cursor: after.map(|after| after.saturating_add(1)),
+            cursor,
+            told: cursor,
             backlog: VecDeque::new(),
             live: None,
         }
@@ -53,7 +66,7 @@ impl Feed {
     /// future loses nothing.
     pub async fn next(&mut self) -> Option<Event> {
         loop {
-            if let Some(event) = self.backlog.pop_front() {
+            if let Some(event) = self.next_ready() {
                 return Some(event);
             }
             if let Some(live) = &mut self.live {
@@ -63,7 +76,7 @@ impl Feed {
                             continue;
                         }
                         self.cursor = Some(frame.seq + 1);
-                        return Some(Event::Message(frame));
+                        return Some(self.tell(Event::Message(frame)));
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, cursor = ?self.cursor, "client fell behind; rejoining");
@@ -80,34 +93,67 @@ impl Feed {
         }
     }
 
+    /// The next event if one is ready without waiting (a catch-up backlog),
+    /// so that a writer can send several at once.
+    pub fn next_ready(&mut self) -> Option<Event> {
+        let event = self.backlog.pop_front()?;
+        Some(self.tell(event))
+    }
+
+    /// What the client is told next for `event`: a gap first if the event
+    /// is a message past the next sequence it knows about (the message then
+    /// comes next).
+    fn tell(&mut self, event: Event) -> Event {
+        match &event {
+            Event::Message(frame) => {
+                let seq = frame.seq;
+                let told = self.told.replace(seq + 1);
+                if let Some(told) = told
+                    && seq > told
+                {
+                    self.backlog.push_front(event);
+                    return Event::Notice(Notice::Gap {
+                        from: told,
+                        to: seq - 1,
+                    });
+                }
+            }
+            Event::Notice(Notice::Gap { to, .. }) => self.told = Some(to + 1),
+            Event::Notice(Notice::Reset { first, .. }) => self.told = Some(*first),
+        }
+        event
+    }
+
     /// Fills the backlog from the window or the stream, and joins the live
     /// channel once the window reaches back to the cursor.
     async fn join(&mut self) {
-        let subscription = self.hub.subscribe(self.cursor).await;
-        let cursor = *self.cursor.get_or_insert(subscription.next);
-        if cursor > subscription.next
-            && let Some(reset) = self.reset_for(cursor).await
-        {
-            self.backlog.push_back(Event::Notice(reset));
-            return;
-        }
-        if cursor >= subscription.first {
-            if let Some(last) = subscription.backlog.last() {
-                self.cursor = Some(last.seq + 1);
+        let first = match self.hub.join(self.cursor).await {
+            Join::Window(subscription) => {
+                let cursor = *self.cursor.get_or_insert(subscription.next);
+                self.told.get_or_insert(cursor);
+                if cursor > subscription.next
+                    && let Some(reset) = self.reset_for(cursor).await
+                {
+                    self.backlog.push_back(Event::Notice(reset));
+                    return;
+                }
+                if let Some(last) = subscription.backlog.last() {
+                    self.cursor = Some(last.seq + 1);
+                }
+                self.backlog
+                    .extend(subscription.backlog.into_iter().map(Event::Message));
+                self.live = Some(subscription.live);
+                return;
             }
-            self.backlog
-                .extend(subscription.backlog.into_iter().map(Event::Message));
-            self.live = Some(subscription.live);
-            return;
-        }
-        match self
-            .history
-            .read(cursor, subscription.first, CATCH_UP_BATCH)
-            .await
-        {
+            Join::Behind { first } => first,
+        };
+        // Behind the window: the cursor is set (live-only feeds never are).
+        let Some(cursor) = self.cursor else { return };
+        match self.history.read(cursor, first, CATCH_UP_BATCH).await {
             Ok(batch) => {
                 self.cursor = Some(batch.next);
-                self.backlog.extend(batch.events);
+                self.backlog
+                    .extend(batch.frames.into_iter().map(Event::Message));
             }
             Err(err) => {
                 tracing::warn!(error = %err, cursor, "cannot read history for a resuming client; retrying");
@@ -122,7 +168,7 @@ impl Feed {
     /// restarts from the oldest retained message. Asks the bus, so only on
     /// this rare path.
     async fn reset_for(&mut self, cursor: u64) -> Option<Notice> {
-        let bounds = self.history.bus().bounds().await.ok()?;
+        let bounds = self.history.bounds().await.ok()?;
         if cursor <= bounds.last + 1 {
             return None;
         }
@@ -247,6 +293,48 @@ mod tests {
             hub.push(frame(seq));
         }
         assert_eq!(next.await.expect("task"), vec!["8"]);
+    }
+
+    #[tokio::test]
+    async fn a_jump_in_the_live_feed_is_announced_as_a_gap() {
+        // 1..=5 in the window; then 6 is skipped as malformed and 7..=9
+        // were dropped by the stream while this receiver was behind.
+        let (hub, history) = setup(5, 100, 1).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), Some(3));
+        assert_eq!(take(&mut feed, 2).await, vec!["4", "5"]);
+        hub.skip(6);
+        hub.push(frame(7));
+        hub.push(frame(10));
+        hub.push(frame(11));
+        assert_eq!(
+            take(&mut feed, 5).await,
+            vec!["gap 6-6", "7", "gap 8-9", "10", "11"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_only_client_is_told_of_jumps_after_it_joined() {
+        let (hub, history) = setup(5, 100, 1).await;
+        let mut feed = Feed::new(Arc::clone(&hub), history, metrics(), None);
+        let next = tokio::spawn(async move { take(&mut feed, 3).await });
+        tokio::task::yield_now().await;
+        hub.push(frame(6));
+        hub.skip(7);
+        hub.push(frame(8));
+        assert_eq!(next.await.expect("task"), vec!["6", "gap 7-7", "8"]);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_message_in_history_is_a_gap() {
+        let bus = crate::testing::bus(100);
+        for payload in [payload(1), bytes::Bytes::from_static(b"junk"), payload(3)] {
+            bus.publish("id", payload).await.expect("published");
+        }
+        let hub = Arc::new(Hub::new(10_000));
+        hub.start_at(4);
+        hub.push(frame(4));
+        let mut feed = Feed::new(Arc::clone(&hub), History::new(bus), metrics(), Some(0));
+        assert_eq!(take(&mut feed, 4).await, vec!["1", "gap 2-2", "3", "4"]);
     }
 
     #[tokio::test]

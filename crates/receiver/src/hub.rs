@@ -36,13 +36,24 @@ struct Window {
     next: u64,
 }
 
+/// What a client finds when it joins.
+pub enum Join {
+    /// The window reaches back to the cursor: the backlog and the live
+    /// channel.
+    Window(Subscription),
+    /// The cursor is older than the window, whose oldest sequence is
+    /// `first`: what lies before must come from the stream first. Nothing
+    /// was copied or subscribed to.
+    Behind {
+        /// The oldest sequence the window holds.
+        first: u64,
+    },
+}
+
 /// What a client gets when it joins.
 pub struct Subscription {
     /// Frames in the window from the requested sequence on, oldest first.
     pub backlog: Vec<Arc<Frame>>,
-    /// The oldest sequence the window can serve: anything before it must
-    /// come from the stream.
-    pub first: u64,
     /// The sequence of the next frame to arrive.
     pub next: u64,
     /// Frames appended after the backlog was taken.
@@ -102,22 +113,24 @@ impl Hub {
     }
 
     /// Joins from `cursor` (the first sequence wanted), or live-only with
-    /// `None`. Waits until the hub has started.
-    pub async fn subscribe(&self, cursor: Option<u64>) -> Subscription {
+    /// `None`. Waits until the hub has started. A cursor older than the
+    /// window gets [`Join::Behind`], without the window being copied.
+    pub async fn join(&self, cursor: Option<u64>) -> Join {
         let mut started = self.started.subscribe();
         // The sender lives in `self`, so this cannot fail while we borrow it.
         let _ = started.wait_for(|started| *started).await;
         let window = self.window.read().unwrap_or_else(PoisonError::into_inner);
+        let first = window.first();
         let backlog = match cursor {
+            Some(cursor) if cursor < first => return Join::Behind { first },
             Some(cursor) => window.frames_from(cursor).cloned().collect(),
             None => Vec::new(),
         };
-        Subscription {
+        Join::Window(Subscription {
             backlog,
-            first: window.first(),
             next: window.next,
             live: self.live.subscribe(),
-        }
+        })
     }
 
     /// Up to `limit` frames with `from <= seq < until`, oldest first, and the
@@ -173,9 +186,11 @@ mod tests {
         }
         assert!(!hub.push(frame(4)), "an old frame is ignored");
         assert_eq!(hub.bounds(), (3, 6));
-        let subscription = hub.subscribe(Some(4)).await;
+        let Join::Window(subscription) = hub.join(Some(4)).await else {
+            panic!("4 is in the window");
+        };
         assert_eq!(seqs(&subscription.backlog), vec![4, 5]);
-        assert_eq!(subscription.first, 3);
+        assert!(matches!(hub.join(Some(2)).await, Join::Behind { first: 3 }));
         let (frames, first) = hub.range(0, 5, 10);
         assert_eq!((seqs(&frames), first), (vec![3, 4], 3));
     }
@@ -186,7 +201,9 @@ mod tests {
         hub.start_at(1);
         hub.push(frame(1));
         hub.push(frame(2));
-        let mut subscription = hub.subscribe(Some(2)).await;
+        let Join::Window(mut subscription) = hub.join(Some(2)).await else {
+            panic!("2 is in the window");
+        };
         hub.push(frame(3));
         assert_eq!(seqs(&subscription.backlog), vec![2]);
         let live = subscription.live.recv().await.expect("live frame");
@@ -199,7 +216,12 @@ mod tests {
         let hub = Arc::new(Hub::new(10));
         let waiting = tokio::spawn({
             let hub = Arc::clone(&hub);
-            async move { hub.subscribe(None).await.next }
+            async move {
+                match hub.join(None).await {
+                    Join::Window(subscription) => subscription.next,
+                    Join::Behind { .. } => panic!("live-only is never behind"),
+                }
+            }
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());

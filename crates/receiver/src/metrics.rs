@@ -1,8 +1,16 @@
 //! What the receiver counts: messages taken from the bus, malformed payloads
-//! skipped, deliveries and connected clients per transport, slow clients
-//! caught up, and the intervals and bus latency of what it received.
+//! skipped, deliveries, connected and refused clients per transport, slow
+//! clients caught up, and the intervals and bus latency of what it received.
+//! The client cap is enforced here too: a client is counted as connected
+//! only once admitted under it.
 
-use std::fmt::Write as _;
+use std::{
+    fmt::Write as _,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use beacon_hello::INTERVAL_BUCKETS_SECONDS;
 use prometheus_client::{
@@ -45,6 +53,15 @@ pub struct Metrics {
     pub(crate) bus_latency: Histogram,
     delivered: [Counter; 2],
     clients: [Gauge; 2],
+    refused: [Counter; 2],
+    admitted: Arc<Admitted>,
+}
+
+/// The clients admitted now, and how many may be.
+#[derive(Debug)]
+struct Admitted {
+    now: AtomicUsize,
+    cap: AtomicUsize,
 }
 
 impl Metrics {
@@ -52,16 +69,18 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let delivered = Family::<TransportLabel, Counter>::default();
         let clients = Family::<TransportLabel, Gauge>::default();
+        let refused = Family::<TransportLabel, Counter>::default();
         // One series per transport, created now. `get_or_create` returns a
         // guard holding the family's lock: each call gets its own statement.
         let series = |transport| {
             let label = TransportLabel { transport };
             let delivered = delivered.get_or_create(&label).clone();
             let clients = clients.get_or_create(&label).clone();
-            (delivered, clients)
+            let refused = refused.get_or_create(&label).clone();
+            (delivered, clients, refused)
         };
-        let (sse_delivered, sse_clients) = series(Transport::Sse);
-        let (ws_delivered, ws_clients) = series(Transport::Ws);
+        let (sse_delivered, sse_clients, sse_refused) = series(Transport::Sse);
+        let (ws_delivered, ws_clients, ws_refused) = series(Transport::Ws);
         let metrics = Self {
             received: Counter::default(),
             malformed: Counter::default(),
@@ -73,6 +92,11 @@ impl Metrics {
             ]),
             delivered: [sse_delivered, ws_delivered],
             clients: [sse_clients, ws_clients],
+            refused: [sse_refused, ws_refused],
+            admitted: Arc::new(Admitted {
+                now: AtomicUsize::new(0),
+                cap: AtomicUsize::new(usize::MAX),
+            }),
         };
         registry.register(
             "messages_received",
@@ -90,6 +114,11 @@ impl Metrics {
             delivered,
         );
         registry.register("clients_connected", "Clients connected now", clients);
+        registry.register(
+            "clients_refused",
+            "Clients answered 503 because the receiver was at its client cap (BEACON_MAX_CLIENTS)",
+            refused,
+        );
         registry.register(
             "slow_clients_rejoined",
             "Times a client fell behind the live messages and was caught up from its last sequence",
@@ -115,19 +144,50 @@ impl Metrics {
         &self.delivered[transport as usize]
     }
 
-    /// Counts a client as connected until the guard is dropped.
-    pub(crate) fn client_connected(&self, transport: Transport) -> ClientGuard {
+    /// Sets the client cap.
+    pub(crate) fn set_client_cap(&self, cap: usize) {
+        self.admitted.cap.store(cap, Ordering::Relaxed);
+    }
+
+    /// The client cap.
+    pub(crate) fn client_cap(&self) -> usize {
+        self.admitted.cap.load(Ordering::Relaxed)
+    }
+
+    /// Admits a client under the cap, counting it as connected until the
+    /// guard is dropped; `None` if the receiver is full (nothing counted:
+    /// see [`Self::refused`]).
+    pub(crate) fn admit(&self, transport: Transport) -> Option<ClientGuard> {
+        let cap = self.admitted.cap.load(Ordering::Relaxed);
+        self.admitted
+            .now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now < cap).then_some(now + 1)
+            })
+            .ok()?;
         let gauge = self.clients[transport as usize].clone();
         gauge.inc();
-        ClientGuard(gauge)
+        Some(ClientGuard {
+            gauge,
+            admitted: Arc::clone(&self.admitted),
+        })
+    }
+
+    /// Counts a client refused at the cap.
+    pub(crate) fn refused(&self, transport: Transport) {
+        self.refused[transport as usize].inc();
     }
 }
 
-/// Decrements the connected-clients gauge when the connection ends.
-pub(crate) struct ClientGuard(Gauge);
+/// Counts a client out when its connection ends.
+pub(crate) struct ClientGuard {
+    gauge: Gauge,
+    admitted: Arc<Admitted>,
+}
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
+        self.admitted.now.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -35,6 +35,9 @@ impl Receiver {
     ) -> Self {
         let probe = bus.clone();
         readiness.add_check("receiver: bus connected", move || probe.is_connected());
+        let cap = args.client_cap();
+        metrics.set_client_cap(cap);
+        tracing::info!(max_clients = cap, "client cap");
         Self {
             hub: Arc::new(Hub::new(args.window)),
             history: History::new(bus),

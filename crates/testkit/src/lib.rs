@@ -4,11 +4,12 @@
 //! and restarted on the same store; `beacon` processes whose port is read
 //! from their own log; an SSE client; headless Chromium to look at the page
 //! as a person would; a throwaway PostgreSQL with PostGIS that can be
-//! stopped and started again on the same data; and waiting on a condition
-//! with a deadline instead of sleeping.
+//! stopped and started again on the same data; clients that stop reading;
+//! and waiting on a condition with a deadline instead of sleeping.
 
 mod browser;
 mod nats;
+mod net;
 mod postgres;
 mod process;
 mod sse;
@@ -17,8 +18,9 @@ mod wait;
 pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
+    net::connect_without_reading,
     postgres::{PostgresServer, postgres_bindir},
-    process::{BeaconProcess, free_port},
-    sse::{SseClient, SseEvent},
+    process::{BeaconProcess, free_port, output_within},
+    sse::{SSE_PATIENCE, SseClient, SseEvent},
     wait::eventually,
 };

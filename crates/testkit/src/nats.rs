@@ -115,6 +115,16 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// What the server logged, over all its starts.
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .filter_map(|start| {
+                fs::read_to_string(self.store.path().join(format!("nats-server.{start}.log"))).ok()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&self) -> bool {
         self.child.is_some()

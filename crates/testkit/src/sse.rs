@@ -1,8 +1,14 @@
 //! A small Server-Sent Events client: reads events (id, event, data) off a
-//! streaming HTTP response, skipping comments.
+//! streaming HTTP response, skipping comments. Every wait has a deadline, so
+//! a test whose stream goes silent fails saying so instead of hanging.
+
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
+
+/// How long [`SseClient::next_event`] waits unless told otherwise.
+pub const SSE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// One event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,8 +23,10 @@ pub struct SseEvent {
 
 /// A connected SSE stream.
 pub struct SseClient {
+    url: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: BytesMut,
+    patience: Duration,
 }
 
 impl SseClient {
@@ -30,20 +38,41 @@ impl SseClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }
-        let response = request.send().await.map_err(|err| err.to_string())?;
+        let response = tokio::time::timeout(SSE_PATIENCE, request.send())
+            .await
+            .map_err(|_| format!("{url} did not answer within {SSE_PATIENCE:?}"))?
+            .map_err(|err| err.to_string())?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             return Err(format!("{status}: {body}"));
         }
         Ok(Self {
+            url: url.to_owned(),
             body: response.bytes_stream().boxed(),
             buffer: BytesMut::new(),
+            patience: SSE_PATIENCE,
         })
     }
 
-    /// The next event; `None` when the stream ends or breaks.
+    /// Waits at most `patience` for each event from now on.
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// The next event; `None` when the stream ends or breaks. Panics, naming
+    /// the URL, if none comes within the patience ([`SSE_PATIENCE`] unless
+    /// set with [`Self::with_patience`]).
     pub async fn next_event(&mut self) -> Option<SseEvent> {
+        let patience = self.patience;
+        match tokio::time::timeout(patience, self.read_event()).await {
+            Ok(event) => event,
+            Err(_) => panic!("no SSE event within {patience:?} from {}", self.url),
+        }
+    }
+
+    async fn read_event(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(event) = self.parse_one() {
                 if event.data.is_empty() && event.id.is_none() && event.event.is_none() {

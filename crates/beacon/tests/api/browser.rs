@@ -11,7 +11,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use beacon_testkit::{BeaconProcess, Browser, NatsServer, Page, Viewport, eventually, free_port};
+use beacon_testkit::{
+    BeaconProcess, Browser, NatsServer, Page, SseClient, Viewport, eventually, free_port,
+};
 use serde::Deserialize;
 
 use super::helpers::{BEACON, PATIENCE, fast, metric, start, wait_for_seq};
@@ -325,6 +327,48 @@ async fn the_page_starts_over_when_the_stream_is_new() {
     assert_contiguous(&view);
     assert_counters(&view);
     drop(second);
+    assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
+}
+
+/// A receiver at its client cap refuses the page's stream: the page says
+/// it is busy and retries, and once a slot frees it follows the stream
+/// from where its history ended, with nothing missing.
+#[tokio::test]
+async fn the_page_says_busy_at_the_client_cap_and_retries() {
+    let browser = Browser::launch().await;
+    let mut envs = fast("50ms", "150ms");
+    envs.extend([
+        ("BEACON_SENDER", SENDER.to_owned()),
+        ("BEACON_MAX_CLIENTS", "1".to_owned()),
+    ]);
+    let app = BeaconProcess::spawn(BEACON.as_ref(), &["all"], &envs);
+    let base = app.base_url().to_owned();
+    wait_for_seq(&base, 3).await;
+    let holder = SseClient::connect(&format!("{base}/events"), None)
+        .await
+        .expect("the one slot");
+
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{base}/")).await;
+    let view = wait_view(&page, "the indicator to read busy", |view| {
+        view.state == "busy"
+    })
+    .await;
+    assert_eq!(view.state_text, "busy, retrying");
+    assert!(
+        metric(&base, "beacon_clients_refused_total{transport=\"sse\"}").await >= 1.0,
+        "refused at the cap"
+    );
+
+    drop(holder);
+    let view = wait_view(&page, "live once a slot is free", |view| {
+        view.state == "live" && view.live() >= 3
+    })
+    .await;
+    assert_contiguous(&view);
+    assert_fields(&view);
+    assert_counters(&view);
+    assert!(view.gaps.is_empty(), "{:?}", view.gaps);
     assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
 }
 

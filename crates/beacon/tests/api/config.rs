@@ -2,16 +2,20 @@
 
 use std::process::Command;
 
-use super::helpers::BEACON;
+use beacon_testkit::output_within;
+
+use super::helpers::{BEACON, PATIENCE};
 
 /// Runs `beacon <args>` with only `envs` set; returns the exit code and stderr.
 fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output = Command::new(BEACON)
-        .args(args)
-        .env_clear()
-        .envs(envs.iter().copied())
-        .output()
-        .expect("beacon runs");
+    // A configuration accepted by mistake would serve forever: bounded.
+    let output = output_within(
+        Command::new(BEACON)
+            .args(args)
+            .env_clear()
+            .envs(envs.iter().copied()),
+        PATIENCE,
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code(), stderr)
 }
@@ -52,6 +56,47 @@ fn unparsable_durations() {
         "BEACON_SHUTDOWN_TIMEOUT",
         "later",
     );
+}
+
+#[test]
+fn connection_limits() {
+    for var in [
+        "BEACON_HEADER_TIMEOUT",
+        "BEACON_IDLE_TIMEOUT",
+        "BEACON_WRITE_TIMEOUT",
+    ] {
+        assert_refused(&[], &[(var, "soon")], var, "soon");
+        assert_refused(&[], &[(var, "0s")], var, "greater than zero");
+    }
+    assert_refused(
+        &["--write-timeout=-1s"],
+        &[],
+        "BEACON_WRITE_TIMEOUT",
+        "positive",
+    );
+    assert_refused(
+        &[],
+        &[("BEACON_MAX_CLIENTS", "0")],
+        "BEACON_MAX_CLIENTS",
+        "at least 1",
+    );
+    assert_refused(
+        &["receiver"],
+        &[
+            ("NATS_URL", "nats://127.0.0.1:1"),
+            ("BEACON_MAX_CLIENTS", "many"),
+        ],
+        "BEACON_MAX_CLIENTS",
+        "whole number",
+    );
+    for prefix in ["_INBOX.>", "_INBOX..x", "_INBOX.", "a b"] {
+        assert_refused(
+            &[],
+            &[("NATS_INBOX_PREFIX", prefix)],
+            "NATS_INBOX_PREFIX",
+            "NATS_INBOX_PREFIX",
+        );
+    }
 }
 
 #[test]
@@ -159,10 +204,7 @@ fn the_split_targets_need_nats() {
 fn help_is_not_an_error() {
     let (code, _) = run(&["--help"], &[]);
     assert_eq!(code, Some(0));
-    let output = Command::new(BEACON)
-        .args(["receiver", "--help"])
-        .output()
-        .expect("runs");
+    let output = output_within(Command::new(BEACON).args(["receiver", "--help"]), PATIENCE);
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(
         help.contains("NATS_URL") && help.contains("BEACON_WINDOW"),

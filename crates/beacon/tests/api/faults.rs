@@ -160,6 +160,11 @@ async fn a_malformed_payload_is_counted_and_skipped() {
     .await;
 
     let _broadcaster = start("broadcaster", &nats, &fast("5ms", "10ms"));
+    // The client is told the sequence jumps, then gets the messages.
+    let gap = sse.next_event().await.unwrap();
+    assert_eq!(gap.event.as_deref(), Some("gap"), "{gap:?}");
+    assert_eq!(gap.data, r#"{"event":"gap","from":1,"to":2}"#);
+    assert_eq!(gap.id.as_deref(), Some("2"));
     assert_eq!(
         next_seqs(&mut sse, 5).await,
         range(3, 7),

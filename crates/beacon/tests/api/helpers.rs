@@ -42,7 +42,7 @@ pub async fn spawn_app(args: &[&str]) -> TestApp {
     let Ok(Plan::Serve(config)) = cli.plan() else {
         panic!("`beacon all` serves");
     };
-    let app = Application::build(config).await.expect("the app builds");
+    let app = Application::build(*config).await.expect("the app builds");
     let base = app.url().trim_end_matches('/').to_owned();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -61,16 +61,72 @@ pub fn fast(min: &str, max: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `beacon <target>` connected to `nats`, with extra env vars.
+/// Runs `beacon provision` against `nats` with the stream settings among
+/// `extra`, as the provision Job does before broadcasters and receivers
+/// (which only look the stream up) can be ready.
+pub fn provision(nats: &NatsServer, extra: &[(&'static str, String)]) {
+    let mut command = std::process::Command::new(BEACON);
+    command
+        .arg("provision")
+        .env_clear()
+        .env("NATS_URL", nats.url())
+        .env("LOG_FORMAT", "json");
+    for (name, value) in extra {
+        if name.starts_with("BEACON_STREAM") || *name == "BEACON_SUBJECT" {
+            command.env(name, value);
+        }
+    }
+    let output = beacon_testkit::output_within(&mut command, PATIENCE);
+    assert!(output.status.success(), "provision failed: {output:?}");
+}
+
+/// `beacon <target>` connected to `nats`, with extra env vars. The stream
+/// is provisioned first for the targets that only look it up, if the
+/// broker is up.
 pub fn start(target: &str, nats: &NatsServer, extra: &[(&'static str, String)]) -> BeaconProcess {
+    if matches!(target, "broadcaster" | "receiver") && nats.is_running() {
+        provision(nats, extra);
+    }
     let mut envs = vec![("NATS_URL", nats.url()), ("RUST_LOG", "info".to_owned())];
     envs.extend(extra.iter().cloned());
     BeaconProcess::spawn(BEACON.as_ref(), &[target], &envs)
 }
 
+/// An HTTP client whose every request gives up after [`PATIENCE`].
+pub fn http() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(PATIENCE)
+                .build()
+                .expect("an HTTP client")
+        })
+        .clone()
+}
+
+/// GET `url`, within [`PATIENCE`].
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
+
+/// The next WebSocket message, within [`PATIENCE`]; `None` once closed.
+pub async fn next_ws<S>(ws: &mut S) -> Option<tokio_tungstenite::tungstenite::Message>
+where
+    S: futures::Stream<
+            Item = tokio_tungstenite::tungstenite::Result<tokio_tungstenite::tungstenite::Message>,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("a WebSocket message in time")
+        .map(|message| message.expect("a valid WebSocket message"))
+}
+
 /// GET `url`: status and JSON body.
 pub async fn get_json(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("request sent");
+    let response = get(url).await.expect("request sent");
     let status = response.status().as_u16();
     let body = response.json::<Value>().await.expect("a JSON body");
     (status, body)
@@ -109,7 +165,7 @@ pub async fn wait_for_seq(base: &str, seq: u64) {
 /// Waits until `/readyz` at `base` answers `status`.
 pub async fn wait_readyz(base: &str, status: u16) {
     eventually(&format!("{base}/readyz = {status}"), PATIENCE, || async {
-        let response = reqwest::get(format!("{base}/readyz")).await.ok()?;
+        let response = get(format!("{base}/readyz")).await.ok()?;
         (response.status().as_u16() == status).then_some(())
     })
     .await;
@@ -117,7 +173,7 @@ pub async fn wait_readyz(base: &str, status: u16) {
 
 /// The value of a sample in `/metrics`, e.g. `beacon_malformed_payloads_total`.
 pub async fn metric(base: &str, sample: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    let text = get(format!("{base}/metrics"))
         .await
         .expect("metrics")
         .text()

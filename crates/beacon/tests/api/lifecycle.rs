@@ -1,9 +1,11 @@
 //! Start order and stop: a receiver waits for the broker instead of
 //! exiting, and SIGTERM ends open streams within the deadline.
 
-use beacon_testkit::{NatsServer, SseClient};
+use beacon_testkit::{NatsServer, SseClient, output_within};
 
-use super::helpers::{BEACON, PATIENCE, fast, get_json, start, wait_for_seq, wait_readyz};
+use super::helpers::{
+    BEACON, PATIENCE, fast, get_json, provision, start, wait_for_seq, wait_readyz,
+};
 
 #[tokio::test]
 async fn ready_only_while_the_broker_is_there() {
@@ -25,6 +27,9 @@ async fn ready_only_while_the_broker_is_there() {
     }
 
     nats.restart();
+    // Connected, but the stream is not there yet: still not ready.
+    wait_readyz(receiver.base_url(), 503).await;
+    provision(&nats, &[]);
     wait_readyz(receiver.base_url(), 200).await;
     wait_readyz(broadcaster.base_url(), 200).await;
     wait_for_seq(receiver.base_url(), 5).await;
@@ -78,14 +83,15 @@ async fn sigterm_ends_open_streams_without_waiting_for_the_deadline() {
 async fn provision_creates_then_updates_the_stream() {
     let nats = NatsServer::start();
     for (max_age, max_messages) in [("1h", 500u64), ("2h", 900)] {
-        let output = std::process::Command::new(BEACON)
-            .arg("provision")
-            .env_clear()
-            .env("NATS_URL", nats.url())
-            .env("BEACON_STREAM_MAX_AGE", max_age)
-            .env("BEACON_STREAM_MAX_MESSAGES", max_messages.to_string())
-            .output()
-            .unwrap();
+        let output = output_within(
+            std::process::Command::new(BEACON)
+                .arg("provision")
+                .env_clear()
+                .env("NATS_URL", nats.url())
+                .env("BEACON_STREAM_MAX_AGE", max_age)
+                .env("BEACON_STREAM_MAX_MESSAGES", max_messages.to_string()),
+            PATIENCE,
+        );
         assert!(output.status.success(), "{output:?}");
         let client = async_nats::connect(nats.url()).await.unwrap();
         let mut stream = async_nats::jetstream::new(client)

@@ -1,6 +1,7 @@
 //! Beacon's integration tests: one binary, real parts.
 //!
-//! `memory` runs `beacon all` in-process without a broker; `pipeline`,
+//! `memory` runs `beacon all` in-process without a broker; `limits` holds
+//! it to its timeouts with clients that misbehave; `pipeline`,
 //! `faults` and `lifecycle` run `beacon` processes against a real
 //! `nats-server` started on a free port with its own store; `config` checks
 //! what an operator sees for bad settings; `browser` opens the page in
@@ -14,6 +15,7 @@ mod faults;
 mod helpers;
 mod kustomize;
 mod lifecycle;
+mod limits;
 mod manifests;
 mod memory;
 mod pipeline;

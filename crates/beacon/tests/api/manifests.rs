@@ -20,7 +20,7 @@ use async_nats::{
     jetstream::{self, consumer::push},
 };
 use beacon::Cli;
-use beacon_testkit::{BeaconProcess, NatsServer, eventually, nats_server_binary};
+use beacon_testkit::{BeaconProcess, NatsServer, eventually, nats_server_binary, output_within};
 use clap::{CommandFactory, Parser};
 use futures::StreamExt;
 use serde_json::Value;
@@ -112,10 +112,10 @@ fn beacon_container<'a>(rendered: &'a Rendered, target: &str) -> Container<'a> {
 /// `dir`.
 fn generate_passwords(dir: &Path) -> BTreeMap<String, String> {
     let file = dir.join("nats.env");
-    let output = Command::new(deploy_dir().join("scripts/nats-secrets.sh"))
-        .arg(&file)
-        .output()
-        .expect("run nats-secrets.sh");
+    let output = output_within(
+        Command::new(deploy_dir().join("scripts/nats-secrets.sh")).arg(&file),
+        PATIENCE,
+    );
     assert!(output.status.success(), "{output:?}");
     let passwords: BTreeMap<String, String> = std::fs::read_to_string(&file)
         .unwrap()
@@ -516,13 +516,14 @@ fn nats_server_accepts_its_arguments_and_configuration_in_every_overlay() {
                 *arg = arg.replace(text(&mount["mountPath"]), local.to_str().unwrap());
             }
         }
-        let output = Command::new(nats_server_binary())
-            .args(&args)
-            .arg("-t")
-            .env_clear()
-            .envs(&env)
-            .output()
-            .expect("run nats-server");
+        let output = output_within(
+            Command::new(nats_server_binary())
+                .args(&args)
+                .arg("-t")
+                .env_clear()
+                .envs(&env),
+            PATIENCE,
+        );
         let said = String::from_utf8_lossy(&output.stderr);
         // nats-server -t prints its usage and exits 0 on an unknown flag.
         assert!(
@@ -628,7 +629,7 @@ fn spawn(
 /// Waits until GET `url` answers `status`.
 async fn wait_status(url: &str, status: u16) {
     eventually(&format!("{url} = {status}"), PATIENCE, || async {
-        let response = reqwest::get(url).await.ok()?;
+        let response = super::helpers::get(url).await.ok()?;
         (response.status().as_u16() == status).then_some(())
     })
     .await;
@@ -748,6 +749,7 @@ async fn login(
         env["NATS_USER"].clone(),
         env["NATS_PASSWORD"].clone(),
     )
+    .custom_inbox_prefix(&env["NATS_INBOX_PREFIX"])
     .event_callback(move |event| {
         let sink = Arc::clone(&sink);
         async move {
@@ -872,4 +874,117 @@ async fn each_nats_user_may_do_its_targets_job_and_nothing_more() {
     publish_refused(&client, &errors, subject).await;
     subscribe_refused(&client, &errors, subject).await;
     publish_refused(&client, &errors, &manage("DELETE")).await;
+
+    // Nobody reads anybody else's replies: each may subscribe to its own
+    // inbox only (what it does above), not to another's, nor to every
+    // inbox.
+    let prefix = |target: &str| {
+        environment(&beacon_container(&rendered, target), &rendered, &passwords)
+            ["NATS_INBOX_PREFIX"]
+            .clone()
+    };
+    let targets = ["broadcaster", "receiver", "provision"];
+    for target in targets {
+        let (client, errors) = login(&rendered, target, &nats, &passwords).await;
+        for other in targets.iter().filter(|other| **other != target) {
+            subscribe_refused(&client, &errors, &format!("{}.>", prefix(other))).await;
+        }
+        subscribe_refused(&client, &errors, "_INBOX.>").await;
+    }
+}
+
+#[test]
+fn every_nats_user_has_an_inbox_prefix_of_its_own_and_may_read_only_it() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let config = &rendered.config_maps["nats-config"]["nats.conf"];
+    let mut prefixes = Vec::new();
+    for target in ["broadcaster", "receiver", "provision"] {
+        let env = environment(&beacon_container(&rendered, target), &rendered, &passwords);
+        let prefix = env
+            .get("NATS_INBOX_PREFIX")
+            .unwrap_or_else(|| panic!("{target}: no NATS_INBOX_PREFIX"))
+            .clone();
+        assert!(
+            config.contains(&format!("subscribe: {{ allow: [\"{prefix}.>\"] }}")),
+            "nats.conf lets {target} subscribe to {prefix}.> and nothing else"
+        );
+        prefixes.push(prefix);
+    }
+    let distinct: std::collections::BTreeSet<_> = prefixes.iter().collect();
+    assert_eq!(distinct.len(), prefixes.len(), "{prefixes:?}");
+    assert!(
+        !config.contains("\"_INBOX.>\""),
+        "nobody may read every inbox"
+    );
+}
+
+/// On a cluster the broadcaster and the receivers start before the
+/// provision Job has created the stream. Their users may not create it, so
+/// they only look it up and wait: not ready meanwhile, one log line saying
+/// what they wait for, no request the server refuses, and no ERROR line
+/// for the probes they fail meanwhile. Once the Job has run, they are
+/// ready.
+#[tokio::test]
+async fn targets_that_may_not_manage_the_stream_wait_for_it_quietly() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let nats = start_nats(&rendered, &passwords);
+    let receiver = spawn(&rendered, "receiver", &nats, &passwords, &[]);
+    let broadcaster = spawn(&rendered, "broadcaster", &nats, &passwords, &[]);
+    let waiting = |process: &BeaconProcess| {
+        process
+            .output()
+            .iter()
+            .filter(|line| line.contains("waiting for stream HELLO to be created"))
+            .count()
+    };
+    for (process, target) in [(&receiver, "receiver"), (&broadcaster, "broadcaster")] {
+        eventually(
+            &format!("the {target} to say what it waits for"),
+            PATIENCE,
+            || async { (waiting(process) > 0).then_some(()) },
+        )
+        .await;
+        let ready = beacon_probe(&rendered, target, "readinessProbe");
+        for _ in 0..3 {
+            wait_status(&format!("{}{ready}", process.base_url()), 503).await;
+        }
+    }
+
+    provision(&rendered, &nats, &passwords).await;
+    for (process, target) in [(&receiver, "receiver"), (&broadcaster, "broadcaster")] {
+        let ready = beacon_probe(&rendered, target, "readinessProbe");
+        wait_status(&format!("{}{ready}", process.base_url()), 200).await;
+        assert_eq!(waiting(process), 1, "{target}: one line while waiting");
+        assert_never_refused(process, target);
+        let output = process.output();
+        let errors: Vec<_> = output
+            .iter()
+            .filter(|line| line.contains("\"level\":\"ERROR\""))
+            .collect();
+        assert!(errors.is_empty(), "{target} logged errors: {errors:#?}");
+        let transitions: Vec<_> = output
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["message"] == "ready" || event["message"] == "not ready")
+            .map(|event| event["message"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            transitions.last().map(String::as_str),
+            Some("ready"),
+            "{target}: {transitions:?}"
+        );
+        assert!(
+            transitions.len() <= 4,
+            "{target} logs readiness changes, not probes: {transitions:?}"
+        );
+    }
+    let log = nats.log();
+    assert!(
+        !log.contains("Violation"),
+        "the server refused something:\n{log}"
+    );
 }

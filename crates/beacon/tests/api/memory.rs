@@ -2,10 +2,12 @@
 //! API and streams.
 
 use beacon_testkit::SseClient;
-use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::helpers::{get_json, next_seqs, page, range, spawn_app, wait_for_seq, wait_readyz};
+use super::helpers::{
+    get, get_json, http, metric, next_seqs, next_ws, page, range, spawn_app, wait_for_seq,
+    wait_readyz,
+};
 
 const FAST: [&str; 4] = ["--min-interval", "5ms", "--max-interval", "15ms"];
 
@@ -17,7 +19,7 @@ async fn serves_the_page_and_its_assets() {
         ("/assets/app.js", "text/javascript", "EventSource"),
         ("/assets/style.css", "text/css", "prefers-color-scheme"),
     ] {
-        let response = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        let response = get(format!("{}{path}", app.base)).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let header = response.headers()["content-type"]
             .to_str()
@@ -50,7 +52,7 @@ async fn history_and_live_messages_without_a_broker() {
     .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        if let Some(Ok(Message::Text(text))) = ws.next().await {
+        if let Some(Message::Text(text)) = next_ws(&mut ws).await {
             let message: serde_json::Value = serde_json::from_str(&text).unwrap();
             seen.push(message["seq"].as_u64().unwrap());
         }
@@ -96,7 +98,7 @@ async fn health_and_metrics() {
     assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
     wait_readyz(&app.base, 200).await;
     wait_for_seq(&app.base, 3).await;
-    let metrics = reqwest::get(format!("{}/metrics", app.base))
+    let metrics = get(format!("{}/metrics", app.base))
         .await
         .unwrap()
         .text()
@@ -138,7 +140,7 @@ async fn bad_queries_get_a_json_error() {
             "{query}: {body}"
         );
     }
-    let response = reqwest::Client::new()
+    let response = http()
         .get(format!("{}/events", app.base))
         .header("last-event-id", "abc")
         .send()
@@ -206,22 +208,38 @@ fn events_in(body: &[u8]) -> usize {
     String::from_utf8_lossy(body).matches("\ndata: ").count()
 }
 
+/// The response head without its date, which is the only line that may
+/// differ between two responses.
+fn head_without_date(bytes: &[u8]) -> String {
+    dechunk(bytes)
+        .0
+        .lines()
+        .filter(|line| !line.starts_with("date:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The same stream three ways: as the first request on a connection
+/// (served raw), after another request on a kept-alive connection, and as
+/// a first request the raw path declines (more headers than it looks at);
+/// the last two go through the router. The bytes are the same; the
+/// metrics tell who served each.
 #[tokio::test]
-async fn an_event_stream_is_the_same_on_a_fresh_or_a_reused_connection() {
+async fn an_event_stream_is_the_same_whoever_serves_it() {
     use tokio::io::AsyncWriteExt;
     let app = spawn_app(&FAST).await;
     wait_for_seq(&app.base, 6).await;
     let address = app.base.trim_start_matches("http://").to_owned();
     let request = "GET /events?after=2 HTTP/1.1\r\nHost: beacon\r\n\r\n";
+    let has_three_events = |bytes: &[u8]| {
+        bytes.windows(4).any(|w| w == b"\r\n\r\n") && events_in(&dechunk(bytes).1) >= 3
+    };
 
     // First request on the connection: served on the raw socket.
     let mut fresh = tokio::net::TcpStream::connect(&address).await.unwrap();
     fresh.write_all(request.as_bytes()).await.unwrap();
     let mut fresh_bytes = Vec::new();
-    read_until(&mut fresh, &mut fresh_bytes, |bytes| {
-        bytes.windows(4).any(|w| w == b"\r\n\r\n") && events_in(&dechunk(bytes).1) >= 3
-    })
-    .await;
+    read_until(&mut fresh, &mut fresh_bytes, has_three_events).await;
 
     // After another request on a kept-alive connection: served by hyper.
     let mut reused = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -233,12 +251,20 @@ async fn an_event_stream_is_the_same_on_a_fresh_or_a_reused_connection() {
     read_until(&mut reused, &mut livez, |bytes| bytes.ends_with(b"}")).await;
     reused.write_all(request.as_bytes()).await.unwrap();
     let mut reused_bytes = Vec::new();
-    read_until(&mut reused, &mut reused_bytes, |bytes| {
-        bytes.windows(4).any(|w| w == b"\r\n\r\n") && events_in(&dechunk(bytes).1) >= 3
-    })
-    .await;
+    read_until(&mut reused, &mut reused_bytes, has_three_events).await;
 
-    for bytes in [&fresh_bytes, &reused_bytes] {
+    // A first request the raw path declines: served by hyper too.
+    let mut declined = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut crowded = String::from("GET /events?after=2 HTTP/1.1\r\nHost: beacon\r\n");
+    for n in 0..40 {
+        crowded.push_str(&format!("X-Filler-{n}: {n}\r\n"));
+    }
+    crowded.push_str("\r\n");
+    declined.write_all(crowded.as_bytes()).await.unwrap();
+    let mut declined_bytes = Vec::new();
+    read_until(&mut declined, &mut declined_bytes, has_three_events).await;
+
+    for bytes in [&fresh_bytes, &reused_bytes, &declined_bytes] {
         let (head, body, _) = dechunk(bytes);
         assert!(head.starts_with("http/1.1 200 ok"), "{head}");
         for header in [
@@ -246,6 +272,7 @@ async fn an_event_stream_is_the_same_on_a_fresh_or_a_reused_connection() {
             "cache-control: no-cache",
             "x-accel-buffering: no",
             "transfer-encoding: chunked",
+            "date: ",
         ] {
             assert!(head.contains(header), "{header} missing from {head}");
         }
@@ -259,13 +286,22 @@ async fn an_event_stream_is_the_same_on_a_fresh_or_a_reused_connection() {
         let body = String::from_utf8_lossy(&dechunk(bytes).1).into_owned();
         body.split("\n\n").take(4).collect::<Vec<_>>().join("\n\n")
     };
-    assert_eq!(first_three(&fresh_bytes), first_three(&reused_bytes));
+    for other in [&reused_bytes, &declined_bytes] {
+        assert_eq!(head_without_date(&fresh_bytes), head_without_date(other));
+        assert_eq!(first_three(&fresh_bytes), first_three(other));
+    }
+    let served = |path| {
+        format!("beacon_http_requests_total{{route=\"/events\",status=\"200\",path=\"{path}\"}}")
+    };
+    assert_eq!(metric(&app.base, &served("raw")).await, 1.0);
+    assert_eq!(metric(&app.base, &served("router")).await, 2.0);
 
-    // Shutting down ends both bodies properly.
+    // Shutting down ends every body properly.
     let stopping = tokio::spawn(app.stop());
     for (stream, bytes) in [
         (&mut fresh, &mut fresh_bytes),
         (&mut reused, &mut reused_bytes),
+        (&mut declined, &mut declined_bytes),
     ] {
         read_until(stream, bytes, |bytes| dechunk(bytes).2).await;
     }
@@ -318,4 +354,71 @@ async fn resuming_past_the_end_of_a_new_stream_resets() {
     assert!(body["last_seq"].as_u64().unwrap() >= 3, "{body}");
     assert_eq!(next_seqs(&mut sse, 5).await, range(1, 5));
     app.stop().await.unwrap();
+}
+
+/// One log line per request, whoever served it: a stream served raw, the
+/// same stream through the router, and an ordinary request.
+#[tokio::test]
+async fn every_request_has_its_log_line_raw_or_not() {
+    use tokio::io::AsyncWriteExt;
+    let envs = [
+        ("BEACON_MIN_INTERVAL", "5ms".to_owned()),
+        ("BEACON_MAX_INTERVAL", "15ms".to_owned()),
+        (
+            "RUST_LOG",
+            "info,beacon_platform::requests=debug".to_owned(),
+        ),
+    ];
+    let app =
+        beacon_testkit::BeaconProcess::spawn(super::helpers::BEACON.as_ref(), &["all"], &envs);
+    let base = app.base_url().to_owned();
+    wait_for_seq(&base, 3).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut raw = tokio::net::TcpStream::connect(&address).await.unwrap();
+    raw.write_all(b"GET /events?after=1 HTTP/1.1\r\nHost: beacon\r\n\r\n")
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    read_until(&mut raw, &mut bytes, |bytes| {
+        bytes.windows(4).any(|w| w == b"\r\n\r\n") && events_in(&dechunk(bytes).1) >= 1
+    })
+    .await;
+    let mut routed = tokio::net::TcpStream::connect(&address).await.unwrap();
+    routed
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: beacon\r\n\r\nGET /events?after=1 HTTP/1.1\r\nHost: beacon\r\n\r\n")
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    read_until(&mut routed, &mut bytes, |bytes| {
+        String::from_utf8_lossy(bytes).matches("\ndata: ").count() >= 1
+    })
+    .await;
+
+    let request_lines = || -> Vec<serde_json::Value> {
+        app.output()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["message"] == "request")
+            .collect()
+    };
+    let find = |route: &str, path: &str| {
+        request_lines().into_iter().find(|event| {
+            event["route"] == route && event["path"] == path && event["status"] == 200
+        })
+    };
+    beacon_testkit::eventually("the request lines", super::helpers::PATIENCE, || async {
+        (find("/events", "raw").is_some()
+            && find("/events", "router").is_some()
+            && find("/livez", "router").is_some())
+        .then_some(())
+    })
+    .await;
+    let raw_line = find("/events", "raw").unwrap();
+    let routed_line = find("/events", "router").unwrap();
+    for line in [&raw_line, &routed_line] {
+        assert_eq!(line["level"], "DEBUG", "{line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["uri"], "/events?after=1", "{line}");
+        assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    }
 }

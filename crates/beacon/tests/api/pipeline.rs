@@ -2,11 +2,12 @@
 //! JetStream: ordering, history, resume on every transport, gaps, replicas.
 
 use beacon_testkit::{NatsServer, SseClient};
-use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::helpers::{fast, get_json, next_seqs, page, range, start, wait_for_seq, wait_readyz};
+use super::helpers::{
+    fast, get_json, next_seqs, next_ws, page, range, start, wait_for_seq, wait_readyz,
+};
 
 #[tokio::test]
 async fn every_message_arrives_once_in_order_with_all_fields() {
@@ -121,7 +122,7 @@ async fn websocket_resumes_after_a_sequence() {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mut frames = Vec::new();
     while frames.len() < 20 {
-        match ws.next().await.unwrap().unwrap() {
+        match next_ws(&mut ws).await.unwrap() {
             Message::Text(text) => frames.push(serde_json::from_str::<Value>(&text).unwrap()),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("unexpected frame {other:?}"),
@@ -220,4 +221,74 @@ async fn assert_whole_history(base: &str) {
         range(1, *all.last().unwrap()),
         "no gaps, no duplicates"
     );
+}
+
+/// Many browsers resume from the start of a stream far longer than the
+/// receiver's window, at once (the receiver came back after an outage).
+/// Every one gets every message once, in order, while the stream never has
+/// more consumers than the receiver's bound on history reads (4) and its
+/// own ordered consumer. `make bench-resume` runs the same at full scale.
+#[tokio::test]
+async fn a_hundred_clients_resume_from_the_start_at_once() {
+    const MESSAGES: u64 = 2000;
+    const CLIENTS: usize = 100;
+    let nats = NatsServer::start();
+    super::helpers::provision(&nats, &[]);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut acks = Vec::new();
+    for n in 1..=MESSAGES {
+        let broadcast = beacon_hello::Broadcast {
+            id: format!("resume-{n}"),
+            text: "Hello world".to_owned(),
+            sender: "test".to_owned(),
+            sent_at: beacon_hello::Timestamp::now(),
+            interval_ms: 1,
+        };
+        let payload = broadcast.encode().unwrap();
+        acks.push(js.publish("beacon.hello", payload.into()).await.unwrap());
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let receiver = start("receiver", &nats, &[("BEACON_WINDOW", "100".to_owned())]);
+    wait_readyz(receiver.base_url(), 200).await;
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = tokio::spawn({
+        let done = std::sync::Arc::clone(&done);
+        let js = js.clone();
+        async move {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut stream) = js.get_stream("HELLO").await
+                    && let Ok(info) = stream.info().await
+                {
+                    peak = peak.max(info.state.consumer_count);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            peak
+        }
+    });
+    let events = format!("{}/events", receiver.base_url());
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut sse = SseClient::connect(&events, Some(0)).await.unwrap();
+                next_seqs(&mut sse, usize::try_from(MESSAGES).unwrap()).await
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(
+            client.await.unwrap(),
+            range(1, MESSAGES),
+            "once each, in order"
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = poller.await.unwrap();
+    assert!(peak <= 5, "{peak} consumers at once");
 }

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::{
     memory::MemoryBus,
-    nats::{NatsArgs, NatsBus, NatsUrls},
+    nats::{DEFAULT_INBOX_PREFIX, NatsArgs, NatsBus, NatsUrls, parse_inbox_prefix},
     queue::{Delivery, QueueLag, WorkQueue},
     settings::{Retention, StreamArgs, StreamSettings, StreamSpec},
 };
@@ -96,6 +96,22 @@ pub enum BusError {
     Request(String),
 }
 
+/// Who creates a stream that does not exist yet, which decides what
+/// [`BusStream::prepare`] does. The in-process bus creates its streams
+/// when they are declared, so it matters only on NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provisioning {
+    /// This process creates the stream if it is missing (and uses an
+    /// existing one as it is): a process with no separate provisioning
+    /// step, whose user may manage streams.
+    #[default]
+    CreateIfMissing,
+    /// Someone else creates it (a provisioning job, an operator): this
+    /// process only looks it up, and waits until it exists. Its user needs
+    /// no right to manage streams, and asks for none.
+    External,
+}
+
 /// Messages from a subscription, in sequence order.
 pub type Subscription = BoxStream<'static, Result<Envelope, BusError>>;
 
@@ -124,7 +140,9 @@ impl Bus {
         }
     }
 
-    /// The stream `settings` describes, on this connection.
+    /// The stream `settings` describes, on this connection, created by
+    /// this process if missing ([`Provisioning::CreateIfMissing`]; see
+    /// [`BusStream::with_provisioning`]).
     pub fn stream(&self, settings: StreamSettings) -> BusStream {
         if let Bus::Memory(bus) = self {
             bus.declare(&settings);
@@ -132,6 +150,7 @@ impl Bus {
         BusStream {
             bus: self.clone(),
             settings: Arc::new(settings),
+            provisioning: Provisioning::CreateIfMissing,
         }
     }
 
@@ -157,6 +176,7 @@ impl Bus {
 pub struct BusStream {
     bus: Bus,
     settings: Arc<StreamSettings>,
+    provisioning: Provisioning,
 }
 
 impl BusStream {
@@ -168,6 +188,17 @@ impl BusStream {
     /// What the stream is.
     pub fn settings(&self) -> &StreamSettings {
         &self.settings
+    }
+
+    /// The same stream, with `provisioning` saying who creates it.
+    pub fn with_provisioning(mut self, provisioning: Provisioning) -> Self {
+        self.provisioning = provisioning;
+        self
+    }
+
+    /// Who creates the stream if it does not exist.
+    pub fn provisioning(&self) -> Provisioning {
+        self.provisioning
     }
 
     /// Publishes on the stream's own subject; see [`Bus::publish`].
@@ -210,19 +241,26 @@ impl BusStream {
         self.bus.kind()
     }
 
-    /// Makes sure the stream exists, creating it when it does not, and
-    /// retrying with backoff until it does or `shutdown` is cancelled (then
-    /// returns `false`). Services call this before they report ready, so
-    /// their start order does not matter.
+    /// Waits until the stream is there to use, retrying with backoff until
+    /// it is or `shutdown` is cancelled (then returns `false`). With
+    /// [`Provisioning::CreateIfMissing`] it creates a missing stream; with
+    /// [`Provisioning::External`] it only looks the stream up, saying once
+    /// in the log what it waits for, and never asks the server for more
+    /// than that. Either way it checks the stream captures its subject.
+    /// Services call this before they report ready, so their start order
+    /// does not matter.
     pub async fn prepare(&self, shutdown: &CancellationToken) -> bool {
         let Bus::Nats(bus) = &self.bus else {
             return true;
         };
-        retry(shutdown, "stream not available yet", || {
-            bus.ensure_stream(&self.settings)
-        })
-        .await
-        .is_some()
+        match self.provisioning {
+            Provisioning::CreateIfMissing => retry(shutdown, "stream not available yet", || {
+                bus.ensure_stream(&self.settings)
+            })
+            .await
+            .is_some(),
+            Provisioning::External => bus.await_stream(&self.settings, shutdown).await,
+        }
     }
 
     /// Creates the stream, or updates it to the settings. Needs a user

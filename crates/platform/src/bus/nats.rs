@@ -18,14 +18,18 @@ use std::{
 use async_nats::{
     Client, ConnectOptions, Event, ServerAddr,
     jetstream::{
-        self,
+        self, ErrorCode,
         consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull, push},
+        context::GetStreamErrorKind,
         message::PublishMessage,
         stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
     },
 };
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
 
 use super::{
     Bounds, BusError, Envelope, Published, Retention, StreamSettings, Subscription,
@@ -38,8 +42,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a batch of history may take to arrive.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the broker is and how to log in.
-#[derive(Debug, Clone, clap::Args)]
+/// Where the broker is, how to log in, and where replies come back.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated (`nats://host:4222`). Unset in `all`: use the in-process bus.
     #[arg(long, env = "NATS_URL")]
@@ -57,6 +61,37 @@ pub struct NatsArgs {
         requires = "nats_user"
     )]
     pub nats_password: Option<String>,
+
+    /// Subject prefix of this connection's inboxes, where every reply
+    /// (acknowledgements, API answers, consumer deliveries) comes back.
+    /// Give each NATS user its own and allow it only that, so no user can
+    /// read another's replies. Default `_INBOX`.
+    #[arg(long, env = "NATS_INBOX_PREFIX", value_parser = parse_inbox_prefix)]
+    pub nats_inbox_prefix: Option<String>,
+}
+
+/// The inbox prefix used unless one is set: the NATS clients' own.
+pub const DEFAULT_INBOX_PREFIX: &str = "_INBOX";
+
+/// Parses an inbox prefix: a subject of one or more dot-separated tokens,
+/// with no wildcards or whitespace (the client appends `.<unique id>`).
+pub fn parse_inbox_prefix(input: &str) -> Result<String, String> {
+    let prefix = input.trim();
+    if prefix.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    for token in prefix.split('.') {
+        if token.is_empty() {
+            return Err(
+                "must be dot-separated tokens, with no empty one (such as _INBOX.receiver)"
+                    .to_owned(),
+            );
+        }
+        if token.contains(['*', '>']) || token.chars().any(char::is_whitespace) {
+            return Err("must not contain wildcards (* >) or whitespace".to_owned());
+        }
+    }
+    Ok(prefix.to_owned())
 }
 
 /// One or more NATS server addresses.
@@ -121,6 +156,11 @@ impl NatsBus {
         if let (Some(user), Some(password)) = (&nats.nats_user, &nats.nats_password) {
             options = options.user_and_password(user.clone(), password.clone());
         }
+        let inbox_prefix = nats
+            .nats_inbox_prefix
+            .as_deref()
+            .unwrap_or(DEFAULT_INBOX_PREFIX);
+        options = options.custom_inbox_prefix(inbox_prefix);
         let client = options
             .connect(urls.0.as_slice())
             .await
@@ -143,14 +183,62 @@ impl NatsBus {
             .get_or_create_stream(stream_config(settings))
             .await
             .map_err(|err| BusError::Request(err.to_string()))?;
-        let subjects = &stream.cached_info().config.subjects;
-        if !subjects.contains(&settings.subject) {
-            return Err(BusError::Request(format!(
-                "stream {} exists but does not capture subject {} (it captures {subjects:?})",
-                settings.name, settings.subject
-            )));
+        captures(&stream.cached_info().config, settings)
+    }
+
+    /// Waits until the stream exists, only looking it up (the stream info
+    /// request), never creating it: for a user that may not manage streams.
+    /// Says once what it waits for; `false` if `shutdown` came first.
+    pub(super) async fn await_stream(
+        &self,
+        settings: &StreamSettings,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut waiting = false;
+        loop {
+            let found = tokio::select! {
+                found = self.inner.jetstream.get_stream(&settings.name) => found,
+                () = shutdown.cancelled() => return false,
+            };
+            let delay = backoff.next_delay();
+            match found {
+                Ok(stream) => match captures(&stream.cached_info().config, settings) {
+                    Ok(()) => {
+                        if waiting {
+                            tracing::info!(stream = %settings.name, "the stream is there");
+                        }
+                        return true;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, retry_in = ?delay, "stream not usable yet")
+                    }
+                },
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        GetStreamErrorKind::JetStream(ref js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+                    ) =>
+                {
+                    if !waiting {
+                        waiting = true;
+                        tracing::info!(
+                            stream = %settings.name,
+                            subject = %settings.subject,
+                            "waiting for stream {} to be created; this process only looks it up (it is provisioned separately)",
+                            settings.name
+                        );
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?delay, "cannot look the stream up yet");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return false,
+            }
         }
-        Ok(())
     }
 
     /// Creates the stream, or updates its subject, retention and replicas to
@@ -346,6 +434,19 @@ impl NatsBus {
     }
 }
 
+/// Whether an existing stream captures the subject it is used for.
+fn captures(config: &Config, settings: &StreamSettings) -> Result<(), BusError> {
+    let subjects = &config.subjects;
+    if subjects.contains(&settings.subject) {
+        Ok(())
+    } else {
+        Err(BusError::Request(format!(
+            "stream {} exists but does not capture subject {} (it captures {subjects:?})",
+            settings.name, settings.subject
+        )))
+    }
+}
+
 /// The JetStream configuration of a stream.
 fn stream_config(settings: &StreamSettings) -> Config {
     let (retention, discard) = match settings.retention {
@@ -518,6 +619,18 @@ mod tests {
         assert_eq!(urls.to_string(), "a:4222,b:4223");
         assert!("".parse::<NatsUrls>().is_err());
         assert!("http://a:4222".parse::<NatsUrls>().is_err());
+    }
+
+    #[test]
+    fn inbox_prefixes_are_plain_subjects() {
+        assert_eq!(
+            parse_inbox_prefix(" _INBOX.receiver "),
+            Ok("_INBOX.receiver".to_owned())
+        );
+        assert_eq!(parse_inbox_prefix("_INBOX"), Ok("_INBOX".to_owned()));
+        for bad in ["", "_INBOX.", ".x", "a..b", "_INBOX.*", "_INBOX.>", "a b"] {
+            assert!(parse_inbox_prefix(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ const KEEP = 500;            // messages kept on the page
 const MAX_INTERVALS = 10000; // intervals kept for the histogram
 const BINS = 10;
 const GAP_SHOWN_MS = 10000;  // how long the header says "gap"
+const RETRY_MAX_MS = 30000;  // longest wait between reconnection attempts
+const LABELS = { busy: 'busy, retrying' };
 
 const view = {
   state: document.getElementById('state'),
@@ -36,7 +38,7 @@ const page = {
 function setState(state) {
   if (state === 'live' && Date.now() < page.gapUntil) state = 'gap';
   view.state.dataset.state = state;
-  view.state.textContent = state;
+  view.state.textContent = LABELS[state] ?? state;
 }
 
 function formatMs(ms) {
@@ -183,14 +185,36 @@ function connect() {
   });
   source.addEventListener('reset', resetPage);
   source.onerror = () => {
-    setState('reconnecting');
     // The browser retries by itself (sending Last-Event-ID) unless the
     // server answered with an error; then we reconnect from our own cursor.
-    if (source.readyState === EventSource.CLOSED) {
-      setTimeout(connect, page.retryMs);
-      page.retryMs = Math.min(page.retryMs * 2, 10000);
+    if (source.readyState !== EventSource.CLOSED) {
+      setState('reconnecting');
+      return;
     }
+    source.close();
+    if (page.source === source) page.source = null;
+    retryLater(url);
   };
+}
+
+// After the server refused the stream: ask it why (an EventSource cannot
+// tell), say so, and try again after a backoff with jitter, so that many
+// pages refused together do not all come back at once. A receiver at its
+// client cap answers 503 with Retry-After.
+async function retryLater(url) {
+  let busy = false;
+  let retryAfterMs = 0;
+  try {
+    const response = await fetch(url, { method: 'HEAD', cache: 'no-store' });
+    if (response.status === 503) {
+      busy = true;
+      retryAfterMs = (Number(response.headers.get('Retry-After')) || 0) * 1000;
+    }
+  } catch { /* unreachable: an ordinary reconnect */ }
+  setState(busy ? 'busy' : 'reconnecting');
+  const base = Math.max(page.retryMs, retryAfterMs);
+  page.retryMs = Math.min(page.retryMs * 2, RETRY_MAX_MS);
+  setTimeout(connect, base * (0.5 + Math.random()));
 }
 
 // History first, then the stream from where it ends: until the history

@@ -17,7 +17,7 @@ use beacon_platform::http::{ApiError, ApiQuery};
 use serde::Deserialize;
 
 use super::{AppState, resume::parse_seq};
-use crate::frame::{Event, Frame};
+use crate::frame::Frame;
 
 /// Messages per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -104,10 +104,7 @@ pub async fn messages(
                 .read(cursor, history_until, request.limit - frames.len())
                 .await
                 .map_err(|err| ApiError::unavailable(format!("history is unavailable: {err}")))?;
-            frames.extend(batch.events.into_iter().filter_map(|event| match event {
-                Event::Message(frame) => Some(frame),
-                Event::Notice(_) => None,
-            }));
+            frames.extend(batch.frames);
             cursor = batch.next;
         }
         if frames.len() >= request.limit || cursor >= until {
@@ -126,7 +123,7 @@ pub async fn messages(
     }
 
     let (first_seq, last_seq) =
-        match tokio::time::timeout(BOUNDS_TIMEOUT, receiver.history.bus().bounds()).await {
+        match tokio::time::timeout(BOUNDS_TIMEOUT, receiver.history.bounds()).await {
             Ok(Ok(bounds)) => (bounds.first, bounds.last),
             _ => (window_first, next.saturating_sub(1)),
         };

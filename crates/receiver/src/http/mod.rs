@@ -1,4 +1,9 @@
 //! The receiver's HTTP surface: the page, the live streams, the history API.
+//!
+//! Live streams are capped (`BEACON_MAX_CLIENTS`): beyond the cap,
+//! `/events` and `/ws` answer 503 with `Retry-After`, while `/livez`,
+//! `/readyz`, `/metrics`, the page and the API always answer, so probes
+//! never fail because viewers are many.
 
 mod api;
 mod page;
@@ -6,8 +11,14 @@ mod resume;
 mod sse;
 mod ws;
 
-use axum::{Router, routing::get};
+use axum::{
+    Json, Router,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use beacon_platform::takeover::Takeover;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Receiver, feed::Feed};
@@ -29,6 +40,24 @@ impl AppState {
             after,
         )
     }
+}
+
+/// Seconds a client refused at the cap is told to wait (`Retry-After`).
+const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// The answer to a stream request beyond the client cap: 503, when to
+/// retry, and why, as JSON.
+fn busy(cap: usize) -> Response {
+    let body = json!({
+        "error": format!("this receiver serves its maximum of {cap} clients; retry later"),
+        "retry_after": RETRY_AFTER_SECONDS,
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
+        Json(body),
+    )
+        .into_response()
 }
 
 pub(crate) fn router(receiver: Receiver, shutdown: CancellationToken) -> Router {

@@ -10,19 +10,31 @@
 //! socket instead of also hyper's two 8 KB buffers, and a delivery is one
 //! write of the frame's pre-encoded chunk. The same stream requested later
 //! on a kept-alive connection goes through hyper ([`events`]); both send
-//! exactly the same bytes.
+//! exactly the same bytes, are bounded by the same write timeout, and are
+//! counted and logged alike (`path="raw"` or `path="router"`).
+//!
+//! No router layer applies to the raw path (see
+//! [`beacon_platform::takeover`]): what `/events` needs beyond the
+//! platform's timeouts and request metrics — the resume point's parsing,
+//! the client cap — is decided in [`takeover`] itself, which declines
+//! whatever it does not handle exactly as [`events`] would (a bad resume
+//! point, a full server), leaving it to the router. A concern added to the
+//! router later (authentication, rate limits) must be added to
+//! [`takeover`] too, or make it decline the requests it applies to.
 
 use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
     extract::{Query, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, request::Parts},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
 use beacon_platform::{
+    conn::TimedIo,
     http::{ApiError, ApiQuery},
-    takeover::Takeover,
+    requests::RawRequest,
+    takeover::{Claim, Takeover},
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
@@ -35,7 +47,7 @@ use tokio::{
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
-    AppState,
+    AppState, busy,
     resume::{ResumeQuery, resume_point},
 };
 use crate::{
@@ -58,6 +70,8 @@ const STREAM_HEADERS: [(&str, &str); 3] = [
 ];
 /// The end of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+/// The most bytes of ready events written at once while catching up.
+const COALESCE: usize = 64 * 1024;
 
 pub async fn events(
     State(state): State<AppState>,
@@ -65,7 +79,11 @@ pub async fn events(
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
     let after = resume_point(&headers, &query)?;
-    let client = Client::new(&state, after);
+    let Some(client) = Client::admit(&state, after) else {
+        let metrics = &state.receiver.metrics;
+        metrics.refused(Transport::Sse);
+        return Ok(busy(metrics.client_cap()));
+    };
     let mut response = Body::from_stream(client.into_stream()).into_response();
     for (name, value) in STREAM_HEADERS {
         response.headers_mut().insert(
@@ -86,8 +104,12 @@ pub(super) fn takeover(state: AppState) -> Takeover {
         }
         let Query(query) = Query::<ResumeQuery>::try_from_uri(&parts.uri).ok()?;
         let after = resume_point(&parts.headers, &query).ok()?;
-        let client = Client::new(&state, after);
-        Some(Box::new(move |stream| Box::pin(client.write_to(stream))))
+        // At the cap, the router answers (and counts) the refusal.
+        let client = Client::admit(&state, after)?;
+        Some(Claim::new(
+            "/events",
+            Box::new(move |stream, request| Box::pin(client.write_to(stream, request))),
+        ))
     })
 }
 
@@ -116,16 +138,28 @@ enum Output {
     Other(Bytes),
 }
 
+impl Output {
+    /// As one HTTP chunk, for the raw connection.
+    fn chunk(&self) -> Bytes {
+        match self {
+            Output::Frame(frame) => frame.sse_chunk.clone(),
+            Output::Other(bytes) => http_chunk(bytes),
+        }
+    }
+}
+
 impl Client {
-    fn new(state: &AppState, after: Option<u64>) -> Self {
+    /// A client admitted under the cap; `None` if the receiver is full.
+    fn admit(state: &AppState, after: Option<u64>) -> Option<Self> {
         let metrics = &state.receiver.metrics;
-        Self {
+        let connected = metrics.admit(Transport::Sse)?;
+        Some(Self {
             feed: state.feed(after),
             shutdown: Box::pin(state.shutdown.child_token().cancelled_owned()),
             keep_alive: keep_alive(),
             delivered: metrics.delivered(Transport::Sse).clone(),
-            _connected: metrics.client_connected(Transport::Sse),
-        }
+            _connected: connected,
+        })
     }
 
     /// The next event; `None` once the server shuts down. Cancel-safe.
@@ -133,14 +167,24 @@ impl Client {
         tokio::select! {
             biased;
             _ = &mut self.shutdown => None,
-            event = self.feed.next() => match event? {
-                Event::Message(frame) => {
-                    self.delivered.inc();
-                    Some(Output::Frame(frame))
-                }
-                Event::Notice(notice) => Some(Output::Other(notice.sse())),
-            },
+            event = self.feed.next() => Some(self.output(event?)),
             _ = self.keep_alive.tick() => Some(Output::Other(Bytes::from_static(KEEP_ALIVE_COMMENT))),
+        }
+    }
+
+    /// The next event if one is ready now (a catch-up backlog).
+    fn next_ready(&mut self) -> Option<Output> {
+        let event = self.feed.next_ready()?;
+        Some(self.output(event))
+    }
+
+    fn output(&mut self, event: Event) -> Output {
+        match event {
+            Event::Message(frame) => {
+                self.delivered.inc();
+                Output::Frame(frame)
+            }
+            Event::Notice(notice) => Output::Other(notice.sse()),
         }
     }
 
@@ -158,10 +202,13 @@ impl Client {
     }
 
     /// Writes the whole response on a raw connection, until the server shuts
-    /// down (then the body is ended properly), the client leaves, or a write
-    /// fails. A client that stops reading blocks only its own writes; the
-    /// feed catches it up from its last sequence when it reads again.
-    async fn write_to(mut self, mut stream: TcpStream) {
+    /// down (then the body is ended properly if the socket takes it at
+    /// once), the client leaves, or a write fails: the client accepted
+    /// nothing within the write timeout (it stopped reading; its reconnect
+    /// resumes from its last event), or the connection broke. Shutdown also
+    /// ends a write that waits for the client.
+    async fn write_to(mut self, mut stream: TimedIo<TcpStream>, request: RawRequest) {
+        request.respond(StatusCode::OK);
         let mut head = String::from("HTTP/1.1 200 OK\r\n");
         for (name, value) in STREAM_HEADERS {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -172,7 +219,7 @@ impl Client {
         ));
         let mut head = head.into_bytes();
         head.extend_from_slice(&http_chunk(PREAMBLE));
-        if stream.write_all(&head).await.is_err() {
+        if !self.write(&mut stream, &head).await {
             return;
         }
         drop(head);
@@ -180,19 +227,43 @@ impl Client {
             let output = tokio::select! {
                 biased;
                 output = self.next() => output,
-                () = peer_closed(&stream) => return,
+                () = peer_closed(stream.get_ref()) => return,
             };
-            let written = match output {
-                Some(Output::Frame(frame)) => stream.write_all(&frame.sse_chunk).await,
-                Some(Output::Other(bytes)) => stream.write_all(&http_chunk(&bytes)).await,
-                None => {
-                    let _ = stream.write_all(LAST_CHUNK).await;
-                    return;
+            let Some(output) = output else {
+                // Best effort: a client that is not reading gets no say in
+                // how long shutdown takes.
+                let _ = stream.get_ref().try_write(LAST_CHUNK);
+                return;
+            };
+            let first = output.chunk();
+            // Catching up, many events are ready at once: one write for
+            // up to COALESCE bytes of them, not one each.
+            let written = match self.next_ready() {
+                None => self.write(&mut stream, &first).await,
+                Some(second) => {
+                    let mut batch = Vec::with_capacity(COALESCE);
+                    batch.extend_from_slice(&first);
+                    batch.extend_from_slice(&second.chunk());
+                    while batch.len() < COALESCE {
+                        let Some(more) = self.next_ready() else { break };
+                        batch.extend_from_slice(&more.chunk());
+                    }
+                    self.write(&mut stream, &batch).await
                 }
             };
-            if written.is_err() {
+            if !written {
                 return;
             }
+        }
+    }
+
+    /// Writes `bytes`; `false` if the write failed or timed out, or the
+    /// server shut down while it waited for the client.
+    async fn write(&mut self, stream: &mut TimedIo<TcpStream>, bytes: &[u8]) -> bool {
+        tokio::select! {
+            biased;
+            written = stream.write_all(bytes) => written.is_ok(),
+            _ = &mut self.shutdown => false,
         }
     }
 }

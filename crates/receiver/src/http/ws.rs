@@ -3,7 +3,8 @@
 //!
 //! Browsers cannot set headers on a WebSocket, so the resume point is the
 //! query only. The server pings every 15 s; whatever the client sends is
-//! read (to see pongs and close frames) and otherwise ignored.
+//! read (to see pongs and close frames) and otherwise ignored. A client that
+//! accepts no bytes within the write timeout is dropped, as on SSE.
 
 use std::time::Duration;
 
@@ -22,12 +23,18 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AppState,
+    AppState, busy,
     resume::{ResumeQuery, resume_point},
 };
-use crate::{feed::Feed, frame::Event, metrics::Transport};
+use crate::{
+    feed::Feed,
+    frame::Event,
+    metrics::{ClientGuard, Transport},
+};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// How long the close frame may take at shutdown.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Clients only send control frames; anything large is refused.
 const MAX_INCOMING: usize = 4 * 1024;
 
@@ -37,16 +44,20 @@ pub async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let after = resume_point(&HeaderMap::new(), &query)?;
+    let metrics = &state.receiver.metrics;
+    let Some(connected) = metrics.admit(Transport::Ws) else {
+        metrics.refused(Transport::Ws);
+        return Ok(busy(metrics.client_cap()));
+    };
     let feed = state.feed(after);
     Ok(upgrade
         .read_buffer_size(MAX_INCOMING)
         .max_message_size(MAX_INCOMING)
-        .on_upgrade(move |socket| serve(socket, feed, state)))
+        .on_upgrade(move |socket| serve(socket, feed, state, connected)))
 }
 
-async fn serve(socket: WebSocket, mut feed: Feed, state: AppState) {
+async fn serve(socket: WebSocket, mut feed: Feed, state: AppState, _connected: ClientGuard) {
     let metrics = &state.receiver.metrics;
-    let _connected = metrics.client_connected(Transport::Ws);
     let delivered = metrics.delivered(Transport::Ws);
     let shutdown: CancellationToken = state.shutdown.child_token();
     let (mut sink, mut incoming) = socket.split();
@@ -60,7 +71,9 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: AppState) {
                     code: close_code::AWAY,
                     reason: Utf8Bytes::from_static("server shutting down"),
                 };
-                let _ = sink.send(Message::Close(Some(close))).await;
+                // A client that is not reading gets no say in how long
+                // shutdown takes.
+                let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
                 return;
             }
             event = feed.next() => match event {
@@ -77,7 +90,15 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: AppState) {
             },
             _ = ping.tick() => Message::Ping(Bytes::new()),
         };
-        if sink.send(outgoing).await.is_err() {
+        // A send fails once the client has accepted nothing within the
+        // write timeout (its socket is bounded by it); shutdown ends a send
+        // that waits for the client too.
+        let sent = tokio::select! {
+            biased;
+            sent = sink.send(outgoing) => sent.is_ok(),
+            _ = shutdown.cancelled() => false,
+        };
+        if !sent {
             return;
         }
     }
