@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod requests;
 pub mod service;
 pub mod shutdown;
+pub mod sse;
 pub mod takeover;
 pub mod telemetry;

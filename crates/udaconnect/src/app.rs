@@ -16,17 +16,22 @@ use beacon_platform::{
     health::ReadyFlag,
     service::{BoxFuture, Component, Service, ServiceBuilder},
 };
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use udaconnect_connect::{Store, Timestamp, conference};
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
 use crate::{
-    api::{self, ApiMetrics, ApiState},
+    api::{
+        self, ApiMetrics, ApiState,
+        live::{LiveStats, RateMeter},
+    },
     cli::{Config, StoreConfig, redacted},
 };
 
-/// How often the store is asked whether it answers, for `/readyz`.
-const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often the store is asked for its counts: for `/readyz`, and for
+/// the live header.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The demo conference's first day (a Monday).
@@ -77,13 +82,17 @@ impl Application {
         let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
         let metrics = ApiMetrics::register(service.registry());
         let ready = service.readiness().flag("api: store answering");
+        let (live, feed) = watch::channel(None);
         service.add(ApiComponent {
             state: ApiState {
                 store,
                 metrics,
                 compat_max_rows: config.api.compat_max_rows,
+                live: feed,
+                shutdown: CancellationToken::new(),
             },
             ready,
+            live,
             migrate,
         });
         Ok(Self {
@@ -116,6 +125,8 @@ fn demo_first_day() -> Timestamp {
 struct ApiComponent {
     state: ApiState,
     ready: ReadyFlag,
+    /// Where the counts for live streams are published.
+    live: watch::Sender<Option<LiveStats>>,
     /// The store to migrate before reporting ready, if asked to.
     migrate: Option<PgStore>,
 }
@@ -129,8 +140,12 @@ impl Component for ApiComponent {
         true
     }
 
-    fn router(&self, _shutdown: &CancellationToken) -> Option<Router> {
-        Some(api::router(self.state.clone()))
+    fn router(&self, shutdown: &CancellationToken) -> Option<Router> {
+        let state = ApiState {
+            shutdown: shutdown.clone(),
+            ..self.state.clone()
+        };
+        Some(api::router(state))
     }
 
     fn run(
@@ -149,28 +164,38 @@ impl Component for ApiComponent {
                 };
                 tracing::info!(%report, "database migrated");
             }
-            watch_store(&self.state, &self.ready, &shutdown).await;
+            watch_store(&self.state, &self.ready, &self.live, &shutdown).await;
         })
     }
 }
 
-/// Asks the store every [`CHECK_EVERY`] whether it answers, and keeps
-/// `ready` in step, logging each change (not each check).
-async fn watch_store(state: &ApiState, ready: &ReadyFlag, shutdown: &CancellationToken) {
+/// Asks the store for its counts every [`CHECK_EVERY`]: an answer keeps
+/// `ready` on and feeds the live streams, a failure turns `ready` off.
+/// Each change is logged, not each check.
+async fn watch_store(
+    state: &ApiState,
+    ready: &ReadyFlag,
+    live: &watch::Sender<Option<LiveStats>>,
+    shutdown: &CancellationToken,
+) {
     let mut interval = tokio::time::interval(CHECK_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut answering = None;
+    let mut meter = RateMeter::default();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        let outcome = tokio::time::timeout(CHECK_TIMEOUT, state.store.check()).await;
-        let now = matches!(outcome, Ok(Ok(())));
+        let outcome = tokio::time::timeout(CHECK_TIMEOUT, state.store.stats()).await;
+        if let Ok(Ok(stats)) = outcome {
+            live.send_replace(Some(meter.record(tokio::time::Instant::now(), stats)));
+        }
+        let now = matches!(outcome, Ok(Ok(_)));
         ready.set(now);
         if answering != Some(now) {
             match outcome {
-                Ok(Ok(())) => tracing::info!(store = state.store.kind(), "store answering"),
+                Ok(Ok(_)) => tracing::info!(store = state.store.kind(), "store answering"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "store not answering"),
                 Err(_) => tracing::warn!(timeout = ?CHECK_TIMEOUT, "store not answering in time"),
             }

@@ -19,10 +19,11 @@ use super::{
     sql,
 };
 
-/// Locations below this many are counted exactly; above, the planner's
-/// estimate (kept current by autovacuum's `ANALYZE`) is close enough for a
-/// live header and costs nothing.
-const EXACT_COUNT_BELOW: i64 = 1_000_000;
+/// Locations below this many are counted exactly; above, the statistics'
+/// count (see [`sql::ESTIMATE_LOCATIONS`]) is close enough for a live
+/// header, and costs nothing where counting would scan the table every
+/// second.
+const EXACT_COUNT_BELOW: i64 = 100_000;
 
 fn limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

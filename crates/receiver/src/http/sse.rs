@@ -1,9 +1,9 @@
 //! `GET /events`: the stream as Server-Sent Events.
 //!
 //! Each message is `id: <seq>` + `data: <json>`, sent as the frame's shared
-//! bytes; a gap is `event: gap` with the missing range. A comment every 15 s
-//! keeps idle connections open through proxies, and the stream ends when the
-//! server shuts down, so graceful shutdown never waits on a browser.
+//! bytes; a gap is `event: gap` with the missing range. Headers, the
+//! reconnect hint, the keep-alive comment every 15 s and the end at shutdown
+//! are the platform's ([`beacon_platform::sse`]).
 //!
 //! A connection whose first request is `GET /events` is served on the raw
 //! socket ([`takeover`]): an idle SSE client then costs its task and its
@@ -22,28 +22,25 @@
 //! router later (authentication, rate limits) must be added to
 //! [`takeover`] too, or make it decline the requests it applies to.
 
-use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
+use std::{convert::Infallible, pin::Pin, sync::Arc};
 
 use axum::{
     body::Body,
     extract::{Query, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request::Parts},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, Method, StatusCode, request::Parts},
+    response::Response,
 };
 use beacon_platform::{
     conn::TimedIo,
     http::{ApiError, ApiQuery},
     requests::RawRequest,
+    sse::{self, KEEP_ALIVE_COMMENT, PREAMBLE, STREAM_HEADERS, keep_alive},
     takeover::{Claim, Takeover},
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
 use prometheus_client::metrics::counter::Counter;
-use tokio::{
-    io::AsyncWriteExt,
-    net::TcpStream,
-    time::{Instant, Interval, MissedTickBehavior},
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream, time::Interval};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
@@ -56,18 +53,6 @@ use crate::{
     metrics::{ClientGuard, Transport},
 };
 
-/// How often an idle stream sends a comment.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Sent first: an `EventSource` reconnects one second after losing the stream.
-const PREAMBLE: &[u8] = b"retry: 1000\n\n";
-const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
-/// The headers of a stream, however it is served. `x-accel-buffering: no`
-/// tells nginx-style proxies (the ingress) not to buffer it.
-const STREAM_HEADERS: [(&str, &str); 3] = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-];
 /// The end of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// The most bytes of ready events written at once while catching up.
@@ -84,14 +69,7 @@ pub async fn events(
         metrics.refused(Transport::Sse);
         return Ok(busy(metrics.client_cap()));
     };
-    let mut response = Body::from_stream(client.into_stream()).into_response();
-    for (name, value) in STREAM_HEADERS {
-        response.headers_mut().insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
-    Ok(response)
+    Ok(sse::with_headers(Body::from_stream(client.into_stream())))
 }
 
 /// Claims connections whose first request is a valid `GET /events`.
@@ -111,12 +89,6 @@ pub(super) fn takeover(state: AppState) -> Takeover {
             Box::new(move |stream, request| Box::pin(client.write_to(stream, request))),
         ))
     })
-}
-
-fn keep_alive() -> Interval {
-    let mut interval = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    interval
 }
 
 /// One connected browser.

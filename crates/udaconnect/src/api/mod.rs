@@ -8,6 +8,7 @@ pub mod compat;
 pub mod compat_wire;
 pub mod cursor;
 pub mod docs;
+pub mod live;
 pub mod page;
 pub mod params;
 pub mod state;
@@ -36,6 +37,7 @@ pub fn routes(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(v2::create_location))
         .routes(routes!(v2::location))
         .routes(routes!(v2::stats))
+        .routes(routes!(live::live))
         .with_state(state)
         .split_for_parts();
     // The original answers any origin (its frontend runs on another port);

@@ -10,7 +10,10 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::{Registry, Unit},
 };
+use tokio_util::sync::CancellationToken;
 use udaconnect_connect::{Store, StoreError};
+
+use super::live::LiveFeed;
 
 /// The handlers' shared state; cheap to clone.
 #[derive(Clone)]
@@ -21,6 +24,10 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// The largest answer the original's connection endpoint gives.
     pub compat_max_rows: usize,
+    /// The latest counts, for live streams.
+    pub live: LiveFeed,
+    /// Cancelled when the server shuts down: live streams end then.
+    pub shutdown: CancellationToken,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

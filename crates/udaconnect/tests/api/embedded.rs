@@ -6,7 +6,9 @@ use chrono::NaiveDateTime;
 use serde_json::{Value, json};
 use udaconnect_connect::Timestamp;
 
-use super::helpers::{TestApp, metric, spawn_app};
+use beacon_testkit::SseClient;
+
+use super::helpers::{PATIENCE, TestApp, metric, spawn_app};
 
 /// The demo conference's first day. Its attendees crowd a dozen booths,
 /// so without `within` nearly everyone at a booth that day is a connection:
@@ -487,5 +489,49 @@ async fn an_answer_too_large_for_the_original_endpoint_asks_for_a_narrower_quest
         (200, json!([])),
         "an empty range is no error"
     );
+    app.stop().await;
+}
+
+/// The next `stats` event of a live stream.
+async fn next_stats(live: &mut SseClient) -> Value {
+    loop {
+        let event = tokio::time::timeout(PATIENCE, live.next_event())
+            .await
+            .expect("an event in time")
+            .expect("the stream stays open");
+        if event.event.as_deref() == Some("stats") {
+            return serde_json::from_str(&event.data).expect("JSON stats");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_stream_counts_what_is_stored_as_it_grows() {
+    let app = spawn_app(&[]).await;
+    let mut live = SseClient::connect(&format!("{}/api/v2/live", app.base), None)
+        .await
+        .expect("the live stream opens");
+    let first = next_stats(&mut live).await;
+    let (_, stats) = app.get("/api/v2/stats").await;
+    assert_eq!(first["locations"], stats["locations"]);
+    assert_eq!(first["persons"], stats["persons"]);
+    for minute in 0..3 {
+        let (status, body) = app
+            .post(
+                "/api/v2/locations",
+                &json!({"person_id": 1, "lat": 10.0, "lon": 10.0,
+                        "time": format!("2021-01-01T10:0{minute}:00Z")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let before = first["locations"].as_u64().expect("a count");
+    loop {
+        let stats = next_stats(&mut live).await;
+        if stats["locations"].as_u64() == Some(before + 3) {
+            assert!(stats["rate"].as_f64().expect("a rate") > 0.0, "{stats}");
+            break;
+        }
+    }
     app.stop().await;
 }
