@@ -453,6 +453,14 @@ async fn queries_are_measured_and_any_origin_may_call() {
     )
     .await;
     assert_eq!(count, Some(1.0));
+    let (status, _) = app.get("/api/persons/abc").await;
+    assert_eq!(status, 400);
+    for sample in [
+        "udaconnect_http_requests_total{route=\"/api/v2/persons/{person_id}/connections\",status=\"200\",path=\"router\"}",
+        "udaconnect_http_requests_total{route=\"/api/persons/{person_id}\",status=\"400\",path=\"router\"}",
+    ] {
+        assert_eq!(metric(&app, sample).await, Some(1.0), "{sample}");
+    }
     let response = app
         .http
         .get(format!("{}/api/persons", app.base))
