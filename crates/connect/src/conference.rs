@@ -154,6 +154,7 @@ pub fn scale(config: &ScaleConfig) -> Dataset {
                 person_id: persons[rng.random_range(0..persons.len())].id,
                 position: in_disc(&mut rng, venue, config.venue_radius_m),
                 time: config.start.plus_micros(rng.random_range(0..span)),
+                key: None,
             }
         })
         .collect();
@@ -260,6 +261,7 @@ pub fn demo(first_day: Timestamp, seed: u64) -> Dataset {
                         person_id: person.id,
                         position: in_disc(&mut rng, booth, 3.0),
                         time: now.plus_micros(rng.random_range(0..1_000_000)),
+                        key: None,
                     });
                     now = now.plus_micros(rng.random_range(2..=5) * minute);
                 }
