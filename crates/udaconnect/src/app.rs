@@ -1,6 +1,11 @@
-//! Assembling and running a target: bind, open the store, build the
-//! components the target runs, serve, and stop within the shutdown
-//! deadline.
+//! Assembling and running a target: bind, open the store and the bus,
+//! build the components the target runs, serve, and stop within the
+//! shutdown deadline.
+//!
+//! The HTTP routes are composed here, once: the query API's (`all`,
+//! `api`), the ingest edge's location writes (`all`, `ingest`), and one
+//! OpenAPI document describing exactly those; no path is routed twice.
+//! `writer` serves only `/livez`, `/readyz` and `/metrics`.
 //!
 //! [`Application::build`] binds the listener first, so tests (and the log
 //! line people click) get the real port before anything runs;
@@ -12,6 +17,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, response::Redirect, routing::get};
 use beacon_platform::{
     backoff::retry,
+    bus::{Bus, MemoryBus, NatsBus},
     config::ConfigError,
     health::ReadyFlag,
     service::{BoxFuture, Component, Service, ServiceBuilder},
@@ -19,10 +25,13 @@ use beacon_platform::{
 use tokio_util::sync::CancellationToken;
 use udaconnect_connect::{Store, Timestamp, conference};
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     api::{self, ApiMetrics, ApiState},
-    cli::{Config, StoreConfig, redacted},
+    cli::{BusConfig, Config, StoreConfig, redacted},
+    ingest::IngestComponent,
+    writer::WriterComponent,
 };
 
 /// How often the store is asked whether it answers, for `/readyz`.
@@ -35,6 +44,7 @@ const DEMO_FIRST_DAY: &str = "2020-06-08";
 /// A target, bound and ready to run.
 pub struct Application {
     service: Service,
+    grpc: Option<std::net::SocketAddr>,
 }
 
 impl Application {
@@ -75,16 +85,68 @@ impl Application {
         migrate: Option<PgStore>,
     ) -> Result<Self, ConfigError> {
         let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
-        let metrics = ApiMetrics::register(service.registry());
-        let ready = service.readiness().flag("api: store answering");
-        service.add(ApiComponent {
-            state: ApiState { store, metrics },
-            ready,
+        let mut routes: Option<OpenApiRouter> = None;
+        let watch = if config.api {
+            let metrics = ApiMetrics::register(service.registry());
+            let ready = service.readiness().flag("api: store answering");
+            routes = Some(api::routes(ApiState {
+                store: Arc::clone(&store),
+                metrics,
+            }));
+            Some(ready)
+        } else {
+            None
+        };
+        service.add(StoreComponent {
+            store: Arc::clone(&store),
+            watch,
             migrate,
         });
+        let mut grpc = None;
+        if let Some(bus_config) = &config.bus {
+            let bus = connect(bus_config, config.target).await?;
+            if let Some(settings) = config.ingest.clone() {
+                let edge = IngestComponent::build(
+                    &mut service,
+                    Arc::clone(&store),
+                    bus.stream(bus_config.locations.clone()),
+                    settings,
+                )
+                .await?;
+                grpc = edge.grpc_addr().ok();
+                let edge_routes = edge.routes();
+                routes = Some(match routes {
+                    Some(api) => api.merge(edge_routes),
+                    None => edge_routes,
+                });
+                service.add(edge);
+            }
+            if let Some(settings) = config.writer.clone() {
+                let writer = WriterComponent::new(
+                    &mut service,
+                    Arc::clone(&store),
+                    bus.stream(bus_config.locations.clone()),
+                    bus.stream(bus_config.dead.clone()),
+                    settings,
+                );
+                service.add(writer);
+            }
+        }
+        if let Some(routes) = routes {
+            service.add(RoutesComponent {
+                router: api::router(routes),
+                page: config.api,
+            });
+        }
         Ok(Self {
             service: service.build(),
+            grpc,
         })
+    }
+
+    /// Where the gRPC server listens, for a target with an ingest edge.
+    pub fn grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.grpc
     }
 
     /// The port the HTTP server listens on.
@@ -108,26 +170,68 @@ fn demo_first_day() -> Timestamp {
     Timestamp::start_of(day)
 }
 
-/// The HTTP API over the store; ready while the store answers.
-struct ApiComponent {
-    state: ApiState,
-    ready: ReadyFlag,
-    /// The store to migrate before reporting ready, if asked to.
-    migrate: Option<PgStore>,
+/// The bus `config` names: NATS, or (`all` without `NATS_URL`) in-process.
+async fn connect(config: &BusConfig, target: &str) -> Result<Bus, ConfigError> {
+    match &config.nats.nats_url {
+        Some(urls) => {
+            let bus = NatsBus::connect(urls, &config.nats, &format!("udaconnect-{target}"))
+                .await
+                .map_err(|err| ConfigError::new("NATS_URL", "--nats-url", err.to_string()))?;
+            Ok(Bus::Nats(bus))
+        }
+        None => {
+            tracing::info!("bus: in-process (set NATS_URL for NATS JetStream)");
+            Ok(Bus::Memory(MemoryBus::new()))
+        }
+    }
 }
 
-impl Component for ApiComponent {
+/// The HTTP routes of the target, composed once.
+struct RoutesComponent {
+    router: Router,
+    page: bool,
+}
+
+impl Component for RoutesComponent {
     fn name(&self) -> &'static str {
-        "api"
+        "http"
     }
 
     fn serves_page(&self) -> bool {
-        true
+        self.page
     }
 
     fn router(&self, _shutdown: &CancellationToken) -> Option<Router> {
-        let home = Router::new().route("/", get(|| async { Redirect::temporary("/api/docs") }));
-        Some(api::router(self.state.clone()).merge(home))
+        let router = self.router.clone();
+        if self.page {
+            let home = Router::new().route("/", get(|| async { Redirect::temporary("/api/docs") }));
+            Some(router.merge(home))
+        } else {
+            Some(router)
+        }
+    }
+
+    fn run(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move { shutdown.cancelled().await })
+    }
+}
+
+/// The store: migrated first when asked to; for the query API, watched
+/// (ready while it answers).
+struct StoreComponent {
+    store: Arc<dyn Store>,
+    watch: Option<ReadyFlag>,
+    /// The store to migrate, if asked to.
+    migrate: Option<PgStore>,
+}
+
+impl Component for StoreComponent {
+    fn name(&self) -> &'static str {
+        "store"
     }
 
     fn run(
@@ -146,14 +250,16 @@ impl Component for ApiComponent {
                 };
                 tracing::info!(%report, "database migrated");
             }
-            watch_store(&self.state, &self.ready, &shutdown).await;
+            if let Some(ready) = &self.watch {
+                watch_store(&*self.store, ready, &shutdown).await;
+            }
         })
     }
 }
 
 /// Asks the store every [`CHECK_EVERY`] whether it answers, and keeps
 /// `ready` in step, logging each change (not each check).
-async fn watch_store(state: &ApiState, ready: &ReadyFlag, shutdown: &CancellationToken) {
+async fn watch_store(store: &dyn Store, ready: &ReadyFlag, shutdown: &CancellationToken) {
     let mut interval = tokio::time::interval(CHECK_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut answering = None;
@@ -162,12 +268,12 @@ async fn watch_store(state: &ApiState, ready: &ReadyFlag, shutdown: &Cancellatio
             _ = interval.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        let outcome = tokio::time::timeout(CHECK_TIMEOUT, state.store.check()).await;
+        let outcome = tokio::time::timeout(CHECK_TIMEOUT, store.check()).await;
         let now = matches!(outcome, Ok(Ok(())));
         ready.set(now);
         if answering != Some(now) {
             match outcome {
-                Ok(Ok(())) => tracing::info!(store = state.store.kind(), "store answering"),
+                Ok(Ok(())) => tracing::info!(store = store.kind(), "store answering"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "store not answering"),
                 Err(_) => tracing::warn!(timeout = ?CHECK_TIMEOUT, "store not answering in time"),
             }

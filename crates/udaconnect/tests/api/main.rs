@@ -14,5 +14,6 @@ mod config;
 mod docs;
 mod embedded;
 mod helpers;
+mod ingest;
 mod original;
 mod postgres;
