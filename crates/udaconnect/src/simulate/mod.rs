@@ -192,6 +192,11 @@ impl Tally {
                 histogram.value_at_quantile(q) as f64 / 1000.0
             }
         };
+        let fresh_samples = self
+            .fresh_us
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
         SimulateReport {
             transport,
             seconds,
@@ -201,11 +206,7 @@ impl Tally {
             failed: self.failed.load(Ordering::Relaxed),
             ack_p50_ms: quantile(&self.ack_us, 0.5),
             ack_p99_ms: quantile(&self.ack_us, 0.99),
-            fresh_samples: self
-                .fresh_us
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len(),
+            fresh_samples,
             fresh_p50_ms: quantile(&self.fresh_us, 0.5),
             fresh_p99_ms: quantile(&self.fresh_us, 0.99),
             fresh_max_ms: quantile(&self.fresh_us, 1.0),

@@ -368,3 +368,45 @@ async fn the_original_and_v2_writes_go_through_the_edge() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_simulator_feeds_an_edge_and_measures_freshness() {
+    use clap::Parser;
+    let app = spawn_app(&[]).await;
+    for transport in ["grpc", "http"] {
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            simulate: udaconnect::simulate::SimulateArgs,
+        }
+        let args = Args::try_parse_from([
+            "simulate",
+            "--api-url",
+            &app.base,
+            "--grpc-url",
+            &app.grpc,
+            "--transport",
+            transport,
+            "--attendees",
+            "20",
+            "--rate",
+            "400",
+            "--batch",
+            "20",
+            "--duration",
+            "3s",
+            "--freshness-every",
+            "200ms",
+        ])
+        .expect("valid arguments");
+        let report =
+            udaconnect::simulate::run(&args.simulate, tokio_util::sync::CancellationToken::new())
+                .await
+                .expect("ran");
+        assert!(report.accepted >= 600, "{transport}: {}", report.to_json());
+        assert_eq!(report.rejected, 0, "{}", report.to_json());
+        assert!(report.fresh_samples >= 3, "{}", report.to_json());
+        assert!(report.fresh_p99_ms < 2000.0, "{}", report.to_json());
+    }
+    app.stop().await;
+}
