@@ -84,13 +84,12 @@ async fn migrated(stack: &Stack) -> i64 {
         .filter(|n| *n == 1)
     })
     .await;
-    let id = number(
+    number(
         &stack.db,
         "INSERT INTO person (first_name, last_name, company_name) VALUES ('Bus', 'Test', 'Co') RETURNING id::int8",
     )
     .await
-    .expect("a person");
-    id
+    .expect("a person")
 }
 
 /// Waits until `db` holds `rows` locations.
