@@ -33,7 +33,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint check-manifests test-rust chaos-smoke ## Run every check CI runs
+test: fmt-check lint check-manifests test-rust chaos-smoke chaos-connect-smoke ## Run every check CI runs
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
@@ -67,6 +67,35 @@ chaos-smoke: ## A small chaos run, about a minute (part of make test)
 	$(CARGO) build -p beacon -p beacon-chaos
 	CHAOS_MESSAGES=20000 CHAOS_BROKER_KILLS=4 CHAOS_RECEIVER_RESTARTS=4 CHAOS_CLIENT_RECONNECTS=200 \
 	  $(TARGET_DIR)/debug/beacon-chaos
+
+# `make chaos-connect` defaults: UdaConnect's ingest, the full run. Its
+# broker kills default to 5 (`make chaos`'s CHAOS_BROKER_KILLS default is
+# Beacon's); CHAOS_BROKER_KILLS given on the command line or in the
+# environment wins.
+CHAOS_LOCATIONS ?= 1000000
+CHAOS_WRITER_KILLS ?= 10
+CHAOS_DB_RESTARTS ?= 5
+CHAOS_CONNECT_BROKER_KILLS ?= 5
+
+.PHONY: chaos-connect
+chaos-connect: ## UdaConnect ingest zero-loss proof (CHAOS_LOCATIONS, CHAOS_WRITER_KILLS, CHAOS_BROKER_KILLS, CHAOS_DB_RESTARTS)
+	$(CARGO) build --release -p udaconnect -p udaconnect-chaos
+	CHAOS_LOCATIONS=$(CHAOS_LOCATIONS) CHAOS_WRITER_KILLS=$(CHAOS_WRITER_KILLS) \
+	CHAOS_BROKER_KILLS=$(if $(filter command line environment,$(origin CHAOS_BROKER_KILLS)),$(CHAOS_BROKER_KILLS),$(CHAOS_CONNECT_BROKER_KILLS)) \
+	CHAOS_DB_RESTARTS=$(CHAOS_DB_RESTARTS) \
+	  $(TARGET_DIR)/release/udaconnect-chaos
+
+.PHONY: chaos-connect-smoke
+chaos-connect-smoke: ## A small UdaConnect ingest chaos run, about a minute (part of make test)
+	$(CARGO) build -p udaconnect -p udaconnect-chaos
+	CHAOS_LOCATIONS=50000 CHAOS_WRITER_KILLS=3 CHAOS_BROKER_KILLS=2 CHAOS_DB_RESTARTS=2 \
+	  $(TARGET_DIR)/debug/udaconnect-chaos
+
+.PHONY: bench-ingest
+bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grpc|http); adds a row to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(if $(filter sse ws,$(BENCH_TRANSPORT)),grpc,$(BENCH_TRANSPORT)) \
+	  $(TARGET_DIR)/release/udaconnect-ingest-bench
 
 # Fan-out benchmark settings (see BENCHMARKS.md).
 BENCH_CLIENTS ?= 1000

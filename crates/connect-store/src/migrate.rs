@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "connections",
         sql: include_str!("../migrations/0002_connections.sql"),
     },
+    Migration {
+        version: 3,
+        name: "ingest_keys",
+        sql: include_str!("../migrations/0003_ingest_keys.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

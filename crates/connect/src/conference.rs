@@ -62,7 +62,7 @@ impl Default for ScaleConfig {
 }
 
 /// Where venues are spread around: San Mateo, where the original's data is.
-const ORIGIN: Position = Position {
+pub const ORIGIN: Position = Position {
     lat: 37.553,
     lon: -122.29,
 };
@@ -77,8 +77,9 @@ fn metres_per_degree(at: Position) -> (f64, f64) {
     (lat, lon)
 }
 
-/// The position `north` and `east` metres from `at`.
-fn offset(at: Position, north: f64, east: f64) -> Position {
+/// The position `north` and `east` metres from `at` (for placing points a
+/// few hundred metres apart, not for measuring).
+pub fn offset(at: Position, north: f64, east: f64) -> Position {
     let (per_lat, per_lon) = metres_per_degree(at);
     Position {
         lat: at.lat + north / per_lat,
@@ -154,6 +155,7 @@ pub fn scale(config: &ScaleConfig) -> Dataset {
                 person_id: persons[rng.random_range(0..persons.len())].id,
                 position: in_disc(&mut rng, venue, config.venue_radius_m),
                 time: config.start.plus_micros(rng.random_range(0..span)),
+                key: None,
             }
         })
         .collect();
@@ -216,6 +218,17 @@ const COMPANIES: &[&str] = &[
     "Pioneer Farms",
 ];
 
+/// `count` venues on a grid of four columns, `spacing` metres apart, from
+/// [`ORIGIN`]: the demo's booths, and where simulated attendees walk.
+pub fn venue_grid(count: usize, spacing: f64) -> Vec<Position> {
+    (0..count)
+        .map(|n| {
+            let (row, column) = (n / 4, n % 4);
+            offset(ORIGIN, row as f64 * spacing, column as f64 * spacing)
+        })
+        .collect()
+}
+
 /// How many booths and rooms the demo venue has.
 const BOOTHS: usize = 12;
 /// The demo's attendees.
@@ -229,12 +242,7 @@ const DEMO_DAYS: i64 = 3;
 /// jittered within 3 m of the booth.
 pub fn demo(first_day: Timestamp, seed: u64) -> Dataset {
     let mut rng = StdRng::seed_from_u64(seed);
-    let booths: Vec<Position> = (0..BOOTHS)
-        .map(|n| {
-            let (row, column) = (n / 4, n % 4);
-            offset(ORIGIN, row as f64 * 20.0, column as f64 * 20.0)
-        })
-        .collect();
+    let booths = venue_grid(BOOTHS, 20.0);
     let persons: Vec<Person> = (1..=ATTENDEES)
         .map(|n| Person {
             id: person_id(n),
@@ -260,6 +268,7 @@ pub fn demo(first_day: Timestamp, seed: u64) -> Dataset {
                         person_id: person.id,
                         position: in_disc(&mut rng, booth, 3.0),
                         time: now.plus_micros(rng.random_range(0..1_000_000)),
+                        key: None,
                     });
                     now = now.plus_micros(rng.random_range(2..=5) * minute);
                 }

@@ -169,8 +169,9 @@ pub struct NewLocation {
 }
 
 /// A location whose id was assigned before it reached the store (by the
-/// ingest edge): storing it twice stores it once.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// ingest edge): storing it twice stores it once, by its id and, when it
+/// has one, by its client's idempotency key.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocationRecord {
     /// Unique, assigned upstream.
     pub id: LocationId,
@@ -180,6 +181,9 @@ pub struct LocationRecord {
     pub position: Position,
     /// When.
     pub time: Timestamp,
+    /// The client's idempotency key: a retry of the same location, even
+    /// through another edge under another id, is stored once.
+    pub key: Option<String>,
 }
 
 impl LocationRecord {

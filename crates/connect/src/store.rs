@@ -31,7 +31,8 @@ pub enum StoreError {
 pub struct InsertReport {
     /// Records stored now.
     pub inserted: usize,
-    /// Records whose id was already stored (a redelivery): left as they are.
+    /// Records whose id, or idempotency key, was already stored (a
+    /// redelivery, a client's retry): left as they are.
     pub duplicates: usize,
     /// Records naming a person that does not exist: not stored.
     pub unknown_person: Vec<LocationId>,
@@ -64,6 +65,10 @@ pub trait Store: Send + Sync + 'static {
     /// One person.
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError>;
 
+    /// The ids of every person with an id above `after`, ascending: an
+    /// edge loads them all once (`after` = 0) and then polls for new ones.
+    async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError>;
+
     /// Stores a person under a new id, never one in use.
     async fn create_person(&self, person: &NewPerson) -> Result<Person, StoreError>;
 
@@ -75,9 +80,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_location(&self, location: &NewLocation) -> Result<Location, StoreError>;
 
     /// Stores records whose ids were assigned upstream, all or nothing
-    /// apart from what the report lists: an id already stored is a
-    /// duplicate (never stored twice), a record of an unknown person is
-    /// skipped.
+    /// apart from what the report lists: an id or an idempotency key
+    /// already stored (or earlier in the batch) is a duplicate (never
+    /// stored twice), a record of an unknown person is skipped.
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError>;
 
     /// `count` fresh location ids, never returned before and never given to

@@ -127,6 +127,7 @@ async fn a_full_work_queue_refuses_new_messages() {
     }
     let refused = stream.publish("job-3", Bytes::from_static(b"x")).await;
     assert!(matches!(refused, Err(BusError::Full(_))), "{refused:?}");
+    assert_eq!(stream.messages().await.expect("count"), 3);
     // A retry of a stored message is still recognised as a duplicate.
     let retried = stream.publish("job-0", Bytes::from_static(b"x")).await;
     assert!(retried.is_ok_and(|published| published.duplicate));

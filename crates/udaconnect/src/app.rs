@@ -1,6 +1,11 @@
-//! Assembling and running a target: bind, open the store, build the
-//! components the target runs, serve, and stop within the shutdown
-//! deadline.
+//! Assembling and running a target: bind, open the store and the bus,
+//! build the components the target runs, serve, and stop within the
+//! shutdown deadline.
+//!
+//! The HTTP routes are composed here, once: the query API's (`all`,
+//! `api`), the ingest edge's location writes (`all`, `ingest`), and one
+//! OpenAPI document describing exactly those; no path is routed twice.
+//! `writer` serves only `/livez`, `/readyz` and `/metrics`.
 //!
 //! [`Application::build`] binds the listener first, so tests (and the log
 //! line people click) get the real port before anything runs;
@@ -12,6 +17,7 @@ use std::{sync::Arc, time::Duration};
 use axum::Router;
 use beacon_platform::{
     backoff::retry,
+    bus::{Bus, MemoryBus, NatsBus},
     config::ConfigError,
     health::ReadyFlag,
     service::{BoxFuture, Component, Service, ServiceBuilder},
@@ -20,13 +26,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use udaconnect_connect::{Store, Timestamp, conference};
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     api::{
         self, ApiMetrics, ApiState,
         live::{LiveStats, RateMeter},
     },
-    cli::{Config, StoreConfig, redacted},
+    cli::{BusConfig, Config, StoreConfig, redacted},
+    ingest::IngestComponent,
+    writer::WriterComponent,
 };
 
 /// How often the store is asked for its counts: for `/readyz`, and for
@@ -40,6 +49,7 @@ const DEMO_FIRST_DAY: &str = "2020-06-08";
 /// A target, bound and ready to run.
 pub struct Application {
     service: Service,
+    grpc: Option<std::net::SocketAddr>,
 }
 
 impl Application {
@@ -80,24 +90,76 @@ impl Application {
         migrate: Option<PgStore>,
     ) -> Result<Self, ConfigError> {
         let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
-        let metrics = ApiMetrics::register(service.registry());
-        let ready = service.readiness().flag("api: store answering");
-        let (live, feed) = watch::channel(None);
-        service.add(ApiComponent {
-            state: ApiState {
-                store,
+        let mut routes: Option<OpenApiRouter> = None;
+        // Live streams end on this token, which the routes' component
+        // cancels when the service shuts down.
+        let streams = CancellationToken::new();
+        let watch = if let Some(api) = &config.api {
+            let metrics = ApiMetrics::register(service.registry());
+            let ready = service.readiness().flag("api: store answering");
+            let (live, feed) = watch::channel(None);
+            routes = Some(api::routes(ApiState {
+                store: Arc::clone(&store),
                 metrics,
-                compat_max_rows: config.api.compat_max_rows,
+                compat_max_rows: api.compat_max_rows,
                 live: feed,
-                shutdown: CancellationToken::new(),
-            },
-            ready,
-            live,
+                shutdown: streams.clone(),
+            }));
+            Some(Watch { ready, live })
+        } else {
+            None
+        };
+        service.add(StoreComponent {
+            store: Arc::clone(&store),
+            watch,
             migrate,
         });
+        let mut grpc = None;
+        if let Some(bus_config) = &config.bus {
+            let bus = connect(bus_config, config.target).await?;
+            if let Some(settings) = config.ingest.clone() {
+                let edge = IngestComponent::build(
+                    &mut service,
+                    Arc::clone(&store),
+                    bus.stream(bus_config.locations.clone()),
+                    settings,
+                )
+                .await?;
+                grpc = edge.grpc_addr().ok();
+                let edge_routes = edge.routes();
+                routes = Some(match routes {
+                    Some(api) => api.merge(edge_routes),
+                    None => edge_routes,
+                });
+                service.add(edge);
+            }
+            if let Some(settings) = config.writer.clone() {
+                let writer = WriterComponent::new(
+                    &mut service,
+                    Arc::clone(&store),
+                    bus.stream(bus_config.locations.clone()),
+                    bus.stream(bus_config.dead.clone()),
+                    settings,
+                );
+                service.add(writer);
+            }
+        }
+        if let Some(routes) = routes {
+            service.add(RoutesComponent {
+                router: api::router(routes),
+                page: config.api.is_some(),
+                streams,
+            });
+        }
         Ok(Self {
             service: service.build(),
+            grpc,
         })
+    }
+
+    /// Where the gRPC server listens, for a target with an ingest edge.
+    pub fn grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.grpc
     }
 
     /// The port the HTTP server listens on.
@@ -121,31 +183,73 @@ fn demo_first_day() -> Timestamp {
     Timestamp::start_of(day)
 }
 
-/// The HTTP API over the store; ready while the store answers.
-struct ApiComponent {
-    state: ApiState,
-    ready: ReadyFlag,
-    /// Where the counts for live streams are published.
-    live: watch::Sender<Option<LiveStats>>,
-    /// The store to migrate before reporting ready, if asked to.
-    migrate: Option<PgStore>,
+/// The bus `config` names: NATS, or (`all` without `NATS_URL`) in-process.
+async fn connect(config: &BusConfig, target: &str) -> Result<Bus, ConfigError> {
+    match &config.nats.nats_url {
+        Some(urls) => {
+            let bus = NatsBus::connect(urls, &config.nats, &format!("udaconnect-{target}"))
+                .await
+                .map_err(|err| ConfigError::new("NATS_URL", "--nats-url", err.to_string()))?;
+            Ok(Bus::Nats(bus))
+        }
+        None => {
+            tracing::info!("bus: in-process (set NATS_URL for NATS JetStream)");
+            Ok(Bus::Memory(MemoryBus::new()))
+        }
+    }
 }
 
-impl Component for ApiComponent {
+/// The HTTP routes of the target, composed once.
+struct RoutesComponent {
+    router: Router,
+    /// Whether the target serves the page (the query API does).
+    page: bool,
+    /// Cancelled at shutdown: the routes' long-lived streams end on it.
+    streams: CancellationToken,
+}
+
+impl Component for RoutesComponent {
     fn name(&self) -> &'static str {
-        "api"
+        "http"
     }
 
     fn serves_page(&self) -> bool {
-        true
+        self.page
     }
 
-    fn router(&self, shutdown: &CancellationToken) -> Option<Router> {
-        let state = ApiState {
-            shutdown: shutdown.clone(),
-            ..self.state.clone()
-        };
-        Some(api::router(state))
+    fn router(&self, _shutdown: &CancellationToken) -> Option<Router> {
+        let router = self.router.clone();
+        if self.page {
+            Some(router.merge(api::page::router()))
+        } else {
+            Some(router)
+        }
+    }
+
+    fn run(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            shutdown.cancelled().await;
+            self.streams.cancel();
+        })
+    }
+}
+
+/// The store: migrated first when asked to; for the query API, watched
+/// (ready while it answers) and counted for the live streams.
+struct StoreComponent {
+    store: Arc<dyn Store>,
+    watch: Option<Watch>,
+    /// The store to migrate, if asked to.
+    migrate: Option<PgStore>,
+}
+
+impl Component for StoreComponent {
+    fn name(&self) -> &'static str {
+        "store"
     }
 
     fn run(
@@ -164,20 +268,25 @@ impl Component for ApiComponent {
                 };
                 tracing::info!(%report, "database migrated");
             }
-            watch_store(&self.state, &self.ready, &self.live, &shutdown).await;
+            if let Some(watch) = &self.watch {
+                watch_store(&*self.store, watch, &shutdown).await;
+            }
         })
     }
+}
+
+/// What watching the store keeps up to date.
+struct Watch {
+    /// On while the store answers.
+    ready: ReadyFlag,
+    /// The latest counts, for live streams.
+    live: watch::Sender<Option<LiveStats>>,
 }
 
 /// Asks the store for its counts every [`CHECK_EVERY`]: an answer keeps
 /// `ready` on and feeds the live streams, a failure turns `ready` off.
 /// Each change is logged, not each check.
-async fn watch_store(
-    state: &ApiState,
-    ready: &ReadyFlag,
-    live: &watch::Sender<Option<LiveStats>>,
-    shutdown: &CancellationToken,
-) {
+async fn watch_store(store: &dyn Store, watch: &Watch, shutdown: &CancellationToken) {
     let mut interval = tokio::time::interval(CHECK_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut answering = None;
@@ -187,15 +296,17 @@ async fn watch_store(
             _ = interval.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        let outcome = tokio::time::timeout(CHECK_TIMEOUT, state.store.stats()).await;
+        let outcome = tokio::time::timeout(CHECK_TIMEOUT, store.stats()).await;
         if let Ok(Ok(stats)) = outcome {
-            live.send_replace(Some(meter.record(tokio::time::Instant::now(), stats)));
+            watch
+                .live
+                .send_replace(Some(meter.record(tokio::time::Instant::now(), stats)));
         }
         let now = matches!(outcome, Ok(Ok(_)));
-        ready.set(now);
+        watch.ready.set(now);
         if answering != Some(now) {
             match outcome {
-                Ok(Ok(_)) => tracing::info!(store = state.store.kind(), "store answering"),
+                Ok(Ok(_)) => tracing::info!(store = store.kind(), "store answering"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "store not answering"),
                 Err(_) => tracing::warn!(timeout = ?CHECK_TIMEOUT, "store not answering in time"),
             }

@@ -1,14 +1,22 @@
 //! The command line: which target to run and every setting, each an env var
 //! that is also a flag. `udaconnect` alone runs `all`.
 
+use std::{net::SocketAddr, time::Duration};
+
 use beacon_platform::{
-    config::{AppNames, ConfigError, parse_positive},
+    bus::{NatsArgs, StreamArgs, StreamSettings},
+    config::{AppNames, ConfigError, parse_duration, parse_positive, parse_socket_addr},
     http::HttpArgs,
     telemetry::LogArgs,
 };
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use udaconnect_connect::{Timestamp, conference::ScaleConfig};
+
+use crate::{
+    simulate::SimulateArgs,
+    streams::{self, DeadLetters, Locations},
+};
 
 /// UdaConnect's names for the settings every service has:
 /// `UDACONNECT_HTTP_ADDR`, `UDACONNECT_SHUTDOWN_TIMEOUT`.
@@ -30,16 +38,22 @@ pub struct Cli {
     pub target: Option<Target>,
 
     #[command(flatten)]
-    pub all: ServeArgs,
+    pub all: AllArgs,
 }
 
 /// What a process runs.
 #[derive(Debug, Subcommand)]
 pub enum Target {
-    /// Everything in one process; the embedded store with a demo conference unless DATABASE_URL is set.
-    All(ServeArgs),
-    /// The HTTP API (the original's under /api, v2 under /api/v2) and its documentation.
+    /// Everything in one process (API, ingest edge, writer); the embedded store with a demo conference unless DATABASE_URL is set, the in-process bus unless NATS_URL is set.
+    All(AllArgs),
+    /// The HTTP API (the original's under /api, v2 under /api/v2) and its documentation; locations are written through `ingest`.
     Api(ServeArgs),
+    /// The ingest edge: takes locations over gRPC and HTTP, answers once they are on the bus.
+    Ingest(IngestTargetArgs),
+    /// Writes the locations from the bus into PostgreSQL, in batches.
+    Writer(WriterTargetArgs),
+    /// Attendees walking between venues, sending their positions to an edge: the demo feed and the load generator.
+    Simulate(SimulateArgs),
     /// Brings the database's schema up to date (a database created by the original too), then exits.
     Migrate(MigrateArgs),
     /// Writes a made-up conference of the given size into the database, then exits.
@@ -81,6 +95,124 @@ pub struct ServeArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// A database the target cannot do without.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL with PostGIS (`postgres://user:password@host:5432/db`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
+    pub database_url: String,
+
+    /// Apply the schema migrations at start.
+    #[arg(long, env = "UDACONNECT_MIGRATE", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub migrate: bool,
+}
+
+/// The bus and UdaConnect's streams on it.
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub locations: StreamArgs<Locations>,
+    #[command(flatten)]
+    pub dead: StreamArgs<DeadLetters>,
+}
+
+/// Settings of the ingest edge.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Address the gRPC server listens on (IP:port; port 0 picks a free one).
+    #[arg(long, env = "UDACONNECT_GRPC_ADDR", default_value = "127.0.0.1:50051", value_parser = parse_socket_addr)]
+    pub grpc_addr: SocketAddr,
+    /// Most locations one request (HTTP batch or gRPC batch) may carry.
+    #[arg(long, env = "UDACONNECT_INGEST_MAX_BATCH", default_value = "10000", value_parser = parse_bounded::<100_000>)]
+    pub ingest_max_batch: usize,
+    /// Largest request body, bytes (HTTP batch, gRPC message).
+    #[arg(long, env = "UDACONNECT_INGEST_MAX_BODY", default_value = "16777216", value_parser = parse_bounded::<268_435_456>)]
+    pub ingest_max_body: usize,
+    /// Most locations per bus message; an accepted batch is cut into messages of this size (1: one message per location).
+    #[arg(long, env = "UDACONNECT_INGEST_CHUNK", default_value = "1000", value_parser = parse_bounded::<10_000>)]
+    pub ingest_chunk: usize,
+    /// How far in the future a location's time may be (clocks of phones drift).
+    #[arg(long, env = "UDACONNECT_INGEST_MAX_FUTURE", default_value = "10m", value_parser = parse_duration)]
+    pub ingest_max_future: Duration,
+    /// Location ids reserved from the database at a time.
+    #[arg(long, env = "UDACONNECT_INGEST_ID_BLOCK", default_value = "10000", value_parser = parse_bounded::<1_000_000>)]
+    pub ingest_id_block: usize,
+    /// How often the edge asks the database for persons created meanwhile.
+    #[arg(long, env = "UDACONNECT_INGEST_PERSON_REFRESH", default_value = "1s", value_parser = parse_duration)]
+    pub ingest_person_refresh: Duration,
+    /// How long a request may wait for the bus to store its locations before it is answered "retry later".
+    #[arg(long, env = "UDACONNECT_INGEST_PUBLISH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub ingest_publish_timeout: Duration,
+    /// What `Retry-After` (and gRPC's `retry-after`) says when the bus is full or away: whole seconds.
+    #[arg(long, env = "UDACONNECT_INGEST_RETRY_AFTER", default_value = "1s", value_parser = parse_whole_seconds)]
+    pub ingest_retry_after: Duration,
+}
+
+/// Settings of the writer.
+#[derive(Debug, Clone, Args)]
+pub struct WriterArgs {
+    /// Most rows written in one transaction.
+    #[arg(long, env = "UDACONNECT_WRITER_BATCH_ROWS", default_value = "5000", value_parser = parse_bounded::<100_000>)]
+    pub writer_batch_rows: usize,
+    /// Most bus messages taken at a time (bounds the writer's memory: at most this many messages of UDACONNECT_INGEST_CHUNK locations).
+    #[arg(long, env = "UDACONNECT_WRITER_FETCH", default_value = "64", value_parser = parse_bounded::<100_000>)]
+    pub writer_fetch: usize,
+    /// After the first message of a batch, how long to wait for more.
+    #[arg(long, env = "UDACONNECT_WRITER_LINGER", default_value = "50ms", value_parser = parse_duration)]
+    pub writer_linger: Duration,
+    /// A message not acknowledged within this time (a writer that died) is delivered to another writer.
+    #[arg(long, env = "UDACONNECT_WRITER_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub writer_ack_wait: Duration,
+    /// Name of the durable consumer the writers share.
+    #[arg(long, env = "UDACONNECT_WRITER_CONSUMER", default_value = "writer", value_parser = parse_consumer)]
+    pub writer_consumer: String,
+}
+
+/// Settings of `udaconnect all`.
+#[derive(Debug, Clone, Args)]
+pub struct AllArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+}
+
+/// Settings of `udaconnect ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestTargetArgs {
+    #[command(flatten)]
+    pub http: HttpArgs<UdaConnect>,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// Settings of `udaconnect writer`.
+#[derive(Debug, Clone, Args)]
+pub struct WriterTargetArgs {
+    #[command(flatten)]
+    pub http: HttpArgs<UdaConnect>,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
 }
 
 /// Settings of `udaconnect migrate`.
@@ -145,6 +277,36 @@ fn parse_database_url(input: &str) -> Result<String, String> {
     }
 }
 
+fn parse_bounded<const MAX: u64>(input: &str) -> Result<usize, String> {
+    let value = parse_positive(input)?;
+    if value > MAX {
+        return Err(format!("must be at most {MAX}"));
+    }
+    usize::try_from(value).map_err(|_| format!("must be at most {MAX}"))
+}
+
+fn parse_whole_seconds(input: &str) -> Result<Duration, String> {
+    let duration = parse_duration(input)?;
+    if duration.subsec_millis() != 0 {
+        return Err("must be whole seconds, such as 1s".to_owned());
+    }
+    Ok(duration)
+}
+
+fn parse_consumer(input: &str) -> Result<String, String> {
+    let name = input.trim();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err("expected 1 to 64 letters, digits, - or _".to_owned())
+    }
+}
+
 fn parse_count(input: &str) -> Result<usize, String> {
     let count = parse_positive(input)?;
     usize::try_from(count)
@@ -197,6 +359,45 @@ impl StoreArgs {
     }
 }
 
+/// The bus, checked: NATS when `nats.nats_url` is set, else in-process.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// Where NATS is, if anywhere.
+    pub nats: NatsArgs,
+    /// The LOCATIONS stream.
+    pub locations: StreamSettings,
+    /// The dead-letter stream.
+    pub dead: StreamSettings,
+}
+
+impl BusArgs {
+    fn config(&self, target: &str, required: bool) -> Result<BusConfig, ConfigError> {
+        if required && self.nats.nats_url.is_none() {
+            return Err(ConfigError::new(
+                "NATS_URL",
+                "--nats-url",
+                format!("is required by `udaconnect {target}`"),
+            ));
+        }
+        let (locations, dead) = (self.locations.settings(), self.dead.settings());
+        streams::check_distinct(&locations, &dead)?;
+        Ok(BusConfig {
+            nats: self.nats.clone(),
+            locations,
+            dead,
+        })
+    }
+}
+
+impl DatabaseArgs {
+    fn config(&self) -> StoreConfig {
+        StoreConfig::Postgres {
+            url: self.database_url.clone(),
+            migrate: self.migrate,
+        }
+    }
+}
+
 /// A checked configuration for one serving process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -208,37 +409,78 @@ pub struct Config {
     pub log: LogArgs,
     /// The store.
     pub store: StoreConfig,
-    /// What the API answers at most.
-    pub api: ApiArgs,
+    /// The query API's limits, if it serves the query API.
+    pub api: Option<ApiArgs>,
+    /// The bus, for the ingest edge and the writer.
+    pub bus: Option<BusConfig>,
+    /// The ingest edge, if it runs one.
+    pub ingest: Option<IngestArgs>,
+    /// The writer, if it runs one.
+    pub writer: Option<WriterArgs>,
 }
 
 /// What the process does.
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// Run a long-lived target.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Migrate the database, then exit.
     Migrate(MigrateArgs),
     /// Fill the database with a made-up conference, then exit.
     Generate(GenerateArgs),
+    /// Send simulated attendees' positions to an edge.
+    Simulate(SimulateArgs),
 }
 
 impl Cli {
     /// Checks what clap cannot check alone.
     pub fn plan(self) -> Result<Plan, ConfigError> {
-        let (target, args) = match self.target.unwrap_or(Target::All(self.all)) {
-            Target::All(args) => ("all", args),
-            Target::Api(args) => ("api", args),
+        let config = match self.target.unwrap_or(Target::All(self.all)) {
+            Target::All(args) => Config {
+                target: "all",
+                store: args.serve.store.config(),
+                http: args.serve.http,
+                log: args.serve.log,
+                api: Some(args.serve.api),
+                bus: Some(args.bus.config("all", false)?),
+                ingest: Some(args.ingest),
+                writer: Some(args.writer),
+            },
+            Target::Api(args) => Config {
+                target: "api",
+                store: args.store.config(),
+                http: args.http,
+                log: args.log,
+                api: Some(args.api),
+                bus: None,
+                ingest: None,
+                writer: None,
+            },
+            Target::Ingest(args) => Config {
+                target: "ingest",
+                store: args.database.config(),
+                bus: Some(args.bus.config("ingest", true)?),
+                http: args.http,
+                log: args.log,
+                api: None,
+                ingest: Some(args.ingest),
+                writer: None,
+            },
+            Target::Writer(args) => Config {
+                target: "writer",
+                store: args.database.config(),
+                bus: Some(args.bus.config("writer", true)?),
+                http: args.http,
+                log: args.log,
+                api: None,
+                ingest: None,
+                writer: Some(args.writer),
+            },
             Target::Migrate(args) => return Ok(Plan::Migrate(args)),
             Target::Generate(args) => return Ok(Plan::Generate(args)),
+            Target::Simulate(args) => return Ok(Plan::Simulate(args)),
         };
-        Ok(Plan::Serve(Config {
-            target,
-            store: args.store.config(),
-            api: args.api,
-            http: args.http,
-            log: args.log,
-        }))
+        Ok(Plan::Serve(Box::new(config)))
     }
 }
 

@@ -1,10 +1,17 @@
 //! The `udaconnect` binary as a library: its command line, the application
-//! that runs a target, and the HTTP API, so integration tests build exactly
-//! what `main` runs.
+//! that runs a target, the HTTP API, the ingest edge, the writer and the
+//! simulator, so integration tests, the chaos harness and the benchmark
+//! build exactly what `main` runs.
 
 pub mod api;
 pub mod app;
+pub mod bus_wire;
 pub mod cli;
+pub mod ingest;
+pub mod proto;
+pub mod simulate;
+pub mod streams;
 pub mod tools;
+pub mod writer;
 
 pub use self::{app::Application, cli::Cli};

@@ -1,4 +1,4 @@
-//! `udaconnect [all|api|migrate|generate]`: parse and check the
+//! `udaconnect [all|api|ingest|writer|simulate|migrate|generate]`: parse and check the
 //! configuration (a bad value exits 2 with one line naming it), then serve
 //! until SIGTERM, or do the one-shot job and exit.
 
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
             if let Err(err) = limits::raise_open_files_limit() {
                 tracing::warn!(error = %err, "cannot raise the open files limit");
             }
-            let app = Application::build(config)
+            let app = Application::build(*config)
                 .await
                 .unwrap_or_else(|err| exit_with(&err));
             app.run_until_stopped(shutdown::on_signal()).await?;
@@ -29,6 +29,11 @@ async fn main() -> anyhow::Result<()> {
         Plan::Generate(args) => {
             telemetry::init(&args.log);
             tools::generate(&args).await?;
+        }
+        Plan::Simulate(args) => {
+            telemetry::init(&args.log);
+            let report = udaconnect::simulate::run(&args, shutdown::on_signal()).await?;
+            println!("SUMMARY {}", report.to_json());
         }
     }
     Ok(())

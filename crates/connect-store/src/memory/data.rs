@@ -42,6 +42,8 @@ pub struct Data {
     locations: Vec<Location>,
     /// Slot of each location id.
     slots: HashMap<LocationId, u32>,
+    /// The idempotency keys stored, with their locations' ids.
+    keys: HashMap<String, LocationId>,
     /// Each person's locations by (time, id).
     by_person: HashMap<PersonId, BTreeMap<(Timestamp, LocationId), u32>>,
     tree: RTree<Entry>,
@@ -85,6 +87,9 @@ impl Data {
             }
             let location = record.location();
             let slot = data.push(location.clone());
+            if let Some(key) = &record.key {
+                data.keys.insert(key.clone(), record.id);
+            }
             entries.push(entry(&location, slot));
         }
         data.tree = RTree::bulk_load(entries);
@@ -140,6 +145,13 @@ impl Data {
         self.persons.get(&id).cloned()
     }
 
+    pub fn person_ids_after(&self, after: PersonId) -> Vec<PersonId> {
+        self.persons
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn create_person(&mut self, person: &NewPerson) -> Person {
         let person = Person {
             id: self.next_person,
@@ -171,6 +183,7 @@ impl Data {
             person_id,
             position,
             time,
+            key: None,
         };
         Ok(self.store(record.location()))
     }
@@ -180,9 +193,17 @@ impl Data {
         for record in batch {
             if !self.persons.contains_key(&record.person_id) {
                 report.unknown_person.push(record.id);
-            } else if self.slots.contains_key(&record.id) {
+            } else if self.slots.contains_key(&record.id)
+                || record
+                    .key
+                    .as_ref()
+                    .is_some_and(|key| self.keys.contains_key(key))
+            {
                 report.duplicates += 1;
             } else {
+                if let Some(key) = &record.key {
+                    self.keys.insert(key.clone(), record.id);
+                }
                 self.store(record.location());
                 report.inserted += 1;
             }

@@ -89,6 +89,10 @@ impl Store for MemoryStore {
         Ok(self.read().person(id))
     }
 
+    async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError> {
+        Ok(self.read().person_ids_after(after))
+    }
+
     async fn create_person(&self, person: &NewPerson) -> Result<Person, StoreError> {
         Ok(self.write().create_person(person))
     }

@@ -62,30 +62,34 @@ pub const CREATE_LOCATION: &str = concat!(
     location_columns!("l")
 );
 
-/// One statement per batch: rows of unknown persons are skipped, ids
-/// already stored (or twice in the batch) are left alone. Returns how many
-/// were stored and the ids of unknown persons' rows, in batch order.
+/// One statement per batch: rows of unknown persons are skipped, ids or
+/// idempotency keys already stored (or earlier in the batch) are left
+/// alone. Returns how many were stored and the ids of unknown persons'
+/// rows, in batch order.
 pub const INSERT_LOCATIONS: &str = r#"
 WITH batch AS (
     SELECT *
-    FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::float8[], $5::timestamp[])
-         WITH ORDINALITY AS b(id, person_id, lon, lat, creation_time, ord)
+    FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::float8[], $5::timestamp[], $6::text[])
+         WITH ORDINALITY AS b(id, person_id, lon, lat, creation_time, ingest_key, ord)
 ),
 known AS (
     SELECT b.*, EXISTS (SELECT 1 FROM person p WHERE p.id = b.person_id) AS known
     FROM batch b
 ),
 inserted AS (
-    INSERT INTO location (id, person_id, coordinate, creation_time)
-    SELECT id, person_id, ST_MakePoint(lon, lat), creation_time
+    INSERT INTO location (id, person_id, coordinate, creation_time, ingest_key)
+    SELECT id, person_id, ST_MakePoint(lon, lat), creation_time, ingest_key
     FROM known
     WHERE known
     ORDER BY ord
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted),
        array(SELECT id FROM known WHERE NOT known ORDER BY ord)"#;
+
+/// Every person id above `$1`, ascending.
+pub const PERSON_IDS_AFTER: &str = "SELECT id FROM person WHERE id > $1 ORDER BY id";
 
 pub const RESERVE_LOCATION_IDS: &str =
     "SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8)";

@@ -101,6 +101,13 @@ impl Store for PgStore {
         rows.first().map(rows::person).transpose()
     }
 
+    async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError> {
+        let rows = self
+            .query("reading person ids", sql::PERSON_IDS_AFTER, &[&after])
+            .await?;
+        rows.iter().map(|row| get(row, 0, "person id")).collect()
+    }
+
     async fn create_person(&self, person: &NewPerson) -> Result<Person, StoreError> {
         let rows = self
             .query(
@@ -171,11 +178,12 @@ impl Store for PgStore {
         let lons: Vec<f64> = batch.iter().map(|record| record.position.lon).collect();
         let lats: Vec<f64> = batch.iter().map(|record| record.position.lat).collect();
         let times: Vec<NaiveDateTime> = batch.iter().map(|record| record.time.to_naive()).collect();
+        let keys: Vec<Option<&str>> = batch.iter().map(|record| record.key.as_deref()).collect();
         let rows = self
             .query(
                 "storing locations",
                 sql::INSERT_LOCATIONS,
-                &[&ids, &persons, &lons, &lats, &times],
+                &[&ids, &persons, &lons, &lats, &times, &keys],
             )
             .await?;
         let row = rows.first().ok_or_else(|| {

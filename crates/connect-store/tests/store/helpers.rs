@@ -113,7 +113,7 @@ pub fn clustered(seed: u64, persons: usize, locations: usize) -> Dataset {
     for n in 0..locations {
         let person_id = persons[rng.random_range(0..persons.len())].id;
         let (position, time) = if n > 10 && rng.random_range(0..5) == 0 {
-            let earlier = records[rng.random_range(0..records.len())];
+            let earlier = &records[rng.random_range(0..records.len())];
             (earlier.position, earlier.time)
         } else {
             let venue = venues[rng.random_range(0..venues.len())];
@@ -131,6 +131,7 @@ pub fn clustered(seed: u64, persons: usize, locations: usize) -> Dataset {
             person_id,
             position,
             time,
+            key: None,
         });
     }
     Dataset {

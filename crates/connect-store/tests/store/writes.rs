@@ -21,6 +21,7 @@ async fn batches_are_idempotent(store: &dyn Store) {
         person_id,
         position: Position::new(37.55, -122.29).expect("valid"),
         time: june(),
+        key: None,
     };
     let batch = vec![
         record(ids[0], person.id),
@@ -74,6 +75,88 @@ async fn batches_are_idempotent_in_both_stores() {
     let db = migrated().await;
     batches_are_idempotent(&db.store).await;
     batches_are_idempotent(&MemoryStore::new()).await;
+}
+
+async fn keys_store_a_retry_once(store: &dyn Store) {
+    let person = store
+        .create_person(&NewPerson::new("Katherine", "Johnson", "NASA").expect("valid"))
+        .await
+        .expect("person");
+    let ids = store.reserve_location_ids(5).await.expect("ids");
+    let record = |id, key: Option<&str>| LocationRecord {
+        id,
+        person_id: person.id,
+        position: Position::new(37.55, -122.29).expect("valid"),
+        time: june(),
+        key: key.map(str::to_owned),
+    };
+    // The same key under two ids (a retry through another edge), in one
+    // batch and across batches; locations without a key are not affected.
+    let first = store
+        .insert_locations(&[
+            record(ids[0], Some("phone-1:1")),
+            record(ids[1], Some("phone-1:1")),
+            record(ids[2], None),
+        ])
+        .await
+        .expect("first");
+    assert_eq!(
+        (first.inserted, first.duplicates),
+        (2, 1),
+        "{}",
+        store.kind()
+    );
+    let retry = store
+        .insert_locations(&[record(ids[3], Some("phone-1:1")), record(ids[4], None)])
+        .await
+        .expect("retry");
+    assert_eq!(
+        (retry.inserted, retry.duplicates),
+        (1, 1),
+        "{}",
+        store.kind()
+    );
+    assert!(store.location(ids[0]).await.expect("read").is_some());
+    assert_eq!(store.location(ids[1]).await.expect("read"), None);
+    assert_eq!(store.location(ids[3]).await.expect("read"), None);
+    assert!(store.location(ids[4]).await.expect("read").is_some());
+}
+
+#[tokio::test]
+async fn idempotency_keys_store_a_retry_once_in_both_stores() {
+    let db = migrated().await;
+    keys_store_a_retry_once(&db.store).await;
+    keys_store_a_retry_once(&MemoryStore::new()).await;
+}
+
+async fn person_ids_come_in_order_after_a_point(store: &dyn Store) {
+    let mut created = Vec::new();
+    for name in ["A", "B", "C"] {
+        let person = store
+            .create_person(&NewPerson::new(name, "Id", "Co").expect("valid"))
+            .await
+            .expect("person");
+        created.push(person.id);
+    }
+    assert_eq!(store.person_ids_after(0).await.expect("all"), created);
+    assert_eq!(
+        store.person_ids_after(created[0]).await.expect("after"),
+        created[1..]
+    );
+    assert!(
+        store
+            .person_ids_after(created[2])
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn person_ids_after_a_point_in_both_stores() {
+    let db = migrated().await;
+    person_ids_come_in_order_after_a_point(&db.store).await;
+    person_ids_come_in_order_after_a_point(&MemoryStore::new()).await;
 }
 
 async fn search_pages_see_everyone_once(store: &dyn Store) {

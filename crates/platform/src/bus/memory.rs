@@ -162,6 +162,13 @@ impl MemoryBus {
         })
     }
 
+    pub(super) fn messages(&self, name: &str) -> Result<u64, BusError> {
+        let stream = self.named(name)?;
+        let log = lock(&stream.log);
+        let held = log.retained.len() - log.acked.len();
+        Ok(u64::try_from(held).unwrap_or(u64::MAX))
+    }
+
     pub(super) fn work_queue(&self, stream: &str, name: &str, ack_wait: Duration) -> WorkQueue {
         WorkQueue::memory(MemoryQueue {
             stream: self.named(stream),
@@ -590,6 +597,7 @@ mod tests {
         stream.publish("id", payload(2)).await.expect("stored");
         let refused = stream.publish("id", payload(3)).await;
         assert!(matches!(refused, Err(BusError::Full(_))), "{refused:?}");
+        assert_eq!(stream.messages().await.expect("count"), 2);
         let mut queue = stream
             .work_queue("writer", Duration::from_secs(30))
             .await
@@ -599,6 +607,7 @@ mod tests {
         let again = queue.fetch(1, Duration::ZERO).await.expect("fetched");
         assert_eq!((again[0].seq(), again[0].deliveries), (1, 2));
         again[0].ack().await.expect("acked");
+        assert_eq!(stream.messages().await.expect("count"), 1);
         stream.publish("id", payload(3)).await.expect("room again");
     }
 }

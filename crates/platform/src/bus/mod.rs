@@ -231,6 +231,15 @@ impl BusStream {
         }
     }
 
+    /// How many messages the stream holds now: on a work-queue stream,
+    /// those not yet acknowledged, to tell whether it has room.
+    pub async fn messages(&self) -> Result<u64, BusError> {
+        match &self.bus {
+            Bus::Memory(bus) => bus.messages(&self.settings.name),
+            Bus::Nats(bus) => bus.messages(&self.settings.name).await,
+        }
+    }
+
     /// Whether the bus can be reached right now.
     pub fn is_connected(&self) -> bool {
         self.bus.is_connected()

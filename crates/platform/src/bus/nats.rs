@@ -389,6 +389,16 @@ impl NatsBus {
         })
     }
 
+    pub(super) async fn messages(&self, name: &str) -> Result<u64, BusError> {
+        let stream = self
+            .inner
+            .jetstream
+            .get_stream(name)
+            .await
+            .map_err(|err| BusError::Request(err.to_string()))?;
+        Ok(stream.cached_info().state.messages)
+    }
+
     pub(super) async fn work_queue(
         &self,
         settings: &StreamSettings,

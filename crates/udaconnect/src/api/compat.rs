@@ -91,31 +91,9 @@ pub async fn get_person(
         .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))
 }
 
-/// Stores a location. `latitude` is the point's X, `longitude` its Y, as in
-/// the original.
-#[utoipa::path(
-    post, path = "/api/locations", tag = "original",
-    request_body = CompatNewLocation,
-    responses(
-        (status = 200, description = "The location, with its new id", body = CompatLocation),
-        (status = 400, description = "A bad field, or a person that does not exist", body = ErrorJson),
-    )
-)]
-pub async fn create_location(
-    State(state): State<ApiState>,
-    ApiJson(body): ApiJson<CompatNewLocation>,
-) -> Result<Json<CompatLocation>, ApiError> {
-    let location = compat_location(&body)?;
-    let stored = state
-        .store
-        .create_location(&location)
-        .await
-        .map_err(store_error)?;
-    Ok(Json(CompatLocation::fetched(&stored)))
-}
-
 /// Checks the original's location body: `latitude` (X) is a longitude,
-/// `longitude` (Y) a latitude.
+/// `longitude` (Y) a latitude. The ingest edge stores it (`POST
+/// /api/locations` is served there, over HTTP and gRPC alike).
 pub fn compat_location(body: &CompatNewLocation) -> Result<NewLocation, ApiError> {
     let person_id = params::id("person_id", &body.person_id.text())?;
     let number = |name: &str, text: String| {

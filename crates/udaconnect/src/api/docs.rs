@@ -18,6 +18,7 @@ use utoipa::OpenApi;
     tags(
         (name = "original", description = "The original UdaConnect API, unchanged for its clients"),
         (name = "v2", description = "Connections summarised per person, cursors, RFC 3339 times"),
+        (name = "ingest", description = "Many locations at once, answered once they are on the bus (also over gRPC: proto/udaconnect.proto)"),
     )
 )]
 pub struct ApiDoc;

@@ -1,8 +1,13 @@
 //! UdaConnect's HTTP API: the original's endpoints under `/api`, kept
 //! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`]), the
-//! OpenAPI document both are described by, generated from the handlers
+//! OpenAPI document they are described by, generated from the handlers
 //! themselves ([`docs`]) so that it cannot drift from the routes, and the
 //! page people use ([`page`]).
+//!
+//! Locations are written through the ingest edge (`crate::ingest`), which
+//! serves `POST /api/locations`, `POST /api/v2/locations` and
+//! `POST /api/v2/locations:batch`; a target's document holds exactly the
+//! routes it serves, these included when it runs the edge.
 
 pub mod compat;
 pub mod compat_wire;
@@ -22,32 +27,32 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use self::state::{ApiMetrics, ApiState};
 
-/// The API's routes, and the OpenAPI document describing exactly them.
-pub fn routes(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
-    let (compat, doc) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+/// The query API's routes (everything but the location writes), documented.
+pub fn routes(state: ApiState) -> OpenApiRouter {
+    OpenApiRouter::new()
         .routes(routes!(compat::list_persons, compat::create_person))
         .routes(routes!(compat::get_person))
         .routes(routes!(compat::connection))
-        .routes(routes!(compat::create_location))
         .routes(routes!(compat::get_location))
         .routes(routes!(v2::persons, v2::create_person))
         .routes(routes!(v2::person))
         .routes(routes!(v2::person_locations))
         .routes(routes!(v2::connections))
-        .routes(routes!(v2::create_location))
         .routes(routes!(v2::location))
         .routes(routes!(v2::stats))
         .routes(routes!(live::live))
         .with_state(state)
+}
+
+/// `routes` (the parts a target serves, merged) with `/api/openapi.json`
+/// describing exactly them and `/api/docs`.
+pub fn router(routes: OpenApiRouter) -> Router {
+    let (router, doc) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(routes)
         .split_for_parts();
     // The original answers any origin (its frontend runs on another port);
     // so does this API, which has no cookies or credentials to protect.
-    let router = compat.layer(CorsLayer::permissive());
-    (router, doc)
-}
-
-/// The API's routes with `/api/openapi.json`, `/api/docs` and the page.
-pub fn router(state: ApiState) -> Router {
-    let (api, doc) = routes(state);
-    api.merge(docs::router(&doc)).merge(page::router())
+    router
+        .layer(CorsLayer::permissive())
+        .merge(docs::router(&doc))
 }

@@ -16,8 +16,8 @@ use axum::{
 use beacon_platform::http::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
 use udaconnect_connect::{
-    ConnectionQuery, ContactCursor, LocationCursor, LocationRange, NewLocation, NewPerson,
-    PersonSearch, Position, Timestamp,
+    ConnectionQuery, ContactCursor, LocationCursor, LocationRange, NewPerson, PersonSearch,
+    Timestamp,
 };
 use utoipa::IntoParams;
 
@@ -26,7 +26,7 @@ use super::{
     state::{ApiState, store_error},
     wire::{
         ConnectionsPage, ConnectionsQueryJson, ContactJson, ErrorJson, LocationJson, LocationsPage,
-        NewLocationJson, NewPersonJson, PersonJson, PersonsPage, StatsJson,
+        NewPersonJson, PersonJson, PersonsPage, StatsJson,
     },
 };
 
@@ -359,38 +359,6 @@ pub async fn location(
     location
         .map(|location| Json(LocationJson::from(&location)))
         .ok_or_else(|| ApiError::not_found(format!("location {id} not found")))
-}
-
-/// Stores one location.
-#[utoipa::path(
-    post, path = "/api/v2/locations", tag = "v2",
-    request_body = NewLocationJson,
-    responses(
-        (status = 201, description = "Stored; `Location` names it", body = LocationJson),
-        (status = 400, description = "A bad field, or a person that does not exist", body = ErrorJson),
-    )
-)]
-pub async fn create_location(
-    State(state): State<ApiState>,
-    ApiJson(body): ApiJson<NewLocationJson>,
-) -> Result<Response, ApiError> {
-    let location = NewLocation {
-        person_id: body.person_id,
-        position: Position::new(body.lat, body.lon).map_err(params::invalid)?,
-        time: body.time.unwrap_or_else(Timestamp::now),
-    };
-    let stored = state
-        .store
-        .create_location(&location)
-        .await
-        .map_err(store_error)?;
-    let path = format!("/api/v2/locations/{}", stored.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, path)],
-        Json(LocationJson::from(&stored)),
-    )
-        .into_response())
 }
 
 /// How many persons and locations are stored.

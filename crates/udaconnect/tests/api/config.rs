@@ -58,6 +58,63 @@ async fn bad_settings_name_their_variable() {
 }
 
 #[tokio::test]
+async fn bad_ingest_and_writer_settings_name_their_variable() {
+    let db = ("DATABASE_URL", "postgres://db/x");
+    let nats = ("NATS_URL", "nats://127.0.0.1:4222");
+    assert_refused(&["ingest"], &[db], "NATS_URL", "required").await;
+    assert_refused(&["writer"], &[nats], "DATABASE_URL", "required").await;
+    assert_refused(
+        &["ingest"],
+        &[db, nats, ("UDACONNECT_GRPC_ADDR", "nowhere")],
+        "UDACONNECT_GRPC_ADDR",
+        "IP:port",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_INGEST_CHUNK", "0")],
+        "UDACONNECT_INGEST_CHUNK",
+        "at least 1",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_INGEST_CHUNK", "20000")],
+        "UDACONNECT_INGEST_CHUNK",
+        "at most 10000",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_INGEST_RETRY_AFTER", "1500ms")],
+        "UDACONNECT_INGEST_RETRY_AFTER",
+        "whole seconds",
+    )
+    .await;
+    assert_refused(
+        &["writer"],
+        &[db, nats, ("UDACONNECT_WRITER_CONSUMER", "no spaces")],
+        "UDACONNECT_WRITER_CONSUMER",
+        "letters",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_DEAD_SUBJECT", "udaconnect.locations")],
+        "UDACONNECT_DEAD_SUBJECT",
+        "must differ",
+    )
+    .await;
+    assert_refused(
+        &["simulate"],
+        &[("UDACONNECT_SIMULATE_TRANSPORT", "carrier-pigeon")],
+        "UDACONNECT_SIMULATE_TRANSPORT",
+        "grpc",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_address_in_use_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("an address").to_string();
@@ -74,7 +131,9 @@ async fn an_address_in_use_is_named() {
 async fn help_is_not_an_error() {
     let (code, stdout, _) = run(&["--help"], &[]).await;
     assert_eq!(code, Some(0));
-    for target in ["all", "api", "migrate", "generate"] {
+    for target in [
+        "all", "api", "ingest", "writer", "simulate", "migrate", "generate",
+    ] {
         assert!(stdout.contains(target), "{target} in:\n{stdout}");
     }
 }

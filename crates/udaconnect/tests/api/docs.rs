@@ -2,10 +2,26 @@
 
 use std::collections::BTreeSet;
 
-use super::helpers::spawn_app;
+use serde_json::Value;
 
-/// Every operation the API serves.
-const OPERATIONS: [(&str, &str); 13] = [
+use super::helpers::{spawn_app, spawn_target};
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect()
+}
+
+/// Every operation `udaconnect all` serves.
+const OPERATIONS: [(&str, &str); 14] = [
     ("get", "/api/persons"),
     ("post", "/api/persons"),
     ("get", "/api/persons/{person_id}"),
@@ -18,7 +34,15 @@ const OPERATIONS: [(&str, &str); 13] = [
     ("get", "/api/v2/persons/{person_id}/locations"),
     ("get", "/api/v2/persons/{person_id}/connections"),
     ("post", "/api/v2/locations"),
+    ("post", "/api/v2/locations:batch"),
     ("get", "/api/v2/locations/{location_id}"),
+];
+
+/// The location writes, served by the ingest edge.
+const WRITES: [(&str, &str); 3] = [
+    ("post", "/api/locations"),
+    ("post", "/api/v2/locations"),
+    ("post", "/api/v2/locations:batch"),
 ];
 
 #[tokio::test]
@@ -31,17 +55,7 @@ async fn the_document_lists_exactly_the_routes_and_each_is_served() {
             .as_str()
             .is_some_and(|version| version.starts_with("3."))
     );
-    let documented: BTreeSet<(String, String)> = doc["paths"]
-        .as_object()
-        .expect("paths")
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .expect("operations")
-                .keys()
-                .map(move |method| (method.clone(), path.clone()))
-        })
-        .collect();
+    let documented = operations(&doc);
     let mut expected: BTreeSet<(String, String)> = OPERATIONS
         .iter()
         .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
@@ -94,5 +108,39 @@ async fn the_document_lists_exactly_the_routes_and_each_is_served() {
         !html.contains("https://"),
         "the docs page fetches nothing from the internet"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_target_documents_and_serves_no_location_writes() {
+    let app = spawn_target("api", &[]).await;
+    let (status, doc) = app.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let documented = operations(&doc);
+    let expected: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .filter(|operation| !WRITES.contains(operation))
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .chain([
+            ("get".to_owned(), "/api/v2/stats".to_owned()),
+            ("get".to_owned(), "/api/v2/live".to_owned()),
+        ])
+        .collect();
+    assert_eq!(documented, expected);
+    for (_, path) in WRITES {
+        let response = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("sent");
+        assert!(
+            matches!(response.status().as_u16(), 404 | 405),
+            "{path} is served by `api`: {}",
+            response.status()
+        );
+    }
     app.stop().await;
 }

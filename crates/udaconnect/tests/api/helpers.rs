@@ -17,6 +17,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// UdaConnect running in this process, on a free port.
 pub struct TestApp {
     pub base: String,
+    /// `http://127.0.0.1:<port>` of its gRPC server.
+    pub grpc: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
@@ -92,28 +94,43 @@ async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
-/// Builds and runs `udaconnect all <args>` on a free port. Without
-/// `--database-url` in `args` it runs on the embedded store, whatever
-/// `DATABASE_URL` the environment has.
+/// Builds and runs `udaconnect all <args>` on free ports (HTTP and gRPC).
+/// Without `--database-url` in `args` it runs on the embedded store,
+/// without `--nats-url` on the in-process bus, whatever the environment
+/// has.
 pub async fn spawn_app(args: &[&str]) -> TestApp {
-    let argv = ["udaconnect", "all", "--http-addr", "127.0.0.1:0"]
-        .iter()
-        .chain(args);
-    let mut cli = Cli::try_parse_from(argv).expect("valid arguments");
-    if !args.contains(&"--database-url")
-        && let Some(udaconnect::cli::Target::All(all)) = &mut cli.target
-    {
-        all.store.database_url = None;
+    spawn_target("all", args).await
+}
+
+/// Builds and runs `udaconnect <target> <args>` on free ports.
+pub async fn spawn_target(target: &str, args: &[&str]) -> TestApp {
+    let mut argv = vec!["udaconnect", target, "--http-addr", "127.0.0.1:0"];
+    if matches!(target, "all" | "ingest") {
+        argv.extend(["--grpc-addr", "127.0.0.1:0"]);
+    }
+    let mut cli = Cli::try_parse_from(argv.iter().chain(args)).expect("valid arguments");
+    if let Some(udaconnect::cli::Target::All(all)) = &mut cli.target {
+        if !args.contains(&"--database-url") {
+            all.serve.store.database_url = None;
+        }
+        if !args.contains(&"--nats-url") {
+            all.bus.nats.nats_url = None;
+        }
     }
     let Ok(Plan::Serve(config)) = cli.plan() else {
-        panic!("`udaconnect all` serves");
+        panic!("`udaconnect {target}` serves");
     };
-    let app = Application::build(config).await.expect("the app builds");
+    let app = Application::build(*config).await.expect("the app builds");
     let base = app.url().trim_end_matches('/').to_owned();
+    let grpc = app
+        .grpc_addr()
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_default();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let app = TestApp {
         base,
+        grpc,
         http: reqwest::Client::builder()
             .timeout(PATIENCE)
             .build()
@@ -174,6 +191,16 @@ pub async fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String, 
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Waits until `GET path` answers 200 (a location written by a writer
+/// shows a moment after the edge took it), and returns the body.
+pub async fn eventually_get(app: &TestApp, path: &str) -> Value {
+    eventually(&format!("GET {path} = 200"), PATIENCE, || async {
+        let (status, body) = app.get(path).await;
+        (status == 200).then_some(body)
+    })
+    .await
 }
 
 /// The value of a sample in `/metrics`, if any.

@@ -10,9 +10,11 @@
 //! for bad settings.
 #![allow(clippy::unwrap_used)]
 
+mod bus;
 mod config;
 mod docs;
 mod embedded;
 mod helpers;
+mod ingest;
 mod original;
 mod postgres;

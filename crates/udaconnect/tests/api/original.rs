@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{NoTls, types::Type};
 use udaconnect::api::compat_wire::python_repr;
 
-use super::helpers::{original_database, run, spawn_app};
+use super::helpers::{eventually_get, original_database, run, spawn_app};
 
 /// The original's query for one of the person's own locations, its text
 /// as `services.py` sends it (with positional parameters).
@@ -209,8 +209,8 @@ async fn the_compatibility_endpoint_answers_what_the_original_answers() {
         .await;
     assert_eq!(status, 200, "{location}");
     assert_eq!(location["id"], 69);
-    let (status, fetched) = app.get("/api/locations/69").await;
-    assert_eq!((status, &fetched), (200, &location));
+    let fetched = eventually_get(&app, "/api/locations/69").await;
+    assert_eq!(fetched, location);
     let (status, original) = app.get("/api/locations/29").await;
     assert_eq!(status, 200);
     assert_eq!(

@@ -1,0 +1,299 @@
+//! `udaconnect-ingest-bench` (`make bench-ingest`): the ingest path at
+//! volume, measured side by side in one run on this machine, the load
+//! generator (`udaconnect simulate`) included.
+//!
+//! 1. **edge**: the simulator sends as fast as the edge takes (over
+//!    `BENCH_TRANSPORT`), for `BENCH_SECONDS`, to an edge cutting batches
+//!    into bus messages of 1,000 locations, then to one publishing one
+//!    message per location: accepted locations/s;
+//! 2. **end to end**: rows/s the writer stored during the first, against
+//!    the raw ceiling of the same database (one `COPY` of as many rows
+//!    into the same schema, in a database of its own, by this program);
+//! 3. **freshness** at 10,000 locations/s (or half the ceiling if lower):
+//!    p99 from the edge's acknowledgement to visible through the API;
+//! 4. the writer's RSS before, during and after a database outage while
+//!    the stream fills.
+//!
+//! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer};
+use serde_json::{Value, json};
+use udaconnect_connect::conference::{self, ScaleConfig};
+use udaconnect_store::{PgConfig, PgStore};
+
+const PERSONS: usize = 1000;
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn load() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn count(db: &str) -> anyhow::Result<i64> {
+    let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client
+        .query_one("SELECT count(*) FROM location", &[])
+        .await?
+        .try_get(0)?)
+}
+
+/// Runs the simulator to its end and returns its summary.
+fn simulate(binary: &Path, args: &[String]) -> anyhow::Result<Value> {
+    let output = Command::new(binary)
+        .arg("simulate")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("run udaconnect simulate")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("SUMMARY "))
+        .with_context(|| format!("no summary: {}", String::from_utf8_lossy(&output.stderr)))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = env("BENCH_SECONDS", "20")
+        .parse()
+        .context("BENCH_SECONDS")?;
+    let transport = env("BENCH_TRANSPORT", "grpc");
+    anyhow::ensure!(
+        matches!(transport.as_str(), "grpc" | "http"),
+        "BENCH_TRANSPORT must be grpc or http"
+    );
+    let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
+    let load_before = load();
+    let nats = NatsServer::start();
+    let pg = PostgresServer::start_with(&[("max_wal_size", "8GB")]);
+    let db = pg.create_database("bench");
+    let ceiling_db = pg.create_database("ceiling");
+    for url in [&db, &ceiling_db] {
+        PgStore::new(&PgConfig::new(url.clone()))?.migrate().await?;
+    }
+    let data = conference::scale(&ScaleConfig {
+        persons: PERSONS,
+        locations: 0,
+        ..ScaleConfig::default()
+    });
+    PgStore::new(&PgConfig::new(db.clone()))?
+        .bulk_load(&data)
+        .await?;
+    let envs = |extra: &[(&'static str, &str)]| {
+        let mut envs = vec![
+            ("NATS_URL", nats.url()),
+            ("DATABASE_URL", db.clone()),
+            ("RUST_LOG", "warn,beacon_platform=info".to_owned()),
+            ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
+            (
+                "UDACONNECT_LOCATIONS_STREAM_MAX_MESSAGES",
+                "1000000".to_owned(),
+            ),
+        ];
+        envs.extend(extra.iter().map(|(key, value)| (*key, (*value).to_owned())));
+        envs
+    };
+    let grpc_of = |edge: &BeaconProcess| -> anyhow::Result<String> {
+        edge.output()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find_map(|event| event["grpc"].as_str().map(|addr| format!("http://{addr}")))
+            .context("the edge's gRPC address")
+    };
+    let edge = BeaconProcess::spawn_app(
+        &binary,
+        "UDACONNECT",
+        &["ingest"],
+        &envs(&[(
+            "RUST_LOG",
+            "warn,beacon_platform=info,udaconnect::ingest=info",
+        )]),
+    );
+    let api = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["api"], &envs(&[]));
+    let mut writer = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["writer"], &envs(&[]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sim = |edge: &BeaconProcess, rate: &str, secs: u64| -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            "--api-url".into(),
+            api.base_url().into(),
+            "--ingest-url".into(),
+            edge.base_url().into(),
+            "--grpc-url".into(),
+            grpc_of(edge)?,
+            "--transport".into(),
+            transport.clone(),
+            "--first-person".into(),
+            "1".into(),
+            "--attendees".into(),
+            PERSONS.to_string(),
+            "--rate".into(),
+            rate.into(),
+            "--batch".into(),
+            "1000".into(),
+            "--connections".into(),
+            "8".into(),
+            "--duration".into(),
+            format!("{secs}s"),
+            "--freshness-every".into(),
+            "100ms".into(),
+        ])
+    };
+
+    // 1 and 2: the edge at full speed; the writer behind it.
+    eprintln!("bench: edge at full speed for {seconds} s ({transport})");
+    let before = count(&db).await?;
+    let started = Instant::now();
+    let edge_run = simulate(&binary, &sim(&edge, "0", seconds)?)?;
+    let accepted = edge_run["accepted"].as_i64().unwrap_or(0);
+    let drain_deadline = Instant::now() + Duration::from_secs(600);
+    while count(&db).await? < before + accepted && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = count(&db).await? - before;
+    let e2e = stored as f64 / started.elapsed().as_secs_f64();
+
+    // The ceiling: one COPY of as many rows into the same schema.
+    let rows = usize::try_from(stored.max(100_000)).unwrap_or(100_000);
+    let ceiling_data = conference::scale(&ScaleConfig {
+        persons: PERSONS,
+        locations: rows,
+        ..ScaleConfig::default()
+    });
+    let copy_started = Instant::now();
+    PgStore::new(&PgConfig::new(ceiling_db.clone()))?
+        .bulk_load(&ceiling_data)
+        .await?;
+    let ceiling = rows as f64 / copy_started.elapsed().as_secs_f64();
+
+    // One message per location.
+    let single = BeaconProcess::spawn_app(
+        &binary,
+        "UDACONNECT",
+        &["ingest"],
+        &envs(&[
+            ("UDACONNECT_INGEST_CHUNK", "1"),
+            (
+                "RUST_LOG",
+                "warn,beacon_platform=info,udaconnect::ingest=info",
+            ),
+        ]),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!("bench: one message per location for {} s", seconds.min(10));
+    let single_run = simulate(&binary, &sim(&single, "0", seconds.min(10))?)?;
+    drop(single);
+
+    // 3: freshness at 10,000/s, or half the ceiling.
+    let rate = if ceiling < 20_000.0 {
+        ceiling / 2.0
+    } else {
+        10_000.0
+    };
+    eprintln!("bench: freshness at {rate:.0}/s");
+    while count(&db)
+        .await
+        .is_ok_and(|n| n < before + accepted + single_run["accepted"].as_i64().unwrap_or(0))
+        && Instant::now() < drain_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh = simulate(
+        &binary,
+        &sim(&edge, &format!("{rate:.0}"), seconds.min(20))?,
+    )?;
+
+    // 4: the writer through a database outage while the stream fills.
+    let rss_before = rss_mb(writer.pid());
+    let mut pg = pg;
+    pg.stop();
+    let outage = std::thread::scope(|scope| {
+        let filler =
+            scope.spawn(|| simulate(&binary, &sim(&edge, "10000", 15).unwrap_or_default()));
+        std::thread::sleep(Duration::from_secs(12));
+        let during = rss_mb(writer.pid());
+        (filler.join(), during)
+    });
+    let rss_during = outage.1;
+    pg.start_again();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let rss_after = rss_mb(writer.pid());
+    writer.kill();
+
+    let result = json!({
+        "transport": transport,
+        "seconds": seconds,
+        "edge_accepted_per_s": edge_run["accepted_per_s"],
+        "edge_ack_p99_ms": edge_run["ack_p99_ms"],
+        "edge_one_message_per_location_per_s": single_run["accepted_per_s"],
+        "e2e_rows_per_s": e2e.round(),
+        "copy_ceiling_rows_per_s": ceiling.round(),
+        "e2e_of_ceiling_pct": (e2e / ceiling * 1000.0).round() / 10.0,
+        "fresh_rate_per_s": rate.round(),
+        "fresh_p50_ms": fresh["fresh_p50_ms"],
+        "fresh_p99_ms": fresh["fresh_p99_ms"],
+        "fresh_samples": fresh["fresh_samples"],
+        "writer_rss_mb_before_during_after": [rss_before.round(), rss_during.round(), rss_after.round()],
+        "load_before": load_before,
+    });
+    let command = format!("make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport}");
+    let row = format!(
+        "| {} | {transport} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | 2 cores | `{command}` |",
+        load_before,
+        result["edge_accepted_per_s"],
+        result["edge_one_message_per_location_per_s"],
+        result["edge_ack_p99_ms"],
+        result["e2e_rows_per_s"],
+        result["copy_ceiling_rows_per_s"],
+        result["e2e_of_ceiling_pct"],
+        result["fresh_rate_per_s"],
+        result["fresh_p99_ms"],
+        rss_before.round(),
+        rss_during.round(),
+        rss_after.round(),
+        seconds
+    );
+    let path = Path::new(&env("BENCH_OUTPUT", "BENCHMARKS.md")).to_path_buf();
+    if path.as_os_str() != "-" {
+        let mut text = fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&row);
+        text.push('\n');
+        fs::write(&path, text)?;
+    }
+    drop((edge, api));
+    println!("RESULT {result}");
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The code generated from `proto/` at build time: the gRPC ingest API
+//! (`udaconnect.v1`, documented in `proto/udaconnect.proto`) and the
+//! messages on the bus (`udaconnect.bus.v1`), plus the descriptor set the
+//! reflection service answers with.
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// The gRPC ingest API.
+pub mod v1 {
+    tonic::include_proto!("udaconnect.v1");
+}
+
+/// What travels on the LOCATIONS and dead-letter streams.
+pub mod bus {
+    tonic::include_proto!("udaconnect.bus.v1");
+}
+
+/// Every file of `proto/`, encoded, for gRPC reflection.
+pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("udaconnect_descriptor");

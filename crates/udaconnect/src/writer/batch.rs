@@ -1,0 +1,206 @@
+//! One fetched batch, written: decoded, cut into transactions of whole
+//! messages, each committed (retried while the database is away) before
+//! its messages are acknowledged; what can never be written set aside on
+//! the dead-letter stream first.
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use beacon_platform::{
+    backoff::Backoff,
+    bus::{BusStream, Delivery},
+};
+use bytes::Bytes;
+use futures::future::join_all;
+use tokio_util::sync::CancellationToken;
+use udaconnect_connect::{InsertReport, LocationId, LocationRecord, Store};
+
+use super::metrics::WriterMetrics;
+use crate::{bus_wire, cli::WriterArgs};
+
+/// What a writer needs to write a batch.
+pub struct Writer<'a> {
+    pub store: &'a dyn Store,
+    pub dead: &'a BusStream,
+    pub settings: &'a WriterArgs,
+    pub metrics: &'a WriterMetrics,
+    pub shutdown: &'a CancellationToken,
+}
+
+/// Messages written in one transaction, and their rows.
+#[derive(Default)]
+struct Group {
+    deliveries: Vec<(Delivery, usize)>,
+    records: Vec<LocationRecord>,
+}
+
+impl Writer<'_> {
+    /// Writes `batch`. Returns early, acknowledging nothing more, when
+    /// shutdown starts: what is left comes again.
+    pub async fn write(&self, batch: Vec<Delivery>) {
+        let mut groups = vec![Group::default()];
+        for delivery in batch {
+            match bus_wire::decode(delivery.payload()) {
+                Ok(records) => {
+                    let fits = groups.last().is_some_and(|group| {
+                        group.records.is_empty()
+                            || group.records.len() + records.len()
+                                <= self.settings.writer_batch_rows
+                    });
+                    if !fits {
+                        groups.push(Group::default());
+                    }
+                    if let Some(group) = groups.last_mut() {
+                        group.deliveries.push((delivery, records.len()));
+                        group.records.extend(records);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(seq = delivery.seq(), error = %err, "writer: a message that can never be written");
+                    let letter = bus_wire::dead_letter(
+                        err.code(),
+                        err.to_string(),
+                        delivery.seq(),
+                        delivery.payload().clone(),
+                    );
+                    let id = format!("dead-{}-{}", delivery.seq(), err.code());
+                    if self.set_aside(&id, letter, err.code()).await {
+                        acknowledge(&[delivery]).await;
+                    }
+                }
+            }
+        }
+        for group in groups {
+            if group.deliveries.is_empty() {
+                continue;
+            }
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            self.write_group(group).await;
+        }
+    }
+
+    async fn write_group(&self, group: Group) {
+        let Some(report) = self.insert(&group).await else {
+            return;
+        };
+        let mut done = Vec::with_capacity(group.deliveries.len());
+        if report.unknown_person.is_empty() {
+            done.extend(group.deliveries.into_iter().map(|(delivery, _)| delivery));
+        } else {
+            let unknown: HashSet<LocationId> = report.unknown_person.iter().copied().collect();
+            let mut records = group.records.into_iter();
+            for (delivery, count) in group.deliveries {
+                let mine: Vec<LocationRecord> = records.by_ref().take(count).collect();
+                let orphans: Vec<LocationRecord> = mine
+                    .into_iter()
+                    .filter(|record| unknown.contains(&record.id))
+                    .collect();
+                if !orphans.is_empty() {
+                    let persons: HashSet<i32> =
+                        orphans.iter().map(|record| record.person_id).collect();
+                    let letter = bus_wire::dead_letter(
+                        "unknown_person",
+                        format!(
+                            "{} location(s) of persons that do not exist: {persons:?}",
+                            orphans.len()
+                        ),
+                        delivery.seq(),
+                        bus_wire::encode(&orphans),
+                    );
+                    let id = format!("dead-{}-unknown_person", delivery.seq());
+                    if !self.set_aside(&id, letter, "unknown_person").await {
+                        // Not acknowledged: it comes again, and is set aside then.
+                        continue;
+                    }
+                }
+                done.push(delivery);
+            }
+        }
+        acknowledge(&done).await;
+    }
+
+    /// Inserts the group's rows, retrying while the database is away and
+    /// keeping its messages from being delivered elsewhere meanwhile;
+    /// `None` if shutdown came first.
+    async fn insert(&self, group: &Group) -> Option<InsertReport> {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut extended = Instant::now();
+        loop {
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                outcome = self.store.insert_locations(&group.records) => outcome,
+                () = self.shutdown.cancelled() => return None,
+            };
+            match outcome {
+                Ok(report) => {
+                    self.metrics.committed(
+                        group.records.len(),
+                        report.inserted,
+                        report.duplicates,
+                        started.elapsed().as_secs_f64(),
+                    );
+                    return Some(report);
+                }
+                Err(err) => {
+                    self.metrics.retried();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, rows = group.records.len(), retry_in = ?delay, "writer: cannot store a batch yet");
+                    if extended.elapsed() >= self.settings.writer_ack_wait / 3 {
+                        let deliveries = group
+                            .deliveries
+                            .iter()
+                            .map(|(delivery, _)| delivery.in_progress());
+                        for outcome in join_all(deliveries).await {
+                            if let Err(err) = outcome {
+                                tracing::debug!(error = %err, "cannot extend a delivery");
+                            }
+                        }
+                        extended = Instant::now();
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.shutdown.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes a dead letter, retrying until stored; `false` if shutdown
+    /// came first.
+    async fn set_aside(&self, id: &str, letter: Bytes, reason: &'static str) -> bool {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.dead.publish(id, letter.clone()).await {
+                Ok(published) => {
+                    if !published.duplicate {
+                        self.metrics.dead_letter(reason);
+                    }
+                    return true;
+                }
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in = ?delay, "writer: cannot set a dead letter aside yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.shutdown.cancelled() => return false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Acknowledges `deliveries`; a lost acknowledgement only means one more
+/// delivery, whose rows are then duplicates.
+async fn acknowledge(deliveries: &[Delivery]) {
+    for outcome in join_all(deliveries.iter().map(Delivery::ack)).await {
+        if let Err(err) = outcome {
+            tracing::debug!(error = %err, "cannot acknowledge a message");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `udaconnect writer`: a durable consumer of the LOCATIONS stream (every
+//! writer shares it, each message goes to one of them) that stores the
+//! locations in batches.
+//!
+//! It takes up to `UDACONNECT_WRITER_FETCH` messages at a time, waiting at
+//! most `UDACONNECT_WRITER_LINGER` after the first, writes them in
+//! transactions of at most `UDACONNECT_WRITER_BATCH_ROWS` rows (whole
+//! messages; one multi-row `INSERT ... ON CONFLICT DO NOTHING` each), and
+//! acknowledges a message only once its transaction has committed. A writer
+//! that dies between commit and acknowledgement loses nothing and stores
+//! nothing twice: the message comes again, and its rows are duplicates by
+//! id (or by idempotency key). While the database is away it holds its
+//! batch, retrying, and tells the bus it is still working on it, so its
+//! memory stays bounded by one batch while the stream fills. What can never
+//! be written (a message that does not decode, a location of a person who
+//! does not exist) goes to the dead-letter stream with the reason, and the
+//! writer goes on.
+
+mod batch;
+pub mod metrics;
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use beacon_platform::{
+    backoff::{Backoff, retry},
+    bus::{BusStream, WorkQueue},
+    health::ReadyFlag,
+    service::{BoxFuture, Component, ServiceBuilder},
+};
+use tokio_util::sync::CancellationToken;
+use udaconnect_connect::Store;
+
+use self::metrics::WriterMetrics;
+use crate::cli::WriterArgs;
+
+/// How often the writer reads how far behind it is.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer, ready to run.
+pub struct WriterComponent {
+    store: Arc<dyn Store>,
+    locations: BusStream,
+    dead: BusStream,
+    settings: WriterArgs,
+    metrics: WriterMetrics,
+    consuming: ReadyFlag,
+}
+
+impl WriterComponent {
+    /// Registers the writer's metrics and readiness on `service`.
+    pub fn new(
+        service: &mut ServiceBuilder,
+        store: Arc<dyn Store>,
+        locations: BusStream,
+        dead: BusStream,
+        settings: WriterArgs,
+    ) -> Self {
+        let metrics = WriterMetrics::register(service.registry());
+        let connected = locations.clone();
+        service
+            .readiness()
+            .add_check("writer: bus connected", move || connected.is_connected());
+        let consuming = service
+            .readiness()
+            .flag("writer: consuming the location stream");
+        Self {
+            store,
+            locations,
+            dead,
+            settings,
+            metrics,
+            consuming,
+        }
+    }
+
+    async fn open(&self, shutdown: &CancellationToken) -> Option<WorkQueue> {
+        if !self.locations.prepare(shutdown).await || !self.dead.prepare(shutdown).await {
+            return None;
+        }
+        retry(shutdown, "cannot open the writers' consumer yet", || {
+            self.locations.work_queue(
+                &self.settings.writer_consumer,
+                self.settings.writer_ack_wait,
+            )
+        })
+        .await
+    }
+
+    async fn watch_lag(&self, shutdown: &CancellationToken) {
+        let Some(queue) = self.open(shutdown).await else {
+            return;
+        };
+        let mut interval = tokio::time::interval(LAG_EVERY);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match queue.lag().await {
+                Ok(lag) => {
+                    let age = lag
+                        .oldest
+                        .and_then(|oldest| SystemTime::now().duration_since(oldest).ok())
+                        .map_or(0.0, |age| age.as_secs_f64());
+                    self.metrics.lag(lag.pending, age);
+                }
+                Err(err) => tracing::debug!(error = %err, "cannot read the writers' lag"),
+            }
+        }
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) {
+        let Some(mut queue) = self.open(shutdown).await else {
+            return;
+        };
+        self.consuming.set(true);
+        tracing::info!(
+            stream = %self.locations.settings().name,
+            consumer = %self.settings.writer_consumer,
+            bus = self.locations.kind(),
+            "writer: consuming"
+        );
+        let writer = batch::Writer {
+            store: &*self.store,
+            dead: &self.dead,
+            settings: &self.settings,
+            metrics: &self.metrics,
+            shutdown,
+        };
+        let mut backoff = Backoff::default();
+        loop {
+            let fetched = tokio::select! {
+                fetched = queue.fetch(self.settings.writer_fetch, self.settings.writer_linger) => fetched,
+                () = shutdown.cancelled() => break,
+            };
+            match fetched {
+                Ok(batch) => {
+                    backoff.reset();
+                    self.consuming.set(true);
+                    writer.write(batch).await;
+                }
+                Err(err) => {
+                    self.consuming.set(false);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in = ?delay, "writer: cannot fetch");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        self.consuming.set(false);
+    }
+}
+
+impl Component for WriterComponent {
+    fn name(&self) -> &'static str {
+        "writer"
+    }
+
+    fn run(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            tokio::join!(self.consume(&shutdown), self.watch_lag(&shutdown));
+        })
+    }
+}
