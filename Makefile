@@ -15,7 +15,7 @@ CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 TEST_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run --workspace,$(CARGO) test --workspace)
 # The browser test: module `browser` of the integration tests.
-E2E_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run -p beacon --test api -E 'test(/^browser::/)',$(CARGO) test -p beacon --test api -- browser::)
+E2E_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run -p beacon -p udaconnect --test api -E 'test(/^browser::/)',$(CARGO) test -p beacon --test api -- browser:: && $(CARGO) test -p udaconnect --test api -- browser::)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 # `make chaos` defaults: the full run. Override as make variables or env vars.
@@ -48,7 +48,7 @@ test-rust: ## Unit and integration tests (starts its own nats-server)
 	$(TEST_RUNNER)
 
 .PHONY: e2e
-e2e: ## The browser test alone (needs chromium); screenshots in target/e2e/
+e2e: ## The browser tests alone, both apps' pages (needs chromium); screenshots in target/e2e/
 	$(E2E_RUNNER)
 
 .PHONY: fmt

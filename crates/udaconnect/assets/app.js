@@ -494,12 +494,24 @@ function connectLive() {
   });
 }
 
-/** New locations arrived: if the question reaches up to now, ask again and
+let refreshTimer = null;
+
+/** New locations arrived: if the question reaches up to now, ask again
+ *  (at most every REFRESH_EVERY, and once more after the last arrival) and
  *  mark the rows whose encounters changed. */
 async function refreshIfOpen() {
   if (!state.person || !state.query) return;
   if (state.query.end < isoDay(new Date())) return;
-  if (Date.now() - state.lastRefresh < REFRESH_EVERY) return;
+  const wait = REFRESH_EVERY - (Date.now() - state.lastRefresh);
+  if (wait > 0) {
+    if (refreshTimer === null) {
+      refreshTimer = setTimeout(() => {
+        refreshTimer = null;
+        refreshIfOpen();
+      }, wait);
+    }
+    return;
+  }
   state.lastRefresh = Date.now();
   await Promise.all([loadContacts(false, true), loadOwn()]);
   drawPlot();

@@ -89,6 +89,10 @@ pub struct SimulateArgs {
     /// Random seed of the walks.
     #[arg(long, env = "UDACONNECT_SIMULATE_SEED", default_value_t = 1)]
     pub seed: u64,
+    /// Venues the attendees walk between (a grid 40 m apart); with one,
+    /// they all stay at the same place and meet.
+    #[arg(long, env = "UDACONNECT_SIMULATE_VENUES", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub venues: u32,
 }
 
 /// What a run did.
@@ -277,7 +281,7 @@ pub async fn run(
         1.0
     };
     let feed = Arc::new(Feed {
-        crowd: Mutex::new((Crowd::new(&persons, args.seed), 0)),
+        crowd: Mutex::new((Crowd::new(&persons, args.seed, args.venues), 0)),
         run: format!("sim{}", Timestamp::now().micros()),
         batch: usize::try_from(args.batch).unwrap_or(1),
         step: 1.0 / rate_per_attendee,

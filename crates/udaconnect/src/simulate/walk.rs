@@ -11,8 +11,7 @@ use udaconnect_connect::{
 
 /// Walking pace, metres per second.
 const PACE: f64 = 1.3;
-/// Venues attendees walk between, and how far apart.
-const VENUES: usize = 12;
+/// How far apart the venues attendees walk between are.
 const SPACING_M: f64 = 40.0;
 
 /// One attendee.
@@ -38,10 +37,10 @@ pub struct Crowd {
 }
 
 impl Crowd {
-    /// `persons` placed at random venues.
-    pub fn new(persons: &[PersonId], seed: u64) -> Self {
+    /// `persons` placed at random ones of `venues` venues.
+    pub fn new(persons: &[PersonId], seed: u64, venues: u32) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let venues = venue_grid(VENUES, SPACING_M);
+        let venues = venue_grid(usize::try_from(venues).unwrap_or(1).max(1), SPACING_M);
         let attendees = persons
             .iter()
             .map(|person_id| {
@@ -97,8 +96,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn at_a_single_venue_everyone_stays_within_a_few_metres() {
+        let mut crowd = Crowd::new(&[1, 2], 3, 1);
+        for _ in 0..200 {
+            let a = crowd.step(0, 2.0).position;
+            let b = crowd.step(1, 2.0).position;
+            assert!(geodesic::distance(a, b) < 6.0);
+        }
+    }
+
+    #[test]
     fn attendees_walk_towards_their_venue_and_stay_near_the_grid() {
-        let mut crowd = Crowd::new(&[1, 2, 3], 7);
+        let mut crowd = Crowd::new(&[1, 2, 3], 7, 12);
         for _ in 0..500 {
             for index in 0..3 {
                 let position = crowd.step(index, 5.0).position;

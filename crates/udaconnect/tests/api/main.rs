@@ -10,6 +10,7 @@
 //! for bad settings.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod bus;
 mod config;
 mod docs;

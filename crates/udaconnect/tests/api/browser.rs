@@ -1,0 +1,459 @@
+//! The page in a real browser: headless Chromium on the API, with the
+//! edge, the writer, PostgreSQL and nats-server all real and all started
+//! from the built binary. Persons are created through the page, the
+//! simulator walks two of them around one venue, and what is checked is
+//! what a person sees: the contacts the API answers, with its counts and
+//! times, for each setting of the controls; a point per location on the
+//! plot; a message, not a blank page, when the API is gone. Screenshots go
+//! to `target/e2e/`, and one to `docs/` for the README.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use beacon_testkit::{
+    BeaconProcess, Browser, NatsServer, Page, PostgresServer, Viewport, eventually, free_port,
+};
+use serde_json::{Value, json};
+
+use super::helpers::{PATIENCE, UDACONNECT, run};
+
+/// `udaconnect <target>` as an operator starts it.
+fn start(target: &str, envs: &[(&str, String)]) -> BeaconProcess {
+    let mut all = vec![("RUST_LOG", "info".to_owned())];
+    all.extend(envs.iter().cloned());
+    BeaconProcess::spawn_app(UDACONNECT.as_ref(), "UDACONNECT", &[target], &all)
+}
+
+async fn get(url: &str) -> Value {
+    let response = reqwest::get(url).await.expect("request sent");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.expect("JSON")
+}
+
+async fn ready(base: &str) {
+    eventually(&format!("{base}/readyz"), PATIENCE, || async {
+        let response = reqwest::get(format!("{base}/readyz")).await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+}
+
+/// The contacts table as shown: person id and each cell's text.
+const READ_CONTACTS: &str = r#"[...document.querySelectorAll('#contacts tbody tr')].map((tr) => ({
+  person: Number(tr.dataset.person),
+  cells: [...tr.cells].map((td) => td.textContent),
+}))"#;
+
+/// The controls' values, as the page asks the API.
+const READ_QUERY: &str = r#"(() => {
+  const params = new URLSearchParams({
+    start: document.getElementById('start').value,
+    end: document.getElementById('end').value,
+    distance: document.getElementById('distance').value,
+  });
+  const within = document.getElementById('within').value;
+  if (within) params.set('within', within);
+  return params.toString();
+})()"#;
+
+/// What the contacts table must show for the API's `contacts`: each
+/// person's row, in order, with the numbers and times as the page writes
+/// them (its own formatters, so the test checks values, not a locale).
+async fn expected_rows(page: &Page, contacts: &[Value]) -> Value {
+    let contacts = serde_json::to_string(contacts).expect("JSON");
+    page.eval(&format!(
+        r#"({contacts}).map((c) => ({{
+            person: c.person.id,
+            cells: [`${{c.person.first_name}} ${{c.person.last_name}}`, c.person.company_name,
+                    numberFormat.format(c.encounters), formatTime(c.first_met), formatTime(c.last_met),
+                    formatMetres(c.closest.distance_m)],
+        }}))"#
+    ))
+    .await
+}
+
+/// Every contact the API answers for `query`, walking the pages.
+async fn api_contacts(api: &str, person: i64, query: &str) -> Vec<Value> {
+    let mut contacts = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(&format!(
+            "{api}/api/v2/persons/{person}/connections?{query}&limit=50{cursor}"
+        ))
+        .await;
+        contacts.extend(
+            page["contacts"]
+                .as_array()
+                .expect("contacts")
+                .iter()
+                .cloned(),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return contacts,
+        }
+    }
+}
+
+/// Waits until the page shows for its current controls exactly what the
+/// API answers for them; returns the API's contacts.
+async fn shows_what_the_api_answers(page: &Page, api: &str, person: i64, what: &str) -> Vec<Value> {
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let query = page.eval(READ_QUERY).await;
+        let query = query.as_str().expect("a query string").to_owned();
+        let contacts = api_contacts(api, person, &query).await;
+        let expected = expected_rows(page, &contacts).await;
+        let shown = page.eval(READ_CONTACTS).await;
+        if shown == expected {
+            return contacts;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "{what}: the page shows {shown}\nthe API answers {expected} for {query}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Submits the page's "add a person" form with these values.
+async fn submit_person(page: &Page, first: &str, last: &str, company: &str) {
+    let fields = json!({"first_name": first, "last_name": last, "company_name": company});
+    page.eval(&format!(
+        r#"(() => {{
+            document.getElementById('create').open = true;
+            const form = document.getElementById('create-form');
+            for (const [name, value] of Object.entries({fields})) form.elements[name].value = value;
+            form.requestSubmit();
+        }})()"#
+    ))
+    .await;
+}
+
+/// Sets a control and tells the page it changed, as a person would.
+async fn set_control(page: &Page, id: &str, value: &str) {
+    page.eval(&format!(
+        r#"(() => {{
+            const control = document.getElementById({id});
+            control.value = {value};
+            control.dispatchEvent(new Event('change', {{ bubbles: true }}));
+        }})()"#,
+        id = json!(id),
+        value = json!(value)
+    ))
+    .await;
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("e2e")
+}
+
+#[tokio::test]
+async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
+    // First, so that a missing Chromium fails the test at once, saying how
+    // to install it.
+    let browser = Browser::launch().await;
+    let (nats, pg) = tokio::task::spawn_blocking(|| (NatsServer::start(), PostgresServer::start()))
+        .await
+        .expect("servers start");
+    let database = ("DATABASE_URL", pg.create_database("page"));
+    let broker = ("NATS_URL", nats.url());
+    let grpc_port = free_port();
+    let mut api = start("api", std::slice::from_ref(&database));
+    let ingest = start(
+        "ingest",
+        &[
+            database.clone(),
+            broker.clone(),
+            ("UDACONNECT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+        ],
+    );
+    let writer = start("writer", &[database.clone(), broker.clone()]);
+    let base = api.base_url().to_owned();
+    for process in [&api, &ingest, &writer] {
+        ready(process.base_url()).await;
+    }
+
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{base}/")).await;
+    page.wait_for(
+        "the live header",
+        PATIENCE,
+        "document.getElementById('live-state').dataset.state === 'live' && document.getElementById('locations-total').textContent === '0'",
+    )
+    .await;
+
+    // Adding people through the page, mistakes shown beside their field:
+    // one the page catches, one only the API does.
+    submit_person(&page, "", "Lovelace", "Analytical Engines").await;
+    page.wait_for(
+        "the page's own check",
+        PATIENCE,
+        "document.querySelector('[data-for=first_name]').textContent === 'Required.'",
+    )
+    .await;
+    submit_person(&page, "Ada", "Lovelace", "Analytical\u{7} Engines").await;
+    let said = page
+        .wait_for(
+            "the API's check",
+            PATIENCE,
+            "document.querySelector('[data-for=company_name]').textContent || null",
+        )
+        .await;
+    assert!(
+        said.as_str().is_some_and(|text| text.contains("control")),
+        "{said}"
+    );
+    for (first, last, company) in [
+        ("Ada", "Lovelace", "Analytical Engines"),
+        ("Grace", "Hopper", "US Navy"),
+    ] {
+        submit_person(&page, first, last, company).await;
+        page.wait_for(
+            &format!("{first} added"),
+            PATIENCE,
+            &format!(
+                "document.getElementById('create-status').textContent === 'Added {first} {last}.'"
+            ),
+        )
+        .await;
+    }
+    let found = get(&format!("{base}/api/v2/persons?q=lovelace")).await;
+    let ada = found["persons"][0]["id"].as_i64().expect("Ada's id");
+    let found = get(&format!("{base}/api/v2/persons?q=hopper")).await;
+    assert_eq!(
+        found["persons"][0]["id"].as_i64(),
+        Some(ada + 1),
+        "consecutive ids"
+    );
+    let listed = page
+        .eval("[...document.querySelectorAll('#person-list .name')].map((n) => n.textContent)")
+        .await;
+    assert_eq!(
+        listed,
+        json!(["Ada Lovelace", "Grace Hopper"]),
+        "the list shows them"
+    );
+
+    // The simulator walks the two around a single venue: they meet.
+    let ada_text = ada.to_string();
+    let api_url = base.clone();
+    let grpc_url = format!("http://127.0.0.1:{grpc_port}");
+    let (code, stdout, stderr) = run(
+        &[
+            "simulate",
+            "--api-url",
+            &api_url,
+            "--grpc-url",
+            &grpc_url,
+            "--first-person",
+            &ada_text,
+            "--attendees",
+            "2",
+            "--venues",
+            "1",
+            "--rate",
+            "60",
+            "--batch",
+            "10",
+            "--duration",
+            "4s",
+        ],
+        &[("LOG_FORMAT", "json")],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let summary: Value = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("SUMMARY "))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("a SUMMARY line in {stdout}"));
+    let accepted = summary["accepted"].as_u64().expect("a count");
+    assert!(accepted > 50, "{summary}");
+    eventually("every location stored", PATIENCE, || async {
+        let stats = get(&format!("{base}/api/v2/stats")).await;
+        (stats["locations"].as_u64() == Some(accepted)).then_some(())
+    })
+    .await;
+    page.wait_for(
+        "the live header's count",
+        PATIENCE,
+        &format!("document.getElementById('locations-total').textContent === numberFormat.format({accepted})"),
+    )
+    .await;
+
+    // Ada met Grace: the page shows what the API answers, for each setting.
+    page.eval(&format!(
+        "document.querySelector('#person-list li[data-id=\"{ada}\"] button').click()"
+    ))
+    .await;
+    page.wait_for(
+        "the contacts",
+        PATIENCE,
+        "document.querySelectorAll('#contacts tbody tr').length > 0",
+    )
+    .await;
+    let within_10m = shows_what_the_api_answers(&page, &base, ada, "the default question").await;
+    assert_eq!(within_10m.len(), 1, "Grace, once: {within_10m:?}");
+    assert_eq!(within_10m[0]["person"]["id"].as_i64(), Some(ada + 1));
+    let query = page.eval(READ_QUERY).await;
+    assert!(
+        query
+            .as_str()
+            .is_some_and(|q| q.contains("within=10m") && q.contains("distance=5")),
+        "someone seen today: true co-location by default, {query}"
+    );
+    let encounters = |contacts: &[Value]| -> u64 {
+        contacts
+            .iter()
+            .map(|c| c["encounters"].as_u64().unwrap_or(0))
+            .sum()
+    };
+
+    // Live: more positions arrive, and the open question is asked again.
+    let (code, stdout, stderr) = run(
+        &[
+            "simulate",
+            "--api-url",
+            &api_url,
+            "--grpc-url",
+            &grpc_url,
+            "--first-person",
+            &ada_text,
+            "--attendees",
+            "2",
+            "--venues",
+            "1",
+            "--rate",
+            "60",
+            "--batch",
+            "10",
+            "--duration",
+            "1s",
+            "--seed",
+            "2",
+        ],
+        &[("LOG_FORMAT", "json")],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let refreshed = page
+        .wait_for(
+            "the contacts refreshed with new encounters",
+            PATIENCE,
+            &format!(
+                "(() => {{ const row = document.querySelector('#contacts tbody tr.fresh'); return row && row.querySelector('.encounters').textContent !== numberFormat.format({}) ? row.dataset.person : null; }})()",
+                encounters(&within_10m)
+            ),
+        )
+        .await;
+    assert_eq!(refreshed, json!((ada + 1).to_string()));
+    let within_10m = shows_what_the_api_answers(&page, &base, ada, "after the refresh").await;
+
+    set_control(&page, "distance", "0.5").await;
+    let closer = shows_what_the_api_answers(&page, &base, ada, "distance 0.5 m").await;
+    assert!(
+        encounters(&closer) < encounters(&within_10m),
+        "a shorter distance, fewer encounters"
+    );
+    set_control(&page, "distance", "5").await;
+    set_control(&page, "within", "").await;
+    let any_time = shows_what_the_api_answers(&page, &base, ada, "at any time").await;
+    assert!(
+        encounters(&any_time) >= encounters(&within_10m),
+        "any time, at least as many"
+    );
+    set_control(&page, "within", "1m").await;
+    shows_what_the_api_answers(&page, &base, ada, "within a minute").await;
+
+    // A point per location of Ada's in the range, and one per contact.
+    let query = page.eval(READ_QUERY).await;
+    let query = query.as_str().expect("a query").to_owned();
+    let range: String = query
+        .split('&')
+        .filter(|p| p.starts_with("start=") || p.starts_with("end="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut own = 0;
+    let mut cursor = String::new();
+    loop {
+        let locations = get(&format!(
+            "{base}/api/v2/persons/{ada}/locations?{range}&limit=1000{cursor}"
+        ))
+        .await;
+        own += locations["locations"].as_array().expect("locations").len();
+        match locations["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert!(own > 10, "{own} locations of Ada's");
+    let plotted = page
+        .wait_for(
+            "the plot",
+            PATIENCE,
+            &format!("(() => {{ const own = document.querySelectorAll('#plot circle[data-kind=own]').length; return own === {own} ? {{ own, met: document.querySelectorAll('#plot circle[data-kind=met]').length, rows: document.querySelectorAll('#contacts tbody tr').length }} : null; }})()"),
+        )
+        .await;
+    assert_eq!(
+        plotted["met"], plotted["rows"],
+        "a meeting point per contact: {plotted}"
+    );
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+
+    let shots = screenshots();
+    set_control(&page, "within", "10m").await;
+    shows_what_the_api_answers(&page, &base, ada, "back to ten minutes").await;
+    page.screenshot(&shots.join("udaconnect.png")).await;
+    std::fs::copy(
+        shots.join("udaconnect.png"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/udaconnect.png"),
+    )
+    .expect("copy the screenshot into docs/");
+    page.set_color_scheme("dark").await;
+    page.screenshot(&shots.join("udaconnect-dark.png")).await;
+    page.set_color_scheme("light").await;
+    page.set_viewport(Viewport::PHONE).await;
+    let overflows = page
+        .eval("document.documentElement.scrollWidth > document.documentElement.clientWidth")
+        .await;
+    assert_eq!(overflows, json!(false), "nothing wider than a phone");
+    page.screenshot(&shots.join("udaconnect-phone.png")).await;
+    page.set_viewport(Viewport::DESKTOP).await;
+
+    // The API gone: a message, not a blank page.
+    api.kill();
+    set_control(&page, "distance", "4").await;
+    let banner = page
+        .wait_for(
+            "a message that the API is unreachable",
+            PATIENCE,
+            "(() => { const e = document.getElementById('error'); return !e.hidden && e.textContent; })()",
+        )
+        .await;
+    assert!(
+        banner
+            .as_str()
+            .is_some_and(|text| text.contains("cannot be reached")),
+        "{banner}"
+    );
+    page.wait_for(
+        "the live header noticing",
+        PATIENCE,
+        "document.getElementById('live-state').dataset.state === 'reconnecting'",
+    )
+    .await;
+    page.screenshot(&shots.join("udaconnect-api-down.png"))
+        .await;
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    drop((ingest, writer));
+}
