@@ -19,7 +19,7 @@ pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
     net::connect_without_reading,
-    postgres::{PostgresServer, postgres_bindir},
+    postgres::{PostgresServer, original_fixtures, postgres_bindir},
     process::{BeaconProcess, free_port, output_within},
     sse::{SSE_PATIENCE, SseClient, SseEvent},
     wait::eventually,

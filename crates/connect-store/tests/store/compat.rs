@@ -5,7 +5,7 @@ use beacon_testkit::PostgresServer;
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use udaconnect_connect::{CompatQuery, Distance, LocationId, PersonId, Store};
 
-use crate::helpers::{client, date, original_database, store};
+use crate::helpers::{client, date, store};
 
 /// The original's per-location query, verbatim but for its parameters.
 const ORIGINAL: &str = "SELECT  person_id, id, ST_X(coordinate), ST_Y(coordinate), creation_time
@@ -63,7 +63,7 @@ async fn original(
 #[tokio::test]
 async fn the_compatibility_query_returns_the_originals_rows() {
     let server = PostgresServer::start();
-    let Some(url) = original_database(&server, "original") else {
+    let Some(url) = server.original_database("original") else {
         return;
     };
     let store = store(&url);

@@ -1,8 +1,6 @@
 //! What the store tests share: a migrated database on a fresh server, the
 //! original's fixtures, and clustered random data.
 
-use std::path::PathBuf;
-
 use beacon_testkit::PostgresServer;
 use chrono::NaiveDate;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -34,37 +32,6 @@ pub fn store(url: &str) -> PgStore {
 
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a date")
-}
-
-/// The original's fixtures (`<workspace>/../shared/udaconnect`), or `None`
-/// (and a message) when they are absent; required under CI.
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/udaconnect");
-    if dir.join("schema.sql").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the original's fixtures are missing: expected schema.sql, person.sql and location.sql in {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: the original's fixtures are not in {}; this test needs them",
-        dir.display()
-    );
-    None
-}
-
-/// A database `name` created as the original creates its own: PostGIS,
-/// then `schema.sql`, `person.sql`, `location.sql`. Returns its URL.
-pub fn original_database(server: &PostgresServer, name: &str) -> Option<String> {
-    let fixtures = fixtures()?;
-    let url = server.create_database(name);
-    server.psql(name, "CREATE EXTENSION postgis");
-    for file in ["schema.sql", "person.sql", "location.sql"] {
-        server.psql_file(name, &fixtures.join(file));
-    }
-    Some(url)
 }
 
 /// A plain tokio-postgres client on `url`.

@@ -5,7 +5,7 @@ use beacon_testkit::PostgresServer;
 use udaconnect_connect::{NewLocation, NewPerson, Position, Store, Timestamp};
 use udaconnect_store::{MigrateError, StoreMigrateError};
 
-use crate::helpers::{client, migrated, original_database, store};
+use crate::helpers::{client, migrated, store};
 
 #[tokio::test]
 async fn a_fresh_database_is_migrated_once() {
@@ -71,7 +71,7 @@ fn rows(server: &PostgresServer, table: &str) -> String {
 #[tokio::test]
 async fn the_originals_database_is_upgraded_losing_and_renumbering_nothing() {
     let server = PostgresServer::start();
-    let Some(url) = original_database(&server, "original") else {
+    let Some(url) = server.original_database("original") else {
         return;
     };
     let (persons, locations) = (rows(&server, "person"), rows(&server, "location"));

@@ -84,11 +84,8 @@ pub async fn get_person(
     State(state): State<ApiState>,
     Path(person_id): Path<String>,
 ) -> Result<Json<CompatPerson>, ApiError> {
-    let id = params::id("person_id", &person_id)?;
-    let person = state.store.person(id).await.map_err(store_error)?;
-    person
-        .map(|person| Json(CompatPerson::from(&person)))
-        .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))
+    let person = state.person(params::id("person_id", &person_id)?).await?;
+    Ok(Json(CompatPerson::from(&person)))
 }
 
 /// Checks the original's location body: `latitude` (X) is a longitude,
@@ -139,11 +136,10 @@ pub async fn get_location(
     State(state): State<ApiState>,
     Path(location_id): Path<String>,
 ) -> Result<Json<CompatLocation>, ApiError> {
-    let id = params::id("location_id", &location_id)?;
-    let location = state.store.location(id).await.map_err(store_error)?;
-    location
-        .map(|location| Json(CompatLocation::fetched(&location)))
-        .ok_or_else(|| ApiError::not_found(format!("location {id} not found")))
+    let location = state
+        .location(params::id("location_id", &location_id)?)
+        .await?;
+    Ok(Json(CompatLocation::fetched(&location)))
 }
 
 /// The original's connection query parameters.
@@ -182,15 +178,7 @@ pub async fn connection(
     let end = params::date("end_date", params::required("end_date", &query.end_date)?)?;
     params::ordered(("start_date", start), ("end_date", end))?;
     let distance = params::distance("distance", query.distance.as_deref())?;
-    if state
-        .store
-        .person(person_id)
-        .await
-        .map_err(store_error)?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("person {person_id} not found")));
-    }
+    state.person(person_id).await?;
     let started = Instant::now();
     let rows = state
         .store

@@ -11,7 +11,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{Store, StoreError};
+use udaconnect_connect::{Location, LocationId, Person, PersonId, Store, StoreError};
 
 use super::live::LiveFeed;
 
@@ -74,6 +74,26 @@ impl ApiMetrics {
         self.rows
             .get_or_create(&label)
             .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
+    }
+}
+
+impl ApiState {
+    /// The person `id`, or a 404 naming it.
+    pub async fn person(&self, id: PersonId) -> Result<Person, ApiError> {
+        self.store
+            .person(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))
+    }
+
+    /// The location `id`, or a 404 naming it.
+    pub async fn location(&self, id: LocationId) -> Result<Location, ApiError> {
+        self.store
+            .location(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found(format!("location {id} not found")))
     }
 }
 

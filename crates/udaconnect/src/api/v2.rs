@@ -148,11 +148,8 @@ pub async fn person(
     State(state): State<ApiState>,
     Path(person_id): Path<String>,
 ) -> Result<Json<PersonJson>, ApiError> {
-    let id = params::id("person_id", &person_id)?;
-    let person = state.store.person(id).await.map_err(store_error)?;
-    person
-        .map(|person| Json(PersonJson::from(&person)))
-        .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))
+    let person = state.person(params::id("person_id", &person_id)?).await?;
+    Ok(Json(PersonJson::from(&person)))
 }
 
 /// Before any location: the default `start`.
@@ -211,15 +208,7 @@ pub async fn person_locations(
         .as_deref()
         .map(cursor::parse_location)
         .transpose()?;
-    if state
-        .store
-        .person(person_id)
-        .await
-        .map_err(store_error)?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("person {person_id} not found")));
-    }
+    state.person(person_id).await?;
     let started = Instant::now();
     let mut found = state
         .store
@@ -305,9 +294,7 @@ pub async fn connections(
         .as_deref()
         .map(|token| cursor::parse_contact(token, fingerprint))
         .transpose()?;
-    let Some(person) = state.store.person(person_id).await.map_err(store_error)? else {
-        return Err(ApiError::not_found(format!("person {person_id} not found")));
-    };
+    let person = state.person(person_id).await?;
     let started = Instant::now();
     let mut contacts = state
         .store
@@ -354,11 +341,10 @@ pub async fn location(
     State(state): State<ApiState>,
     Path(location_id): Path<String>,
 ) -> Result<Json<LocationJson>, ApiError> {
-    let id = params::id("location_id", &location_id)?;
-    let location = state.store.location(id).await.map_err(store_error)?;
-    location
-        .map(|location| Json(LocationJson::from(&location)))
-        .ok_or_else(|| ApiError::not_found(format!("location {id} not found")))
+    let location = state
+        .location(params::id("location_id", &location_id)?)
+        .await?;
+    Ok(Json(LocationJson::from(&location)))
 }
 
 /// How many persons and locations are stored.

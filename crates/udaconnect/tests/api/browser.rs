@@ -78,27 +78,28 @@ async fn expected_rows(page: &Page, contacts: &[Value]) -> Value {
     .await
 }
 
-/// Every contact the API answers for `query`, walking the pages.
-async fn api_contacts(api: &str, person: i64, query: &str) -> Vec<Value> {
-    let mut contacts = Vec::new();
+/// Every item under `key` of a paged v2 answer at `url`, walking its
+/// `next_cursor`.
+async fn every_page(url: &str, key: &str) -> Vec<Value> {
+    let mut items = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = get(&format!(
-            "{api}/api/v2/persons/{person}/connections?{query}&limit=50{cursor}"
-        ))
-        .await;
-        contacts.extend(
-            page["contacts"]
-                .as_array()
-                .expect("contacts")
-                .iter()
-                .cloned(),
-        );
+        let page = get(&format!("{url}{cursor}")).await;
+        items.extend(page[key].as_array().expect("a list").iter().cloned());
         match page["next_cursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
-            None => return contacts,
+            None => return items,
         }
     }
+}
+
+/// Every contact the API answers for `query`.
+async fn api_contacts(api: &str, person: i64, query: &str) -> Vec<Value> {
+    every_page(
+        &format!("{api}/api/v2/persons/{person}/connections?{query}&limit=50"),
+        "contacts",
+    )
+    .await
 }
 
 /// Waits until the page shows for its current controls exactly what the
@@ -383,19 +384,12 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         .filter(|p| p.starts_with("start=") || p.starts_with("end="))
         .collect::<Vec<_>>()
         .join("&");
-    let mut own = 0;
-    let mut cursor = String::new();
-    loop {
-        let locations = get(&format!(
-            "{base}/api/v2/persons/{ada}/locations?{range}&limit=1000{cursor}"
-        ))
-        .await;
-        own += locations["locations"].as_array().expect("locations").len();
-        match locations["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => break,
-        }
-    }
+    let own = every_page(
+        &format!("{base}/api/v2/persons/{ada}/locations?{range}&limit=1000"),
+        "locations",
+    )
+    .await
+    .len();
     assert!(own > 10, "{own} locations of Ada's");
     let plotted = page
         .wait_for(

@@ -1,8 +1,8 @@
 //! Starting UdaConnect for a test, and talking to it.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use beacon_testkit::{PostgresServer, eventually};
+use beacon_testkit::eventually;
 use clap::Parser;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -140,37 +140,6 @@ pub async fn spawn_target(target: &str, args: &[&str]) -> TestApp {
     };
     app.wait_readyz(200).await;
     app
-}
-
-/// The original's fixtures (`<workspace>/../shared/udaconnect`), or `None`
-/// (and a message) when they are absent; required under CI.
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/udaconnect");
-    if dir.join("schema.sql").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the original's fixtures are missing: expected schema.sql, person.sql and location.sql in {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: the original's fixtures are not in {}; this test needs them",
-        dir.display()
-    );
-    None
-}
-
-/// A database `name` created as the original creates its own: PostGIS,
-/// then `schema.sql`, `person.sql`, `location.sql`. Returns its URL.
-pub fn original_database(server: &PostgresServer, name: &str) -> Option<String> {
-    let fixtures = fixtures()?;
-    let url = server.create_database(name);
-    server.psql(name, "CREATE EXTENSION postgis");
-    for file in ["schema.sql", "person.sql", "location.sql"] {
-        server.psql_file(name, &fixtures.join(file));
-    }
-    Some(url)
 }
 
 /// Runs `udaconnect <args>` with only `envs` set, to completion (bounded):

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{NoTls, types::Type};
 use udaconnect::api::compat_wire::python_repr;
 
-use super::helpers::{eventually_get, original_database, run, spawn_app};
+use super::helpers::{eventually_get, run, spawn_app};
 
 /// The original's query for one of the person's own locations, its text
 /// as `services.py` sends it (with positional parameters).
@@ -30,7 +30,7 @@ async fn server_with_original() -> Option<(PostgresServer, String)> {
     let server = tokio::task::spawn_blocking(PostgresServer::start)
         .await
         .expect("the server starts");
-    let url = original_database(&server, "original")?;
+    let url = server.original_database("original")?;
     Some((server, url))
 }
 
