@@ -39,7 +39,7 @@ use crate::{
     health::Readiness,
     metrics,
     requests::HttpMetrics,
-    takeover::Takeover,
+    takeover::{Served, Takeover},
 };
 
 /// Where the HTTP server listens, how long clients may take, and how long
@@ -403,12 +403,18 @@ async fn accept_loop(
         tokio::spawn(async move {
             let stream = match &takeover {
                 Some(takeover) => {
-                    let claimed = crate::takeover::serve_or_return(
+                    // Boxed: what deciding needs is freed before serving.
+                    let decided = Box::pin(crate::takeover::decide(
                         stream, takeover, head_due, &options, &shutdown,
-                    );
-                    match Box::pin(claimed).await {
-                        Some(stream) => stream,
-                        None => return drop(open),
+                    ))
+                    .await;
+                    match decided {
+                        Served::Raw(handler, stream, request) => {
+                            handler(stream, request).await;
+                            return drop(open);
+                        }
+                        Served::Hyper(stream) => stream,
+                        Served::Closed => return drop(open),
                     }
                 }
                 None => stream,

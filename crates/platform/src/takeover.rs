@@ -78,60 +78,71 @@ async fn request_arrived(stream: &TcpStream) -> bool {
     matches!(stream.peek(&mut first).await, Ok(1))
 }
 
-/// Serves `stream` with `takeover`'s handler if it claims the first
-/// request, and returns `None` once done; gives the stream back untouched
-/// for hyper otherwise. A connection that sends nothing before `head_due`
-/// (counted as a header timeout) or before shutdown is closed, as hyper
-/// closes an idle one.
-pub(crate) async fn serve_or_return(
+/// Who serves a connection, once its first request has been looked at.
+// Returned once per connection and taken apart at once, never stored.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Served {
+    /// The takeover's handler, which is handed the timed socket and the
+    /// request to record.
+    Raw(RawHandler, TimedIo<TcpStream>, RawRequest),
+    /// hyper and the router: the stream as it came.
+    Hyper(TcpStream),
+    /// Nobody: the client left, or sent nothing in time.
+    Closed,
+}
+
+/// Decides who serves `stream`: `takeover`'s handler if it claims the
+/// first request, hyper otherwise. A connection that sends nothing before
+/// `head_due` (counted as a header timeout) or before shutdown is closed,
+/// as hyper closes an idle one. Everything looked at here is freed before
+/// the connection is served.
+pub(crate) async fn decide(
     stream: TcpStream,
     takeover: &Takeover,
     head_due: Instant,
     options: &ServeOptions,
     shutdown: &CancellationToken,
-) -> Option<TcpStream> {
+) -> Served {
     tokio::select! {
         arrived = tokio::time::timeout_at(head_due, request_arrived(&stream)) => match arrived {
             Ok(true) => {}
-            Ok(false) => return None,
+            Ok(false) => return Served::Closed,
             Err(_) => {
                 tracing::debug!("closing a connection that sent nothing within the header timeout");
                 options.metrics.timed_out(Timeout::Header);
-                return None;
+                return Served::Closed;
             }
         },
-        () = shutdown.cancelled() => return None,
+        () = shutdown.cancelled() => return Served::Closed,
     }
     claim(stream, takeover, options, shutdown).await
 }
 
-/// Serves `stream` with `takeover`'s handler if it claims the first request
-/// (returning `None` once it is done), or gives the stream back untouched.
-/// Call it once the request has started arriving: the buffer the head is
-/// peeked into is not allocated while an idle (pre-)connection waits.
+/// Looks at the first request's head (peeked) and lets `takeover` claim
+/// it. Call it once the request has started arriving: the buffer the head
+/// is peeked into is not allocated while an idle (pre-)connection waits.
 async fn claim(
     stream: TcpStream,
     takeover: &Takeover,
     options: &ServeOptions,
     shutdown: &CancellationToken,
-) -> Option<TcpStream> {
+) -> Served {
     let mut head = vec![0; MAX_HEAD];
     let Ok(peeked) = stream.peek(&mut head).await else {
-        return Some(stream);
+        return Served::Hyper(stream);
     };
     let Some((parts, len)) = parse_head(&head[..peeked]) else {
-        return Some(stream);
+        return Served::Hyper(stream);
     };
     let Some(Claim { route, handler }) = takeover(&parts) else {
-        return Some(stream);
+        return Served::Hyper(stream);
     };
     let started = std::time::Instant::now();
     let mut stream = stream;
     // The head was peeked; now take it off the socket (it is all there).
     if stream.read_exact(&mut head[..len]).await.is_err() {
-        return None;
+        return Served::Closed;
     }
-    drop(head);
     let request = RawRequest::new(
         options.metrics.clone(),
         parts.method,
@@ -145,8 +156,7 @@ async fn claim(
         shutdown.clone(),
         options.metrics.clone(),
     );
-    handler(stream, request).await;
-    None
+    Served::Raw(handler, stream, request)
 }
 
 /// A complete HTTP/1.1 request head without a body: its parts and length.

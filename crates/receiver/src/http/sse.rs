@@ -33,7 +33,6 @@ use axum::{
 use beacon_platform::{
     conn::TimedIo,
     http::{ApiError, ApiQuery},
-    requests::RawRequest,
     sse::{self, KEEP_ALIVE_COMMENT, PREAMBLE, STREAM_HEADERS, keep_alive},
     takeover::{Claim, Takeover},
 };
@@ -86,7 +85,12 @@ pub(super) fn takeover(state: AppState) -> Takeover {
         let client = Client::admit(&state, after)?;
         Some(Claim::new(
             "/events",
-            Box::new(move |stream, request| Box::pin(client.write_to(stream, request))),
+            Box::new(move |stream, request| {
+                // Recorded here rather than in the stream's future, which
+                // then need not hold the request for the stream's life.
+                request.respond(StatusCode::OK);
+                Box::pin(client.write_to(stream))
+            }),
         ))
     })
 }
@@ -179,8 +183,7 @@ impl Client {
     /// nothing within the write timeout (it stopped reading; its reconnect
     /// resumes from its last event), or the connection broke. Shutdown also
     /// ends a write that waits for the client.
-    async fn write_to(mut self, mut stream: TimedIo<TcpStream>, request: RawRequest) {
-        request.respond(StatusCode::OK);
+    async fn write_to(mut self, mut stream: TimedIo<TcpStream>) {
         let mut head = String::from("HTTP/1.1 200 OK\r\n");
         for (name, value) in STREAM_HEADERS {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -207,14 +210,14 @@ impl Client {
                 let _ = stream.get_ref().try_write(LAST_CHUNK);
                 return;
             };
-            let first = output.chunk();
             // Catching up, many events are ready at once: one write for
             // up to COALESCE bytes of them, not one each.
-            let written = match self.next_ready() {
-                None => self.write(&mut stream, &first).await,
-                Some(second) => {
+            let written = match (self.next_ready(), &output) {
+                (None, Output::Frame(frame)) => self.write(&mut stream, &frame.sse_chunk).await,
+                (None, Output::Other(bytes)) => self.write(&mut stream, &http_chunk(bytes)).await,
+                (Some(second), _) => {
                     let mut batch = Vec::with_capacity(COALESCE);
-                    batch.extend_from_slice(&first);
+                    batch.extend_from_slice(&output.chunk());
                     batch.extend_from_slice(&second.chunk());
                     while batch.len() < COALESCE {
                         let Some(more) = self.next_ready() else { break };
