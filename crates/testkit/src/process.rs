@@ -79,6 +79,7 @@ pub struct BeaconProcess {
     child: Child,
     url: String,
     output: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl BeaconProcess {
@@ -112,11 +113,12 @@ impl BeaconProcess {
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
         let output = Arc::new(Mutex::new(Vec::new()));
         let (url_tx, url_rx) = mpsc::channel();
+        let mut readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            collect(stdout, Arc::clone(&output), Some(url_tx));
+            readers.push(collect(stdout, Arc::clone(&output), Some(url_tx)));
         }
         if let Some(stderr) = child.stderr.take() {
-            collect(stderr, Arc::clone(&output), None);
+            readers.push(collect(stderr, Arc::clone(&output), None));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = loop {
@@ -137,7 +139,12 @@ impl BeaconProcess {
                 lines(&output).join("\n")
             );
         };
-        Self { child, url, output }
+        Self {
+            child,
+            url,
+            output,
+            readers,
+        }
     }
 
     /// `http://127.0.0.1:<port>` (no trailing slash).
@@ -159,13 +166,18 @@ impl BeaconProcess {
         lines(&self.output)
     }
 
-    /// Sends SIGTERM and waits for the exit (at most `deadline`).
+    /// Sends SIGTERM and waits for the exit (at most `deadline`). Once it
+    /// has exited, [`Self::output`] holds everything it wrote.
     pub fn terminate(&mut self, deadline: Duration) -> Option<ExitStatus> {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).ok()?);
         let _ = kill(pid, Signal::SIGTERM);
         let give_up = Instant::now() + deadline;
         while Instant::now() < give_up {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // The readers end at the pipes' EOF, now that it is gone.
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -197,7 +209,7 @@ fn collect(
     stream: impl Read + Send + 'static,
     output: Arc<Mutex<Vec<String>>>,
     url: Option<mpsc::Sender<String>>,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -215,7 +227,7 @@ fn collect(
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(line);
         }
-    });
+    })
 }
 
 fn lines(output: &Arc<Mutex<Vec<String>>>) -> Vec<String> {

@@ -958,6 +958,19 @@ async fn targets_that_may_not_manage_the_stream_wait_for_it_quietly() {
     for (process, target) in [(&receiver, "receiver"), (&broadcaster, "broadcaster")] {
         let ready = beacon_probe(&rendered, target, "readinessProbe");
         wait_status(&format!("{}{ready}", process.base_url()), 200).await;
+        // The log is read on another thread: the line may lag the answer.
+        eventually(
+            &format!("the {target} to log it is ready"),
+            PATIENCE,
+            || async {
+                process
+                    .output()
+                    .iter()
+                    .any(|line| line.contains("\"message\":\"ready\""))
+                    .then_some(())
+            },
+        )
+        .await;
         assert_eq!(waiting(process), 1, "{target}: one line while waiting");
         assert_never_refused(process, target);
         let output = process.output();
