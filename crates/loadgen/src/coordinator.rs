@@ -105,17 +105,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "beacon provision failed: {status}");
 
     progress(format_args!("starting {} receiver(s)", args.receivers));
+    let mut envs = vec![
+        ("NATS_URL", nats.url()),
+        ("BEACON_SHUTDOWN_TIMEOUT", "2s".to_owned()),
+    ];
+    // A capacity run past the default client cap raises it.
+    if let Ok(cap) = std::env::var("BEACON_MAX_CLIENTS") {
+        envs.push(("BEACON_MAX_CLIENTS", cap));
+    }
     let receivers: Vec<BeaconProcess> = (0..args.receivers)
-        .map(|_| {
-            BeaconProcess::spawn(
-                &beacon,
-                &["receiver"],
-                &[
-                    ("NATS_URL", nats.url()),
-                    ("BEACON_SHUTDOWN_TIMEOUT", "2s".to_owned()),
-                ],
-            )
-        })
+        .map(|_| BeaconProcess::spawn(&beacon, &["receiver"], &envs))
         .collect();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
