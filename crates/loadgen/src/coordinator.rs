@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use beacon_platform::bus::{Bus, BusStream, NatsArgs, NatsBus, StreamSettings};
-use beacon_testkit::{BeaconProcess, NatsServer};
+use beacon_testkit::{BeaconProcess, NatsServer, bench};
 use hdrhistogram::Histogram;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -24,7 +24,7 @@ use tokio::{
 };
 
 use crate::{
-    Transport, procstat,
+    Transport,
     protocol::{Command, Report, Totals},
     publisher,
     report::BenchResult,
@@ -80,7 +80,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         (1..=MAX_CLIENTS_PER_WORKER).contains(&args.clients_per_worker),
         "BENCH_CLIENTS_PER_WORKER must be 1 to {MAX_CLIENTS_PER_WORKER}"
     );
-    let load_before = procstat::load_average();
+    let load_before = bench::load_average();
     let beacon = match &args.beacon {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -149,7 +149,7 @@ async fn measure(
         wait_ready(&http, receiver.base_url()).await?;
     }
     let pids: Vec<u32> = receivers.iter().map(BeaconProcess::pid).collect();
-    let rss_before_kb = total(&pids, procstat::rss_kb)?;
+    let rss_before_kb = total(&pids, bench::rss_kb)?;
 
     let bus = connect_bus(nats).await?;
     let targets: Vec<String> = receivers
@@ -182,7 +182,7 @@ async fn measure(
     anyhow::ensure!(ok > 0, "no client connected: {first_error:?}");
     wait_for_clients(&http, receivers, ok, args.transport).await?;
 
-    let rss_idle_kb = total(&pids, procstat::rss_kb)?;
+    let rss_idle_kb = total(&pids, bench::rss_kb)?;
     progress(format_args!(
         "receiver RSS {} MB before the clients, {} MB with them",
         rss_before_kb / 1024,
@@ -217,7 +217,7 @@ async fn measure(
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = total_cpu(&pids)? - cpu_start;
     let loadgen_cpu = total_cpu(&workers.pids)? - loadgen_cpu_start;
-    let rss_end_kb = total(&pids, procstat::rss_kb)?;
+    let rss_end_kb = total(&pids, bench::rss_kb)?;
     progress(format_args!(
         "{} of {} open clients got message {last}",
         reached.0, reached.1
@@ -259,7 +259,7 @@ async fn measure(
         receiver_rss_mb_end: rss_end_kb as f64 / 1024.0,
         loadgen_cpu_pct: loadgen_cpu / elapsed * 100.0,
         load_before,
-        machine: procstat::machine(),
+        machine: bench::machine(),
         command: command_line(args),
         note: args.note.clone(),
     })
@@ -358,7 +358,7 @@ fn total(pids: &[u32], read: fn(u32) -> std::io::Result<u64>) -> anyhow::Result<
 
 fn total_cpu(pids: &[u32]) -> anyhow::Result<f64> {
     pids.iter()
-        .map(|&pid| procstat::cpu_seconds(pid).with_context(|| format!("read /proc/{pid}/stat")))
+        .map(|&pid| bench::cpu_seconds(pid).with_context(|| format!("read /proc/{pid}/stat")))
         .sum()
 }
 

@@ -8,7 +8,6 @@
 
 mod coordinator;
 mod parse;
-mod procstat;
 mod protocol;
 mod publisher;
 mod report;

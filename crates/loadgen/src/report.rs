@@ -1,14 +1,14 @@
 //! The outcome of a run: the `RESULT` line other tools parse, and a row in
 //! `BENCHMARKS.md` so that figures stay next to the command that made them.
 
-use std::{fs, io, path::Path, time::SystemTime};
+use std::{io, path::Path, time::SystemTime};
 
+use beacon_testkit::bench;
 use serde::Serialize;
 
 /// The table's header; rows are inserted at the end of the table that
 /// starts with it, so text after the table stays where it is.
 const HEADER: &str = "| date | transport | clients | receivers | rate/s | p50 ms | p99 ms | max ms | RSS/client KB | CPU % | machine | command | deliveries/s | every client got every message | load avg | note |";
-const RULE: &str = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
 /// One run's figures. The first fields are the interface other tools read;
 /// the rest explain them.
@@ -87,54 +87,6 @@ impl BenchResult {
     /// Adds this run as a row of the table in `path`, creating the file or
     /// the table when missing.
     pub fn append_to(&self, path: &Path) -> io::Result<()> {
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(err) => return Err(err),
-        };
-        fs::write(path, insert_row(&text, &self.row()))
-    }
-}
-
-fn insert_row(text: &str, row: &str) -> String {
-    let mut lines: Vec<&str> = text.lines().collect();
-    match lines.iter().position(|line| line.starts_with(HEADER)) {
-        Some(header) => {
-            let end = lines[header..]
-                .iter()
-                .position(|line| !line.starts_with('|'))
-                .map_or(lines.len(), |offset| header + offset);
-            lines.insert(end, row);
-        }
-        None => {
-            if !lines.is_empty() {
-                lines.push("");
-            }
-            lines.extend([HEADER, RULE, row]);
-        }
-    }
-    let mut out = lines.join("\n");
-    out.push('\n');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_go_at_the_end_of_the_table_and_text_after_it_stays() {
-        let text = format!("# Benchmarks\n\n{HEADER}\n{RULE}\n| a |\n\n## Notes\n");
-        let out = insert_row(&text, "| b |");
-        assert_eq!(
-            out,
-            format!("# Benchmarks\n\n{HEADER}\n{RULE}\n| a |\n| b |\n\n## Notes\n")
-        );
-    }
-
-    #[test]
-    fn a_missing_table_is_started() {
-        let out = insert_row("# Benchmarks\n", "| b |");
-        assert_eq!(out, format!("# Benchmarks\n\n{HEADER}\n{RULE}\n| b |\n"));
+        bench::append_row(path, "", HEADER, &self.row())
     }
 }

@@ -5,8 +5,10 @@
 //! from their own log; an SSE client; headless Chromium to look at the page
 //! as a person would; a throwaway PostgreSQL with PostGIS that can be
 //! stopped and started again on the same data; clients that stop reading;
-//! and waiting on a condition with a deadline instead of sleeping.
+//! waiting on a condition with a deadline instead of sleeping; and what
+//! the benchmarks measure a process and record a run with.
 
+pub mod bench;
 mod browser;
 mod nats;
 mod net;
