@@ -17,48 +17,56 @@
 //! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md.
 
 use std::{
-    fs,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context as _;
-use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer};
+use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer, bench, eventually};
 use serde_json::{Value, json};
 use udaconnect_connect::conference::{self, ScaleConfig};
 use udaconnect_store::{PgConfig, PgStore};
 
 const PERSONS: usize = 1000;
 
+/// The table in BENCHMARKS.md this benchmark adds its rows to.
+const HEADING: &str = "## UdaConnect ingest";
+const HEADER: &str = "| date | transport | edge locations/s (batch messages) | edge locations/s (one message each) | edge ack p99 ms | end to end rows/s | COPY ceiling rows/s | end to end of ceiling | freshness rate/s | freshness p50 / p99 ms | writer RSS MB before / during / after an outage | load avg | machine | build | command |";
+
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
 fn rss_mb(pid: u32) -> f64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|value| {
-                    value
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    bench::rss_kb(pid).map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
-fn load() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default()
+/// Waits until `process` answers `/readyz` with 200: connected to the bus
+/// and the database.
+async fn ready(process: &BeaconProcess) {
+    let url = format!("{}/readyz", process.base_url());
+    eventually(
+        "the process to be ready",
+        Duration::from_secs(60),
+        || async {
+            let response = reqwest::get(&url).await.ok()?;
+            response.status().is_success().then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits until the database holds `rows` locations (at most 10 minutes).
+async fn wait_stored(db: &str, rows: i64) -> anyhow::Result<i64> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let now = count(db).await?;
+        if now >= rows || Instant::now() >= deadline {
+            return Ok(now);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn count(db: &str) -> anyhow::Result<i64> {
@@ -97,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
         "BENCH_TRANSPORT must be grpc or http"
     );
     let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
-    let load_before = load();
+    let load_before = bench::load_average();
     let nats = NatsServer::start();
     let pg = PostgresServer::start_with(&[("max_wal_size", "8GB")]);
     let db = pg.create_database("bench");
@@ -145,7 +153,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let api = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["api"], &envs(&[]));
     let mut writer = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["writer"], &envs(&[]));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    for process in [&edge, &api, &writer] {
+        ready(process).await;
+    }
     let sim = |edge: &BeaconProcess, rate: &str, secs: u64| -> anyhow::Result<Vec<String>> {
         Ok(vec![
             "--api-url".into(),
@@ -179,11 +189,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let edge_run = simulate(&binary, &sim(&edge, "0", seconds)?)?;
     let accepted = edge_run["accepted"].as_i64().unwrap_or(0);
-    let drain_deadline = Instant::now() + Duration::from_secs(600);
-    while count(&db).await? < before + accepted && Instant::now() < drain_deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let stored = count(&db).await? - before;
+    let stored = wait_stored(&db, before + accepted).await? - before;
     let e2e = stored as f64 / started.elapsed().as_secs_f64();
 
     // The ceiling: one COPY of as many rows into the same schema.
@@ -212,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
             ),
         ]),
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    ready(&single).await;
     eprintln!("bench: one message per location for {} s", seconds.min(10));
     let single_run = simulate(&binary, &sim(&single, "0", seconds.min(10))?)?;
     drop(single);
@@ -224,32 +230,35 @@ async fn main() -> anyhow::Result<()> {
         10_000.0
     };
     eprintln!("bench: freshness at {rate:.0}/s");
-    while count(&db)
-        .await
-        .is_ok_and(|n| n < before + accepted + single_run["accepted"].as_i64().unwrap_or(0))
-        && Instant::now() < drain_deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut expected = before + accepted + single_run["accepted"].as_i64().unwrap_or(0);
+    wait_stored(&db, expected).await?;
     let fresh = simulate(
         &binary,
         &sim(&edge, &format!("{rate:.0}"), seconds.min(20))?,
     )?;
 
     // 4: the writer through a database outage while the stream fills.
+    expected += fresh["accepted"].as_i64().unwrap_or(0);
+    wait_stored(&db, expected).await?;
     let rss_before = rss_mb(writer.pid());
     let mut pg = pg;
     pg.stop();
-    let outage = std::thread::scope(|scope| {
-        let filler =
-            scope.spawn(|| simulate(&binary, &sim(&edge, "10000", 15).unwrap_or_default()));
+    let filler_args = sim(&edge, "10000", 15)?;
+    let (filled, rss_during) = std::thread::scope(|scope| {
+        let filler = scope.spawn(|| simulate(&binary, &filler_args));
+        // Sampled near the end of the outage, with the stream at its fullest.
         std::thread::sleep(Duration::from_secs(12));
         let during = rss_mb(writer.pid());
         (filler.join(), during)
     });
-    let rss_during = outage.1;
+    let filled = filled.map_err(|_| anyhow::anyhow!("the simulator's thread panicked"))??;
     pg.start_again();
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    expected += filled["accepted"].as_i64().unwrap_or(0);
+    let after_outage = wait_stored(&db, expected).await?;
+    anyhow::ensure!(
+        after_outage >= expected,
+        "the writer stored {after_outage} of {expected} locations after the outage"
+    );
     let rss_after = rss_mb(writer.pid());
     writer.kill();
 
@@ -271,8 +280,8 @@ async fn main() -> anyhow::Result<()> {
     });
     let command = format!("make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport}");
     let row = format!(
-        "| {} | {transport} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | 2 cores | `{command}` |",
-        load_before,
+        "| {} | {transport} | {} | {} | {} | {} | {} | {} % | {} | {} / {} | {} / {} / {} | {load_before} | {} | {} | `{command}` |",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
         result["edge_accepted_per_s"],
         result["edge_one_message_per_location_per_s"],
         result["edge_ack_p99_ms"],
@@ -280,18 +289,17 @@ async fn main() -> anyhow::Result<()> {
         result["copy_ceiling_rows_per_s"],
         result["e2e_of_ceiling_pct"],
         result["fresh_rate_per_s"],
+        result["fresh_p50_ms"],
         result["fresh_p99_ms"],
         rss_before.round(),
         rss_during.round(),
         rss_after.round(),
-        seconds
+        bench::machine(),
+        bench::build(),
     );
-    let path = Path::new(&env("BENCH_OUTPUT", "BENCHMARKS.md")).to_path_buf();
+    let path = PathBuf::from(env("BENCH_OUTPUT", "BENCHMARKS.md"));
     if path.as_os_str() != "-" {
-        let mut text = fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&row);
-        text.push('\n');
-        fs::write(&path, text)?;
+        bench::append_row(&path, HEADING, HEADER, &row)?;
     }
     drop((edge, api));
     println!("RESULT {result}");
