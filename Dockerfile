@@ -1,9 +1,12 @@
-# The `beacon` image: one static binary on a distroless base, run as non-root.
-# Kubernetes picks the target (`broadcaster`, `receiver`, `provision`); the
-# default is `all`.
+# The `beacon` image: two static binaries, `beacon` and `udaconnect`, on a
+# distroless base, run as non-root. `make up` builds it once for both apps.
+# The entrypoint is `beacon`: Kubernetes picks its target (`broadcaster`,
+# `receiver`, `provision`; the default is `all`). UdaConnect's containers set
+# `command: ["/usr/local/bin/udaconnect"]` and pick theirs (`api`, `ingest`,
+# `writer`, `migrate`, `provision`, `simulate`).
 #
 # Dependencies are compiled in their own layer (cargo-chef), so a code change
-# rebuilds only Beacon's crates. Plain layers rather than BuildKit cache
+# rebuilds only the workspace's crates. Plain layers rather than BuildKit cache
 # mounts: `minikube image build` may run the classic builder.
 
 # The Rust toolchain with cargo-chef. On Alpine the host target is musl, so the
@@ -13,8 +16,8 @@ FROM rust:1.95-alpine3.23 AS chef
 # hadolint ignore=DL3018
 RUN apk add --no-cache musl-dev \
     && cargo install cargo-chef --locked --version 0.1.78
-# A smaller image; the same profile for dependencies and Beacon keeps the
-# cooked layer valid.
+# A smaller image; the same profile for dependencies and the binaries keeps
+# the cooked layer valid.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 WORKDIR /src
 
@@ -26,17 +29,20 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked -p beacon --recipe-path recipe.json
+RUN cargo chef cook --release --locked -p beacon -p udaconnect --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked -p beacon \
-    && install -D -m 0755 target/release/beacon /out/beacon
+RUN cargo build --release --locked -p beacon -p udaconnect \
+    && install -D -m 0755 target/release/beacon /out/beacon \
+    && install -D -m 0755 target/release/udaconnect /out/udaconnect
 
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=builder /out/beacon /usr/local/bin/beacon
+COPY --from=builder /out/beacon /out/udaconnect /usr/local/bin/
 # Numeric, so that Kubernetes can check `runAsNonRoot` (distroless `nonroot`).
 USER 65532:65532
-# In a container the server must listen beyond loopback.
-ENV BEACON_HTTP_ADDR=0.0.0.0:8080
-EXPOSE 8080
+# In a container the servers must listen beyond loopback.
+ENV BEACON_HTTP_ADDR=0.0.0.0:8080 \
+    UDACONNECT_HTTP_ADDR=0.0.0.0:8080 \
+    UDACONNECT_GRPC_ADDR=0.0.0.0:50051
+EXPOSE 8080 50051
 ENTRYPOINT ["/usr/local/bin/beacon"]
 CMD ["all"]

@@ -1,7 +1,8 @@
-# Beacon on a local minikube cluster; included by the top-level Makefile.
+# Beacon and UdaConnect on a local minikube cluster; included by the top-level
+# Makefile.
 # Everything runs in its own minikube profile, so other clusters are untouched.
 #
-#   make up [ENV=dev|prod]   start the cluster, build, deploy, open the page
+#   make up [ENV=dev|prod]   start the cluster, build, deploy, open the pages
 #   make down | purge        delete the deployment | the whole profile
 #   make status | logs | url
 #   make check-manifests     render and check the manifests (no cluster needed)
@@ -33,7 +34,7 @@ RUNNING = $(MINIKUBE) status >/dev/null 2>&1 \
   || { echo "minikube profile $(PROFILE) is not running: make up starts it"; exit 1; }
 
 .PHONY: up
-up: ## Deploy to minikube (ENV=dev|prod) and open the page
+up: ## Deploy Beacon and UdaConnect to minikube (ENV=dev|prod) and open the pages
 	@deploy/scripts/prereqs.sh $(ENV)
 	@echo "==> minikube profile $(PROFILE) ($(CPUS) CPUs, $(MEMORY) memory when created)"
 	@$(MINIKUBE) status >/dev/null 2>&1 \
@@ -45,13 +46,13 @@ up: ## Deploy to minikube (ENV=dev|prod) and open the page
 	@echo "==> image beacon:$(IMAGE_TAG), built inside minikube (the first build takes a few minutes)"
 	@$(MINIKUBE) image ls 2>/dev/null | grep -q "beacon:$(IMAGE_TAG)$$" \
 	  || $(MINIKUBE) image build -t beacon:$(IMAGE_TAG) .
-	@echo "==> NATS passwords (generated once, kept in deploy/base/.secrets/)"
-	@deploy/scripts/nats-secrets.sh
+	@echo "==> passwords: NATS users, PostgreSQL (generated once, kept in deploy/base/.secrets/)"
+	@deploy/scripts/secrets.sh
 	@echo "==> applying overlays/$(ENV)"
 	@KUBECTL="$(KUBECTL)" deploy/scripts/apply.sh $(ENV) $(IMAGE_TAG)
-	@echo "==> waiting for NATS, the stream, the broadcaster and the receiver (at most $(WAIT_SECONDS)s)"
+	@echo "==> waiting for Beacon and UdaConnect to be ready (at most $(WAIT_SECONDS)s)"
 	@KUBECTL="$(KUBECTL)" deploy/scripts/wait.sh $(WAIT_SECONDS)
-	@echo "==> Beacon is running ($(ENV))"
+	@echo "==> Beacon and UdaConnect are running ($(ENV))"
 	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE) --open
 
 .PHONY: down
@@ -67,19 +68,19 @@ purge: ## Delete the minikube profile and the local generated files
 	@rm -rf deploy/.build deploy/base/.secrets
 
 .PHONY: status
-status: ## Show the cluster and Beacon's pods, services and autoscaling
+status: ## Show the cluster and the apps' pods, services and autoscaling
 	@$(MINIKUBE) status || true
 	@$(RUNNING)
 	@$(KUBECTL) get pods,services,ingresses,hpa,pdb,pvc -n $(NAMESPACE) -o wide
 
 .PHONY: logs
-logs: ## Follow the logs of every Beacon pod (APP=receiver for one kind)
+logs: ## Follow the logs of every Beacon pod (APP=receiver for one kind, PART_OF=udaconnect for the other app)
 	@$(RUNNING)
 	@$(KUBECTL) logs -n $(NAMESPACE) -f --prefix --tail=20 --max-log-requests=20 \
-	  -l $(if $(APP),app.kubernetes.io/name=$(APP),app.kubernetes.io/part-of=beacon)
+	  -l $(if $(APP),app.kubernetes.io/name=$(APP),app.kubernetes.io/part-of=$(or $(PART_OF),beacon))
 
 .PHONY: url
-url: ## Print the page's URL
+url: ## Print the pages' URLs
 	@$(RUNNING)
 	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE)
 

@@ -34,7 +34,8 @@ if [ -n "$current" ] && [ "$current" != "$env" ]; then
   "${kubectl[@]}" delete namespace "$namespace" --wait=true
 fi
 
-# A Job cannot be changed once created: replace it, so that the stream is
-# provisioned again with this image and these settings.
-"${kubectl[@]}" delete job provision -n "$namespace" --ignore-not-found --wait=true >/dev/null
+# A Job cannot be changed once created: replace each, so that the streams are
+# provisioned and the schema migrated again with this image and these settings.
+"${kubectl[@]}" delete job provision udaconnect-provision udaconnect-migrate -n "$namespace" \
+  --ignore-not-found --wait=true >/dev/null
 "${kubectl[@]}" apply -k "$build"

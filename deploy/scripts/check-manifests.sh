@@ -17,8 +17,8 @@ export PATH="$PWD/.tools/bin:$PWD/.tools/venv/bin:$PATH"
 # checkov offline: no mapping download, no policy download.
 export BC_SKIP_MAPPING=TRUE
 
-# The overlays' Secret is generated from this file, as `make up` does.
-deploy/scripts/nats-secrets.sh >/dev/null
+# The overlays' Secrets are generated from these files, as `make up` does.
+deploy/scripts/secrets.sh >/dev/null
 
 out=target/deploy
 mkdir -p "$out"

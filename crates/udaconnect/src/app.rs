@@ -121,7 +121,8 @@ impl Application {
                 let edge = IngestComponent::build(
                     &mut service,
                     Arc::clone(&store),
-                    bus.stream(bus_config.locations.clone()),
+                    bus.stream(bus_config.locations.clone())
+                        .with_provisioning(bus_config.provisioning),
                     settings,
                 )
                 .await?;
@@ -137,8 +138,10 @@ impl Application {
                 let writer = WriterComponent::new(
                     &mut service,
                     Arc::clone(&store),
-                    bus.stream(bus_config.locations.clone()),
-                    bus.stream(bus_config.dead.clone()),
+                    bus.stream(bus_config.locations.clone())
+                        .with_provisioning(bus_config.provisioning),
+                    bus.stream(bus_config.dead.clone())
+                        .with_provisioning(bus_config.provisioning),
                     settings,
                 );
                 service.add(writer);

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use beacon_platform::{
-    bus::{NatsArgs, StreamArgs, StreamSettings},
+    bus::{NatsArgs, NatsUrls, Provisioning, StreamArgs, StreamSettings},
     config::{AppNames, ConfigError, parse_duration, parse_positive, parse_socket_addr},
     http::HttpArgs,
     telemetry::LogArgs,
@@ -58,6 +58,8 @@ pub enum Target {
     Migrate(MigrateArgs),
     /// Writes a made-up conference of the given size into the database, then exits.
     Generate(GenerateArgs),
+    /// Creates the streams on NATS, or updates their retention and replicas, then exits.
+    Provision(ProvisionArgs),
 }
 
 /// Where persons and locations are kept.
@@ -118,6 +120,55 @@ pub struct BusArgs {
     pub locations: StreamArgs<Locations>,
     #[command(flatten)]
     pub dead: StreamArgs<DeadLetters>,
+    /// Create the streams if they are missing; `false`: only look them up and wait (`udaconnect provision` creates them, with the only NATS user allowed to).
+    #[arg(long, env = "UDACONNECT_CREATE_STREAMS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub create_streams: bool,
+}
+
+/// Settings of `udaconnect provision`.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub locations: StreamArgs<Locations>,
+    #[command(flatten)]
+    pub dead: StreamArgs<DeadLetters>,
+}
+
+/// A checked configuration for `udaconnect provision`.
+#[derive(Debug, Clone)]
+pub struct Provision {
+    /// Logging.
+    pub log: LogArgs,
+    /// The servers.
+    pub urls: NatsUrls,
+    /// Credentials.
+    pub nats: NatsArgs,
+    /// The streams to create or update.
+    pub streams: [StreamSettings; 2],
+}
+
+impl ProvisionArgs {
+    fn config(self) -> Result<Provision, ConfigError> {
+        let urls = self.nats.nats_url.clone().ok_or_else(|| {
+            ConfigError::new(
+                "NATS_URL",
+                "--nats-url",
+                "is required by `udaconnect provision`",
+            )
+        })?;
+        let (locations, dead) = (self.locations.settings(), self.dead.settings());
+        streams::check_distinct(&locations, &dead)?;
+        Ok(Provision {
+            log: self.log,
+            urls,
+            nats: self.nats,
+            streams: [locations, dead],
+        })
+    }
 }
 
 /// Settings of the ingest edge.
@@ -368,6 +419,8 @@ pub struct BusConfig {
     pub locations: StreamSettings,
     /// The dead-letter stream.
     pub dead: StreamSettings,
+    /// Who creates the streams: this process, or a provisioning step.
+    pub provisioning: Provisioning,
 }
 
 impl BusArgs {
@@ -385,6 +438,11 @@ impl BusArgs {
             nats: self.nats.clone(),
             locations,
             dead,
+            provisioning: if self.create_streams {
+                Provisioning::CreateIfMissing
+            } else {
+                Provisioning::External
+            },
         })
     }
 }
@@ -430,6 +488,8 @@ pub enum Plan {
     Generate(GenerateArgs),
     /// Send simulated attendees' positions to an edge.
     Simulate(SimulateArgs),
+    /// Create or update the streams, then exit.
+    Provision(Box<Provision>),
 }
 
 impl Cli {
@@ -479,6 +539,7 @@ impl Cli {
             Target::Migrate(args) => return Ok(Plan::Migrate(args)),
             Target::Generate(args) => return Ok(Plan::Generate(args)),
             Target::Simulate(args) => return Ok(Plan::Simulate(args)),
+            Target::Provision(args) => return Ok(Plan::Provision(Box::new(args.config()?))),
         };
         Ok(Plan::Serve(Box::new(config)))
     }

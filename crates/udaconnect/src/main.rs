@@ -1,4 +1,4 @@
-//! `udaconnect [all|api|ingest|writer|simulate|migrate|generate]`: parse and check the
+//! `udaconnect [all|api|ingest|writer|simulate|migrate|generate|provision]`: parse and check the
 //! configuration (a bad value exits 2 with one line naming it), then serve
 //! until SIGTERM, or do the one-shot job and exit.
 
@@ -6,7 +6,7 @@ use beacon_platform::{
     config::{exit_with, parse_args_or_exit},
     limits, shutdown, telemetry,
 };
-use udaconnect::{Application, Cli, cli::Plan, tools};
+use udaconnect::{Application, Cli, cli::Plan, provision, tools};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,6 +34,12 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(&args.log);
             let report = udaconnect::simulate::run(&args, shutdown::on_signal()).await?;
             println!("SUMMARY {}", report.to_json());
+        }
+        Plan::Provision(config) => {
+            telemetry::init(&config.log);
+            if !provision::run(*config, shutdown::on_signal()).await {
+                anyhow::bail!("stopped before the streams were provisioned");
+            }
         }
     }
     Ok(())

@@ -19,3 +19,4 @@ mod limits;
 mod manifests;
 mod memory;
 mod pipeline;
+mod workloads;

@@ -106,6 +106,21 @@ async fn bad_ingest_and_writer_settings_name_their_variable() {
     )
     .await;
     assert_refused(
+        &["ingest"],
+        &[db, nats, ("UDACONNECT_CREATE_STREAMS", "perhaps")],
+        "UDACONNECT_CREATE_STREAMS",
+        "perhaps",
+    )
+    .await;
+    assert_refused(&["provision"], &[], "NATS_URL", "required").await;
+    assert_refused(
+        &["provision"],
+        &[nats, ("UDACONNECT_DEAD_STREAM", "LOCATIONS")],
+        "UDACONNECT_DEAD_STREAM",
+        "must differ",
+    )
+    .await;
+    assert_refused(
         &["simulate"],
         &[("UDACONNECT_SIMULATE_TRANSPORT", "carrier-pigeon")],
         "UDACONNECT_SIMULATE_TRANSPORT",
@@ -132,7 +147,14 @@ async fn help_is_not_an_error() {
     let (code, stdout, _) = run(&["--help"], &[]).await;
     assert_eq!(code, Some(0));
     for target in [
-        "all", "api", "ingest", "writer", "simulate", "migrate", "generate",
+        "all",
+        "api",
+        "ingest",
+        "writer",
+        "simulate",
+        "migrate",
+        "generate",
+        "provision",
     ] {
         assert!(stdout.contains(target), "{target} in:\n{stdout}");
     }

@@ -7,7 +7,9 @@
 //! holds the API to the original's answers; `postgres` covers paging under
 //! inserts and a database that goes away and comes back; `docs` holds the
 //! OpenAPI document to the routes; `config` checks what an operator sees
-//! for bad settings.
+//! for bad settings; `manifests` holds the Kubernetes manifests
+//! (`deploy/`) to the binary, a real nats-server and a real PostgreSQL,
+//! with the manifest readers Beacon's tests use (`kustomize`, `workloads`).
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -17,5 +19,10 @@ mod docs;
 mod embedded;
 mod helpers;
 mod ingest;
+#[path = "../../../beacon/tests/api/kustomize.rs"]
+mod kustomize;
+mod manifests;
 mod original;
 mod postgres;
+#[path = "../../../beacon/tests/api/workloads.rs"]
+mod workloads;

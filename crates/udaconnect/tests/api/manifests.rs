@@ -1,0 +1,573 @@
+//! The Kubernetes manifests (`deploy/`) held to what UdaConnect runs,
+//! without a cluster: every setting on a UdaConnect container is one its
+//! target accepts; ports and probes are where the binary serves them; every
+//! container is bounded, probed and locked down; and the NATS users
+//! nats.conf gives UdaConnect let each target do its job and nothing more,
+//! shown with the real binary, a real nats-server with the ConfigMap's
+//! configuration, a real PostgreSQL, the manifests' own settings and
+//! passwords generated as `make up` generates them. Beacon's side of the
+//! same manifests is held in Beacon's crate, with the same helpers.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path};
+
+use async_nats::jetstream;
+use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer, eventually};
+use clap::{CommandFactory, Parser};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use udaconnect::Cli;
+
+use super::{
+    helpers::{PATIENCE, UDACONNECT},
+    kustomize::{Rendered, items, text},
+    workloads::{
+        Container, OVERLAYS, Passwords, container, containers, environment, generate_passwords,
+        login, overlay, publish_refused, start_nats, subscribe_refused,
+    },
+};
+
+/// Runs `udaconnect`.
+fn is_udaconnect(container: &Container) -> bool {
+    container.binary() == Some("udaconnect")
+}
+
+/// Env var → flag of every setting `udaconnect <target>` reads.
+fn settings_of(target: &str) -> BTreeMap<String, String> {
+    let command = Cli::command();
+    let target = command
+        .find_subcommand(target)
+        .unwrap_or_else(|| panic!("udaconnect has no target {target}"));
+    target
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?.to_owned();
+            Some((env, format!("--{}", arg.get_long()?)))
+        })
+        .collect()
+}
+
+/// Parses `env` as `udaconnect <target>` would and checks it as `main`
+/// does, through the flags that mirror the env vars.
+fn check_settings(target: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
+    let flags = settings_of(target);
+    let mut argv = vec!["udaconnect".to_owned(), target.to_owned()];
+    for (name, value) in env {
+        let flag = flags
+            .get(name)
+            .ok_or_else(|| format!("{name} is not a setting of `udaconnect {target}`"))?;
+        argv.push(format!("{flag}={value}"));
+    }
+    let cli = Cli::try_parse_from(&argv).map_err(|err| err.to_string())?;
+    cli.plan().map(|_| ()).map_err(|err| err.to_string())
+}
+
+/// The container's settings: its environment without the variables it
+/// sets only to build others from (`$(POSTGRES_PASSWORD)` in DATABASE_URL).
+fn settings(
+    container: &Container,
+    rendered: &Rendered,
+    passwords: &Passwords,
+) -> BTreeMap<String, String> {
+    let mut env = environment(container, rendered, passwords);
+    let raw: Vec<&str> = items(&container.spec["env"])
+        .iter()
+        .filter_map(|var| var["value"].as_str())
+        .collect();
+    env.retain(|name, _| {
+        !raw.iter()
+            .any(|value| value.contains(&format!("$({name})")))
+    });
+    env
+}
+
+const TARGETS: [&str; 5] = ["migrate", "provision", "ingest", "writer", "api"];
+
+#[test]
+fn every_setting_on_a_udaconnect_container_is_one_its_target_accepts() {
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let udaconnect: Vec<_> = containers(&rendered)
+            .into_iter()
+            .filter(is_udaconnect)
+            .collect();
+        let targets: Vec<_> = udaconnect.iter().map(Container::target).collect();
+        for target in TARGETS {
+            assert!(
+                targets.contains(&target),
+                "{name}: no {target} in {targets:?}"
+            );
+        }
+        assert_eq!(
+            targets.contains(&"simulate"),
+            name == "dev",
+            "{name}: the simulator runs in dev only: {targets:?}"
+        );
+        for container in &udaconnect {
+            let env = settings(container, &rendered, &passwords);
+            if let Err(err) = check_settings(container.target(), &env) {
+                panic!("{name}: {}: {err}\n{env:#?}", container.workload);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_setting_the_binary_does_not_have_is_caught() {
+    let mut env = BTreeMap::from([(
+        "DATABASE_URL".to_owned(),
+        "postgres://u:p@postgres:5432/udaconnect".to_owned(),
+    )]);
+    assert_eq!(check_settings("api", &env), Ok(()));
+    env.insert("UDACONNECT_WRITER_FETCH".to_owned(), "64".to_owned());
+    let err = check_settings("api", &env).unwrap_err();
+    assert!(err.contains("UDACONNECT_WRITER_FETCH"), "{err}");
+}
+
+#[test]
+fn udaconnect_listens_where_its_container_ports_and_probes_point() {
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        for container in containers(&rendered).iter().filter(|c| is_udaconnect(c)) {
+            let workload = &container.workload;
+            let env = environment(container, &rendered, &passwords);
+            if container.kind == "Job" || container.target() == "simulate" {
+                // One-shot Jobs and the simulator (a client) serve nothing.
+                assert!(container.spec.get("ports").is_none(), "{workload}");
+                continue;
+            }
+            let http = container.port(&Value::from("http"));
+            let addresses = [("UDACONNECT_HTTP_ADDR", http)].into_iter().chain(
+                (container.target() == "ingest")
+                    .then(|| ("UDACONNECT_GRPC_ADDR", container.port(&Value::from("grpc")))),
+            );
+            for (var, port) in addresses {
+                let addr: SocketAddr = env[var].parse().unwrap();
+                assert!(addr.ip().is_unspecified(), "{workload}: {var} is loopback");
+                assert_eq!(u64::from(addr.port()), port, "{workload}: {var}");
+            }
+            for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
+                let get = &container.spec[probe]["httpGet"];
+                assert_eq!(get["path"], path, "{name}: {workload}: {probe}");
+                assert_eq!(container.port(&get["port"]), http, "{workload}: {probe}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_udaconnect_pod_is_bounded_probed_and_locked_down() {
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let pods = containers(&rendered).into_iter().filter(|c| {
+            is_udaconnect(c)
+                || text(&c.pod["metadata"]["labels"]["app.kubernetes.io/name"]) == "postgres"
+        });
+        for container in pods {
+            let what = format!("{name}: {}", container.workload);
+            let (spec, pod) = (container.spec, &container.pod["spec"]);
+            for bound in ["requests", "limits"] {
+                for resource in ["cpu", "memory"] {
+                    assert!(
+                        !spec["resources"][bound][resource].is_null(),
+                        "{what}: no {bound}.{resource}"
+                    );
+                }
+            }
+            if spec.get("ports").is_some() {
+                for probe in ["livenessProbe", "readinessProbe"] {
+                    assert!(spec[probe].is_object(), "{what}: no {probe}");
+                }
+            }
+            let security = &spec["securityContext"];
+            assert_eq!(security["allowPrivilegeEscalation"], false, "{what}");
+            assert_eq!(security["readOnlyRootFilesystem"], true, "{what}");
+            assert_eq!(security["runAsNonRoot"], true, "{what}");
+            assert_eq!(security["capabilities"]["drop"], json!(["ALL"]), "{what}");
+            let pod_security = &pod["securityContext"];
+            assert_eq!(pod_security["runAsNonRoot"], true, "{what}");
+            assert_eq!(
+                pod_security["seccompProfile"]["type"], "RuntimeDefault",
+                "{what}"
+            );
+            assert!(
+                pod_security["runAsUser"]
+                    .as_u64()
+                    .is_some_and(|uid| uid > 0),
+                "{what}"
+            );
+            assert_eq!(pod["automountServiceAccountToken"], false, "{what}");
+        }
+        // PostgreSQL's readiness is pg_isready, on a volume of its own.
+        let postgres = rendered.get("StatefulSet", "postgres");
+        let server = &postgres["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(server["image"], "postgis/postgis:15-3.4", "{name}");
+        assert_eq!(
+            server["readinessProbe"]["exec"]["command"][0], "pg_isready",
+            "{name}"
+        );
+        assert_eq!(
+            postgres["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data",
+            "{name}"
+        );
+    }
+}
+
+/// A plain env value of the PostgreSQL server's container.
+fn server_setting(rendered: &Rendered, name: &str) -> String {
+    let postgres = rendered.get("StatefulSet", "postgres");
+    let server = &postgres["spec"]["template"]["spec"]["containers"][0];
+    items(&server["env"])
+        .iter()
+        .find(|var| var["name"] == name)
+        .map(|var| text(&var["value"]).to_owned())
+        .unwrap_or_else(|| panic!("postgres: no {name}"))
+}
+
+/// The manifests' DATABASE_URL for `target`, pointed at `pg`; checks it
+/// names the `postgres` Service and the user and database the server
+/// container creates.
+fn database_url(
+    rendered: &Rendered,
+    target: &str,
+    passwords: &Passwords,
+    pg: &PostgresServer,
+) -> String {
+    let env = environment(
+        &container(rendered, "udaconnect", target),
+        rendered,
+        passwords,
+    );
+    let (user, db) = (
+        server_setting(rendered, "POSTGRES_USER"),
+        server_setting(rendered, "POSTGRES_DB"),
+    );
+    let password = &passwords["postgres.env"]["POSTGRES_PASSWORD"];
+    let port = &rendered.get("Service", "postgres")["spec"]["ports"][0]["port"];
+    let service = format!("@postgres:{port}/");
+    assert_eq!(
+        env["DATABASE_URL"],
+        format!("postgres://{user}:{password}{service}{db}"),
+        "{target}"
+    );
+    env["DATABASE_URL"].replace(&service, &format!("@127.0.0.1:{}/", pg.port()))
+}
+
+/// A UdaConnect container's environment pointed at the test's servers, plus
+/// `overrides`.
+fn local_env(
+    rendered: &Rendered,
+    target: &str,
+    nats: &NatsServer,
+    pg: &PostgresServer,
+    passwords: &Passwords,
+    overrides: &[(&str, &str)],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let container = container(rendered, "udaconnect", target);
+    let mut env = environment(&container, rendered, passwords);
+    if env.contains_key("NATS_URL") {
+        assert_eq!(env["NATS_URL"], "nats://nats:4222", "{target}");
+        env.insert("NATS_URL".to_owned(), nats.url());
+    }
+    if env.contains_key("DATABASE_URL") {
+        let url = database_url(rendered, target, passwords, pg);
+        env.insert("DATABASE_URL".to_owned(), url);
+    }
+    for (name, value) in overrides {
+        env.insert((*name).to_owned(), (*value).to_owned());
+    }
+    let args = items(&container.spec["args"])
+        .iter()
+        .map(|a| text(a).to_owned())
+        .collect();
+    (args, env.into_iter().collect())
+}
+
+/// nats-server as the manifests configure it, and PostgreSQL with the user
+/// and database the postgis image creates from its container's env.
+async fn servers(rendered: &Rendered, passwords: &Passwords) -> (NatsServer, PostgresServer) {
+    let nats = start_nats(rendered, passwords);
+    let pg = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("PostgreSQL starts");
+    let (user, db) = (
+        server_setting(rendered, "POSTGRES_USER"),
+        server_setting(rendered, "POSTGRES_DB"),
+    );
+    let password = &passwords["postgres.env"]["POSTGRES_PASSWORD"];
+    pg.psql(
+        "postgres",
+        &format!("CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{password}'"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{db}\" OWNER \"{user}\""),
+    );
+    (nats, pg)
+}
+
+/// Runs a Job's container to completion.
+async fn run_job(
+    rendered: &Rendered,
+    target: &str,
+    nats: &NatsServer,
+    pg: &PostgresServer,
+    passwords: &Passwords,
+) {
+    let (args, env) = local_env(rendered, target, nats, pg, passwords, &[]);
+    let run = tokio::process::Command::new(UDACONNECT)
+        .args(&args)
+        .env_clear()
+        .envs(env)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run)
+        .await
+        .unwrap_or_else(|_| panic!("{target} finishes in time"))
+        .unwrap_or_else(|err| panic!("{target} runs: {err}"));
+    assert!(output.status.success(), "{target} failed: {output:?}");
+}
+
+/// A long-running UdaConnect container's process, on free loopback ports.
+fn spawn(
+    rendered: &Rendered,
+    target: &str,
+    nats: &NatsServer,
+    pg: &PostgresServer,
+    passwords: &Passwords,
+) -> BeaconProcess {
+    let mut overrides = vec![
+        ("UDACONNECT_HTTP_ADDR", "127.0.0.1:0"),
+        ("LOG_FORMAT", "json"),
+    ];
+    if target == "ingest" {
+        overrides.push(("UDACONNECT_GRPC_ADDR", "127.0.0.1:0"));
+    }
+    let (args, env) = local_env(rendered, target, nats, pg, passwords, &overrides);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    BeaconProcess::spawn_app(Path::new(UDACONNECT), "UDACONNECT", &args, &env)
+}
+
+/// Sends `body` to `url` until it is answered `status`; the answer.
+async fn post_until(http: &reqwest::Client, url: &str, body: &Value, status: u16) -> Value {
+    eventually(&format!("POST {url} = {status}"), PATIENCE, || async {
+        let response = http.post(url).json(body).send().await.ok()?;
+        if response.status().as_u16() != status {
+            return None;
+        }
+        response.json::<Value>().await.ok()
+    })
+    .await
+}
+
+/// Waits until GET `url` answers `status`.
+async fn wait_status(http: &reqwest::Client, url: &str, status: u16) {
+    eventually(&format!("{url} = {status}"), PATIENCE, || async {
+        let response = http.get(url).send().await.ok()?;
+        (response.status().as_u16() == status).then_some(())
+    })
+    .await;
+}
+
+/// No request of `process` was refused by NATS.
+fn assert_never_refused(process: &BeaconProcess, what: &str) {
+    let refused: Vec<_> = process
+        .output()
+        .into_iter()
+        .filter(|line| line.to_lowercase().contains("permissions violation"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{what} was refused:\n{}",
+        refused.join("\n")
+    );
+}
+
+/// The dev overlay's UdaConnect, run as the manifests run it: the migrate
+/// and provision Jobs, then the API, the edge and the writer, each with its
+/// own NATS user and the database URL built from the generated password. A
+/// location sent to the edge is stored by the writer and read back from the
+/// API, and no request was refused on the way. Then each user is shown what
+/// it may not do.
+#[tokio::test]
+async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let (nats, pg) = servers(&rendered, &passwords).await;
+
+    run_job(&rendered, "migrate", &nats, &pg, &passwords).await;
+    run_job(&rendered, "provision", &nats, &pg, &passwords).await;
+    let api = spawn(&rendered, "api", &nats, &pg, &passwords);
+    let ingest = spawn(&rendered, "ingest", &nats, &pg, &passwords);
+    let writer = spawn(&rendered, "writer", &nats, &pg, &passwords);
+    let http = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    for process in [&api, &ingest, &writer] {
+        wait_status(&http, &format!("{}/readyz", process.base_url()), 200).await;
+    }
+
+    let person = post_until(
+        &http,
+        &format!("{}/api/v2/persons", api.base_url()),
+        &json!({"first_name": "Ada", "last_name": "Lovelace", "company_name": "Engines"}),
+        201,
+    )
+    .await;
+    // The edge learns new persons within UDACONNECT_INGEST_PERSON_REFRESH.
+    let location = post_until(
+        &http,
+        &format!("{}/api/v2/locations", ingest.base_url()),
+        &json!({"person_id": person["id"], "lat": 45.0, "lon": 7.0, "time": "2021-03-01T10:00:00Z"}),
+        201,
+    )
+    .await;
+    let stored = format!("{}/api/v2/locations/{}", api.base_url(), location["id"]);
+    wait_status(&http, &stored, 200).await;
+
+    for (process, target) in [(&ingest, "ingest"), (&writer, "writer")] {
+        assert_never_refused(process, target);
+    }
+    let log = nats.log();
+    assert!(
+        !log.contains("Violation"),
+        "the server refused something:\n{log}"
+    );
+
+    let streams = &rendered.config_maps["udaconnect-streams"];
+    let (locations, subject) = (
+        &streams["UDACONNECT_LOCATIONS_STREAM"],
+        &streams["UDACONNECT_LOCATIONS_SUBJECT"],
+    );
+    let (dead, dead_subject) = (
+        &streams["UDACONNECT_DEAD_STREAM"],
+        &streams["UDACONNECT_DEAD_SUBJECT"],
+    );
+    let manage = |action: &str, stream: &str| format!("$JS.API.STREAM.{action}.{stream}");
+
+    // The edge publishes locations, and the stream stores them; it cannot
+    // consume them, set locations aside as dead, nor manage a stream.
+    let (client, errors) = login(&rendered, "udaconnect", "ingest", &nats, &passwords).await;
+    let ack = jetstream::new(client.clone())
+        .publish(subject.clone(), "not a location".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.stream, *locations);
+    subscribe_refused(&client, &errors, subject).await;
+    publish_refused(&client, &errors, dead_subject).await;
+    publish_refused(
+        &client,
+        &errors,
+        &format!("$JS.API.CONSUMER.CREATE.{locations}"),
+    )
+    .await;
+    publish_refused(
+        &client,
+        &errors,
+        &format!("$JS.API.CONSUMER.MSG.NEXT.{locations}.writer"),
+    )
+    .await;
+    for action in ["CREATE", "UPDATE", "DELETE", "PURGE"] {
+        publish_refused(&client, &errors, &manage(action, locations)).await;
+    }
+
+    // The writer consumes (what it does above) and sets aside dead letters;
+    // it cannot publish locations nor manage a stream, nor use another
+    // consumer.
+    let (client, errors) = login(&rendered, "udaconnect", "writer", &nats, &passwords).await;
+    publish_refused(&client, &errors, subject).await;
+    subscribe_refused(&client, &errors, subject).await;
+    publish_refused(
+        &client,
+        &errors,
+        &format!("$JS.API.CONSUMER.CREATE.{locations}.other"),
+    )
+    .await;
+    for stream in [locations, dead] {
+        for action in ["CREATE", "UPDATE", "DELETE", "PURGE"] {
+            publish_refused(&client, &errors, &manage(action, stream)).await;
+        }
+    }
+
+    // The provision user manages the streams only: no messages either way.
+    let (client, errors) = login(&rendered, "udaconnect", "provision", &nats, &passwords).await;
+    publish_refused(&client, &errors, subject).await;
+    subscribe_refused(&client, &errors, subject).await;
+    publish_refused(&client, &errors, &manage("DELETE", locations)).await;
+
+    // Nobody reads anybody else's replies, Beacon's users' included.
+    let prefix = |binary: &str, target: &str| {
+        environment(&container(&rendered, binary, target), &rendered, &passwords)
+            ["NATS_INBOX_PREFIX"]
+            .clone()
+    };
+    let users = [
+        ("udaconnect", "provision"),
+        ("udaconnect", "ingest"),
+        ("udaconnect", "writer"),
+        ("beacon", "receiver"),
+    ];
+    for (binary, target) in users.into_iter().take(3) {
+        let (client, errors) = login(&rendered, binary, target, &nats, &passwords).await;
+        for (other_binary, other) in users.iter().filter(|user| user.1 != target) {
+            let inbox = format!("{}.>", prefix(other_binary, other));
+            subscribe_refused(&client, &errors, &inbox).await;
+        }
+        subscribe_refused(&client, &errors, "_INBOX.>").await;
+    }
+}
+
+/// On a cluster the edge and the writer may start before the provision Job
+/// has created the streams. Their users may not create them, so they only
+/// look them up and wait: not ready meanwhile, a log line saying what they
+/// wait for, and no request the server refuses. Once the Job has run, they
+/// are ready.
+#[tokio::test]
+async fn targets_that_may_not_manage_the_streams_wait_for_them_quietly() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let (nats, pg) = servers(&rendered, &passwords).await;
+    run_job(&rendered, "migrate", &nats, &pg, &passwords).await;
+
+    let ingest = spawn(&rendered, "ingest", &nats, &pg, &passwords);
+    let writer = spawn(&rendered, "writer", &nats, &pg, &passwords);
+    let http = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    for (process, target) in [(&ingest, "ingest"), (&writer, "writer")] {
+        eventually(
+            &format!("the {target} to say what it waits for"),
+            PATIENCE,
+            || async {
+                process
+                    .output()
+                    .iter()
+                    .any(|line| line.contains("waiting for stream LOCATIONS to be created"))
+                    .then_some(())
+            },
+        )
+        .await;
+        wait_status(&http, &format!("{}/readyz", process.base_url()), 503).await;
+    }
+
+    run_job(&rendered, "provision", &nats, &pg, &passwords).await;
+    for (process, target) in [(&ingest, "ingest"), (&writer, "writer")] {
+        wait_status(&http, &format!("{}/readyz", process.base_url()), 200).await;
+        assert_never_refused(process, target);
+    }
+    let log = nats.log();
+    assert!(
+        !log.contains("Violation"),
+        "the server refused something:\n{log}"
+    );
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Writes the passwords, once each, as env files that kustomize turns into
+# Secrets: DIR/nats.env (the `nats-users` Secret: one password per NATS user)
+# and DIR/postgres.env (the `udaconnect-postgres` Secret: UdaConnect's
+# database password). A password already in its file is kept: the running
+# servers and services use it. One missing from an existing file (a user
+# added since) is appended.
+#
+#   deploy/scripts/secrets.sh [DIR]   (default deploy/base/.secrets)
+set -euo pipefail
+
+dir="${1:-$(dirname "$0")/../base/.secrets}"
+
+# 24 random bytes as hex, behind a letter: nats-server reads an env value as
+# a config value, and an all-digit one would become a number. Hex is also
+# safe inside a database URL.
+password() {
+  printf 'p%s' "$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+}
+
+# ensure FILE KEY...: appends KEY=<new password> for each KEY not in FILE.
+ensure() {
+  local file="$1" key added=()
+  shift
+  touch "$file"
+  for key in "$@"; do
+    if ! grep -q "^$key=" "$file"; then
+      echo "$key=$(password)" >>"$file"
+      added+=("$key")
+    fi
+  done
+  if [ "${#added[@]}" -gt 0 ]; then
+    echo "generated ${added[*]} in $file"
+  fi
+}
+
+mkdir -p "$dir"
+umask 077
+ensure "$dir/nats.env" \
+  PROVISION_PASSWORD BROADCASTER_PASSWORD RECEIVER_PASSWORD \
+  UDACONNECT_PROVISION_PASSWORD UDACONNECT_INGEST_PASSWORD UDACONNECT_WRITER_PASSWORD
+ensure "$dir/postgres.env" POSTGRES_PASSWORD
