@@ -212,6 +212,9 @@ pub struct WriterArgs {
     /// Most bus messages taken at a time (bounds the writer's memory: at most this many messages of UDACONNECT_INGEST_CHUNK locations).
     #[arg(long, env = "UDACONNECT_WRITER_FETCH", default_value = "64", value_parser = parse_bounded::<100_000>)]
     pub writer_fetch: usize,
+    /// Transactions one writer runs at once (each of up to UDACONNECT_WRITER_BATCH_ROWS rows).
+    #[arg(long, env = "UDACONNECT_WRITER_CONCURRENCY", default_value = "2", value_parser = parse_bounded::<16>)]
+    pub writer_concurrency: usize,
     /// After the first message of a batch, how long to wait for more.
     #[arg(long, env = "UDACONNECT_WRITER_LINGER", default_value = "50ms", value_parser = parse_duration)]
     pub writer_linger: Duration,

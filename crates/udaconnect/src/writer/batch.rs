@@ -13,7 +13,7 @@ use beacon_platform::{
     bus::{BusStream, Delivery},
 };
 use bytes::Bytes;
-use futures::future::join_all;
+use futures::{StreamExt as _, future::join_all, stream};
 use tokio_util::sync::CancellationToken;
 use udaconnect_connect::{InsertReport, LocationId, LocationRecord, Store};
 
@@ -72,15 +72,19 @@ impl Writer<'_> {
                 }
             }
         }
-        for group in groups {
-            if group.deliveries.is_empty() {
-                continue;
+        // Transactions at once: the database's index upkeep runs on as many
+        // cores, and one group's commit overlaps the next one's rows.
+        stream::iter(
+            groups
+                .into_iter()
+                .filter(|group| !group.deliveries.is_empty()),
+        )
+        .for_each_concurrent(self.settings.writer_concurrency, |group| async move {
+            if !self.shutdown.is_cancelled() {
+                self.write_group(group).await;
             }
-            if self.shutdown.is_cancelled() {
-                return;
-            }
-            self.write_group(group).await;
-        }
+        })
+        .await;
     }
 
     async fn write_group(&self, group: Group) {

@@ -5,8 +5,8 @@
 //! It takes up to `UDACONNECT_WRITER_FETCH` messages at a time, waiting at
 //! most `UDACONNECT_WRITER_LINGER` after the first, writes them in
 //! transactions of at most `UDACONNECT_WRITER_BATCH_ROWS` rows (whole
-//! messages; one multi-row `INSERT ... ON CONFLICT DO NOTHING` each), and
-//! acknowledges a message only once its transaction has committed. A writer
+//! messages; one multi-row `INSERT ... ON CONFLICT DO NOTHING` each, up to
+//! `UDACONNECT_WRITER_CONCURRENCY` of them at once), and acknowledges a message only once its transaction has committed. A writer
 //! that dies between commit and acknowledgement loses nothing and stores
 //! nothing twice: the message comes again, and its rows are duplicates by
 //! id (or by idempotency key). While the database is away it holds its
