@@ -63,7 +63,9 @@ const WARM_UP: usize = 3;
 const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
 /// Longest the original may take for one person's question.
 const ORIGINAL_DEADLINE: Duration = Duration::from_secs(600);
-/// Longest migrating or loading may take.
+/// Longest connecting, preparing or a small read may take.
+const DB_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest migrating, loading or indexing may take.
 const LOAD_DEADLINE: Duration = Duration::from_secs(1800);
 
 fn june(day: u32) -> anyhow::Result<NaiveDate> {
@@ -173,8 +175,26 @@ fn tool(binary: &Path, args: &[&str], database: &str) -> anyhow::Result<String> 
     Ok(stdout)
 }
 
+/// `work`, failing if it takes longer than `deadline`.
+async fn within<T, E: Into<anyhow::Error>>(
+    what: &str,
+    deadline: Duration,
+    work: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(deadline, work)
+        .await
+        .with_context(|| format!("{what}: no answer within {deadline:?}"))?
+        .map_err(Into::into)
+        .with_context(|| what.to_owned())
+}
+
 async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let (client, connection) = within(
+        "connecting to the database",
+        DB_DEADLINE,
+        tokio_postgres::connect(url, tokio_postgres::NoTls),
+    )
+    .await?;
     tokio::spawn(connection);
     Ok(client)
 }
@@ -372,9 +392,12 @@ async fn original(
     budget: Duration,
 ) -> anyhow::Result<Sample> {
     let started = Instant::now();
-    let own = query
-        .own_locations(db, person, range.start, range.end)
-        .await?;
+    let own = within(
+        "reading the person's own locations",
+        DB_DEADLINE,
+        query.own_locations(db, person, range.start, range.end),
+    )
+    .await?;
     let mut rows = Vec::new();
     let mut run = 0;
     for location in &own {
@@ -493,7 +516,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     eprintln!("bench: {migrated}; {loaded}");
     let admin = connect(&db).await?;
-    admin.batch_execute("ANALYZE").await?;
+    within("ANALYZE", LOAD_DEADLINE, admin.batch_execute("ANALYZE")).await?;
 
     let api = BeaconProcess::spawn_app(
         &binary,
@@ -584,12 +607,20 @@ async fn main() -> anyhow::Result<()> {
 
     // The original's query on its own schema's indexes: migrating drops
     // its btree on `creation_time`, which its one-day query uses.
-    admin
-        .batch_execute(
+    within(
+        "creating the original's index",
+        LOAD_DEADLINE,
+        admin.batch_execute(
             "CREATE INDEX original_creation_time_idx ON location (creation_time); ANALYZE location",
-        )
-        .await?;
-    let query = OriginalQuery::prepare(&admin).await?;
+        ),
+    )
+    .await?;
+    let query = within(
+        "preparing the original's query",
+        DB_DEADLINE,
+        OriginalQuery::prepare(&admin),
+    )
+    .await?;
     for (range, count) in [(one_day, persons.len()), (month, settings.original_month)] {
         eprintln!(
             "bench: the original's query, {}, {count} persons",
@@ -605,9 +636,12 @@ async fn main() -> anyhow::Result<()> {
         }
         measurements.push(replay);
     }
-    admin
-        .batch_execute("DROP INDEX original_creation_time_idx; ANALYZE location")
-        .await?;
+    within(
+        "dropping the original's index",
+        LOAD_DEADLINE,
+        admin.batch_execute("DROP INDEX original_creation_time_idx; ANALYZE location"),
+    )
+    .await?;
 
     let explain_person = persons.first().copied().context("a person to explain")?;
     let store = PgStore::new(&PgConfig::new(db.clone()))?;

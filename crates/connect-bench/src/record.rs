@@ -228,6 +228,11 @@ impl Report {
             "{} · {} · commit {} · load {} · {}\n\n| question | asked | persons | p50 ms | p99 ms | rows: median / max | bytes: median / max | target | met |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
             self.date, self.machine, self.commit, self.load, self.data
         );
+        out.insert_str(
+            0,
+            "The embedded store is measured in this process through the Store trait \
+             (`udaconnect api` without DATABASE_URL serves only its demo conference).\n",
+        );
         for m in &self.measurements {
             out.push_str(&format!("| {} |\n", self.cells(m).join(" | ")));
         }
