@@ -33,7 +33,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint check-manifests test-rust chaos-smoke chaos-connect-smoke ## Run every check CI runs
+test: fmt-check lint check-manifests test-rust chaos-smoke chaos-connect-smoke bench-connect-smoke ## Run every check CI runs
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
@@ -96,6 +96,28 @@ bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grp
 	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(if $(filter sse ws,$(BENCH_TRANSPORT)),grpc,$(BENCH_TRANSPORT)) \
 	  $(TARGET_DIR)/release/udaconnect-ingest-bench
+
+# `make bench-connect` defaults: 1,000 persons, 1,000,000 locations, 20
+# persons asked about, the original's month replayed for 3 of them, 30 s
+# at most per person's replay (see BENCHMARKS.md).
+BENCH_PERSONS ?= 1000
+BENCH_LOCATIONS ?= 1000000
+BENCH_SAMPLE ?= 20
+BENCH_ORIGINAL_MONTH ?= 3
+BENCH_ORIGINAL_BUDGET ?= 30
+
+.PHONY: bench-connect
+bench-connect: ## UdaConnect connections query benchmark (BENCH_PERSONS, BENCH_LOCATIONS, BENCH_SAMPLE, BENCH_ORIGINAL_MONTH, BENCH_ORIGINAL_BUDGET); adds rows to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-connect-bench
+	BENCH_PERSONS=$(BENCH_PERSONS) BENCH_LOCATIONS=$(BENCH_LOCATIONS) BENCH_SAMPLE=$(BENCH_SAMPLE) \
+	BENCH_ORIGINAL_MONTH=$(BENCH_ORIGINAL_MONTH) BENCH_ORIGINAL_BUDGET=$(BENCH_ORIGINAL_BUDGET) \
+	  $(TARGET_DIR)/release/udaconnect-connect-bench
+
+.PHONY: bench-connect-smoke
+bench-connect-smoke: ## A small connections query benchmark, well under a minute; checks the answers, writes nothing (part of make test)
+	$(CARGO) build -p udaconnect -p udaconnect-connect-bench
+	BENCH_PERSONS=50 BENCH_LOCATIONS=20000 BENCH_SAMPLE=3 BENCH_ORIGINAL_MONTH=1 BENCH_ORIGINAL_BUDGET=30 BENCH_RECORD=0 \
+	  $(TARGET_DIR)/debug/udaconnect-connect-bench
 
 # Fan-out benchmark settings (see BENCHMARKS.md).
 BENCH_CLIENTS ?= 1000

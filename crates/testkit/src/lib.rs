@@ -4,14 +4,16 @@
 //! and restarted on the same store; `beacon` processes whose port is read
 //! from their own log; an SSE client; headless Chromium to look at the page
 //! as a person would; a throwaway PostgreSQL with PostGIS that can be
-//! stopped and started again on the same data; clients that stop reading;
-//! waiting on a condition with a deadline instead of sleeping; and what
-//! the benchmarks measure a process and record a run with.
+//! stopped and started again on the same data, and the original's
+//! connection query replayed on it; clients that stop reading; waiting on
+//! a condition with a deadline instead of sleeping; and what the
+//! benchmarks measure a process and record a run with.
 
 pub mod bench;
 mod browser;
 mod nats;
 mod net;
+mod original;
 mod postgres;
 mod process;
 mod sse;
@@ -21,6 +23,7 @@ pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
     net::connect_without_reading,
+    original::OriginalQuery,
     postgres::{PostgresServer, original_fixtures, postgres_bindir},
     process::{BeaconProcess, free_port, output_within},
     sse::{SSE_PATIENCE, SseClient, SseEvent},

@@ -4,27 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use beacon_testkit::PostgresServer;
-use chrono::NaiveDateTime;
+use beacon_testkit::{OriginalQuery, PostgresServer};
+use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::{Value, json};
-use tokio_postgres::{NoTls, types::Type};
+use tokio_postgres::NoTls;
 use udaconnect::api::compat_wire::python_repr;
 
 use super::helpers::{eventually_get, run, spawn_app};
 
-/// The original's query for one of the person's own locations, its text
-/// as `services.py` sends it (with positional parameters).
-const ORIGINAL_SQL: &str = "
-        SELECT  person_id, id, ST_X(coordinate), ST_Y(coordinate), creation_time
-        FROM    location
-        WHERE   ST_DWithin(coordinate::geography,ST_SetSRID(ST_MakePoint($1,$2),4326)::geography, $3)
-        AND     person_id != $4
-        AND     TO_DATE($5, 'YYYY-MM-DD') <= creation_time
-        AND     TO_DATE($6, 'YYYY-MM-DD') > creation_time;
-        ";
-
 /// The five persons of the original's data.
 const PERSONS: [i32; 5] = [1, 5, 6, 8, 9];
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a date")
+}
 
 async fn server_with_original() -> Option<(PostgresServer, String)> {
     let server = tokio::task::spawn_blocking(PostgresServer::start)
@@ -97,18 +90,7 @@ async fn the_compatibility_endpoint_answers_what_the_original_answers() {
     let db = client(&url).await;
     // The original's answers, replayed before migrating: its own SQL, one
     // query per own location, on its own schema.
-    let original = db
-        .prepare_typed(
-            ORIGINAL_SQL,
-            &[
-                Type::FLOAT8,
-                Type::FLOAT8,
-                Type::FLOAT8,
-                Type::INT4,
-                Type::TEXT,
-                Type::TEXT,
-            ],
-        )
+    let original = OriginalQuery::prepare(&db)
         .await
         .expect("the original's query prepares");
     let names: BTreeMap<i32, Value> = db
@@ -125,39 +107,26 @@ async fn the_compatibility_endpoint_answers_what_the_original_answers() {
         .collect();
     let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for person in PERSONS {
-        let own = db
-            .query(
-                "SELECT ST_X(coordinate), ST_Y(coordinate) FROM location
-                 WHERE person_id = $1 AND creation_time < '2020-12-30' AND creation_time >= '2020-01-01'",
-                &[&person],
-            )
-            .await
-            .expect("own locations");
         let mut rows = Vec::new();
-        for location in own {
-            let (x, y): (f64, f64) = (location.get(0), location.get(1));
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-                [&x, &y, &5.0f64, &person, &"2020-01-01", &"2020-12-31"];
-            for row in db
-                .query(&original, &params)
-                .await
-                .expect("the original's query")
-            {
-                let other: i32 = row.get(0);
-                let id: i32 = row.get(1);
-                let time: NaiveDateTime = row.get(4);
-                let row = json!({
-                    "location": {
-                        "id": id,
-                        "person_id": other,
-                        "longitude": python_repr(row.get(3)),
-                        "latitude": python_repr(row.get(2)),
-                        "creation_time": time.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                    },
-                    "person": names[&other],
-                });
-                rows.push(row.to_string());
-            }
+        for row in original
+            .connections(&db, person, day("2020-01-01"), day("2020-12-30"), 5.0)
+            .await
+            .expect("the original's query")
+        {
+            let other: i32 = row.get(0);
+            let id: i32 = row.get(1);
+            let time: NaiveDateTime = row.get(4);
+            let row = json!({
+                "location": {
+                    "id": id,
+                    "person_id": other,
+                    "longitude": python_repr(row.get(3)),
+                    "latitude": python_repr(row.get(2)),
+                    "creation_time": time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                },
+                "person": names[&other],
+            });
+            rows.push(row.to_string());
         }
         rows.sort();
         expected.insert(person, rows);
