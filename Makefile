@@ -1,7 +1,7 @@
 # Beacon's everyday commands. `make help` lists them.
 #
 #   make run     build and start everything in one process (no broker needed)
-#   make test    every check CI runs: format, lints, unit, integration and browser tests, manifests
+#   make test    every check CI runs: format, lints, manifests, unit, integration and browser tests, small chaos and benchmark runs
 #   make e2e     the browser test alone: the page in headless Chromium, screenshots in target/e2e/
 #   make up      deploy to a local minikube cluster and open the page
 #   make bench   fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
