@@ -7,10 +7,12 @@
 //! stopped and started again on the same data, and the original's
 //! connection query replayed on it; clients that stop reading; waiting on
 //! a condition with a deadline instead of sleeping; and what the
-//! benchmarks measure a process and record a run with.
+//! benchmarks measure a process and record a run with; and `deploy/`'s
+//! manifests, rendered, with the workloads they run, for the manifest tests.
 
 pub mod bench;
 mod browser;
+pub mod kustomize;
 mod nats;
 mod net;
 mod original;
@@ -18,6 +20,7 @@ mod postgres;
 mod process;
 mod sse;
 mod wait;
+pub mod workloads;
 
 pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},

@@ -20,8 +20,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::{
-    helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq},
+use super::helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq};
+use beacon_testkit::{
     kustomize::{Rendered, items, text},
     workloads::{
         Container, OVERLAYS, Passwords, container, containers, environment, expand,

@@ -19,10 +19,6 @@ mod docs;
 mod embedded;
 mod helpers;
 mod ingest;
-#[path = "../../../beacon/tests/api/kustomize.rs"]
-mod kustomize;
 mod manifests;
 mod original;
 mod postgres;
-#[path = "../../../beacon/tests/api/workloads.rs"]
-mod workloads;

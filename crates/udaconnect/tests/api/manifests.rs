@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use udaconnect::Cli;
 
-use super::{
-    helpers::{PATIENCE, UDACONNECT},
+use super::helpers::{PATIENCE, UDACONNECT};
+use beacon_testkit::{
     kustomize::{Rendered, items, text},
     workloads::{
         Container, OVERLAYS, Passwords, container, containers, environment, generate_passwords,

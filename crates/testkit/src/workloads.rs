@@ -1,6 +1,5 @@
 //! The workloads of the rendered manifests, as the kubelet would run them,
-//! for the manifest tests of both apps (Beacon's here, UdaConnect's in its
-//! own crate, which includes this file): each container with the binary and
+//! for the manifest tests of both apps: each container with the binary and
 //! target it runs and the environment it gets, the passwords `make up`
 //! generates, nats-server with the ConfigMap's configuration, and clients
 //! logged in as a container's NATS user.
@@ -10,16 +9,17 @@ use std::{
     path::Path,
     process::Command,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
+use crate::{NatsServer, eventually, output_within};
 use async_nats::{ConnectOptions, Event};
-use beacon_testkit::{NatsServer, eventually, output_within};
 use serde_json::Value;
 
-use super::{
-    helpers::PATIENCE,
-    kustomize::{Rendered, deploy_dir, items, render, text},
-};
+use crate::kustomize::{Rendered, deploy_dir, items, render, text};
+
+/// How long a NATS login or a server's start may take.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 pub const OVERLAYS: [&str; 2] = ["dev", "prod"];
 
@@ -122,7 +122,7 @@ pub fn generate_passwords(dir: &Path) -> Passwords {
     let mut passwords = Passwords::new();
     for file in ["nats.env", "postgres.env"] {
         let values: BTreeMap<String, String> = std::fs::read_to_string(dir.join(file))
-            .unwrap()
+            .expect("read a generated password file")
             .lines()
             .map(|line| {
                 let (key, value) = line.split_once('=').expect("KEY=VALUE");
@@ -193,7 +193,7 @@ pub fn environment(
                 .clone()
         } else if let Some(field) = from.get("fieldRef") {
             assert_eq!(field["fieldPath"], "metadata.name", "{workload}: {name}");
-            let (_, name) = workload.split_once('/').unwrap();
+            let (_, name) = workload.split_once('/').expect("a workload is Kind/name");
             format!("{name}-0")
         } else if from.get("resourceFieldRef").is_some() {
             "536870912".to_owned()
@@ -246,7 +246,9 @@ pub async fn login(
         let sink = Arc::clone(&sink);
         async move {
             if let Event::ServerError(err) = event {
-                sink.lock().unwrap().push(err.to_string());
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(err.to_string());
             }
         }
     })
@@ -263,7 +265,9 @@ pub async fn refused(errors: &Mutex<Vec<String>>, what: &str) {
         &format!("the server to refuse {what}"),
         PATIENCE,
         || async {
-            let errors = errors.lock().unwrap();
+            let errors = errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             errors.iter().any(|e| e.contains(&expected)).then_some(())
         },
     )
@@ -279,8 +283,8 @@ pub async fn publish_refused(
     client
         .publish(subject.to_owned(), "forged".into())
         .await
-        .unwrap();
-    client.flush().await.unwrap();
+        .expect("publish");
+    client.flush().await.expect("flush");
     refused(errors, &format!("Publish to \"{subject}\"")).await;
 }
 
@@ -290,7 +294,10 @@ pub async fn subscribe_refused(
     errors: &Mutex<Vec<String>>,
     subject: &str,
 ) {
-    let _subscription = client.subscribe(subject.to_owned()).await.unwrap();
-    client.flush().await.unwrap();
+    let _subscription = client
+        .subscribe(subject.to_owned())
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
     refused(errors, &format!("Subscription to \"{subject}\"")).await;
 }
