@@ -301,3 +301,32 @@ pub async fn subscribe_refused(
     client.flush().await.expect("flush");
     refused(errors, &format!("Subscription to \"{subject}\"")).await;
 }
+
+/// The command line that gives `env` to `<binary> <target>` through the
+/// flags that mirror its env vars, so that a container's environment is
+/// checked as the binary would check it (the test's own environment stays
+/// out of it). `command` is the binary's clap command.
+pub fn command_line(
+    command: &clap::Command,
+    target: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
+    let binary = command.get_name();
+    let flags: BTreeMap<String, String> = command
+        .find_subcommand(target)
+        .ok_or_else(|| format!("{binary} has no target {target}"))?
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?.to_owned();
+            Some((env, format!("--{}", arg.get_long()?)))
+        })
+        .collect();
+    let mut argv = vec![binary.to_owned(), target.to_owned()];
+    for (name, value) in env {
+        let flag = flags
+            .get(name)
+            .ok_or_else(|| format!("{name} is not a setting of `{binary} {target}`"))?;
+        argv.push(format!("{flag}={value}"));
+    }
+    Ok(argv)
+}

@@ -24,7 +24,7 @@ use super::helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq};
 use beacon_testkit::{
     kustomize::{Rendered, items, text},
     workloads::{
-        Container, OVERLAYS, Passwords, container, containers, environment, expand,
+        Container, OVERLAYS, Passwords, command_line, container, containers, environment, expand,
         generate_passwords, login, overlay, publish_refused, start_nats, subscribe_refused,
     },
 };
@@ -34,33 +34,9 @@ fn is_beacon(container: &Container) -> bool {
     container.binary() == Some("beacon")
 }
 
-/// Env var → flag of every setting `beacon <target>` reads.
-fn settings_of(target: &str) -> BTreeMap<String, String> {
-    let command = Cli::command();
-    let target = command
-        .find_subcommand(target)
-        .unwrap_or_else(|| panic!("beacon has no target {target}"));
-    target
-        .get_arguments()
-        .filter_map(|arg| {
-            let env = arg.get_env()?.to_str()?.to_owned();
-            Some((env, format!("--{}", arg.get_long()?)))
-        })
-        .collect()
-}
-
-/// Parses `env` as `beacon <target>` would and checks it as `main` does,
-/// through the flags that mirror the env vars (the test's own environment
-/// stays out of it).
+/// Parses `env` as `beacon <target>` would and checks it as `main` does.
 fn check_settings(target: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
-    let flags = settings_of(target);
-    let mut argv = vec!["beacon".to_owned(), target.to_owned()];
-    for (name, value) in env {
-        let flag = flags
-            .get(name)
-            .ok_or_else(|| format!("{name} is not a setting of `beacon {target}`"))?;
-        argv.push(format!("{flag}={value}"));
-    }
+    let argv = command_line(&Cli::command(), target, env)?;
     let cli = Cli::try_parse_from(&argv).map_err(|err| err.to_string())?;
     cli.plan().map(|_| ()).map_err(|err| err.to_string())
 }
