@@ -285,12 +285,28 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         (stats["locations"].as_u64() == Some(accepted)).then_some(())
     })
     .await;
-    page.wait_for(
-        "the live header's count",
-        PATIENCE,
-        &format!("document.getElementById('locations-total').textContent === numberFormat.format({accepted})"),
-    )
-    .await;
+    // The header follows the live stream, a second at a time; on failure,
+    // what it showed and the stream's state say which side stopped.
+    let header = "[document.getElementById('locations-total').textContent, \
+                  document.getElementById('live-state').textContent]";
+    let expected = page.eval(&format!("numberFormat.format({accepted})")).await;
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let shown = page.eval(header).await;
+        if shown[0] == expected {
+            break;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            let stats = get(&format!("{base}/api/v2/stats")).await;
+            let log = api.output();
+            panic!(
+                "after {PATIENCE:?} the live header shows {shown} (count, stream), not {expected}; \
+                 /api/v2/stats answers {stats}; the api logged:\n{}",
+                log[log.len().saturating_sub(20)..].join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Ada met Grace: the page shows what the API answers, for each setting.
     page.eval(&format!(
