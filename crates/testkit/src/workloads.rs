@@ -330,3 +330,17 @@ pub fn command_line(
     }
     Ok(argv)
 }
+
+/// No request of `process` was refused by NATS.
+pub fn assert_never_refused(process: &crate::BeaconProcess, what: &str) {
+    let refused: Vec<_> = process
+        .output()
+        .into_iter()
+        .filter(|line| line.to_lowercase().contains("permissions violation"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{what} was refused:\n{}",
+        refused.join("\n")
+    );
+}

@@ -24,8 +24,9 @@ use super::helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq};
 use beacon_testkit::{
     kustomize::{Rendered, items, text},
     workloads::{
-        Container, OVERLAYS, Passwords, command_line, container, containers, environment, expand,
-        generate_passwords, login, overlay, publish_refused, start_nats, subscribe_refused,
+        Container, OVERLAYS, Passwords, assert_never_refused, command_line, container, containers,
+        environment, expand, generate_passwords, login, overlay, publish_refused, start_nats,
+        subscribe_refused,
     },
 };
 
@@ -440,20 +441,6 @@ async fn wait_status(url: &str, status: u16) {
         (response.status().as_u16() == status).then_some(())
     })
     .await;
-}
-
-/// No request of `process` was refused by NATS.
-fn assert_never_refused(process: &BeaconProcess, what: &str) {
-    let refused: Vec<_> = process
-        .output()
-        .into_iter()
-        .filter(|line| line.to_lowercase().contains("permissions violation"))
-        .collect();
-    assert!(
-        refused.is_empty(),
-        "{what} was refused:\n{}",
-        refused.join("\n")
-    );
 }
 
 #[tokio::test]

@@ -21,8 +21,9 @@ use super::helpers::{PATIENCE, UDACONNECT};
 use beacon_testkit::{
     kustomize::{Rendered, items, text},
     workloads::{
-        Container, OVERLAYS, Passwords, command_line, container, containers, environment,
-        generate_passwords, login, overlay, publish_refused, start_nats, subscribe_refused,
+        Container, OVERLAYS, Passwords, assert_never_refused, command_line, container, containers,
+        environment, generate_passwords, login, overlay, publish_refused, start_nats,
+        subscribe_refused,
     },
 };
 
@@ -348,20 +349,6 @@ async fn wait_status(http: &reqwest::Client, url: &str, status: u16) {
         (response.status().as_u16() == status).then_some(())
     })
     .await;
-}
-
-/// No request of `process` was refused by NATS.
-fn assert_never_refused(process: &BeaconProcess, what: &str) {
-    let refused: Vec<_> = process
-        .output()
-        .into_iter()
-        .filter(|line| line.to_lowercase().contains("permissions violation"))
-        .collect();
-    assert!(
-        refused.is_empty(),
-        "{what} was refused:\n{}",
-        refused.join("\n")
-    );
 }
 
 /// The dev overlay's UdaConnect, run as the manifests run it: the migrate
