@@ -26,6 +26,46 @@ fn start(target: &str, envs: &[(&str, String)]) -> BeaconProcess {
     BeaconProcess::spawn_app(UDACONNECT.as_ref(), "UDACONNECT", &[target], &all)
 }
 
+/// `udaconnect simulate` walking two attendees, from `first` on, around one
+/// venue for `duration` (with `seed` if given); its summary.
+async fn walk(
+    api_url: &str,
+    grpc_url: &str,
+    first: &str,
+    duration: &str,
+    seed: Option<&str>,
+) -> Value {
+    let mut args = vec![
+        "simulate",
+        "--api-url",
+        api_url,
+        "--grpc-url",
+        grpc_url,
+        "--first-person",
+        first,
+        "--attendees",
+        "2",
+        "--venues",
+        "1",
+        "--rate",
+        "60",
+        "--batch",
+        "10",
+        "--duration",
+        duration,
+    ];
+    if let Some(seed) = seed {
+        args.extend(["--seed", seed]);
+    }
+    let (code, stdout, stderr) = run(&args, &[("LOG_FORMAT", "json")]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("SUMMARY "))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("a SUMMARY line in {stdout}"))
+}
+
 async fn get(url: &str) -> Value {
     let response = reqwest::get(url).await.expect("request sent");
     assert!(
@@ -249,35 +289,7 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     let ada_text = ada.to_string();
     let api_url = base.clone();
     let grpc_url = format!("http://127.0.0.1:{grpc_port}");
-    let (code, stdout, stderr) = run(
-        &[
-            "simulate",
-            "--api-url",
-            &api_url,
-            "--grpc-url",
-            &grpc_url,
-            "--first-person",
-            &ada_text,
-            "--attendees",
-            "2",
-            "--venues",
-            "1",
-            "--rate",
-            "60",
-            "--batch",
-            "10",
-            "--duration",
-            "4s",
-        ],
-        &[("LOG_FORMAT", "json")],
-    )
-    .await;
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    let summary: Value = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("SUMMARY "))
-        .and_then(|json| serde_json::from_str(json).ok())
-        .unwrap_or_else(|| panic!("a SUMMARY line in {stdout}"));
+    let summary = walk(&api_url, &grpc_url, &ada_text, "4s", None).await;
     let accepted = summary["accepted"].as_u64().expect("a count");
     assert!(accepted > 50, "{summary}");
     eventually("every location stored", PATIENCE, || async {
@@ -337,32 +349,7 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     };
 
     // Live: more positions arrive, and the open question is asked again.
-    let (code, stdout, stderr) = run(
-        &[
-            "simulate",
-            "--api-url",
-            &api_url,
-            "--grpc-url",
-            &grpc_url,
-            "--first-person",
-            &ada_text,
-            "--attendees",
-            "2",
-            "--venues",
-            "1",
-            "--rate",
-            "60",
-            "--batch",
-            "10",
-            "--duration",
-            "1s",
-            "--seed",
-            "2",
-        ],
-        &[("LOG_FORMAT", "json")],
-    )
-    .await;
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    walk(&api_url, &grpc_url, &ada_text, "1s", Some("2")).await;
     let refreshed = page
         .wait_for(
             "the contacts refreshed with new encounters",
