@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Renders every overlay with kustomize, as `make up` would apply it, and checks
-# it with no cluster: schemas (kubernetes-validate --strict), security
-# (checkov), style (yamllint); then the Dockerfile (hadolint) and these
-# scripts (ShellCheck). Tools come from .tools/ (deploy/scripts/tools.sh).
+# it with no cluster: every object belongs to the platform or to one app
+# (`make up APPS=...` applies by that label), schemas (kubernetes-validate
+# --strict), security (checkov), style (yamllint); then the Dockerfile
+# (hadolint) and these scripts (ShellCheck). Tools come from .tools/ (deploy/scripts/tools.sh).
 # The rendered manifests are left in target/deploy/ for a closer look.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,6 +29,22 @@ for overlay in $OVERLAYS; do
   kubectl kustomize "deploy/overlays/$overlay" >"$out/$overlay.yaml"
   rendered+=("$out/$overlay.yaml")
 done
+
+echo "==> part-of: every object is the platform's, Beacon's or UdaConnect's"
+python3 - "${rendered[@]}" <<'PY'
+import sys
+import yaml
+
+parts = {"platform", "beacon", "udaconnect"}
+stray = [
+    f"{path}: {doc['kind']} {doc['metadata']['name']}"
+    for path in sys.argv[1:]
+    for doc in yaml.safe_load_all(open(path))
+    if (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") not in parts
+]
+if stray:
+    sys.exit("no app.kubernetes.io/part-of label in " + ", ".join(sorted(parts)) + ":\n  " + "\n  ".join(stray))
+PY
 
 for version in $K8S_VERSIONS; do
   echo "==> kubernetes-validate --strict: Kubernetes $version"

@@ -1,7 +1,8 @@
 //! Reads `deploy/`'s kustomize sources and combines them as `kubectl
 //! kustomize` does, for what the manifest tests look at: the resources, the
 //! generated ConfigMaps' data and Secrets' sources, with the overlays'
-//! patches applied.
+//! patches and the kustomizations' labels applied (the `part-of` label says
+//! which app an object belongs to, and `make up APPS=...` selects by it).
 //!
 //! Patches are merged with the part of strategic merge these overlays use:
 //! maps merge, lists of named items merge by name, other lists are replaced,
@@ -18,8 +19,8 @@ use std::{
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Fields this reader understands; `namespace` and `labels` change nothing
-/// the tests look at.
+/// Fields this reader understands; `namespace` changes nothing the tests
+/// look at.
 const KNOWN_FIELDS: &[&str] = &[
     "apiVersion",
     "kind",
@@ -45,7 +46,13 @@ pub struct Rendered {
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// Generated Secrets: name → the env file their data comes from.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// The labels of the generated ConfigMaps and Secrets: (kind, name) →
+    /// labels.
+    pub generated_labels: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
+
+/// The label that tells the apps apart, and the platform they share.
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
 
 impl Rendered {
     /// The resource of `kind` called `name`.
@@ -54,6 +61,49 @@ impl Rendered {
             .iter()
             .find(|resource| resource["kind"] == kind && resource["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("no {kind} {name} in the manifests"))
+    }
+
+    /// What `make up APPS=<apps>` applies: the objects labelled part of the
+    /// platform or of one of `apps`.
+    pub fn only(&self, apps: &[&str]) -> Rendered {
+        let wanted = |part_of: Option<&str>| {
+            part_of.is_some_and(|part| part == "platform" || apps.contains(&part))
+        };
+        let generated = |kind: &str, name: &str| {
+            let key = (kind.to_owned(), name.to_owned());
+            wanted(
+                self.generated_labels
+                    .get(&key)
+                    .and_then(|labels| labels.get(PART_OF))
+                    .map(String::as_str),
+            )
+        };
+        Rendered {
+            resources: self
+                .resources
+                .iter()
+                .filter(|resource| wanted(resource["metadata"]["labels"][PART_OF].as_str()))
+                .cloned()
+                .collect(),
+            config_maps: self
+                .config_maps
+                .iter()
+                .filter(|(name, _)| generated("ConfigMap", name))
+                .map(|(name, data)| (name.clone(), data.clone()))
+                .collect(),
+            secrets: self
+                .secrets
+                .iter()
+                .filter(|(name, _)| generated("Secret", name))
+                .map(|(name, path)| (name.clone(), path.clone()))
+                .collect(),
+            generated_labels: self
+                .generated_labels
+                .iter()
+                .filter(|((kind, name), _)| generated(kind, name))
+                .map(|(key, labels)| (key.clone(), labels.clone()))
+                .collect(),
+        }
     }
 }
 
@@ -79,18 +129,26 @@ pub fn render(dir: &Path) -> Rendered {
             rendered.resources.extend(inner.resources);
             rendered.config_maps.extend(inner.config_maps);
             rendered.secrets.extend(inner.secrets);
+            rendered.generated_labels.extend(inner.generated_labels);
         } else {
             rendered.resources.extend(read_yaml(&resource));
         }
     }
     for generator in items(&kustomization["configMapGenerator"]) {
         generate_config_map(dir, generator, &mut rendered.config_maps);
+        let key = ("ConfigMap".to_owned(), text(&generator["name"]).to_owned());
+        rendered.generated_labels.entry(key).or_default();
     }
     for generator in items(&kustomization["secretGenerator"]) {
         let name = text(&generator["name"]);
         let envs = strings(&generator["envs"]);
         assert_eq!(envs.len(), 1, "secret {name}: one env file expected");
         rendered.secrets.insert(name.to_owned(), dir.join(envs[0]));
+        let key = ("Secret".to_owned(), name.to_owned());
+        rendered.generated_labels.entry(key).or_default();
+    }
+    for labels in items(&kustomization["labels"]) {
+        apply_labels(&mut rendered, labels);
     }
     for patch in items(&kustomization["patches"]) {
         assert!(
@@ -141,6 +199,52 @@ fn generate_config_map(
             assert!(previous.is_some(), "configMap {name}: nothing to replace");
         }
         other => panic!("configMap {name}: unknown behavior {other}"),
+    }
+}
+
+/// A `labels` entry: its pairs on every object so far, and with
+/// `includeTemplates` on the pods' (and volume claims') templates too.
+fn apply_labels(rendered: &mut Rendered, labels: &Value) {
+    let pairs = labels["pairs"]
+        .as_object()
+        .unwrap_or_else(|| panic!("labels without pairs: {labels}"));
+    let templates = labels["includeTemplates"] == true;
+    let set = |target: &mut Value| {
+        for (key, value) in pairs {
+            target[key] = value.clone();
+        }
+    };
+    for resource in &mut rendered.resources {
+        set(&mut resource["metadata"]["labels"]);
+        if !templates {
+            continue;
+        }
+        let kind = resource["kind"].as_str().unwrap_or_default().to_owned();
+        let Some(spec) = resource.get_mut("spec") else {
+            continue;
+        };
+        match kind.as_str() {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+                set(&mut spec["template"]["metadata"]["labels"]);
+            }
+            "CronJob" => {
+                set(&mut spec["jobTemplate"]["spec"]["template"]["metadata"]["labels"]);
+            }
+            _ => {}
+        }
+        if let Some(claims) = spec
+            .get_mut("volumeClaimTemplates")
+            .and_then(Value::as_array_mut)
+        {
+            for claim in claims {
+                set(&mut claim["metadata"]["labels"]);
+            }
+        }
+    }
+    for generated in rendered.generated_labels.values_mut() {
+        for (key, value) in pairs {
+            generated.insert(key.clone(), text(value).to_owned());
+        }
     }
 }
 

@@ -23,8 +23,25 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 pub const OVERLAYS: [&str; 2] = ["dev", "prod"];
 
+/// The apps `make up APPS=...` deploys, each with the platform.
+pub const APPS: [&str; 2] = ["beacon", "udaconnect"];
+
 pub fn overlay(name: &str) -> Rendered {
     render(&deploy_dir().join("overlays").join(name))
+}
+
+/// What `make up` can deploy: each overlay with both apps, and with each
+/// app alone (`dev APPS=beacon`, say), named for messages.
+pub fn deployments() -> Vec<(String, Rendered)> {
+    let mut all = Vec::new();
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        for app in APPS {
+            all.push((format!("{name} APPS={app}"), rendered.only(&[app])));
+        }
+        all.push((name.to_owned(), rendered));
+    }
+    all
 }
 
 /// A container and the workload and pod it belongs to.

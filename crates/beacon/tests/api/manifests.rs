@@ -22,11 +22,11 @@ use tempfile::TempDir;
 
 use super::helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq};
 use beacon_testkit::{
-    kustomize::{Rendered, items, text},
+    kustomize::{PART_OF, Rendered, deploy_dir, items, text},
     workloads::{
-        Container, OVERLAYS, Passwords, assert_never_refused, command_line, container, containers,
-        environment, expand, generate_passwords, login, overlay, publish_refused, start_nats,
-        subscribe_refused,
+        APPS, Container, OVERLAYS, Passwords, assert_never_refused, command_line, container,
+        containers, deployments, environment, expand, generate_passwords, login, overlay,
+        publish_refused, start_nats, subscribe_refused,
     },
 };
 
@@ -149,8 +149,7 @@ fn selected<'a>(rendered: &'a Rendered, selector: &Value) -> Vec<Container<'a>> 
 
 #[test]
 fn services_ingresses_and_policies_point_at_ports_that_containers_open() {
-    for name in OVERLAYS {
-        let rendered = overlay(name);
+    for (name, rendered) in deployments() {
         for resource in &rendered.resources {
             let what = format!(
                 "{name}: {} {}",
@@ -210,8 +209,7 @@ fn services_ingresses_and_policies_point_at_ports_that_containers_open() {
 
 #[test]
 fn every_container_is_pinned_bounded_probed_and_locked_down() {
-    for name in OVERLAYS {
-        let rendered = overlay(name);
+    for (name, rendered) in deployments() {
         for container in containers(&rendered) {
             let what = format!(
                 "{name}: {} container {}",
@@ -273,6 +271,119 @@ fn every_container_is_pinned_bounded_probed_and_locked_down() {
             assert_eq!(pod["automountServiceAccountToken"], false, "{what}");
             let account = rendered.get("ServiceAccount", text(&pod["serviceAccountName"]));
             assert_eq!(account["automountServiceAccountToken"], false, "{what}");
+        }
+    }
+}
+
+#[test]
+fn every_object_is_the_platforms_or_one_apps() {
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let part_of = |labels: &Value| labels[PART_OF].as_str().map(str::to_owned);
+        for resource in &rendered.resources {
+            let what = format!(
+                "{name}: {} {}",
+                resource["kind"], resource["metadata"]["name"]
+            );
+            let part = part_of(&resource["metadata"]["labels"]);
+            let part = part.unwrap_or_else(|| panic!("{what} has no {PART_OF} label"));
+            assert!(
+                part == "platform" || APPS.contains(&part.as_str()),
+                "{what}: {PART_OF}={part}"
+            );
+            // Its pods and volumes go with it.
+            for template in [&resource["spec"]["template"]]
+                .into_iter()
+                .chain(items(&resource["spec"]["volumeClaimTemplates"]))
+                .filter(|template| template.is_object())
+            {
+                let inner = part_of(&template["metadata"]["labels"]);
+                assert_eq!(inner.as_deref(), Some(part.as_str()), "{what}: template");
+            }
+        }
+        for ((kind, object), labels) in &rendered.generated_labels {
+            let part = labels.get(PART_OF).map(String::as_str).unwrap_or_default();
+            assert!(
+                part == "platform" || APPS.contains(&part),
+                "{name}: generated {kind} {object}: {PART_OF}={part:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_app_alone_has_everything_its_pods_refer_to() {
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    for (name, rendered) in deployments() {
+        let workloads = containers(&rendered);
+        for app in APPS {
+            let runs = workloads
+                .iter()
+                .any(|c| c.pod["metadata"]["labels"][PART_OF] == app);
+            let asked = !name.contains("APPS=") || name.ends_with(&format!("APPS={app}"));
+            assert_eq!(runs, asked, "{name}: runs {app}");
+        }
+        for container in &workloads {
+            let what = format!("{name}: {}", container.workload);
+            // Every ConfigMap, Secret and key its environment names.
+            environment(container, &rendered, &passwords);
+            for volume in items(&container.pod["spec"]["volumes"]) {
+                if let Some(config) = volume["configMap"]["name"].as_str() {
+                    assert!(
+                        rendered.config_maps.contains_key(config),
+                        "{what}: volume from ConfigMap {config}"
+                    );
+                }
+                if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                    assert!(
+                        rendered.secrets.contains_key(secret),
+                        "{what}: volume from Secret {secret}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn make_down_for_one_app_deletes_every_kind_the_app_has() {
+    let makefile = std::fs::read_to_string(deploy_dir().join("minikube.mk")).unwrap();
+    let kinds: Vec<&str> = makefile
+        .lines()
+        .find_map(|line| line.strip_prefix("APP_KINDS := "))
+        .expect("deploy/minikube.mk sets APP_KINDS")
+        .split(',')
+        .collect();
+    let plural = |kind: &str| {
+        let kind = kind.to_lowercase();
+        match kind.strip_suffix('y') {
+            Some(stem) => format!("{stem}ies"),
+            None if kind.ends_with('s') => format!("{kind}es"),
+            None => format!("{kind}s"),
+        }
+    };
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let apps = rendered.only(&APPS);
+        let platform = rendered.only(&[]);
+        let mut needed: Vec<String> = Vec::new();
+        for resource in &apps.resources {
+            if !platform.resources.contains(resource) {
+                needed.push(plural(text(&resource["kind"])));
+                if !items(&resource["spec"]["volumeClaimTemplates"]).is_empty() {
+                    needed.push(plural("PersistentVolumeClaim"));
+                }
+            }
+        }
+        for (kind, _) in apps.generated_labels.keys() {
+            needed.push(plural(kind));
+        }
+        for kind in needed {
+            assert!(
+                kinds.contains(&kind.as_str()),
+                "{name}: `make down APPS=...` leaves {kind} behind: add it to APP_KINDS"
+            );
         }
     }
 }
