@@ -2,9 +2,11 @@
 # Makefile.
 # Everything runs in its own minikube profile, so other clusters are untouched.
 #
-#   make up [ENV=dev|prod]   start the cluster, build, deploy, open the pages
-#   make down | purge        delete the deployment | the whole profile
-#   make status | logs | url
+#   make up [ENV=dev|prod] [APPS=beacon|udaconnect]
+#                            start the cluster, build, deploy, open the pages
+#   make down [APPS=...] | purge
+#                            delete the deployment (or one app) | the whole profile
+#   make status | logs | url [APPS=...]
 #   make check-manifests     render and check the manifests (no cluster needed)
 
 ENV ?= dev
@@ -19,6 +21,28 @@ START_FLAGS = --cpus=$(CPUS) --memory=$(MEMORY) --cni=calico $(if $(DRIVER),--dr
 WAIT_SECONDS ?= 300
 
 NAMESPACE := beacon
+# The apps to deploy (`make up`) or delete (`make down`), with the platform
+# they share (the namespace, NATS, the passwords): both by default, or one
+# (`APPS=beacon`, `APPS=udaconnect`; a comma or a space between two).
+APPS ?= beacon udaconnect
+comma := ,
+empty :=
+space := $(empty) $(empty)
+APP_LIST := $(sort $(subst $(comma),$(space),$(APPS)))
+ifneq ($(filter-out beacon udaconnect,$(APP_LIST)),)
+$(error APPS=$(APPS): the apps are beacon and udaconnect)
+endif
+ifeq ($(APP_LIST),)
+$(error APPS is empty: the apps are beacon and udaconnect)
+endif
+# The apps, for messages: `beacon and udaconnect`.
+APP_NAMES := $(subst $(space), and ,$(APP_LIST))
+# What `make down APPS=...` deletes of the app, by its label: every kind the
+# manifests hold but the namespace, and the volumes its StatefulSets claimed
+# (the manifest tests hold this list to the manifests).
+APP_KINDS := deployments,statefulsets,jobs,services,configmaps,secrets,serviceaccounts,networkpolicies,persistentvolumeclaims,horizontalpodautoscalers,poddisruptionbudgets,ingresses
+# The objects of those apps and of the platform, by their `part-of` label.
+APP_SELECTOR := app.kubernetes.io/part-of in (platform,$(subst $(space),$(comma),$(APP_LIST)))
 MINIKUBE := minikube -p $(PROFILE)
 # Your kubectl, pinned to the profile's context, when it is 1.27 or later
 # (its kustomize reads these manifests); else the one minikube brings.
@@ -34,7 +58,7 @@ RUNNING = $(MINIKUBE) status >/dev/null 2>&1 \
   || { echo "minikube profile $(PROFILE) is not running: make up starts it"; exit 1; }
 
 .PHONY: up
-up: ## Deploy Beacon and UdaConnect to minikube (ENV=dev|prod) and open the pages
+up: ## Deploy Beacon and UdaConnect to minikube (ENV=dev|prod, APPS=beacon|udaconnect) and open the pages
 	@deploy/scripts/prereqs.sh $(ENV)
 	@echo "==> minikube profile $(PROFILE) ($(CPUS) CPUs, $(MEMORY) memory when created)"
 	@$(MINIKUBE) status >/dev/null 2>&1 \
@@ -48,18 +72,24 @@ up: ## Deploy Beacon and UdaConnect to minikube (ENV=dev|prod) and open the page
 	  || $(MINIKUBE) image build -t beacon:$(IMAGE_TAG) .
 	@echo "==> passwords: NATS users, PostgreSQL (generated once, kept in deploy/base/.secrets/)"
 	@deploy/scripts/secrets.sh
-	@echo "==> applying overlays/$(ENV)"
-	@KUBECTL="$(KUBECTL)" deploy/scripts/apply.sh $(ENV) $(IMAGE_TAG)
-	@echo "==> waiting for Beacon and UdaConnect to be ready (at most $(WAIT_SECONDS)s)"
-	@KUBECTL="$(KUBECTL)" deploy/scripts/wait.sh $(WAIT_SECONDS)
-	@echo "==> Beacon and UdaConnect are running ($(ENV))"
+	@echo "==> applying overlays/$(ENV): the platform (NATS) with $(APP_NAMES)"
+	@KUBECTL="$(KUBECTL)" deploy/scripts/apply.sh $(ENV) $(IMAGE_TAG) "$(APP_SELECTOR)"
+	@echo "==> waiting until ready (at most $(WAIT_SECONDS)s): NATS, $(subst $(space),$(comma) ,$(APP_LIST))"
+	@KUBECTL="$(KUBECTL)" deploy/scripts/wait.sh $(WAIT_SECONDS) $(APP_LIST)
+	@echo "==> $(APP_NAMES): running ($(ENV))"
 	@KUBECTL="$(KUBECTL)" deploy/scripts/url.sh $(PROFILE) --open
 
 .PHONY: down
-down: ## Delete the deployment (the minikube profile stays)
+down: ## Delete the deployment, or one app of it (APPS=beacon|udaconnect); the minikube profile stays
 	@$(RUNNING)
-	@echo "==> deleting namespace $(NAMESPACE)"
+ifeq ($(APP_LIST),beacon udaconnect)
+	@echo "==> deleting namespace $(NAMESPACE): both apps, NATS and its streams, UdaConnect's database"
 	@$(KUBECTL) delete namespace $(NAMESPACE) --ignore-not-found --wait=true
+else
+	@echo "==> deleting $(APP_NAMES), its volumes too (NATS and the other app stay; make down deletes everything)"
+	@$(KUBECTL) delete $(APP_KINDS) -n $(NAMESPACE) -l app.kubernetes.io/part-of=$(APP_LIST) \
+	  --ignore-not-found --wait=true
+endif
 
 .PHONY: purge
 purge: ## Delete the minikube profile and the local generated files
@@ -68,16 +98,17 @@ purge: ## Delete the minikube profile and the local generated files
 	@rm -rf deploy/.build deploy/base/.secrets
 
 .PHONY: status
-status: ## Show the cluster and the apps' pods, services and autoscaling
+status: ## Show the cluster and the apps' pods, services and autoscaling (APPS=...: one app's, with the platform's)
 	@$(MINIKUBE) status || true
 	@$(RUNNING)
-	@$(KUBECTL) get pods,services,ingresses,hpa,pdb,pvc -n $(NAMESPACE) -o wide
+	@$(KUBECTL) get pods,services,ingresses,hpa,pdb,pvc -n $(NAMESPACE) -o wide -L app.kubernetes.io/part-of \
+	  -l '$(APP_SELECTOR)'
 
 .PHONY: logs
-logs: ## Follow the logs of every Beacon pod (APP=receiver for one kind, PART_OF=udaconnect for the other app)
+logs: ## Follow the logs of every pod, NATS's too (APPS=beacon|udaconnect: one app's; APP=receiver: one kind's)
 	@$(RUNNING)
-	@$(KUBECTL) logs -n $(NAMESPACE) -f --prefix --tail=20 --max-log-requests=20 \
-	  -l $(if $(APP),app.kubernetes.io/name=$(APP),app.kubernetes.io/part-of=$(or $(PART_OF),beacon))
+	@$(KUBECTL) logs -n $(NAMESPACE) -f --prefix --tail=20 --max-log-requests=30 \
+	  -l '$(if $(APP),app.kubernetes.io/name=$(APP),$(APP_SELECTOR))'
 
 .PHONY: url
 url: ## Print the pages' URLs

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Applies overlays/ENV with the image just built. The image tag goes into a
-# generated kustomization (deploy/.build/ENV, git-ignored) that wraps the
-# overlay, so the committed manifests never change.
+# Applies overlays/ENV with the image just built: the objects SELECTOR
+# selects (the platform and the apps asked for, by their `part-of` label).
+# The image tag goes into a generated kustomization (deploy/.build/ENV,
+# git-ignored) that wraps the overlay, so the committed manifests never
+# change.
 #
-#   KUBECTL="kubectl --context=beacon" deploy/scripts/apply.sh ENV TAG
+#   KUBECTL="kubectl --context=beacon" deploy/scripts/apply.sh ENV TAG SELECTOR
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 env="$1"
 tag="$2"
+selector="$3"
 read -r -a kubectl <<<"${KUBECTL:-kubectl}"
 namespace=beacon
 
@@ -34,8 +37,8 @@ if [ -n "$current" ] && [ "$current" != "$env" ]; then
   "${kubectl[@]}" delete namespace "$namespace" --wait=true
 fi
 
-# A Job cannot be changed once created: replace each, so that the streams are
-# provisioned and the schema migrated again with this image and these settings.
-"${kubectl[@]}" delete job provision udaconnect-provision udaconnect-migrate -n "$namespace" \
-  --ignore-not-found --wait=true >/dev/null
-"${kubectl[@]}" apply -k "$build"
+# A Job cannot be changed once created: replace each of these apps', so that
+# the streams are provisioned and the schema migrated again with this image
+# and these settings.
+"${kubectl[@]}" delete job -n "$namespace" -l "$selector" --ignore-not-found --wait=true >/dev/null
+"${kubectl[@]}" apply -k "$build" -l "$selector"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prints the pages' URLs, Beacon's and UdaConnect's, and, with --open, opens
-# them in the browser when this system can (never failing when it cannot).
-# The overlay deployed (dev or prod) is read from the namespace's label.
+# Prints the pages' URLs, Beacon's and UdaConnect's (of the apps deployed),
+# and, with --open, opens them in the browser when this system can (never
+# failing when it cannot). The overlay deployed (dev or prod) is read from
+# the namespace's label.
 #
 #   KUBECTL="kubectl --context=beacon" deploy/scripts/url.sh PROFILE [--open]
 #
@@ -19,7 +20,17 @@ open="${2:-}"
 minikube=(minikube -p "$profile")
 read -r -a kubectl <<<"${KUBECTL:-kubectl}"
 env="$("${kubectl[@]}" get namespace beacon --ignore-not-found -o jsonpath='{.metadata.labels.beacon/overlay}')"
-if [ -z "$env" ]; then
+# Each app by the Service of its page.
+deployed() {
+  [ -n "$("${kubectl[@]}" get service "$1" -n beacon --ignore-not-found -o name)" ]
+}
+beacon_up=false
+udaconnect_up=false
+if [ -n "$env" ]; then
+  deployed receiver && beacon_up=true
+  deployed udaconnect-api && udaconnect_up=true
+fi
+if [ "$beacon_up" = false ] && [ "$udaconnect_up" = false ]; then
   echo "Beacon and UdaConnect are not deployed on minikube profile $profile: make up deploys them" >&2
   exit 1
 fi
@@ -35,33 +46,48 @@ open_url() {
 
 if [ "$env" = prod ]; then
   if [ "$(uname -s)" = Darwin ]; then
-    echo "Beacon's page (Ingress):     http://127.0.0.1/"
-    echo "UdaConnect's page (Ingress): http://udaconnect-127-0-0-1.nip.io/"
+    ip=127.0.0.1
+  else
+    ip="$("${minikube[@]}" ip)"
+  fi
+  if [ "$beacon_up" = true ]; then
+    echo "Beacon's page (Ingress):     http://$ip/"
+  fi
+  if [ "$udaconnect_up" = true ]; then
+    echo "UdaConnect's page (Ingress): http://udaconnect-${ip//./-}.nip.io/ (nip.io resolves it to $ip)"
+  fi
+  if [ "$(uname -s)" = Darwin ]; then
     echo "They need a tunnel: run \`minikube -p $profile tunnel\` in another terminal (it asks for your password)."
     exit 0
   fi
-  ip="$("${minikube[@]}" ip)"
-  beacon="http://$ip/"
-  udaconnect="http://udaconnect-${ip//./-}.nip.io/"
-  echo "Beacon's page (Ingress):     $beacon"
-  echo "UdaConnect's page (Ingress): $udaconnect (nip.io resolves it to $ip)"
-  open_url "$beacon"
-  open_url "$udaconnect"
+  [ "$beacon_up" = false ] || open_url "http://$ip/"
+  [ "$udaconnect_up" = false ] || open_url "http://udaconnect-${ip//./-}.nip.io/"
   exit 0
 fi
 
+# dev: each page on its NodePort.
+services=()
+[ "$beacon_up" = false ] || services+=(receiver)
+[ "$udaconnect_up" = false ] || services+=(udaconnect-api)
 if [ "$(uname -s)" = Darwin ]; then
   tunnel="with the Docker driver, through tunnels that last while this terminal stays open (Ctrl-C closes them)"
-  if [ "$open" = "--open" ]; then
-    echo "Beacon's page (receiver) and UdaConnect's (udaconnect-api): minikube opens them ($tunnel)."
-    exec "${minikube[@]}" service --all -n beacon
+  if [ "${#services[@]}" -eq 2 ]; then
+    what=(--all)
+  else
+    what=("${services[0]}")
   fi
-  echo "Beacon's page (receiver) and UdaConnect's (udaconnect-api) ($tunnel):"
-  exec "${minikube[@]}" service --all -n beacon --url
+  if [ "$open" = "--open" ]; then
+    echo "The pages (${services[*]}): minikube opens them ($tunnel)."
+    exec "${minikube[@]}" service "${what[@]}" -n beacon
+  fi
+  echo "The pages (${services[*]}) ($tunnel):"
+  exec "${minikube[@]}" service "${what[@]}" -n beacon --url
 fi
-beacon="$("${minikube[@]}" service receiver -n beacon --url | head -n 1)"
-udaconnect="$("${minikube[@]}" service udaconnect-api -n beacon --url | head -n 1)"
-echo "Beacon's page:     $beacon"
-echo "UdaConnect's page: $udaconnect"
-open_url "$beacon"
-open_url "$udaconnect"
+for service in "${services[@]}"; do
+  url="$("${minikube[@]}" service "$service" -n beacon --url | head -n 1)"
+  case "$service" in
+    receiver) echo "Beacon's page:     $url" ;;
+    udaconnect-api) echo "UdaConnect's page: $url" ;;
+  esac
+  open_url "$url"
+done

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Waits, within one deadline, for NATS, Beacon's provisioning Job, the
-# broadcaster and the receiver, then PostgreSQL, UdaConnect's migrate and
-# provision Jobs, the edge, the writer and the API to be ready. On failure it shows why: the pods that are not
-# ready, their events and their last log lines.
+# Waits, within one deadline, for NATS and then each app asked for to be
+# ready: Beacon's provisioning Job, broadcaster and receiver; UdaConnect's
+# PostgreSQL, migrate and provision Jobs, edge, writer and API. On failure it
+# shows why: the pods that are not ready, their events and their last log
+# lines.
 #
-#   KUBECTL="kubectl --context=beacon" deploy/scripts/wait.sh SECONDS
+#   KUBECTL="kubectl --context=beacon" deploy/scripts/wait.sh SECONDS APP...
 set -euo pipefail
 
-deadline=$(($(date +%s) + ${1:-300}))
+deadline=$(($(date +%s) + $1))
+shift
+apps=" $* "
 read -r -a kubectl <<<"${KUBECTL:-kubectl}"
 namespace=beacon
 
@@ -45,12 +48,16 @@ wait_for() {
 }
 
 wait_for nats k rollout status statefulset/nats --timeout="$(left)"
-wait_for provision k wait --for=condition=complete job/provision --timeout="$(left)"
-wait_for broadcaster k rollout status deployment/broadcaster --timeout="$(left)"
-wait_for receiver k rollout status deployment/receiver --timeout="$(left)"
-wait_for postgres k rollout status statefulset/postgres --timeout="$(left)"
-wait_for udaconnect-migrate k wait --for=condition=complete job/udaconnect-migrate --timeout="$(left)"
-wait_for udaconnect-provision k wait --for=condition=complete job/udaconnect-provision --timeout="$(left)"
-wait_for udaconnect-ingest k rollout status deployment/udaconnect-ingest --timeout="$(left)"
-wait_for udaconnect-writer k rollout status deployment/udaconnect-writer --timeout="$(left)"
-wait_for udaconnect-api k rollout status deployment/udaconnect-api --timeout="$(left)"
+if [[ "$apps" == *" beacon "* ]]; then
+  wait_for provision k wait --for=condition=complete job/provision --timeout="$(left)"
+  wait_for broadcaster k rollout status deployment/broadcaster --timeout="$(left)"
+  wait_for receiver k rollout status deployment/receiver --timeout="$(left)"
+fi
+if [[ "$apps" == *" udaconnect "* ]]; then
+  wait_for postgres k rollout status statefulset/postgres --timeout="$(left)"
+  wait_for udaconnect-migrate k wait --for=condition=complete job/udaconnect-migrate --timeout="$(left)"
+  wait_for udaconnect-provision k wait --for=condition=complete job/udaconnect-provision --timeout="$(left)"
+  wait_for udaconnect-ingest k rollout status deployment/udaconnect-ingest --timeout="$(left)"
+  wait_for udaconnect-writer k rollout status deployment/udaconnect-writer --timeout="$(left)"
+  wait_for udaconnect-api k rollout status deployment/udaconnect-api --timeout="$(left)"
+fi
