@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Writes the passwords, once each, as env files that kustomize turns into
 # Secrets: DIR/nats.env (the `nats-users` Secret: one password per NATS user)
-# and DIR/postgres.env (the `udaconnect-postgres` Secret: UdaConnect's
-# database password). A password already in its file is kept: the running
-# servers and services use it. One missing from an existing file (a user
-# added since) is appended.
+# and DIR/postgres.env (the `udaconnect-postgres` Secret: the superuser's,
+# POSTGRES_PASSWORD, and one per UdaConnect role,
+# POSTGRES_<ROLE>_PASSWORD, which deploy/base/udaconnect/postgres/roles.sql
+# reads). A password already in its file is kept: the running servers and
+# services use it. One missing from an existing file (a user added since) is
+# appended.
 #
 #   deploy/scripts/secrets.sh [DIR]   (default deploy/base/.secrets)
 set -euo pipefail
@@ -39,4 +41,6 @@ umask 077
 ensure "$dir/nats.env" \
   PROVISION_PASSWORD BROADCASTER_PASSWORD RECEIVER_PASSWORD \
   UDACONNECT_PROVISION_PASSWORD UDACONNECT_INGEST_PASSWORD UDACONNECT_WRITER_PASSWORD
-ensure "$dir/postgres.env" POSTGRES_PASSWORD
+ensure "$dir/postgres.env" \
+  POSTGRES_PASSWORD \
+  POSTGRES_MIGRATE_PASSWORD POSTGRES_API_PASSWORD POSTGRES_WRITER_PASSWORD POSTGRES_INGEST_PASSWORD

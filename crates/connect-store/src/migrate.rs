@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ingest_keys",
         sql: include_str!("../migrations/0003_ingest_keys.sql"),
     },
+    Migration {
+        version: 4,
+        name: "roles",
+        sql: include_str!("../migrations/0004_roles.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

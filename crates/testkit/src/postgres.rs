@@ -149,6 +149,21 @@ impl PostgresServer {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// From now on every user but `postgres` (the tests' own superuser)
+    /// logs in with its password (SCRAM), as on a real server; `initdb`'s
+    /// cluster trusts everyone. Restarts the server to make it so.
+    pub fn require_passwords(&mut self) {
+        fs::write(
+            self.data().join("pg_hba.conf"),
+            "local all postgres trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .expect("write pg_hba.conf");
+        self.stop();
+        self.start_again();
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -9,7 +9,9 @@
 //! OpenAPI document to the routes; `config` checks what an operator sees
 //! for bad settings; `manifests` holds the Kubernetes manifests
 //! (`deploy/`) to the binary, a real nats-server and a real PostgreSQL,
-//! with the manifest readers Beacon's tests use (`kustomize`, `workloads`).
+//! with the manifest readers Beacon's tests use (`kustomize`, `workloads`);
+//! `roles` holds each target's PostgreSQL role, made by the manifests'
+//! script, to what its target does and nothing more.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -22,3 +24,4 @@ mod ingest;
 mod manifests;
 mod original;
 mod postgres;
+mod roles;

@@ -1,11 +1,13 @@
 //! The Kubernetes manifests (`deploy/`) held to what UdaConnect runs,
 //! without a cluster: every setting on a UdaConnect container is one its
 //! target accepts; ports and probes are where the binary serves them; every
-//! container is bounded, probed and locked down; and the NATS users
+//! container is bounded, probed and locked down; each target logs in to
+//! PostgreSQL as the role the migrate Job makes for it; and the NATS users
 //! nats.conf gives UdaConnect let each target do its job and nothing more,
 //! shown with the real binary, a real nats-server with the ConfigMap's
-//! configuration, a real PostgreSQL, the manifests' own settings and
-//! passwords generated as `make up` generates them. Beacon's side of the
+//! configuration, a real PostgreSQL that checks passwords, with those
+//! roles, the manifests' own settings and passwords generated as `make up`
+//! generates them. Beacon's side of the
 //! same manifests is held in Beacon's crate, with the same helpers.
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path};
@@ -17,9 +19,15 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use udaconnect::Cli;
 
-use super::helpers::{PATIENCE, UDACONNECT};
+use super::{
+    helpers::{PATIENCE, UDACONNECT},
+    roles::{
+        apply_roles, postgres_like_the_image, role_password, roles_container, script_roles,
+        server_setting,
+    },
+};
 use beacon_testkit::{
-    kustomize::{Rendered, items, text},
+    kustomize::{Rendered, deploy_dir, items, text},
     workloads::{
         Container, OVERLAYS, Passwords, assert_never_refused, command_line, container, containers,
         environment, generate_passwords, login, overlay, publish_refused, start_nats,
@@ -140,10 +148,10 @@ fn udaconnect_listens_where_its_container_ports_and_probes_point() {
 fn every_udaconnect_pod_is_bounded_probed_and_locked_down() {
     for name in OVERLAYS {
         let rendered = overlay(name);
-        let pods = containers(&rendered).into_iter().filter(|c| {
-            is_udaconnect(c)
-                || text(&c.pod["metadata"]["labels"]["app.kubernetes.io/name"]) == "postgres"
-        });
+        // UdaConnect's containers, PostgreSQL and the migrate Job's psql.
+        let pods = containers(&rendered)
+            .into_iter()
+            .filter(|c| is_udaconnect(c) || text(&c.spec["image"]).starts_with("postgis/postgis:"));
         for container in pods {
             let what = format!("{name}: {}", container.workload);
             let (spec, pod) = (container.spec, &container.pod["spec"]);
@@ -184,6 +192,11 @@ fn every_udaconnect_pod_is_bounded_probed_and_locked_down() {
         let server = &postgres["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(server["image"], "postgis/postgis:15-3.4", "{name}");
         assert_eq!(
+            roles_container(&rendered).spec["image"],
+            server["image"],
+            "{name}: the roles container's psql is the server's"
+        );
+        assert_eq!(
             server["readinessProbe"]["exec"]["command"][0], "pg_isready",
             "{name}"
         );
@@ -194,21 +207,129 @@ fn every_udaconnect_pod_is_bounded_probed_and_locked_down() {
     }
 }
 
-/// A plain env value of the PostgreSQL server's container.
-fn server_setting(rendered: &Rendered, name: &str) -> String {
-    let postgres = rendered.get("StatefulSet", "postgres");
-    let server = &postgres["spec"]["template"]["spec"]["containers"][0];
-    items(&server["env"])
+/// The keys `deploy/scripts/secrets.sh` generates into `file`: the words
+/// of its `ensure "$dir/<file>" ...` command.
+fn generated_keys(file: &str) -> Vec<String> {
+    let path = deploy_dir().join("scripts/secrets.sh");
+    let script =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let call = format!("ensure \"$dir/{file}\"");
+    let start = script
+        .find(&call)
+        .unwrap_or_else(|| panic!("{}: no `{call}`", path.display()));
+    let mut keys = Vec::new();
+    for line in script[start + call.len()..].lines() {
+        let line = line.trim_end();
+        keys.extend(
+            line.trim_end_matches('\\')
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    keys
+}
+
+/// The plain value of `container`'s env var `name`, as written.
+fn raw_env<'a>(container: &Container<'a>, name: &str) -> Option<&'a str> {
+    items(&container.spec["env"])
         .iter()
-        .find(|var| var["name"] == name)
-        .map(|var| text(&var["value"]).to_owned())
-        .unwrap_or_else(|| panic!("postgres: no {name}"))
+        .find(|var| var["name"] == name)?
+        .get("value")?
+        .as_str()
+}
+
+/// The key of the `udaconnect-postgres` Secret that `container`'s env var
+/// `name` is read from.
+fn postgres_secret_key<'a>(container: &Container<'a>, name: &str) -> Option<&'a str> {
+    let from = &items(&container.spec["env"])
+        .iter()
+        .find(|var| var["name"] == name)?["valueFrom"]["secretKeyRef"];
+    (from["name"] == "udaconnect-postgres").then(|| from["key"].as_str())?
+}
+
+/// Every UdaConnect target that uses PostgreSQL logs in as a role of its
+/// own, which the migrate Job's roles script makes, with the password of
+/// the Secret key the script reads for that role, and secrets.sh generates
+/// every such key; only the `roles` container logs in as the superuser.
+/// (The end-to-end tests then log in with them, passwords checked.)
+#[test]
+fn each_udaconnect_target_logs_in_as_its_own_role_with_a_generated_password() {
+    let generated = generated_keys("postgres.env");
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let roles = script_roles(&rendered);
+        let init = roles_container(&rendered);
+        let postgres = containers(&rendered)
+            .into_iter()
+            .find(|c| c.workload == "StatefulSet/postgres")
+            .unwrap();
+        assert_eq!(
+            raw_env(&init, "PGUSER"),
+            raw_env(&postgres, "POSTGRES_USER"),
+            "{name}: the roles container logs in as the superuser"
+        );
+        assert_eq!(
+            postgres_secret_key(&init, "PGPASSWORD"),
+            postgres_secret_key(&postgres, "POSTGRES_PASSWORD"),
+            "{name}: with its password"
+        );
+        for (role, variable) in &roles {
+            let key = postgres_secret_key(&init, variable)
+                .unwrap_or_else(|| panic!("{name}: roles.sql reads {role}'s password from {variable}, which the roles container does not get from the Secret"));
+            assert!(
+                generated.iter().any(|k| k == key),
+                "{name}: {key} is not generated by secrets.sh: {generated:?}"
+            );
+        }
+        let mut users = BTreeMap::new();
+        for container in containers(&rendered).iter().filter(|c| is_udaconnect(c)) {
+            let workload = &container.workload;
+            let Some(url) = raw_env(container, "DATABASE_URL") else {
+                continue;
+            };
+            let (user, variable) = url
+                .strip_prefix("postgres://")
+                .and_then(|rest| rest.split_once(":$("))
+                .and_then(|(user, rest)| Some((user, rest.split_once(")@")?.0)))
+                .unwrap_or_else(|| {
+                    panic!("{workload}: DATABASE_URL {url} is not postgres://USER:$(PASSWORD)@...")
+                });
+            assert_eq!(
+                user,
+                format!("udaconnect_{}", container.target()),
+                "{workload}: the role named after its target"
+            );
+            let script_variable = roles
+                .get(user)
+                .unwrap_or_else(|| panic!("{workload}: roles.sql makes no role {user}"));
+            let key = postgres_secret_key(container, variable)
+                .unwrap_or_else(|| panic!("{workload}: {variable} is not read from the Secret"));
+            assert_eq!(
+                Some(key),
+                postgres_secret_key(&init, script_variable),
+                "{workload}: {user}'s password is the one roles.sql gives it"
+            );
+            assert!(
+                users.insert(user, workload.clone()).is_none(),
+                "{name}: two targets log in as {user}: {users:?}"
+            );
+        }
+        assert_eq!(
+            users.keys().copied().collect::<Vec<_>>(),
+            roles.keys().map(String::as_str).collect::<Vec<_>>(),
+            "{name}: every role roles.sql makes is one target's"
+        );
+    }
 }
 
 /// The manifests' DATABASE_URL for `target`, pointed at `pg`; checks it
-/// names the `postgres` Service and the user and database the server
-/// container creates.
-fn database_url(
+/// names the `postgres` Service, the database the server container creates
+/// and the role postgres/roles.sql makes for the target, with the password
+/// the script gives that role.
+pub fn database_url(
     rendered: &Rendered,
     target: &str,
     passwords: &Passwords,
@@ -219,16 +340,14 @@ fn database_url(
         rendered,
         passwords,
     );
-    let (user, db) = (
-        server_setting(rendered, "POSTGRES_USER"),
-        server_setting(rendered, "POSTGRES_DB"),
-    );
-    let password = &passwords["postgres.env"]["POSTGRES_PASSWORD"];
+    let db = server_setting(rendered, "POSTGRES_DB");
+    let role = format!("udaconnect_{target}");
+    let password = role_password(rendered, passwords, &role);
     let port = &rendered.get("Service", "postgres")["spec"]["ports"][0]["port"];
     let service = format!("@postgres:{port}/");
     assert_eq!(
         env["DATABASE_URL"],
-        format!("postgres://{user}:{password}{service}{db}"),
+        format!("postgres://{role}:{password}{service}{db}"),
         "{target}"
     );
     env["DATABASE_URL"].replace(&service, &format!("@127.0.0.1:{}/", pg.port()))
@@ -264,31 +383,18 @@ fn local_env(
     (args, env.into_iter().collect())
 }
 
-/// nats-server as the manifests configure it, and PostgreSQL with the user
-/// and database the postgis image creates from its container's env.
+/// nats-server as the manifests configure it, and PostgreSQL as the
+/// postgis image makes it, with the roles the migrate Job's `roles`
+/// container makes.
 async fn servers(rendered: &Rendered, passwords: &Passwords) -> (NatsServer, PostgresServer) {
     let nats = start_nats(rendered, passwords);
-    let pg = tokio::task::spawn_blocking(PostgresServer::start)
-        .await
-        .expect("PostgreSQL starts");
-    let (user, db) = (
-        server_setting(rendered, "POSTGRES_USER"),
-        server_setting(rendered, "POSTGRES_DB"),
-    );
-    let password = &passwords["postgres.env"]["POSTGRES_PASSWORD"];
-    pg.psql(
-        "postgres",
-        &format!("CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{password}'"),
-    );
-    pg.psql(
-        "postgres",
-        &format!("CREATE DATABASE \"{db}\" OWNER \"{user}\""),
-    );
+    let pg = postgres_like_the_image(rendered, passwords).await;
+    apply_roles(rendered, passwords, &pg).await;
     (nats, pg)
 }
 
 /// Runs a Job's container to completion.
-async fn run_job(
+pub async fn run_job(
     rendered: &Rendered,
     target: &str,
     nats: &NatsServer,
@@ -310,7 +416,7 @@ async fn run_job(
 }
 
 /// A long-running UdaConnect container's process, on free loopback ports.
-fn spawn(
+pub fn spawn(
     rendered: &Rendered,
     target: &str,
     nats: &NatsServer,

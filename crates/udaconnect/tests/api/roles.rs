@@ -1,0 +1,588 @@
+//! The PostgreSQL roles the manifests give UdaConnect's targets, held against
+//! a real server that checks passwords: the migrate Job's `roles` container
+//! run as the kubelet runs it (its command, its environment with the
+//! generated passwords, the ConfigMap's script where its volume is mounted),
+//! then the real `udaconnect migrate` as the owner role, then each target's
+//! role doing what its target does (the API as the real `udaconnect api`
+//! over HTTP, the edge's and the writer's statements through the store they
+//! use) and refused what it must not. The manifests' end-to-end test runs
+//! the edge and the writer themselves on these roles.
+
+use std::collections::BTreeMap;
+
+use beacon_testkit::{
+    PostgresServer,
+    kustomize::{Rendered, items, text},
+    postgres_bindir,
+    workloads::{
+        Container, Passwords, containers, environment, expand, generate_passwords, overlay,
+        start_nats,
+    },
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_postgres::{Client, NoTls, error::SqlState};
+use udaconnect_connect::{LocationRecord, Position, Store, Timestamp};
+use udaconnect_store::{PgConfig, PgStore};
+
+use super::{
+    helpers::PATIENCE,
+    manifests::{database_url, run_job, spawn},
+};
+
+/// The migrate Job's container that makes the roles, as the superuser.
+pub fn roles_container(rendered: &Rendered) -> Container<'_> {
+    containers(rendered)
+        .into_iter()
+        .find(|c| c.workload == "Job/udaconnect-migrate" && c.name() == "roles")
+        .expect("the migrate Job has a `roles` container")
+}
+
+/// The files the ConfigMap volumes of `container` put where they are
+/// mounted: mount path → file name → content.
+fn mounted_files(
+    rendered: &Rendered,
+    container: &Container,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let volumes = items(&container.pod["spec"]["volumes"]);
+    items(&container.spec["volumeMounts"])
+        .iter()
+        .map(|mount| {
+            let volume = volumes
+                .iter()
+                .find(|volume| volume["name"] == mount["name"])
+                .unwrap_or_else(|| panic!("{}: no volume {}", container.workload, mount["name"]));
+            let name = text(&volume["configMap"]["name"]);
+            let data = rendered
+                .config_maps
+                .get(name)
+                .unwrap_or_else(|| panic!("{}: no ConfigMap {name}", container.workload));
+            (text(&mount["mountPath"]).to_owned(), data.clone())
+        })
+        .collect()
+}
+
+/// The script the `roles` container runs: the one file mounted into it.
+pub fn roles_script(rendered: &Rendered) -> String {
+    let files = mounted_files(rendered, &roles_container(rendered));
+    let scripts: Vec<&String> = files.values().flat_map(BTreeMap::values).collect();
+    assert_eq!(scripts.len(), 1, "one script in the roles container");
+    scripts[0].clone()
+}
+
+/// The login roles the script makes, each with the environment variable
+/// its password is read from: its `\getenv VARIABLE ENV` lines and its
+/// `('role', :'VARIABLE')` rows.
+pub fn script_roles(rendered: &Rendered) -> BTreeMap<String, String> {
+    let script = roles_script(rendered);
+    let env: BTreeMap<&str, &str> = script
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("\\getenv ")?.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    let roles: BTreeMap<String, String> = script
+        .lines()
+        .filter_map(|line| {
+            let (role, variable) = line.trim().strip_prefix("('")?.split_once("', :'")?;
+            let variable = variable.split_once('\'')?.0;
+            let env = env
+                .get(variable)
+                .unwrap_or_else(|| panic!("roles.sql: :'{variable}' is not read by \\getenv"));
+            Some((role.to_owned(), (*env).to_owned()))
+        })
+        .collect();
+    assert!(
+        !roles.is_empty(),
+        "roles.sql makes no login role:\n{script}"
+    );
+    roles
+}
+
+/// The password the script gives `role`: what its variable holds in the
+/// `roles` container.
+pub fn role_password(rendered: &Rendered, passwords: &Passwords, role: &str) -> String {
+    let variable = script_roles(rendered)
+        .remove(role)
+        .unwrap_or_else(|| panic!("roles.sql makes no role {role}"));
+    environment(&roles_container(rendered), rendered, passwords)
+        .remove(&variable)
+        .unwrap_or_else(|| panic!("the roles container has no {variable}"))
+}
+
+/// A plain env value of the PostgreSQL server's container.
+pub fn server_setting(rendered: &Rendered, name: &str) -> String {
+    let postgres = rendered.get("StatefulSet", "postgres");
+    let server = &postgres["spec"]["template"]["spec"]["containers"][0];
+    items(&server["env"])
+        .iter()
+        .find(|var| var["name"] == name)
+        .map(|var| text(&var["value"]).to_owned())
+        .unwrap_or_else(|| panic!("postgres: no {name}"))
+}
+
+/// PostgreSQL as the postgis image makes it from its container's env: the
+/// superuser POSTGRES_USER with the generated POSTGRES_PASSWORD, owning the
+/// database POSTGRES_DB with PostGIS in it; passwords are checked.
+pub async fn postgres_like_the_image(rendered: &Rendered, passwords: &Passwords) -> PostgresServer {
+    let (user, db) = (
+        server_setting(rendered, "POSTGRES_USER"),
+        server_setting(rendered, "POSTGRES_DB"),
+    );
+    let password = passwords["postgres.env"]["POSTGRES_PASSWORD"].clone();
+    tokio::task::spawn_blocking(move || {
+        let mut pg = PostgresServer::start();
+        pg.require_passwords();
+        pg.psql(
+            "postgres",
+            &format!("CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{password}'"),
+        );
+        pg.psql(
+            "postgres",
+            &format!("CREATE DATABASE \"{db}\" OWNER \"{user}\""),
+        );
+        pg.psql(&db, "CREATE EXTENSION postgis");
+        pg
+    })
+    .await
+    .expect("PostgreSQL starts")
+}
+
+/// Runs the `roles` container against `pg` as the kubelet would: its
+/// command and arguments (`$(NAME)` expanded), its environment, the
+/// ConfigMaps' files under its mount paths. Only the server's address
+/// (PGHOST, PGPORT, the `postgres` Service's) is the test's, and the
+/// PostgreSQL client programs are the test server's own.
+pub async fn apply_roles(rendered: &Rendered, passwords: &Passwords, pg: &PostgresServer) {
+    let container = roles_container(rendered);
+    let mut env = environment(&container, rendered, passwords);
+    let port = &rendered.get("Service", "postgres")["spec"]["ports"][0]["port"];
+    assert_eq!(env["PGHOST"], "postgres", "the roles container's PGHOST");
+    assert_eq!(
+        env["PGPORT"],
+        port.to_string(),
+        "the roles container's PGPORT"
+    );
+    env.insert("PGHOST".to_owned(), "127.0.0.1".to_owned());
+    env.insert("PGPORT".to_owned(), pg.port().to_string());
+    env.insert(
+        "PATH".to_owned(),
+        format!("{}:/usr/bin:/bin", postgres_bindir().display()),
+    );
+
+    let root = TempDir::new().expect("a directory for the volumes");
+    let mut argv: Vec<String> = items(&container.spec["command"])
+        .iter()
+        .chain(items(&container.spec["args"]))
+        .map(|arg| expand(text(arg), &env))
+        .collect();
+    for (mount, files) in mounted_files(rendered, &container) {
+        let dir = root.path().join(mount.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("a mount point");
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content).expect("a mounted file");
+        }
+        let local = dir.to_str().expect("a UTF-8 path");
+        for arg in &mut argv {
+            *arg = arg.replace(&mount, local);
+        }
+    }
+    let (program, args) = argv.split_first().expect("a command");
+    let run = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(&env)
+        .current_dir(root.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("the roles container finishes in time")
+        .expect("the roles container runs");
+    assert!(
+        output.status.success(),
+        "the roles container failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A session logged in with `url`.
+async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio::time::timeout(PATIENCE, tokio_postgres::connect(url, NoTls))
+        .await
+        .expect("PostgreSQL answers in time")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Runs `sql` as `role`, which PostgreSQL must refuse for want of a
+/// privilege (not owning the table counts as one).
+async fn refused(client: &Client, role: &str, sql: &str) {
+    let outcome = tokio::time::timeout(PATIENCE, client.batch_execute(sql))
+        .await
+        .expect("PostgreSQL answers in time");
+    match outcome {
+        Err(err) if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {}
+        other => panic!("{role} may `{sql}`: {other:?}"),
+    }
+}
+
+/// The one value `sql` returns.
+async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> T {
+    tokio::time::timeout(PATIENCE, client.query_one(sql, &[]))
+        .await
+        .expect("PostgreSQL answers in time")
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .get(0)
+}
+
+/// The owner of each of UdaConnect's tables.
+async fn owners(client: &Client) -> BTreeMap<String, String> {
+    tokio::time::timeout(
+        PATIENCE,
+        client.query(
+            "SELECT tablename::text, tableowner::text FROM pg_tables \
+             WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'",
+            &[],
+        ),
+    )
+    .await
+    .expect("PostgreSQL answers in time")
+    .expect("the tables")
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect()
+}
+
+/// The store a target opens with its manifests' DATABASE_URL.
+fn store(url: &str) -> PgStore {
+    PgStore::new(&PgConfig::new(url)).expect("a store")
+}
+
+fn at(time: &str) -> Timestamp {
+    Timestamp::from_datetime(time.parse().expect("an RFC 3339 time"))
+}
+
+/// What no target's role may do: change the schema, or empty a table.
+const NOBODY_BUT_THE_OWNER: &[&str] = &[
+    "DROP TABLE location",
+    "DROP TABLE person",
+    "TRUNCATE location",
+    "TRUNCATE person",
+    "ALTER TABLE location ADD COLUMN note text",
+    "ALTER TABLE person DROP COLUMN company_name",
+    "CREATE INDEX ON location (person_id)",
+    "CREATE TABLE note (body text)",
+    "CREATE TEMPORARY TABLE note (body text)",
+    "ALTER SEQUENCE location_id_seq RESTART",
+    "SELECT setval('location_id_seq', 1)",
+    "DELETE FROM udaconnect_migrations",
+];
+
+/// What each target's role may not do beyond that: nobody updates or
+/// deletes, the API writes no location, the edge writes nothing and reads
+/// no location, the writer creates no person.
+const FORBIDDEN: &[(&str, &[&str])] = &[
+    (
+        "api",
+        &[
+            "INSERT INTO location (person_id, coordinate) VALUES (1, ST_MakePoint(7, 45))",
+            "UPDATE location SET person_id = person_id",
+            "DELETE FROM location",
+            "UPDATE person SET first_name = 'x'",
+            "DELETE FROM person",
+            "INSERT INTO person (id, first_name, last_name, company_name) VALUES (99, 'a', 'b', 'c')",
+        ],
+    ),
+    (
+        "ingest",
+        &[
+            "INSERT INTO location (id, person_id, coordinate) VALUES (99, 1, ST_MakePoint(7, 45))",
+            "UPDATE location SET person_id = person_id",
+            "DELETE FROM location",
+            "SELECT count(*) FROM location",
+            "INSERT INTO person (first_name, last_name, company_name) VALUES ('a', 'b', 'c')",
+            "UPDATE person SET first_name = 'x'",
+            "DELETE FROM person",
+        ],
+    ),
+    (
+        "writer",
+        &[
+            "UPDATE location SET person_id = person_id",
+            "DELETE FROM location",
+            "SELECT count(*) FROM location",
+            "INSERT INTO person (first_name, last_name, company_name) VALUES ('a', 'b', 'c')",
+            "UPDATE person SET first_name = 'x'",
+            "DELETE FROM person",
+            "SELECT first_name FROM person",
+            "SELECT nextval('location_id_seq')",
+        ],
+    ),
+];
+
+/// GET `url`: status and JSON body.
+async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = http.get(url).send().await.expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+/// On a fresh database, as the dev overlay deploys it: the roles and the
+/// migrations as the Job makes them, then the API over HTTP, the edge's
+/// and the writer's store calls, each as its own role, and every role
+/// refused the rest.
+#[tokio::test]
+async fn each_role_may_do_what_its_target_does_and_nothing_more() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let pg = postgres_like_the_image(&rendered, &passwords).await;
+    let nats = start_nats(&rendered, &passwords);
+    apply_roles(&rendered, &passwords, &pg).await;
+    run_job(&rendered, "migrate", &nats, &pg, &passwords).await;
+    let url = |target: &str| database_url(&rendered, target, &passwords, &pg);
+
+    // The owner role owns every table and is no superuser; no target's role
+    // is either.
+    let owner = connect(&url("migrate")).await.expect("the owner logs in");
+    let migrate_role: String = value(&owner, "SELECT current_user::text").await;
+    let tables = owners(&owner).await;
+    assert_eq!(
+        tables.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["location", "person", "udaconnect_migrations"]
+    );
+    assert!(tables.values().all(|o| *o == migrate_role), "{tables:?}");
+    for target in ["migrate", "api", "ingest", "writer"] {
+        let client = connect(&url(target)).await.expect("the role logs in");
+        let powers: bool = value(
+            &client,
+            "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .await;
+        assert!(!powers, "{target}'s role has powers it does not need");
+    }
+
+    // The API, the real target as the manifests run it: persons created
+    // and read, then (below) the connections and counts of stored
+    // locations.
+    let api = spawn(&rendered, "api", &nats, &pg, &passwords);
+    let http = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let base = api.base_url();
+    let mut ids = Vec::new();
+    for name in ["Ada", "Bob"] {
+        let response = http
+            .post(format!("{base}/api/v2/persons"))
+            .json(&json!({"first_name": name, "last_name": "Roles", "company_name": "Co"}))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), 201, "{name}");
+        let person: Value = response.json().await.expect("a person");
+        ids.push(i32::try_from(person["id"].as_i64().expect("an id")).expect("an int4 id"));
+    }
+    let (status, persons) = get(&http, &format!("{base}/api/persons")).await;
+    assert_eq!(status, 200, "{persons}");
+    assert_eq!(persons.as_array().map(Vec::len), Some(2), "{persons}");
+
+    // The edge: person ids, one person, location ids from the sequence.
+    let edge = store(&url("ingest"));
+    assert_eq!(edge.person_ids_after(0).await.expect("person ids"), ids);
+    let ada = edge.person(ids[0]).await.expect("a person").expect("Ada");
+    assert_eq!(ada.first_name, "Ada");
+    let reserved = edge.reserve_location_ids(2).await.expect("location ids");
+
+    // The writer: a batch with the edge's ids, its duplicates left alone
+    // (by id and by key), a location of nobody set aside.
+    let writer = store(&url("writer"));
+    let batch: Vec<LocationRecord> = reserved
+        .iter()
+        .zip(&ids)
+        .map(|(id, person)| LocationRecord {
+            id: *id,
+            person_id: *person,
+            position: Position {
+                lat: 45.0,
+                lon: 7.0,
+            },
+            time: at("2021-03-01T10:00:00Z"),
+            key: Some(format!("roles:{id}")),
+        })
+        .collect();
+    let report = writer.insert_locations(&batch).await.expect("stored");
+    assert_eq!((report.inserted, report.duplicates), (2, 0), "{report:?}");
+    let mut again = batch.clone();
+    again[1].id += 100;
+    let nobody = LocationRecord {
+        id: reserved[0] + 200,
+        person_id: 9_999,
+        key: None,
+        ..batch[0].clone()
+    };
+    again.push(nobody.clone());
+    let report = writer.insert_locations(&again).await.expect("stored");
+    assert_eq!((report.inserted, report.duplicates), (0, 2), "{report:?}");
+    assert_eq!(report.unknown_person, vec![nobody.id]);
+
+    // Back on the API: Ada met Bob, and the live counts see both rows.
+    let connections = format!(
+        "{base}/api/v2/persons/{}/connections?start=2021-03-01&end=2021-03-02&distance=1",
+        ids[0]
+    );
+    let (status, page) = get(&http, &connections).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["contacts"][0]["person"]["id"], ids[1], "{page}");
+    let compat = format!(
+        "{base}/api/persons/{}/connection?start_date=2021-03-01&end_date=2021-03-02&distance=1",
+        ids[0]
+    );
+    let (status, rows) = get(&http, &compat).await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    beacon_testkit::eventually("the live counts", PATIENCE, || async {
+        let (_, stats) = get(&http, &format!("{base}/api/v2/stats")).await;
+        (stats["persons"] == 2 && stats["locations"] == 2).then_some(())
+    })
+    .await;
+    let (status, _) = get(&http, &format!("{base}/readyz")).await;
+    assert_eq!(status, 200);
+
+    // And nothing else.
+    for (target, forbidden) in FORBIDDEN {
+        let client = connect(&url(target)).await.expect("the role logs in");
+        for sql in NOBODY_BUT_THE_OWNER.iter().chain(forbidden.iter()) {
+            refused(&client, target, sql).await;
+        }
+    }
+    // Every table is as it was: two persons, two locations.
+    let counts: String = value(
+        &owner,
+        "SELECT (SELECT count(*) FROM person) || ' ' || (SELECT count(*) FROM location)",
+    )
+    .await;
+    assert_eq!(counts, "2 2");
+}
+
+/// A database an earlier deploy migrated as the superuser (version 3, its
+/// tables the superuser's, rows in them): the Job gives its tables to the
+/// owner role and migrates on as it, the targets' roles read the old rows;
+/// and running the Job again with a changed password makes that password
+/// the role's, and nothing else.
+#[tokio::test]
+async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let mut passwords = generate_passwords(dir.path());
+    let pg = postgres_like_the_image(&rendered, &passwords).await;
+    let nats = start_nats(&rendered, &passwords);
+
+    // The earlier deploy: `udaconnect migrate` as the superuser. 0004 found
+    // no role and changed nothing; before it existed, the database was left
+    // at version 3.
+    let (user, db) = (
+        server_setting(&rendered, "POSTGRES_USER"),
+        server_setting(&rendered, "POSTGRES_DB"),
+    );
+    let superuser = format!(
+        "postgres://{user}:{}@127.0.0.1:{}/{db}",
+        passwords["postgres.env"]["POSTGRES_PASSWORD"],
+        pg.port()
+    );
+    let (code, stdout, stderr) =
+        super::helpers::run(&["migrate", "--database-url", &superuser], &[]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let earlier = connect(&superuser).await.expect("the superuser logs in");
+    earlier
+        .batch_execute(
+            "DELETE FROM udaconnect_migrations WHERE version = 4;
+             INSERT INTO person (first_name, last_name, company_name)
+                 VALUES ('Old', 'Deploy', 'Co'), ('Older', 'Deploy', 'Co');
+             INSERT INTO location (person_id, coordinate, creation_time)
+                 SELECT id, ST_MakePoint(7, 45), '2021-03-01 10:00' FROM person;",
+        )
+        .await
+        .expect("the earlier deploy's rows");
+    let before = owners(&earlier).await;
+    assert!(before.values().all(|o| *o == user), "{before:?}");
+
+    apply_roles(&rendered, &passwords, &pg).await;
+    run_job(&rendered, "migrate", &nats, &pg, &passwords).await;
+    let url = |passwords: &Passwords, target: &str| database_url(&rendered, target, passwords, &pg);
+    let owner = connect(&url(&passwords, "migrate"))
+        .await
+        .expect("the owner logs in");
+    let migrate_role: String = value(&owner, "SELECT current_user::text").await;
+    let after = owners(&owner).await;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert!(after.values().all(|o| *o == migrate_role), "{after:?}");
+    let versions: String = value(
+        &owner,
+        "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
+    )
+    .await;
+    assert_eq!(versions, "1,2,3,4");
+    let sequences: i64 = value(
+        &owner,
+        "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relowner = current_user::regrole",
+    )
+    .await;
+    assert_eq!(sequences, 2, "the serial sequences follow their tables");
+
+    // The old rows, read and added to as the targets do.
+    let api = store(&url(&passwords, "api"));
+    let persons = api.persons().await.expect("persons");
+    assert_eq!(persons.len(), 2);
+    assert_eq!(api.stats().await.expect("counts").locations, 2);
+    let ids = store(&url(&passwords, "ingest"))
+        .reserve_location_ids(1)
+        .await
+        .expect("an id");
+    let report = store(&url(&passwords, "writer"))
+        .insert_locations(&[LocationRecord {
+            id: ids[0],
+            person_id: persons[0].id,
+            position: Position {
+                lat: 45.0,
+                lon: 7.0,
+            },
+            time: at("2021-03-01T10:05:00Z"),
+            key: None,
+        }])
+        .await
+        .expect("stored");
+    assert_eq!(report.inserted, 1, "{report:?}");
+
+    // A changed Secret: the Job runs again (as every `make up` does) and
+    // the new password is the role's; the old one is refused.
+    let old_api = url(&passwords, "api");
+    passwords
+        .get_mut("postgres.env")
+        .expect("postgres.env")
+        .insert(
+            "POSTGRES_API_PASSWORD".to_owned(),
+            format!("p{}", "1".repeat(47)),
+        );
+    apply_roles(&rendered, &passwords, &pg).await;
+    run_job(&rendered, "migrate", &nats, &pg, &passwords).await;
+    let Err(err) = connect(&old_api).await else {
+        panic!("the old password still logs in");
+    };
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err}");
+    let api = connect(&url(&passwords, "api"))
+        .await
+        .expect("the new password logs in");
+    let persons: i64 = value(&api, "SELECT count(*) FROM person").await;
+    assert_eq!(persons, 2);
+    refused(&api, "api", "DELETE FROM location").await;
+    let after_again = owners(&owner).await;
+    assert_eq!(after_again, after);
+}
