@@ -12,7 +12,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer, eventually};
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
@@ -553,6 +553,17 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     // it cannot publish locations nor manage a stream, nor use another
     // consumer.
     let (client, errors) = login(&rendered, "udaconnect", "writer", &nats, &passwords).await;
+    // It reads the oldest pending location's time for its lag metric (the
+    // stream may be empty by now: that answer is an answer too).
+    let stream = jetstream::new(client.clone())
+        .get_stream(locations)
+        .await
+        .unwrap();
+    match stream.direct_get_next_for_subject(subject, None).await {
+        Ok(_) => {}
+        Err(err) if err.kind() == DirectGetErrorKind::NotFound => {}
+        Err(err) => panic!("the writer cannot read the oldest pending location: {err}"),
+    }
     publish_refused(&client, &errors, subject).await;
     subscribe_refused(&client, &errors, subject).await;
     publish_refused(
