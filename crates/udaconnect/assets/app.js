@@ -467,16 +467,33 @@ function onPlotHover(event) {
 
 // ---- Live counts -------------------------------------------------------
 
-function setLive(status) {
+function setLive(status, text = status) {
   const badge = $("live-state");
   badge.dataset.state = status;
-  badge.textContent = status;
+  badge.textContent = text;
 }
 
-function connectLive() {
+/** How long before opening the live stream again after the server refused
+ *  it (ms): doubling from the first to the last, with jitter. */
+const LIVE_RETRY_FIRST = 1000;
+const LIVE_RETRY_LAST = 30000;
+
+function connectLive(retry = LIVE_RETRY_FIRST) {
   const source = new EventSource("/api/v2/live");
   source.addEventListener("open", () => setLive("live"));
-  source.addEventListener("error", () => setLive("reconnecting"));
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) {
+      // The browser reconnects by itself.
+      setLive("reconnecting");
+      return;
+    }
+    // An answer that is not a stream (a 503 while the database is away,
+    // say) ends an EventSource for good: open a new one, later.
+    source.close();
+    setLive("reconnecting", "offline, retrying");
+    const wait = retry / 2 + Math.random() * (retry / 2);
+    setTimeout(() => connectLive(Math.min(retry * 2, LIVE_RETRY_LAST)), wait);
+  });
   source.addEventListener("stats", (event) => {
     let stats;
     try {

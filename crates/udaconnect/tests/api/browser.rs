@@ -451,6 +451,21 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     .await;
     page.screenshot(&shots.join("udaconnect-api-down.png"))
         .await;
+
+    // The API back where it was: the open page takes up the live header
+    // again by itself.
+    let addr = base
+        .strip_prefix("http://")
+        .map(|addr| addr.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("{base} is an http:// URL"));
+    let api = start("api", &[database.clone(), ("UDACONNECT_HTTP_ADDR", addr)]);
+    ready(api.base_url()).await;
+    page.wait_for(
+        "the live header back",
+        PATIENCE,
+        "document.getElementById('live-state').dataset.state === 'live'",
+    )
+    .await;
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
     drop((ingest, writer));
 }
