@@ -6,6 +6,7 @@
 //! fail fast with [`StoreError::Unavailable`] instead of hanging, and the
 //! pool replaces its dead connections by itself once the database is back.
 
+mod batch;
 mod copy;
 mod rows;
 mod sql;

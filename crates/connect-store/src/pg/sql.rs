@@ -88,6 +88,17 @@ inserted AS (
 SELECT (SELECT count(*) FROM inserted),
        array(SELECT id FROM known WHERE NOT known ORDER BY ord)"#;
 
+/// Before a batch is copied: the geometry type's oid (for the binary
+/// `COPY`) and which of the persons `$1` do not exist.
+pub const BATCH_PREAMBLE: &str = "SELECT 'geometry'::regtype::oid, \
+     array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u \
+           WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u))";
+
+/// A batch none of whose ids or keys is stored yet: the columns in the
+/// order [`super::batch`] writes them.
+pub const COPY_LOCATIONS: &str =
+    "COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY";
+
 /// Every person id above `$1`, ascending.
 pub const PERSON_IDS_AFTER: &str = "SELECT id FROM person WHERE id > $1 ORDER BY id";
 

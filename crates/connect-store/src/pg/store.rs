@@ -173,30 +173,8 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(InsertReport::default());
         }
-        let ids: Vec<LocationId> = batch.iter().map(|record| record.id).collect();
-        let persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
-        let lons: Vec<f64> = batch.iter().map(|record| record.position.lon).collect();
-        let lats: Vec<f64> = batch.iter().map(|record| record.position.lat).collect();
-        let times: Vec<NaiveDateTime> = batch.iter().map(|record| record.time.to_naive()).collect();
-        let keys: Vec<Option<&str>> = batch.iter().map(|record| record.key.as_deref()).collect();
-        let rows = self
-            .query(
-                "storing locations",
-                sql::INSERT_LOCATIONS,
-                &[&ids, &persons, &lons, &lats, &times, &keys],
-            )
-            .await?;
-        let row = rows.first().ok_or_else(|| {
-            StoreError::Unavailable("storing locations returned no report".into())
-        })?;
-        let inserted: i64 = get(row, 0, "insert report")?;
-        let unknown_person: Vec<LocationId> = get(row, 1, "insert report")?;
-        let inserted = usize::try_from(inserted).unwrap_or_default();
-        Ok(InsertReport {
-            inserted,
-            duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
-            unknown_person,
-        })
+        self.bounded("storing locations", self.store_batch(batch))
+            .await
     }
 
     async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError> {

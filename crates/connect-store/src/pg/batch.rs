@@ -1,0 +1,161 @@
+//! Storing the writer's batches at the speed of `COPY`.
+//!
+//! A batch is almost always new: its locations were given ids at the edge
+//! and are stored once, so a binary `COPY` takes them at the database's
+//! bulk speed, without the planning, the `unnest` and the speculative
+//! insertion `INSERT ... ON CONFLICT` costs per row. Only after a crash
+//! between commit and acknowledgement (a redelivery), a client's retry
+//! under an idempotency key already stored, or a person deleted in the
+//! meantime does the copy fail; it is then rolled back to its savepoint and
+//! the batch stored by [`sql::INSERT_LOCATIONS`], which skips what is there
+//! and what names no one. Either way the batch is one transaction, and the
+//! report is the same.
+
+use std::{collections::HashSet, pin::pin};
+
+use tokio_postgres::{
+    Transaction,
+    binary_copy::BinaryCopyInWriter,
+    error::SqlState,
+    types::{Kind, Type},
+};
+use udaconnect_connect::{InsertReport, LocationId, LocationRecord, PersonId, StoreError};
+
+use super::{
+    PgStore,
+    rows::{database, get},
+    sql,
+    wkb::Wkb,
+};
+
+impl PgStore {
+    /// Stores `batch` (not empty) in one transaction; see the module
+    /// documentation.
+    pub(super) async fn store_batch(
+        &self,
+        batch: &[LocationRecord],
+    ) -> Result<InsertReport, StoreError> {
+        let mut client = self.client().await?;
+        let mut transaction = client.transaction().await.map_err(database)?;
+        let mut persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
+        persons.sort_unstable();
+        persons.dedup();
+        let preamble = transaction
+            .query_one(sql::BATCH_PREAMBLE, &[&persons])
+            .await
+            .map_err(database)?;
+        let oid: u32 = get(&preamble, 0, "the geometry type")?;
+        let unknown: Vec<PersonId> = get(&preamble, 1, "unknown persons")?;
+        let geometry = Type::new("geometry".into(), oid, Kind::Simple, "public".into());
+
+        let unknown_person: Vec<LocationId> = batch
+            .iter()
+            .filter(|record| unknown.contains(&record.person_id))
+            .map(|record| record.id)
+            .collect();
+        // What `INSERT ... ON CONFLICT` would keep of a batch that names
+        // an id or a key twice: the first.
+        let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
+        let rows: Vec<&LocationRecord> = batch
+            .iter()
+            .filter(|record| !unknown.contains(&record.person_id))
+            .filter(|record| {
+                let new_id = ids.insert(record.id);
+                let new_key = record.key.as_deref().is_none_or(|key| keys.insert(key));
+                new_id && new_key
+            })
+            .collect();
+
+        let copy = transaction.savepoint("copy").await.map_err(database)?;
+        match copy_rows(&copy, &rows, geometry).await {
+            Ok(()) => {
+                copy.commit().await.map_err(database)?;
+                transaction.commit().await.map_err(database)?;
+                Ok(InsertReport {
+                    inserted: rows.len(),
+                    duplicates: batch.len() - rows.len() - unknown_person.len(),
+                    unknown_person,
+                })
+            }
+            Err(err) if is_already_stored_or_unknown(&err) => {
+                copy.rollback().await.map_err(database)?;
+                let report = insert_rows(&transaction, batch).await?;
+                transaction.commit().await.map_err(database)?;
+                Ok(report)
+            }
+            // Dropped, the savepoint and the transaction roll back.
+            Err(err) => Err(database(err)),
+        }
+    }
+}
+
+/// Writes `rows` with a binary `COPY`.
+async fn copy_rows(
+    transaction: &Transaction<'_>,
+    rows: &[&LocationRecord],
+    geometry: Type,
+) -> Result<(), tokio_postgres::Error> {
+    let sink = transaction.copy_in(sql::COPY_LOCATIONS).await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::INT4,
+            geometry,
+            Type::TIMESTAMP,
+            Type::TEXT
+        ]
+    ));
+    for record in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &record.id,
+                &record.person_id,
+                &Wkb::from(record.position.coordinate()),
+                &record.time.to_naive(),
+                &record.key.as_deref(),
+            ])
+            .await?;
+    }
+    writer.finish().await.map(drop)
+}
+
+/// A copy that failed on an id or key already stored, or on a person
+/// deleted since the batch was checked: the statement that skips those
+/// stores the batch instead.
+fn is_already_stored_or_unknown(err: &tokio_postgres::Error) -> bool {
+    matches!(
+        err.code(),
+        Some(&SqlState::UNIQUE_VIOLATION | &SqlState::FOREIGN_KEY_VIOLATION)
+    )
+}
+
+/// The whole batch through [`sql::INSERT_LOCATIONS`].
+async fn insert_rows(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    batch: &[LocationRecord],
+) -> Result<InsertReport, StoreError> {
+    let ids: Vec<LocationId> = batch.iter().map(|record| record.id).collect();
+    let persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
+    let lons: Vec<f64> = batch.iter().map(|record| record.position.lon).collect();
+    let lats: Vec<f64> = batch.iter().map(|record| record.position.lat).collect();
+    let times: Vec<_> = batch.iter().map(|record| record.time.to_naive()).collect();
+    let keys: Vec<Option<&str>> = batch.iter().map(|record| record.key.as_deref()).collect();
+    let statement = transaction
+        .prepare_cached(sql::INSERT_LOCATIONS)
+        .await
+        .map_err(database)?;
+    let row = transaction
+        .query_one(&statement, &[&ids, &persons, &lons, &lats, &times, &keys])
+        .await
+        .map_err(database)?;
+    let inserted: i64 = get(&row, 0, "insert report")?;
+    let unknown_person: Vec<LocationId> = get(&row, 1, "insert report")?;
+    let inserted = usize::try_from(inserted).unwrap_or_default();
+    Ok(InsertReport {
+        inserted,
+        duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
+        unknown_person,
+    })
+}
