@@ -139,13 +139,25 @@ pub const COMPAT_CONNECTIONS: &str = concat!(
 /// `$4` metres, then the time condition's, then the cursor (encounters,
 /// person id, or nulls) and the limit, numbered from `$first_page_param`.
 ///
-/// Measuring every pair on the spheroid costs far more than finding it, so
-/// pairs carry their distance on the sphere (a few trigonometric
-/// functions); the spheroid distance is measured only for the page's
-/// contacts and only for pairs whose sphere distance is within 2% of the
-/// contact's nearest. Over the few kilometres a query may span, spheroid
-/// and sphere (mean radius) distances differ by under 0.6%, so the pair
-/// closest on the spheroid is always among them.
+/// Measuring a pair on the spheroid costs far more than finding it, so a
+/// pair is measured on the sphere (mean radius, a few trigonometric
+/// functions) first. Over the few kilometres a query may span, spheroid
+/// distances are within 0.56% of sphere ones (the radii of curvature of
+/// WGS 84 lie between 0.9944 and 1.0045 times the mean radius): a pair
+/// under 99% of the distance on the sphere is surely within it on the
+/// spheroid, one over 101% surely not, and only those in between are
+/// measured on the spheroid (`ST_DWithin`, the same test as the original).
+/// The index is probed with the 101% radius so that no pair in between is
+/// missed. The `OFFSET 0` keeps the subquery whole, so each candidate's
+/// sphere distance is computed once, not once per use.
+///
+/// `pairs` carries the other's point but not the own one (joined back from
+/// `own` by id for the few pairs measured on the spheroid), which keeps it
+/// a quarter narrower: at a hundred thousand pairs and more it is written
+/// to disk past `work_mem`. The sphere distance also picks each contact's
+/// closest: the spheroid distance is measured only for the page's contacts
+/// and only for pairs whose sphere distance is within 2% of the contact's
+/// nearest, which surely includes the pair closest on the spheroid.
 macro_rules! connections_sql {
     ($time:literal, $after_encounters:literal, $after_person:literal, $limit:literal) => {
         concat!(
@@ -155,15 +167,21 @@ macro_rules! connections_sql {
     WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
 ),
 pairs AS MATERIALIZED (
-    SELECT o.person_id, o.id, o.creation_time, o.point, own.point AS own_point,
-           ST_Distance(o.point, own.point, false) AS sphere
+    SELECT c.person_id, c.id, c.creation_time, c.point, c.own_id, c.sphere
     FROM own
-    JOIN location o
-      ON ST_DWithin(o.point, own.point, $4)
-     AND ",
+    CROSS JOIN LATERAL (
+        SELECT o.person_id, o.id, o.creation_time, o.point, own.id AS own_id,
+               own.point AS own_point, ST_Distance(o.point, own.point, false) AS sphere
+        FROM location o
+        WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
+          AND ",
             $time,
             "
-    WHERE o.person_id <> $1
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE c.sphere < $4::float8 * 0.99
+       OR (c.sphere <= $4::float8 * 1.01 AND ST_DWithin(c.point, c.own_point, $4))
 ),
 contacts AS (
     SELECT person_id, count(*) AS encounters, min(creation_time) AS first_met,
@@ -193,9 +211,10 @@ page AS (
 closest AS (
     SELECT DISTINCT ON (c.person_id)
            c.person_id, c.id, c.creation_time, c.point,
-           ST_Distance(c.point, c.own_point) AS metres
+           ST_Distance(c.point, own.point) AS metres
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
+    JOIN own ON own.id = c.own_id
     WHERE c.sphere <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
