@@ -13,19 +13,14 @@
 
 use std::{collections::HashSet, pin::pin};
 
-use tokio_postgres::{
-    Transaction,
-    binary_copy::BinaryCopyInWriter,
-    error::SqlState,
-    types::{Kind, Type},
-};
+use tokio_postgres::{Transaction, binary_copy::BinaryCopyInWriter, error::SqlState, types::Type};
 use udaconnect_connect::{InsertReport, LocationId, LocationRecord, PersonId, StoreError};
 
 use super::{
     PgStore,
     rows::{database, get},
     sql,
-    wkb::Wkb,
+    wkb::{Wkb, geometry_type},
 };
 
 impl PgStore {
@@ -46,7 +41,7 @@ impl PgStore {
             .map_err(database)?;
         let oid: u32 = get(&preamble, 0, "the geometry type")?;
         let unknown: Vec<PersonId> = get(&preamble, 1, "unknown persons")?;
-        let geometry = Type::new("geometry".into(), oid, Kind::Simple, "public".into());
+        let geometry = geometry_type(oid);
 
         let unknown_person: Vec<LocationId> = batch
             .iter()

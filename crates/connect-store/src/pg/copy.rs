@@ -3,17 +3,14 @@
 
 use std::pin::pin;
 
-use tokio_postgres::{
-    binary_copy::BinaryCopyInWriter,
-    types::{Kind, Type},
-};
+use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 use udaconnect_connect::{StoreError, conference::Dataset};
 
 use super::{
     PgStore,
     rows::{database, get},
     sql,
-    wkb::Wkb,
+    wkb::{Wkb, geometry_type},
 };
 
 /// The location table's indexes other than its primary key, as names
@@ -62,7 +59,7 @@ impl PgStore {
             0,
             "the geometry type",
         )?;
-        let geometry = Type::new("geometry".into(), oid, Kind::Simple, "public".into());
+        let geometry = geometry_type(oid);
 
         let sink = transaction
             .copy_in("COPY person (id, first_name, last_name, company_name) FROM STDIN BINARY")

@@ -6,7 +6,7 @@
 use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
-use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use udaconnect_connect::Coordinate;
 
 /// A point: X and Y.
@@ -68,6 +68,12 @@ impl<'a> FromSql<'a> for Wkb {
     fn accepts(ty: &Type) -> bool {
         matches!(ty.name(), "geometry" | "geography")
     }
+}
+
+/// PostGIS's `geometry` type, for a binary `COPY` (which names its column
+/// types): `oid` is what `'geometry'::regtype::oid` answers in the database.
+pub fn geometry_type(oid: u32) -> Type {
+    Type::new("geometry".into(), oid, Kind::Simple, "public".into())
 }
 
 impl From<Coordinate> for Wkb {
