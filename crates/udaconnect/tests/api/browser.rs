@@ -276,14 +276,15 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         Some(ada + 1),
         "consecutive ids"
     );
-    let listed = page
-        .eval("[...document.querySelectorAll('#person-list .name')].map((n) => n.textContent)")
-        .await;
-    assert_eq!(
-        listed,
-        json!(["Ada Lovelace", "Grace Hopper"]),
-        "the list shows them"
-    );
+    // The list is read again after the status line says "Added": wait for
+    // that reload, not only for the status.
+    page.wait_for(
+        "the list shows them",
+        PATIENCE,
+        "JSON.stringify([...document.querySelectorAll('#person-list .name')]\
+         .map((n) => n.textContent)) === '[\"Ada Lovelace\",\"Grace Hopper\"]'",
+    )
+    .await;
 
     // The simulator walks the two around a single venue: they meet.
     let ada_text = ada.to_string();
