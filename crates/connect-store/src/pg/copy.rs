@@ -40,15 +40,17 @@ fn spatial_order(data: &Dataset) -> Vec<&udaconnect_connect::LocationRecord> {
 
 impl PgStore {
     /// Adds `data` (persons and locations with their ids) in one
-    /// transaction, then moves the id sequences past it and refreshes the
-    /// planner's statistics. Ids already stored make it fail. Into an empty
+    /// transaction, then moves the id sequences past it and vacuums (the
+    /// planner's statistics, the visibility map). Ids already stored make it fail. Into an empty
     /// table the secondary indexes are built after the rows.
     pub async fn bulk_load(&self, data: &Dataset) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database)?;
-        // A million rows take longer than any request may.
+        // A million rows take longer than any request may. The commit is
+        // flushed before it returns, whatever the server's setting, for the
+        // VACUUM below.
         transaction
-            .batch_execute("SET LOCAL statement_timeout = 0")
+            .batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL synchronous_commit = on")
             .await
             .map_err(database)?;
         let oid: u32 = get(
@@ -150,9 +152,24 @@ impl PgStore {
             .await
             .map_err(database)?;
         transaction.commit().await.map_err(database)?;
-        client
-            .batch_execute("SET statement_timeout = 0; ANALYZE person; ANALYZE location; RESET statement_timeout")
-            .await
-            .map_err(database)
+        // VACUUM, not only ANALYZE: it marks the pages all-visible, as
+        // autovacuum would a little later, so that the connection queries
+        // read the grid's index alone from the first query on. It can only
+        // once every commit near the rows' own is on disk (the commit log
+        // keeps one flush position per few dozen transactions), hence
+        // synchronous commits until it is done, whatever the server's
+        // setting. VACUUM runs outside any transaction: one statement per
+        // call.
+        for statement in [
+            "SET statement_timeout = 0",
+            "SET synchronous_commit = on",
+            "VACUUM (ANALYZE) location",
+            "VACUUM (ANALYZE) person",
+            "RESET synchronous_commit",
+            "RESET statement_timeout",
+        ] {
+            client.batch_execute(statement).await.map_err(database)?;
+        }
+        Ok(())
     }
 }
