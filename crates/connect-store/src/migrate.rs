@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "roles",
         sql: include_str!("../migrations/0004_roles.sql"),
     },
+    Migration {
+        version: 5,
+        name: "cells",
+        sql: include_str!("../migrations/0005_cells.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -116,62 +116,103 @@ pub const LOCATIONS_OF: &str = concat!(
      ORDER BY l.creation_time, l.id LIMIT $6"
 );
 
-/// The original's rows in one statement: `$1` person, own times in
-/// `[$2, $3)`, others' in `[$2, $5)`, `$4` metres. `ST_DWithin` on
-/// `geography` measures on the spheroid, as the original's query does; the
-/// original built each own point anew from its X/Y with SRID 4326, which
-/// is exactly the own row's `point`.
-pub const COMPAT_CONNECTIONS: &str = concat!(
-    "SELECT ",
-    location_columns!("o"),
-    " FROM location own \
-     JOIN location o \
-       ON ST_DWithin(o.point, own.point, $4) \
-      AND o.person_id <> $1 \
-      AND o.creation_time >= $2 AND o.creation_time < $5 \
-     WHERE own.person_id = $1 AND own.creation_time >= $2 AND own.creation_time < $3 \
-     ORDER BY own.creation_time, own.id, o.id \
-     LIMIT $6"
-);
-
-/// The v2 contacts, with the others' time condition `$time` (which may use
-/// `own.creation_time`). Parameters: `$1` person, `[$2, $3)` own times,
-/// `$4` metres, then the time condition's, then the cursor (encounters,
-/// person id, or nulls) and the limit, numbered from `$first_page_param`.
+/// The pairs both connection queries count: the person `$1`'s own
+/// locations in `[$2, $3)` (`own`, one row each with its search box, in
+/// `probe`) and every other person's location within `$4` metres of one,
+/// at a time that satisfies `$time` (which may use `own.creation_time`), as
+/// `pairs` (the other's person, id and time, the own location's id, and an
+/// approximate distance in metres).
 ///
-/// Measuring a pair on the spheroid costs far more than finding it, so a
-/// pair is measured on the sphere (mean radius, a few trigonometric
-/// functions) first. Over the few kilometres a query may span, spheroid
-/// distances are within 0.56% of sphere ones (the radii of curvature of
-/// WGS 84 lie between 0.9944 and 1.0045 times the mean radius): a pair
-/// under 99% of the distance on the sphere is surely within it on the
-/// spheroid, one over 101% surely not, and only those in between are
-/// measured on the spheroid (`ST_DWithin`, the same test as the original).
-/// The index is probed with the 101% radius so that no pair in between is
-/// missed. The `OFFSET 0` keeps the subquery whole, so each candidate's
-/// sphere distance is computed once, not once per use.
+/// Most own locations are searched on the grid of migration 0005: the
+/// cells their box covers, read from the index over (cell, time), which
+/// holds every column the search reads, so no candidate costs a heap page.
+/// The box is the one [`udaconnect_connect::geodesic::search_boxes`]
+/// computes: a degree of latitude is at least 110,574.27 m, one of
+/// longitude at least 111,319.49 m times the cosine of the box's farthest
+/// latitude, with a 0.1% margin. A candidate is measured flat, on the
+/// ellipsoid's radii of curvature at the own latitude (`per_lat` and
+/// `per_lon`, metres per degree). Within a box of at most 64 cells (0.3 km)
+/// below 80° the radii vary by less than 0.013% and the error of the flat
+/// measure is below that: a candidate under 99.9% of the distance flat is
+/// surely within it on the spheroid, one over 100.1% surely not, and only
+/// those in between are measured on the spheroid (`ST_DWithin`, the
+/// original's test, on the other's `point` read by id).
 ///
-/// `pairs` carries the other's point but not the own one (joined back from
-/// `own` by id for the few pairs measured on the spheroid), which keeps it
-/// a quarter narrower: at a hundred thousand pairs and more it is written
-/// to disk past `work_mem`. The sphere distance also picks each contact's
-/// closest: the spheroid distance is measured only for the page's contacts
-/// and only for pairs whose sphere distance is within 2% of the contact's
-/// nearest, which surely includes the pair closest on the spheroid.
-macro_rules! connections_sql {
-    ($time:literal, $after_encounters:literal, $after_person:literal, $limit:literal) => {
+/// The others are searched through the GiST over (point, time) instead
+/// where the grid does not fit: a box across the antimeridian, beyond 80°,
+/// or of more than 64 cells (a large distance). There a candidate is
+/// measured on the sphere first (mean radius): over the few kilometres such
+/// a search spans, spheroid distances are within 0.56% of sphere ones (the
+/// radii of curvature of WGS 84 lie between 0.9944 and 1.0045 times the
+/// mean radius), so only those between 99% and 101% of the distance are
+/// measured on the spheroid. The index is probed with the 101% radius so
+/// that none of those is missed.
+///
+/// The `OFFSET 0` keeps each search's subquery whole, so each candidate's
+/// approximate distance is computed once, not once per use.
+macro_rules! pairs_sql {
+    ($time:literal) => {
         concat!(
-            "WITH own AS MATERIALIZED (
-    SELECT id, point, creation_time
-    FROM location
-    WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
+            "own AS MATERIALIZED (
+    SELECT l.id, l.point, l.creation_time, l.lat, l.lon, reach.lat AS reach_lat,
+           l.lat - reach.lat AS lat_lo, l.lat + reach.lat AS lat_hi,
+           l.lon - reach.lon AS lon_lo, l.lon + reach.lon AS lon_hi,
+           111319.49079327357 * 0.99330562000986 / (1.0 - 0.00669437999014 * s.sin2) ^ 1.5
+               AS per_lat,
+           111319.49079327357 * cos(radians(l.lat)) / sqrt(1.0 - 0.00669437999014 * s.sin2)
+               AS per_lon
+    FROM location l
+    CROSS JOIN LATERAL (SELECT sin(radians(l.lat)) ^ 2 AS sin2) s
+    CROSS JOIN LATERAL (
+        SELECT $4::float8 * 1.001 / 110574.27 AS lat,
+               $4::float8 * 1.001
+                   / (111319.49 * cos(radians(least(abs(l.lat) + $4::float8 * 1.001 / 110574.27, 90.0))))
+                   AS lon
+    ) reach
+    WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3
+),
+probe AS MATERIALIZED (
+    SELECT own.*,
+           CASE WHEN abs(own.lat) + own.reach_lat <= 80.0
+                 AND own.lon_lo >= -180.0 AND own.lon_hi <= 180.0
+                 AND (location_cell_row(own.lat_hi) - location_cell_row(own.lat_lo) + 1)
+                   * (location_cell_col(own.lon_hi) - location_cell_col(own.lon_lo) + 1) <= 64
+           THEN ARRAY(
+               SELECT location_cell(grid_row, grid_col)
+               FROM generate_series(location_cell_row(own.lat_lo), location_cell_row(own.lat_hi))
+                        AS grid_row,
+                    generate_series(location_cell_col(own.lon_lo), location_cell_col(own.lon_hi))
+                        AS grid_col)
+           END AS cells
+    FROM own
 ),
 pairs AS MATERIALIZED (
-    SELECT c.person_id, c.id, c.creation_time, c.point, c.own_id, c.sphere
-    FROM own
+    SELECT c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
+                   AS approx
+        FROM location o
+        WHERE o.cell = ANY (own.cells)
+          AND ",
+            $time,
+            "
+          AND o.lat >= own.lat_lo AND o.lat <= own.lat_hi
+          AND o.lon >= own.lon_lo AND o.lon <= own.lon_hi
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NOT NULL
+      AND (c.approx < $4::float8 * 0.999
+           OR (c.approx <= $4::float8 * 1.001
+               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+    UNION ALL
+    SELECT c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
     CROSS JOIN LATERAL (
         SELECT o.person_id, o.id, o.creation_time, o.point, own.id AS own_id,
-               own.point AS own_point, ST_Distance(o.point, own.point, false) AS sphere
+               own.point AS own_point, ST_Distance(o.point, own.point, false) AS approx
         FROM location o
         WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
           AND ",
@@ -180,12 +221,55 @@ pairs AS MATERIALIZED (
           AND o.person_id <> $1
         OFFSET 0
     ) c
-    WHERE c.sphere < $4::float8 * 0.99
-       OR (c.sphere <= $4::float8 * 1.01 AND ST_DWithin(c.point, c.own_point, $4))
-),
+    WHERE own.cells IS NULL
+      AND (c.approx < $4::float8 * 0.99
+           OR (c.approx <= $4::float8 * 1.01 AND ST_DWithin(c.point, c.own_point, $4)))
+)"
+        )
+    };
+}
+
+/// The original's rows in one statement: `$1` person, own times in
+/// `[$2, $3)`, others' in `[$2, $5)`, `$4` metres, at most `$6` rows. The
+/// pairs are decided by `ST_DWithin` on `geography`, on the spheroid, as
+/// the original's query does (see [`pairs_sql!`]); the original built each
+/// own point anew from its X/Y with SRID 4326, which is exactly the own
+/// row's `point`.
+pub const COMPAT_CONNECTIONS: &str = concat!(
+    "WITH ",
+    pairs_sql!("o.creation_time >= $2 AND o.creation_time < $5"),
+    "
+SELECT ",
+    location_columns!("o"),
+    "
+FROM pairs c
+JOIN probe own ON own.id = c.own_id
+JOIN location o ON o.id = c.id
+ORDER BY own.creation_time, own.id, o.id
+LIMIT $6"
+);
+
+/// The v2 contacts, from the [`pairs_sql!`] with the others' time condition
+/// `$time`. Parameters: `$1` person, `[$2, $3)` own times, `$4` metres,
+/// then the time condition's, then the cursor (encounters, person id, or
+/// nulls) and the limit, numbered from `$after_encounters`.
+///
+/// `pairs` carries no point (the few pairs measured on the spheroid read
+/// theirs by id), which keeps it narrow: at a hundred thousand pairs and
+/// more it is written to disk past `work_mem`. The approximate distance
+/// also picks each contact's closest: the spheroid distance is measured
+/// only for the page's contacts and only for pairs whose approximate
+/// distance is within 2% of the contact's nearest, which surely includes
+/// the pair closest on the spheroid.
+macro_rules! connections_sql {
+    ($time:literal, $after_encounters:literal, $after_person:literal, $limit:literal) => {
+        concat!(
+            "WITH ",
+            pairs_sql!($time),
+            ",
 contacts AS (
     SELECT person_id, count(*) AS encounters, min(creation_time) AS first_met,
-           max(creation_time) AS last_met, min(sphere) AS nearest
+           max(creation_time) AS last_met, min(approx) AS nearest
     FROM pairs
     GROUP BY person_id
 ),
@@ -210,12 +294,13 @@ page AS (
 ),
 closest AS (
     SELECT DISTINCT ON (c.person_id)
-           c.person_id, c.id, c.creation_time, c.point,
-           ST_Distance(c.point, own.point) AS metres
+           c.person_id, c.id, c.creation_time, o.point,
+           ST_Distance(o.point, own.point) AS metres
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
-    JOIN own ON own.id = c.own_id
-    WHERE c.sphere <= page.nearest * 1.02 + 1e-6
+    JOIN probe own ON own.id = c.own_id
+    JOIN location o ON o.id = c.id
+    WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
 SELECT page.person_id, page.encounters, page.first_met, page.last_met,

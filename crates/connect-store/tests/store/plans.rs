@@ -1,5 +1,6 @@
-//! The v2 query's plan uses the GiST over (point, time) for the others'
-//! locations (the figures at size are in the benchmark example).
+//! The v2 query's plan reads the others' locations from the grid's index
+//! alone, with the GiST over (point, time) for the searches the grid does
+//! not fit (the figures at size are in the benchmark example).
 
 use udaconnect_connect::{
     ConnectionQuery, Distance, Timestamp, Within,
@@ -9,7 +10,7 @@ use udaconnect_connect::{
 use crate::helpers::migrated;
 
 #[tokio::test]
-async fn the_contacts_query_uses_the_point_and_time_index() {
+async fn the_contacts_query_reads_the_grid_index_only() {
     let db = migrated().await;
     let config = ScaleConfig {
         persons: 200,
@@ -33,6 +34,11 @@ async fn the_contacts_query_uses_the_point_and_time_index() {
             .explain_connections(&query, true)
             .await
             .expect("explain");
+        assert!(
+            plan.contains("Index Only Scan using location_cell_time_idx"),
+            "{plan}"
+        );
+        assert!(plan.contains("Heap Fetches: 0"), "{plan}");
         assert!(plan.contains("location_point_time_idx"), "{plan}");
         assert!(!plan.contains("Seq Scan on location"), "{plan}");
     }
