@@ -38,21 +38,47 @@ pub fn location(row: &Row, first: usize) -> Result<Location, StoreError> {
     let id: LocationId = get(row, first, "location")?;
     let what = format!("location {id}");
     let person_id: PersonId = get(row, first + 1, &what)?;
-    let Wkb { x, y } = get(row, first + 2, &what)?;
-    if !x.is_finite() || !y.is_finite() {
-        return Err(StoreError::Corrupt(format!(
-            "{what}: its coordinate is ({x}, {y}), not a point"
-        )));
-    }
+    let coordinate = coordinate(row, first + 2, &what)?;
     let position = position(row, first + 3, &what)?;
     let time: NaiveDateTime = get(row, first + 4, &what)?;
     Ok(Location {
         id,
         person_id,
-        coordinate: Coordinate { x, y },
+        coordinate,
         position,
         time: Timestamp::from_naive(time),
     })
+}
+
+/// A location from `id, person_id, coordinate, lat, lon, creation_time`:
+/// the columns the grid's index holds (`lat` and `lon` are `point`'s).
+pub fn found_location(row: &Row) -> Result<Location, StoreError> {
+    let id: LocationId = get(row, 0, "location")?;
+    let what = format!("location {id}");
+    let person_id: PersonId = get(row, 1, &what)?;
+    let coordinate = coordinate(row, 2, &what)?;
+    let (lat, lon): (f64, f64) = (get(row, 3, &what)?, get(row, 4, &what)?);
+    let position = Position::new(lat, lon)
+        .map_err(|err| StoreError::Corrupt(format!("{what}: point {err}")))?;
+    let time: NaiveDateTime = get(row, 5, &what)?;
+    Ok(Location {
+        id,
+        person_id,
+        coordinate,
+        position,
+        time: Timestamp::from_naive(time),
+    })
+}
+
+/// The raw X/Y of the `geometry` at `index`, which must be numbers.
+fn coordinate(row: &Row, index: usize, what: &str) -> Result<Coordinate, StoreError> {
+    let Wkb { x, y } = get(row, index, what)?;
+    if !x.is_finite() || !y.is_finite() {
+        return Err(StoreError::Corrupt(format!(
+            "{what}: its coordinate is ({x}, {y}), not a point"
+        )));
+    }
+    Ok(Coordinate { x, y })
 }
 
 /// A position from the `geography` point at `index`.

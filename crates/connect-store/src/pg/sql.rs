@@ -1,11 +1,12 @@
 //! Every statement the PostGIS store sends, in one place, so that the
 //! queries can be read (and `EXPLAIN`ed) as a whole.
 //!
-//! A location is always read as [`location_columns!`]: its id, person,
+//! A location is read as [`location_columns!`]: its id, person,
 //! `coordinate` (whose raw X/Y the original API shows) and `point` (the
 //! position distances are measured on), both as PostGIS sends them in
 //! binary (EWKB, decoded by [`super::wkb`], no function call per row),
-//! and its time.
+//! and its time; or, where the grid's index holds all of it, with
+//! `point`'s `lat` and `lon` in place of `point`.
 
 /// The columns [`super::rows::location`] reads, of the table aliased `$t`.
 macro_rules! location_columns {
@@ -121,7 +122,9 @@ pub const LOCATIONS_OF: &str = concat!(
 /// `probe`) and every other person's location within `$4` metres of one,
 /// at a time that satisfies `$time` (which may use `own.creation_time`), as
 /// `pairs` (the other's person, id and time, the own location's id, and an
-/// approximate distance in metres).
+/// approximate distance in metres), with more of the other's columns
+/// before them: `$carry` as the search reads them (of `o`) and `$carried`
+/// as `pairs` has them (of `c`), each followed by a comma.
 ///
 /// Most own locations are searched on the grid of migration 0005: the
 /// cells their box covers, read from the index over (cell, time), which
@@ -151,7 +154,7 @@ pub const LOCATIONS_OF: &str = concat!(
 /// The `OFFSET 0` keeps each search's subquery whole, so each candidate's
 /// approximate distance is computed once, not once per use.
 macro_rules! pairs_sql {
-    ($time:literal) => {
+    ($time:literal, $carry:literal, $carried:literal) => {
         concat!(
             "own AS MATERIALIZED (
     SELECT l.id, l.point, l.creation_time, l.lat, l.lon, reach.lat AS reach_lat,
@@ -187,10 +190,14 @@ probe AS MATERIALIZED (
     FROM own
 ),
 pairs AS MATERIALIZED (
-    SELECT c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    SELECT ",
+            $carried,
+            " c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
     CROSS JOIN LATERAL (
-        SELECT o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+        SELECT ",
+            $carry,
+            " o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
                sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
                    AS approx
         FROM location o
@@ -208,11 +215,15 @@ pairs AS MATERIALIZED (
            OR (c.approx <= $4::float8 * 1.001
                AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
     UNION ALL
-    SELECT c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    SELECT ",
+            $carried,
+            " c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
     CROSS JOIN LATERAL (
-        SELECT o.person_id, o.id, o.creation_time, o.point, own.id AS own_id,
-               own.point AS own_point, ST_Distance(o.point, own.point, false) AS approx
+        SELECT ",
+            $carry,
+            " o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
         FROM location o
         WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
           AND ",
@@ -223,7 +234,7 @@ pairs AS MATERIALIZED (
     ) c
     WHERE own.cells IS NULL
       AND (c.approx < $4::float8 * 0.99
-           OR (c.approx <= $4::float8 * 1.01 AND ST_DWithin(c.point, c.own_point, $4)))
+           OR (c.approx <= $4::float8 * 1.01 AND ST_DWithin(c.other_point, c.own_point, $4)))
 )"
         )
     };
@@ -234,18 +245,21 @@ pairs AS MATERIALIZED (
 /// pairs are decided by `ST_DWithin` on `geography`, on the spheroid, as
 /// the original's query does (see [`pairs_sql!`]); the original built each
 /// own point anew from its X/Y with SRID 4326, which is exactly the own
-/// row's `point`.
+/// row's `point`. The other locations are read as the search found them:
+/// id, person, `coordinate`, `point`'s `lat` and `lon` as floats, time
+/// ([`super::rows::found_location`]), from the grid's index alone.
 pub const COMPAT_CONNECTIONS: &str = concat!(
     "WITH ",
-    pairs_sql!("o.creation_time >= $2 AND o.creation_time < $5"),
+    pairs_sql!(
+        "o.creation_time >= $2 AND o.creation_time < $5",
+        "o.coordinate, o.lat, o.lon,",
+        "c.coordinate, c.lat, c.lon,"
+    ),
     "
-SELECT ",
-    location_columns!("o"),
-    "
+SELECT c.id, c.person_id, c.coordinate, c.lat, c.lon, c.creation_time
 FROM pairs c
 JOIN probe own ON own.id = c.own_id
-JOIN location o ON o.id = c.id
-ORDER BY own.creation_time, own.id, o.id
+ORDER BY own.creation_time, own.id, c.id
 LIMIT $6"
 );
 
@@ -265,7 +279,7 @@ macro_rules! connections_sql {
     ($time:literal, $after_encounters:literal, $after_person:literal, $limit:literal) => {
         concat!(
             "WITH ",
-            pairs_sql!($time),
+            pairs_sql!($time, "", ""),
             ",
 contacts AS (
     SELECT person_id, count(*) AS encounters, min(creation_time) AS first_met,

@@ -233,7 +233,7 @@ impl Store for PgStore {
             .await?;
         let locations = rows
             .iter()
-            .map(|row| rows::location(row, 0))
+            .map(rows::found_location)
             .collect::<Result<Vec<_>, _>>()?;
         let mut ids: Vec<PersonId> = locations.iter().map(|l| l.person_id).collect();
         ids.sort_unstable();
