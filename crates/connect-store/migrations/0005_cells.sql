@@ -19,12 +19,15 @@
 -- monotonic, so every point of a box lies in a cell between those of its
 -- corners, whatever the rounding. A coordinate that is not a number (a row
 -- written by hand) has no cell: it is stored, and never found near anyone.
+-- Not STRICT (null gives null anyway), so that the planner inlines them:
+-- a call would cost more than the arithmetic, once per row written and
+-- several times per location searched from.
 CREATE OR REPLACE FUNCTION location_cell_row(lat float8) RETURNS int8
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN lat BETWEEN -90.0 AND 90.0 THEN floor((lat + 90.0) / 0.00004)::int8 END;
 
 CREATE OR REPLACE FUNCTION location_cell_col(lon float8) RETURNS int8
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN lon BETWEEN -180.0 AND 180.0 THEN floor((lon + 180.0) / 0.00004)::int8 END;
 
 -- One number per cell: columns run from 0 to 9,000,000 (at 180°).

@@ -123,8 +123,9 @@ pub const LOCATIONS_OF: &str = concat!(
 /// at a time that satisfies `$time` (which may use `own.creation_time`), as
 /// `pairs` (the other's person, id and time, the own location's id, and an
 /// approximate distance in metres), with more of the other's columns
-/// before them: `$carry` as the search reads them (of `o`) and `$carried`
-/// as `pairs` has them (of `c`), each followed by a comma.
+/// (or the own location's) before them: `$carry` as the search reads them
+/// (of `o` and `own`) and `$carried` as `pairs` has them (of `c`), each
+/// followed by a comma.
 ///
 /// Most own locations are searched on the grid of migration 0005: the
 /// cells their box covers, read from the index over (cell, time), which
@@ -247,19 +248,19 @@ pairs AS MATERIALIZED (
 /// own point anew from its X/Y with SRID 4326, which is exactly the own
 /// row's `point`. The other locations are read as the search found them:
 /// id, person, `coordinate`, `point`'s `lat` and `lon` as floats, time
-/// ([`super::rows::found_location`]), from the grid's index alone.
+/// ([`super::rows::found_location`]), from the grid's index alone, with
+/// the own location's time to order them by (one sort, no join).
 pub const COMPAT_CONNECTIONS: &str = concat!(
     "WITH ",
     pairs_sql!(
         "o.creation_time >= $2 AND o.creation_time < $5",
-        "o.coordinate, o.lat, o.lon,",
-        "c.coordinate, c.lat, c.lon,"
+        "o.coordinate, o.lat, o.lon, own.creation_time AS own_time,",
+        "c.coordinate, c.lat, c.lon, c.own_time,"
     ),
     "
 SELECT c.id, c.person_id, c.coordinate, c.lat, c.lon, c.creation_time
 FROM pairs c
-JOIN probe own ON own.id = c.own_id
-ORDER BY own.creation_time, own.id, c.id
+ORDER BY c.own_time, c.own_id, c.id
 LIMIT $6"
 );
 
