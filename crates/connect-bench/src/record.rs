@@ -18,8 +18,8 @@ with PostGIS, creates the schema with `udaconnect migrate`, loads a made-up
 June 2020 conference with `udaconnect generate` (`BENCH_PERSONS`, default
 1,000; `BENCH_LOCATIONS`, 1,000,000; 50 venues; seed 2020), runs `ANALYZE`,
 reads the tables and indexes into shared buffers (`pg_prewarm`, as a
-server that has been answering for a while has them) and starts
-`udaconnect api` on it. For `BENCH_SAMPLE` (20) persons picked by
+server that has been answering for a while has them), checkpoints and
+starts `udaconnect api` on it. For `BENCH_SAMPLE` (20) persons picked by
 a fixed seed it times, one request after another after a few warm-up
 requests: the original's endpoint and v2 over HTTP (v2 with `limit=1000`,
 every page), for 2020-06-10..2020-06-11 and 2020-06-01..2020-06-30 at 5 m,
