@@ -6,8 +6,8 @@
 -- pages) and a `geography` to decode; on a million locations that is most
 -- of a month-long connections query. A btree over (grid cell, time) that
 -- carries each location's person, id and latitude/longitude as plain
--- floats (and its coordinate) answers the same search from its leaf pages alone (an index-only
--- scan), and a candidate costs a few float operations.
+-- floats (and its coordinate) answers the same search from its leaf pages
+-- alone (an index-only scan), and a candidate costs a few float operations.
 --
 -- The cells are 0.00004° on each side (4.4 m of latitude; 3.5 m of
 -- longitude at 38°): a 5 m search covers about a dozen of them. The
