@@ -529,7 +529,26 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4");
+    assert_eq!(versions, "1,2,3,4,5");
+    let foreign_functions: i64 = value(
+        &owner,
+        "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
+         AND p.proowner <> current_user::regrole \
+         AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                         AND d.objid = p.oid AND d.deptype = 'e')",
+    )
+    .await;
+    assert_eq!(
+        foreign_functions, 0,
+        "the grid's functions follow the tables"
+    );
+    let grid_functions: i64 = value(
+        &owner,
+        "SELECT count(*) FROM pg_proc WHERE proname LIKE 'location\\_cell%' \
+         AND proowner = current_user::regrole",
+    )
+    .await;
+    assert_eq!(grid_functions, 3);
     let sequences: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relowner = current_user::regrole",

@@ -84,10 +84,11 @@ CREATE EXTENSION IF NOT EXISTS btree_gist;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT CREATE ON SCHEMA public TO udaconnect_migrate;
 
--- An earlier deploy migrated as the superuser, which then owns the tables:
--- they become the owner role's (their indexes and serial sequences follow),
--- or it could neither change them nor grant on them. The migrations make
--- only tables; those of the extensions (spatial_ref_sys) stay theirs.
+-- An earlier deploy migrated as the superuser, which then owns the tables
+-- and functions: they become the owner role's (the tables' indexes and
+-- serial sequences follow), or it could neither change them nor grant on
+-- them. The migrations make only tables and SQL functions; those of the
+-- extensions (spatial_ref_sys, PostGIS's functions) stay theirs.
 SELECT format('ALTER TABLE %s OWNER TO udaconnect_migrate', c.oid::regclass)
 FROM pg_class c
 WHERE c.relnamespace = 'public'::regnamespace
@@ -96,6 +97,15 @@ WHERE c.relnamespace = 'public'::regnamespace
   AND NOT EXISTS (
       SELECT FROM pg_depend d
       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+  )
+\gexec
+SELECT format('ALTER FUNCTION %s OWNER TO udaconnect_migrate', p.oid::regprocedure)
+FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace
+  AND p.proowner <> 'udaconnect_migrate'::regrole
+  AND NOT EXISTS (
+      SELECT FROM pg_depend d
+      WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
   )
 \gexec
 
