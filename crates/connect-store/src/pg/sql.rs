@@ -117,6 +117,23 @@ pub const LOCATIONS_OF: &str = concat!(
      ORDER BY l.creation_time, l.id LIMIT $6"
 );
 
+/// The start of each of [`pairs_sql!`]'s two searches: the columns of
+/// `pairs`, and those of its search up to the approximate distance.
+macro_rules! pairs_search {
+    ($carry:literal, $carried:literal) => {
+        concat!(
+            "SELECT ",
+            $carried,
+            " c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT ",
+            $carry,
+            " o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,"
+        )
+    };
+}
+
 /// The pairs both connection queries count: the person `$1`'s own
 /// locations in `[$2, $3)` (`own`, one row each with its search box, in
 /// `probe`) and every other person's location within `$4` metres of one,
@@ -191,14 +208,9 @@ probe AS MATERIALIZED (
     FROM own
 ),
 pairs AS MATERIALIZED (
-    SELECT ",
-            $carried,
-            " c.person_id, c.id, c.creation_time, c.own_id, c.approx
-    FROM probe own
-    CROSS JOIN LATERAL (
-        SELECT ",
-            $carry,
-            " o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+    ",
+            pairs_search!($carry, $carried),
+            "
                sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
                    AS approx
         FROM location o
@@ -216,14 +228,9 @@ pairs AS MATERIALIZED (
            OR (c.approx <= $4::float8 * 1.001
                AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
     UNION ALL
-    SELECT ",
-            $carried,
-            " c.person_id, c.id, c.creation_time, c.own_id, c.approx
-    FROM probe own
-    CROSS JOIN LATERAL (
-        SELECT ",
-            $carry,
-            " o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+    ",
+            pairs_search!($carry, $carried),
+            "
                ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
         FROM location o
         WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
