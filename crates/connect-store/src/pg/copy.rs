@@ -41,8 +41,9 @@ fn spatial_order(data: &Dataset) -> Vec<&udaconnect_connect::LocationRecord> {
 impl PgStore {
     /// Adds `data` (persons and locations with their ids) in one
     /// transaction, then moves the id sequences past it and vacuums (the
-    /// planner's statistics, the visibility map). Ids already stored make it fail. Into an empty
-    /// table the secondary indexes are built after the rows.
+    /// planner's statistics, the visibility map). Ids already stored make
+    /// it fail. Into an empty table the secondary indexes are built after
+    /// the rows.
     pub async fn bulk_load(&self, data: &Dataset) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database)?;
@@ -159,17 +160,22 @@ impl PgStore {
         // keeps one flush position per few dozen transactions), hence
         // synchronous commits until it is done, whatever the server's
         // setting. VACUUM runs outside any transaction: one statement per
-        // call.
+        // call, and the pooled connection's settings put back whatever
+        // happened.
+        let mut vacuumed = Ok(());
         for statement in [
-            "SET statement_timeout = 0",
-            "SET synchronous_commit = on",
+            "SET statement_timeout = 0; SET synchronous_commit = on",
             "VACUUM (ANALYZE) location",
             "VACUUM (ANALYZE) person",
-            "RESET synchronous_commit",
-            "RESET statement_timeout",
         ] {
-            client.batch_execute(statement).await.map_err(database)?;
+            vacuumed = client.batch_execute(statement).await;
+            if vacuumed.is_err() {
+                break;
+            }
         }
-        Ok(())
+        let reset = client
+            .batch_execute("RESET synchronous_commit; RESET statement_timeout")
+            .await;
+        vacuumed.and(reset).map_err(database)
     }
 }
