@@ -5,8 +5,9 @@
 //! `udaconnect migrate`, loads a made-up June 2020 conference with
 //! `udaconnect generate` (`BENCH_PERSONS`, 1,000; `BENCH_LOCATIONS`,
 //! 1,000,000; 50 venues, a fixed seed), runs `ANALYZE`, prewarms the
-//! buffers, checkpoints and starts `udaconnect api` on it. For persons picked by a fixed seed
-//! (`BENCH_SAMPLE`, 20) it then times, one request after another:
+//! buffers, checkpoints and starts `udaconnect api` on it. For persons
+//! picked by a fixed seed (`BENCH_SAMPLE`, 20) it then times, one request
+//! after another:
 //!
 //! 1. over HTTP, the original's endpoint and v2, for one day and for the
 //!    month, and v2 with `within=10m` for the month;
