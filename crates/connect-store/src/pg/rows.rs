@@ -35,32 +35,29 @@ pub fn person(row: &Row) -> Result<Person, StoreError> {
 /// A location from the columns of `sql::location_columns!` starting at
 /// `first`.
 pub fn location(row: &Row, first: usize) -> Result<Location, StoreError> {
-    let id: LocationId = get(row, first, "location")?;
-    let what = format!("location {id}");
-    let person_id: PersonId = get(row, first + 1, &what)?;
-    let coordinate = coordinate(row, first + 2, &what)?;
-    let position = position(row, first + 3, &what)?;
-    let time: NaiveDateTime = get(row, first + 4, &what)?;
-    Ok(Location {
-        id,
-        person_id,
-        coordinate,
-        position,
-        time: Timestamp::from_naive(time),
-    })
+    read_location(row, first, 1, position)
 }
 
 /// A location from `id, person_id, coordinate, lat, lon, creation_time`:
 /// the columns the grid's index holds (`lat` and `lon` are `point`'s).
 pub fn found_location(row: &Row) -> Result<Location, StoreError> {
-    let id: LocationId = get(row, 0, "location")?;
+    read_location(row, 0, 2, lat_lon)
+}
+
+/// Id, person and coordinate from column `first` on, then the position
+/// from the `width` columns `read` takes, then the time.
+fn read_location(
+    row: &Row,
+    first: usize,
+    width: usize,
+    read: fn(&Row, usize, &str) -> Result<Position, StoreError>,
+) -> Result<Location, StoreError> {
+    let id: LocationId = get(row, first, "location")?;
     let what = format!("location {id}");
-    let person_id: PersonId = get(row, 1, &what)?;
-    let coordinate = coordinate(row, 2, &what)?;
-    let (lat, lon): (f64, f64) = (get(row, 3, &what)?, get(row, 4, &what)?);
-    let position = Position::new(lat, lon)
-        .map_err(|err| StoreError::Corrupt(format!("{what}: point {err}")))?;
-    let time: NaiveDateTime = get(row, 5, &what)?;
+    let person_id: PersonId = get(row, first + 1, &what)?;
+    let coordinate = coordinate(row, first + 2, &what)?;
+    let position = read(row, first + 3, &what)?;
+    let time: NaiveDateTime = get(row, first + 3 + width, &what)?;
     Ok(Location {
         id,
         person_id,
@@ -84,6 +81,15 @@ fn coordinate(row: &Row, index: usize, what: &str) -> Result<Coordinate, StoreEr
 /// A position from the `geography` point at `index`.
 pub fn position(row: &Row, index: usize, what: &str) -> Result<Position, StoreError> {
     let Wkb { x: lon, y: lat } = get(row, index, what)?;
+    valid_position(lat, lon, what)
+}
+
+/// A position from the latitude at `index` and the longitude after it.
+fn lat_lon(row: &Row, index: usize, what: &str) -> Result<Position, StoreError> {
+    valid_position(get(row, index, what)?, get(row, index + 1, what)?, what)
+}
+
+fn valid_position(lat: f64, lon: f64, what: &str) -> Result<Position, StoreError> {
     Position::new(lat, lon).map_err(|err| StoreError::Corrupt(format!("{what}: point {err}")))
 }
 
