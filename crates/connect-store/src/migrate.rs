@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cells",
         sql: include_str!("../migrations/0005_cells.sql"),
     },
+    Migration {
+        version: 6,
+        name: "written_by",
+        sql: include_str!("../migrations/0006_written_by.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to
