@@ -72,28 +72,56 @@ impl Data {
     /// Data holding `persons` and `locations` (their ids kept), the R-tree
     /// bulk-loaded. Later duplicates of an id are dropped.
     pub fn with(persons: &[Person], locations: &[LocationRecord]) -> Self {
+        Self::loaded(
+            persons.iter().cloned(),
+            locations
+                .iter()
+                .map(|record| (record.location(), record.key.clone())),
+        )
+    }
+
+    /// Data holding `persons` and stored `locations` as they are (their
+    /// coordinates kept, which a record would derive), with their
+    /// idempotency keys; the R-tree bulk-loaded. Later duplicates of an id
+    /// are dropped.
+    pub fn loaded(
+        persons: impl IntoIterator<Item = Person>,
+        locations: impl IntoIterator<Item = (Location, Option<String>)>,
+    ) -> Self {
         let mut data = Self {
             next_person: 1,
             next_location: 1,
             ..Self::default()
         };
         for person in persons {
-            data.add_person(person.clone());
+            data.add_person(person);
         }
-        let mut entries = Vec::with_capacity(locations.len());
-        for record in locations {
-            if data.slots.contains_key(&record.id) {
+        let mut entries = Vec::new();
+        for (location, key) in locations {
+            if data.slots.contains_key(&location.id) {
                 continue;
             }
-            let location = record.location();
-            let slot = data.push(location.clone());
-            if let Some(key) = &record.key {
-                data.keys.insert(key.clone(), record.id);
+            if let Some(key) = key {
+                data.keys.insert(key, location.id);
             }
-            entries.push(entry(&location, slot));
+            let slot = data.push(location);
+            entries.push(entry(&data.locations[slot as usize], slot));
         }
         data.tree = RTree::bulk_load(entries);
         data
+    }
+
+    /// Adds persons and stored locations as they are, replacing a person
+    /// of the same id and skipping a location whose id is already held.
+    pub fn add(&mut self, persons: Vec<Person>, locations: Vec<Location>) {
+        for person in persons {
+            self.add_person(person);
+        }
+        for location in locations {
+            if !self.slots.contains_key(&location.id) {
+                self.store(location);
+            }
+        }
     }
 
     fn add_person(&mut self, person: Person) {

@@ -45,6 +45,26 @@ impl MemoryStore {
         }
     }
 
+    /// A store holding rows read from another store as they are (their
+    /// ids and coordinates kept): the PostGIS store's connections index.
+    pub(crate) fn of_rows(persons: Vec<Person>, locations: Vec<Location>) -> Self {
+        Self {
+            data: Arc::new(RwLock::new(Data::loaded(
+                persons,
+                locations.into_iter().map(|location| (location, None)),
+            ))),
+        }
+    }
+
+    /// Adds rows read from another store since [`Self::of_rows`] (or the
+    /// last call): a person replaces the one of its id, a location whose
+    /// id is held is skipped.
+    pub(crate) fn add_rows(&self, persons: Vec<Person>, locations: Vec<Location>) {
+        if !persons.is_empty() || !locations.is_empty() {
+            self.write().add(persons, locations);
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Data> {
         self.data.read().unwrap_or_else(PoisonError::into_inner)
     }

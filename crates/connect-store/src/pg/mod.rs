@@ -8,17 +8,19 @@
 
 mod batch;
 mod copy;
+mod replica;
 mod rows;
 mod sql;
 mod store;
 mod wkb;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use udaconnect_connect::StoreError;
 
+use self::replica::Replica;
 use crate::migrate::{self, MigrateError, MigrationReport};
 
 /// How to reach the database, and how long to wait for it.
@@ -38,11 +40,17 @@ pub struct PgConfig {
     /// (`work_mem`): a 30-day connection query holds a few hundred
     /// thousand pairs.
     pub work_mem: String,
+    /// Answer the connection queries from an in-memory replica of every
+    /// person and location (see [`replica`]), loaded on first use and
+    /// caught up before each query, instead of in SQL: for the API, which
+    /// answers them; a writer or an edge has no use for one.
+    pub replica: bool,
 }
 
 impl PgConfig {
     /// Defaults fit for one API process: 16 connections, 3 s to connect
-    /// or to get a connection, 10 s per statement, 64 MB work memory.
+    /// or to get a connection, 10 s per statement, 64 MB work memory; the
+    /// connection queries in SQL.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -51,6 +59,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(3),
             work_mem: "64MB".to_owned(),
+            replica: false,
         }
     }
 }
@@ -72,6 +81,8 @@ pub struct PgStore {
     pool: Pool,
     /// Longest any one call may take, end to end.
     deadline: Duration,
+    /// The connection queries' replica, if they are answered from one.
+    replica: Option<Arc<Replica>>,
 }
 
 impl PgStore {
@@ -115,6 +126,7 @@ impl PgStore {
         Ok(Self {
             pool,
             deadline: config.wait_timeout + config.connect_timeout + config.statement_timeout,
+            replica: config.replica.then(Arc::default),
         })
     }
 

@@ -374,3 +374,35 @@ SELECT setval('location_id_seq', max_id)
 FROM (SELECT max(id) AS max_id FROM location) AS ids
 WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM location_id_seq);
 ";
+
+/// The snapshot the replica's read runs under (the transaction's, taken by
+/// its first statement), as text, and whether both tables record who wrote
+/// their rows (migration 0006): before, rows written after the load could
+/// not be told from those before. From the catalog, which every role reads.
+pub const SNAPSHOT: &str = "SELECT pg_current_snapshot()::text,      (SELECT count(*) = 2 FROM pg_attribute       WHERE attrelid IN ('person'::regclass, 'location'::regclass)         AND attname = 'written_by' AND NOT attisdropped)";
+
+pub const REPLICA_PERSONS: &str = "SELECT id, first_name, last_name, company_name FROM person";
+
+/// The columns [`super::rows::found_location`] reads.
+pub const REPLICA_LOCATIONS: &str =
+    "SELECT id, person_id, coordinate, lat, lon, creation_time FROM location";
+
+/// What a transaction the snapshot `$1` (as text) does not show as
+/// committed wrote: every such transaction is at or past the snapshot's
+/// oldest, so the index on `written_by` finds its rows.
+macro_rules! written_since {
+    () => {
+        " WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) \
+         AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot)"
+    };
+}
+
+pub const REPLICA_PERSONS_SINCE: &str = concat!(
+    "SELECT id, first_name, last_name, company_name FROM person",
+    written_since!()
+);
+
+pub const REPLICA_LOCATIONS_SINCE: &str = concat!(
+    "SELECT id, person_id, coordinate, lat, lon, creation_time FROM location",
+    written_since!()
+);

@@ -77,7 +77,13 @@ impl Store for PgStore {
             client.simple_query("").await.map_err(database)?;
             Ok(())
         })
-        .await
+        .await?;
+        // Ready once the replica is loaded; checked every second, this
+        // also keeps it close behind, so a query's catch-up is short.
+        if let Some(replica) = &self.replica {
+            replica.current(self).await?;
+        }
+        Ok(())
     }
 
     async fn persons(&self) -> Result<Vec<Person>, StoreError> {
@@ -215,6 +221,9 @@ impl Store for PgStore {
         &self,
         query: &CompatQuery,
     ) -> Result<Vec<CompatConnection>, StoreError> {
+        if let Some(replica) = &self.replica {
+            return replica.current(self).await?.compat_connections(query).await;
+        }
         let (start, own_end) = query.own_window();
         let (_, others_end) = query.others_window();
         let rows = self
@@ -254,6 +263,9 @@ impl Store for PgStore {
     }
 
     async fn connections(&self, query: &ConnectionQuery) -> Result<Vec<Contact>, StoreError> {
+        if let Some(replica) = &self.replica {
+            return replica.current(self).await?.connections(query).await;
+        }
         let (statement, params) = connections_statement(query);
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|param| &**param as _).collect();
         let rows = self.query("finding contacts", statement, &params).await?;

@@ -1,11 +1,12 @@
 //! The PostGIS and embedded stores on the same random data: every query's
-//! answer must be the same, row for row.
+//! answer must be the same, row for row, whether PostGIS answers the
+//! connection queries in SQL or from its in-memory replica.
 
 use udaconnect_connect::{
     CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance, LocationCursor, LocationRange,
     PersonId, PersonSearch, Store, Timestamp, Within, conference::Dataset,
 };
-use udaconnect_store::{MemoryStore, PgStore};
+use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
 use crate::helpers::{THRESHOLDS, clustered, clustered_end, date, june, migrated};
 
@@ -22,7 +23,12 @@ async fn all_contacts(store: &dyn Store, mut query: ConnectionQuery) -> Vec<Vec<
     }
 }
 
-async fn compare(seed: u64, pg: &PgStore, data: &Dataset) {
+async fn compare(seed: u64, pg: &PgStore, url: &str, data: &Dataset) {
+    let replica = PgStore::new(&PgConfig {
+        replica: true,
+        ..PgConfig::new(url)
+    })
+    .expect("a store with a replica");
     // Most by COPY, the rest through the API's batches, in both stores.
     let (loaded, batched) = data.locations.split_at(data.locations.len() * 4 / 5);
     let memory = MemoryStore::from_dataset(&Dataset {
@@ -35,6 +41,8 @@ async fn compare(seed: u64, pg: &PgStore, data: &Dataset) {
     })
     .await
     .expect("bulk load");
+    // The replica loads what is there now, and catches up on the rest.
+    replica.check().await.expect("the replica loads");
     for batch in batched.chunks(97) {
         let expected = memory.insert_locations(batch).await.expect("memory batch");
         assert_eq!(
@@ -68,6 +76,14 @@ async fn compare(seed: u64, pg: &PgStore, data: &Dataset) {
                     prefix
                 );
                 assert_eq!(pg.compat_connections(&first).await.expect("pg"), prefix);
+                assert_eq!(
+                    replica.compat_connections(&first).await.expect("replica"),
+                    prefix
+                );
+                assert!(
+                    replica.compat_connections(&query).await.expect("replica") == expected,
+                    "seed {seed}: compat {query:?} from the replica"
+                );
                 assert!(
                     found == expected,
                     "seed {seed}: compat {query:?}: {} rows from PostGIS, {} embedded",
@@ -97,6 +113,11 @@ async fn compare(seed: u64, pg: &PgStore, data: &Dataset) {
                     let expected = all_contacts(&memory, query).await;
                     let found = all_contacts(pg, query).await;
                     assert_eq!(found, expected, "seed {seed}: contacts {query:?}");
+                    assert_eq!(
+                        all_contacts(&replica, query).await,
+                        expected,
+                        "seed {seed}: contacts {query:?} from the replica"
+                    );
                     assert!(
                         !expected.is_empty(),
                         "seed {seed}: no contacts for {query:?}"
@@ -158,7 +179,7 @@ async fn both_stores_answer_alike_on_random_data() {
         let url = db.server.create_database(&name);
         let pg = crate::helpers::store(&url);
         pg.migrate().await.expect("migrate");
-        compare(seed, &pg, &clustered(seed, 12, 2000)).await;
+        compare(seed, &pg, &url, &clustered(seed, 12, 2000)).await;
     }
 }
 

@@ -6,7 +6,9 @@
 //! `differential` holds the PostGIS and embedded stores to the same
 //! answers on the same random data; `writes` covers ids, idempotent
 //! batches and paging under inserts; `outage` takes the database away and
-//! brings it back; `plans` checks that the v2 query uses its index.
+//! brings it back; `plans` checks that the v2 query uses its index;
+//! `replica` has the connection queries' replica catch up on commits in
+//! any order.
 
 mod compat;
 mod differential;
@@ -14,4 +16,5 @@ mod helpers;
 mod migrations;
 mod outage;
 mod plans;
+mod replica;
 mod writes;

@@ -1,0 +1,188 @@
+//! The connection queries answered from memory: a replica of the persons
+//! and locations, caught up with the database before every query.
+//!
+//! A month-long connections query measures a few hundred thousand pairs.
+//! In SQL every candidate costs executor steps, a few hundred milliseconds
+//! in all however the statement is planned; in the embedded store's R-tree
+//! it costs a few nanoseconds (BENCHMARKS.md has both, side by side). So
+//! the PostGIS store can keep a [`MemoryStore`] of every row, loaded once,
+//! and read before each query only the rows committed since its last read
+//! (by the transaction that wrote them, see migration 0006): an answer
+//! covers every write committed before the query began, as the statement's
+//! would. The database stays the only place anything is written; the
+//! replica is rebuilt from it whenever the process starts.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::Mutex, time::Instant};
+use tokio_postgres::{IsolationLevel, Row, Transaction, types::ToSql};
+use udaconnect_connect::{Location, Person, StoreError};
+
+use super::{
+    PgStore,
+    rows::{self, database, get},
+    sql,
+};
+use crate::MemoryStore;
+
+/// Longest the first load may take: every row of both tables.
+const LOAD_DEADLINE: Duration = Duration::from_secs(600);
+/// Rows fetched per round trip.
+const FETCH_ROWS: i32 = 50_000;
+
+/// The replica, shared by the store's clones.
+#[derive(Default)]
+pub struct Replica {
+    state: Mutex<Option<Caught>>,
+}
+
+/// The replica once loaded.
+struct Caught {
+    store: MemoryStore,
+    /// The snapshot (`pg_snapshot` as text) under which the replica holds
+    /// every committed row.
+    snapshot: String,
+    /// When the read that took that snapshot began: a query that arrived
+    /// before needs no read of its own.
+    began: Instant,
+}
+
+/// What one read brings: its snapshot, and the rows it did not show before.
+struct Read {
+    snapshot: String,
+    persons: Vec<Person>,
+    locations: Vec<Location>,
+}
+
+impl Replica {
+    /// The replica, holding every row committed before this call: loaded
+    /// on first use, then caught up. The work runs on a task of its own,
+    /// so a caller that gives up (a readiness check's timeout) does not
+    /// throw away a load half done.
+    pub async fn current(self: &Arc<Self>, pg: &PgStore) -> Result<MemoryStore, StoreError> {
+        let arrived = Instant::now();
+        let replica = Arc::clone(self);
+        let pg = pg.clone();
+        tokio::spawn(async move { replica.catch_up(&pg, arrived).await })
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("the replica did not load: {err}")))?
+    }
+
+    async fn catch_up(&self, pg: &PgStore, arrived: Instant) -> Result<MemoryStore, StoreError> {
+        let mut state = self.state.lock().await;
+        let began = Instant::now();
+        match &mut *state {
+            Some(caught) if caught.began >= arrived => Ok(caught.store.clone()),
+            Some(caught) => {
+                let read = pg
+                    .bounded("catching up", read(pg, Some(&caught.snapshot)))
+                    .await?;
+                caught.store.add_rows(read.persons, read.locations);
+                caught.snapshot = read.snapshot;
+                caught.began = began;
+                Ok(caught.store.clone())
+            }
+            None => {
+                let read = tokio::time::timeout(LOAD_DEADLINE, read(pg, None))
+                    .await
+                    .map_err(|_| {
+                        StoreError::Unavailable(format!(
+                            "loading the replica took longer than {LOAD_DEADLINE:?}"
+                        ))
+                    })??;
+                let locations = read.locations.len();
+                let store = MemoryStore::of_rows(read.persons, read.locations);
+                tracing::info!(
+                    locations,
+                    took_ms = began.elapsed().as_millis(),
+                    "connections replica loaded"
+                );
+                *state = Some(Caught {
+                    store: store.clone(),
+                    snapshot: read.snapshot,
+                    began,
+                });
+                Ok(store)
+            }
+        }
+    }
+}
+
+/// Every row committed under a new snapshot and not under `since` (all of
+/// them without `since`), in one read-only transaction.
+async fn read(pg: &PgStore, since: Option<&str>) -> Result<Read, StoreError> {
+    let mut client = pg.client().await?;
+    let transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(database)?;
+    if since.is_none() {
+        transaction
+            .batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(database)?;
+    }
+    // The transaction's snapshot is taken by its first query: this one.
+    let row = transaction
+        .query_one(sql::SNAPSHOT, &[])
+        .await
+        .map_err(database)?;
+    let snapshot: String = get(&row, 0, "snapshot")?;
+    let migrated: bool = get(&row, 1, "schema")?;
+    if !migrated {
+        return Err(StoreError::Unavailable(
+            "the replica needs migration 0006 (`written_by`): run `udaconnect migrate`".into(),
+        ));
+    }
+    let (persons, locations) = match since {
+        None => (sql::REPLICA_PERSONS, sql::REPLICA_LOCATIONS),
+        Some(_) => (sql::REPLICA_PERSONS_SINCE, sql::REPLICA_LOCATIONS_SINCE),
+    };
+    let params: Vec<&(dyn ToSql + Sync)> = match &since {
+        None => Vec::new(),
+        Some(since) => vec![since],
+    };
+    let persons = fetch(&transaction, persons, &params, rows::person).await?;
+    let locations = fetch(&transaction, locations, &params, rows::found_location).await?;
+    transaction.commit().await.map_err(database)?;
+    Ok(Read {
+        snapshot,
+        persons,
+        locations,
+    })
+}
+
+/// Every row of `statement`, a batch at a time, as `parse` makes them. A
+/// row it rejects (a person whose name is NULL, a point that is not a
+/// number: rows written by hand) is logged and left out: the SQL queries
+/// could not answer with it either.
+async fn fetch<T>(
+    transaction: &Transaction<'_>,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+    parse: fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let portal = transaction
+        .bind(statement, params)
+        .await
+        .map_err(database)?;
+    let mut parsed = Vec::new();
+    loop {
+        let batch = transaction
+            .query_portal(&portal, FETCH_ROWS)
+            .await
+            .map_err(database)?;
+        if batch.is_empty() {
+            return Ok(parsed);
+        }
+        for row in &batch {
+            match parse(row) {
+                Ok(item) => parsed.push(item),
+                Err(err) => tracing::warn!(error = %err, "a row the replica leaves out"),
+            }
+        }
+    }
+}
