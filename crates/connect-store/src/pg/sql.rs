@@ -169,6 +169,9 @@ macro_rules! pairs_search {
 /// measured on the spheroid. The index is probed with the 101% radius so
 /// that none of those is missed.
 ///
+/// An own location whose coordinate is not a number (a row written by
+/// hand: it has no cell) meets no one, as no one meets it, in both stores.
+///
 /// The `OFFSET 0` keeps each search's subquery whole, so each candidate's
 /// approximate distance is computed once, not once per use.
 macro_rules! pairs_sql {
@@ -191,6 +194,7 @@ macro_rules! pairs_sql {
                    AS lon
     ) reach
     WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3
+      AND l.cell IS NOT NULL
 ),
 probe AS MATERIALIZED (
     SELECT own.*,

@@ -2,12 +2,12 @@
 //! added, and rows someone broke by hand.
 
 use udaconnect_connect::{
-    InsertReport, LocationRange, LocationRecord, NewPerson, PersonSearch, Position, Store,
-    StoreError, Timestamp,
+    CompatQuery, Distance, InsertReport, LocationRange, LocationRecord, NewLocation, NewPerson,
+    PersonSearch, Position, Store, StoreError, Timestamp,
 };
-use udaconnect_store::MemoryStore;
+use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
-use crate::helpers::{clustered, june, migrated};
+use crate::helpers::{clustered, date, june, migrated};
 
 async fn batches_are_idempotent(store: &dyn Store) {
     let person = store
@@ -232,7 +232,7 @@ async fn a_row_broken_by_hand_is_reported_not_panicked_on() {
     // New rows beside it are stored and read as usual.
     let fine = db
         .store
-        .create_location(&udaconnect_connect::NewLocation {
+        .create_location(&NewLocation {
             person_id: person.id,
             position: Position::new(37.5, -122.2).expect("valid"),
             time: Timestamp::now(),
@@ -241,4 +241,46 @@ async fn a_row_broken_by_hand_is_reported_not_panicked_on() {
         .expect("a valid row");
     assert!(fine.id > id);
     assert_eq!(db.store.location(fine.id).await.expect("read"), Some(fine));
+
+    // The connection queries pass over it, in SQL and from the replica
+    // (which loads beside it) alike.
+    let here = Position::new(37.5, -122.2).expect("valid");
+    let noon = june().plus_micros(12 * 3_600_000_000);
+    let other = db
+        .store
+        .create_person(&NewPerson::new("Grace", "Hopper", "Navy").expect("valid"))
+        .await
+        .expect("person");
+    for person_id in [person.id, other.id] {
+        db.store
+            .create_location(&NewLocation {
+                person_id,
+                position: here,
+                time: noon,
+            })
+            .await
+            .expect("a valid row");
+    }
+    let replica = PgStore::new(&PgConfig {
+        replica: true,
+        ..PgConfig::new(&db.url)
+    })
+    .expect("a store with a replica");
+    replica.check().await.expect("the replica loads");
+    let query = CompatQuery {
+        person_id: person.id,
+        start: date(2020, 6, 1),
+        end: date(2020, 6, 2),
+        distance: Distance::new("distance", 5.0).expect("valid"),
+        limit: usize::MAX,
+    };
+    let rows = db.store.compat_connections(&query).await.expect("in SQL");
+    assert_eq!(
+        rows.iter().map(|row| row.person.id).collect::<Vec<_>>(),
+        [other.id]
+    );
+    assert_eq!(
+        replica.compat_connections(&query).await.expect("replica"),
+        rows
+    );
 }
