@@ -57,11 +57,19 @@ impl Application {
     /// `config` asks for. Errors are settings that cannot be used.
     pub async fn build(config: Config) -> Result<Self, ConfigError> {
         let (store, migrate): (Arc<dyn Store>, Option<PgStore>) = match &config.store {
-            StoreConfig::Postgres { url, migrate } => {
-                let pg = PgStore::new(&PgConfig::new(url.clone())).map_err(|err| {
+            StoreConfig::Postgres {
+                url,
+                migrate,
+                replica,
+            } => {
+                let pg = PgStore::new(&PgConfig {
+                    replica: *replica,
+                    ..PgConfig::new(url.clone())
+                })
+                .map_err(|err| {
                     ConfigError::new("DATABASE_URL", "--database-url", err.to_string())
                 })?;
-                tracing::info!(database = %redacted(url), "store: PostgreSQL");
+                tracing::info!(database = %redacted(url), replica, "store: PostgreSQL");
                 (Arc::new(pg.clone()), migrate.then_some(pg))
             }
             StoreConfig::Embedded { seed } => {
@@ -286,7 +294,7 @@ struct Watch {
     live: watch::Sender<Option<LiveStats>>,
 }
 
-/// Asks the store for its counts every [`CHECK_EVERY`]: an answer keeps
+/// Checks the store and asks for its counts every [`CHECK_EVERY`]: an answer keeps
 /// `ready` on and feeds the live streams, a failure turns `ready` off.
 /// Each change is logged, not each check.
 async fn watch_store(store: &dyn Store, watch: &Watch, shutdown: &CancellationToken) {
@@ -299,7 +307,11 @@ async fn watch_store(store: &dyn Store, watch: &Watch, shutdown: &CancellationTo
             _ = interval.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        let outcome = tokio::time::timeout(CHECK_TIMEOUT, store.stats()).await;
+        let outcome = tokio::time::timeout(CHECK_TIMEOUT, async {
+            store.check().await?;
+            store.stats().await
+        })
+        .await;
         if let Ok(Ok(stats)) = outcome {
             watch
                 .live

@@ -73,6 +73,10 @@ pub struct StoreArgs {
     #[arg(long, env = "UDACONNECT_MIGRATE", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub migrate: bool,
 
+    /// Answer the connection queries from an in-memory replica of the locations, loaded at start and caught up before each query (with DATABASE_URL; about 200 bytes a location); `false`: in SQL.
+    #[arg(long, env = "UDACONNECT_REPLICA", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub replica: bool,
+
     /// Seed of the demo conference the embedded store starts with.
     #[arg(long, env = "UDACONNECT_DEMO_SEED", default_value = "1")]
     pub demo_seed: u64,
@@ -391,6 +395,8 @@ pub enum StoreConfig {
         url: String,
         /// Migrate at start.
         migrate: bool,
+        /// Answer the connection queries from an in-memory replica.
+        replica: bool,
     },
     /// In memory, starting with a demo conference.
     Embedded {
@@ -405,6 +411,7 @@ impl StoreArgs {
             Some(url) => StoreConfig::Postgres {
                 url: url.clone(),
                 migrate: self.migrate,
+                replica: self.replica,
             },
             None => StoreConfig::Embedded {
                 seed: self.demo_seed,
@@ -455,6 +462,7 @@ impl DatabaseArgs {
         StoreConfig::Postgres {
             url: self.database_url.clone(),
             migrate: self.migrate,
+            replica: false,
         }
     }
 }
