@@ -5,12 +5,14 @@
 //! `udaconnect migrate`, loads a made-up June 2020 conference with
 //! `udaconnect generate` (`BENCH_PERSONS`, 1,000; `BENCH_LOCATIONS`,
 //! 1,000,000; 50 venues, a fixed seed), runs `ANALYZE`, prewarms the
-//! buffers, checkpoints and starts `udaconnect api` on it. For persons
-//! picked by a fixed seed (`BENCH_SAMPLE`, 20) it then times, one request
-//! after another:
+//! buffers, checkpoints and starts `udaconnect api` on it twice: as it
+//! runs by default, with the connection queries answered from its
+//! in-memory replica, and with `UDACONNECT_REPLICA=false`, in SQL. For
+//! persons picked by a fixed seed (`BENCH_SAMPLE`, 20) it then times, one
+//! request after another:
 //!
-//! 1. over HTTP, the original's endpoint and v2, for one day and for the
-//!    month, and v2 with `within=10m` for the month;
+//! 1. over HTTP, on both, the original's endpoint and v2, for one day and
+//!    for the month, and v2 with `within=10m` for the month;
 //! 2. the embedded store with the same data, through the `Store` trait in
 //!    this process (the binary's embedded store only holds its demo
 //!    conference);
@@ -49,6 +51,23 @@ use udaconnect_connect::{
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
 use crate::sample::{Measurement, Range, Sample};
+
+/// The measurements of the API as it runs by default (the connection
+/// queries from its replica), and their labels: the original's endpoint,
+/// v2, v2 within 10 minutes.
+const REPLICA_KEYS: [&str; 3] = ["compat", "v2", "v2_within_10m"];
+const REPLICA_LABELS: [&str; 3] = [
+    "original's endpoint, HTTP, PostgreSQL + replica",
+    "v2, HTTP, PostgreSQL + replica",
+    "v2 within=10m, HTTP, PostgreSQL + replica",
+];
+/// The same with `UDACONNECT_REPLICA=false`: in SQL.
+const SQL_KEYS: [&str; 3] = ["sql_compat", "sql_v2", "sql_v2_within_10m"];
+const SQL_LABELS: [&str; 3] = [
+    "original's endpoint, HTTP, PostgreSQL in SQL",
+    "v2, HTTP, PostgreSQL in SQL",
+    "v2 within=10m, HTTP, PostgreSQL in SQL",
+];
 
 /// Metres, as the original's clients ask.
 const DISTANCE_M: f64 = 5.0;
@@ -504,16 +523,20 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let api = BeaconProcess::spawn_app(
-        &binary,
-        "UDACONNECT",
-        &["api"],
-        &[
-            ("DATABASE_URL", db.clone()),
-            ("UDACONNECT_MIGRATE", "false".to_owned()),
-            ("RUST_LOG", "warn,beacon_platform=info".to_owned()),
-        ],
-    );
+    let api = |replica: bool| {
+        BeaconProcess::spawn_app(
+            &binary,
+            "UDACONNECT",
+            &["api"],
+            &[
+                ("DATABASE_URL", db.clone()),
+                ("UDACONNECT_MIGRATE", "false".to_owned()),
+                ("UDACONNECT_REPLICA", replica.to_string()),
+                ("RUST_LOG", "warn,beacon_platform=info".to_owned()),
+            ],
+        )
+    };
+    let (replica_api, sql_api) = (api(true), api(false));
 
     // The same conference, in the embedded store of this process.
     let data = conference::scale(&ScaleConfig {
@@ -529,37 +552,41 @@ async fn main() -> anyhow::Result<()> {
     let persons = pick(&all, settings.sample);
     eprintln!("bench: persons {persons:?}");
 
-    let http = Http {
-        client: reqwest::Client::builder()
-            .timeout(REQUEST_DEADLINE)
-            .build()?,
-        base: api.base_url().to_owned(),
-    };
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_DEADLINE)
+        .build()?;
     let ten_minutes = Within::from_micros("within", 600_000_000)?;
-    for person in persons.iter().take(WARM_UP) {
-        http.compat(*person, one_day).await?;
-        http.v2(*person, one_day, None).await?;
-        http.v2(*person, month, Some("10m")).await?;
-    }
-
     let mut measurements = Vec::new();
-    for range in [one_day, month] {
-        eprintln!("bench: HTTP, {}", range.label);
-        let mut compat = Measurement::new("compat", range, "original's endpoint, HTTP, PostgreSQL");
-        let mut v2 = Measurement::new("v2", range, "v2, HTTP, PostgreSQL");
-        for person in &persons {
-            compat.push(http.compat(*person, range).await?);
-            v2.push(http.v2(*person, range, None).await?);
+    for (api, keys, labels) in [
+        (&replica_api, REPLICA_KEYS, REPLICA_LABELS),
+        (&sql_api, SQL_KEYS, SQL_LABELS),
+    ] {
+        let http = Http {
+            client: client.clone(),
+            base: api.base_url().to_owned(),
+        };
+        for person in persons.iter().take(WARM_UP) {
+            http.compat(*person, one_day).await?;
+            http.v2(*person, one_day, None).await?;
+            http.v2(*person, month, Some("10m")).await?;
         }
-        measurements.push(compat);
-        measurements.push(v2);
-        if range.key == "30d" {
-            let mut within =
-                Measurement::new("v2_within_10m", range, "v2 within=10m, HTTP, PostgreSQL");
+        for range in [one_day, month] {
+            eprintln!("bench: {}, {}", labels[1], range.label);
+            let mut compat = Measurement::new(keys[0], range, labels[0]);
+            let mut v2 = Measurement::new(keys[1], range, labels[1]);
             for person in &persons {
-                within.push(http.v2(*person, range, Some("10m")).await?);
+                compat.push(http.compat(*person, range).await?);
+                v2.push(http.v2(*person, range, None).await?);
             }
-            measurements.push(within);
+            measurements.push(compat);
+            measurements.push(v2);
+            if range.key == "30d" {
+                let mut within = Measurement::new(keys[2], range, labels[2]);
+                for person in &persons {
+                    within.push(http.v2(*person, range, Some("10m")).await?);
+                }
+                measurements.push(within);
+            }
         }
     }
 
@@ -634,7 +661,7 @@ async fn main() -> anyhow::Result<()> {
     let mut explain_query = v2_query(explain_person, month, None)?;
     explain_query.limit = MAX_PAGE + 1;
     let plan = store.explain_connections(&explain_query, true).await?;
-    drop(api);
+    drop((replica_api, sql_api));
 
     let report = record::Report {
         date: started_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
