@@ -90,8 +90,15 @@ impl Replica {
                             "loading the replica took longer than {LOAD_DEADLINE:?}"
                         ))
                     })??;
-                let locations = read.locations.len();
-                let store = MemoryStore::of_rows(read.persons, read.locations);
+                let (snapshot, locations) = (read.snapshot, read.locations.len());
+                // Bulk-loading the R-tree is a second of CPU at a million.
+                let store = tokio::task::spawn_blocking(move || {
+                    MemoryStore::of_rows(read.persons, read.locations)
+                })
+                .await
+                .map_err(|err| {
+                    StoreError::Unavailable(format!("the replica's index was not built: {err}"))
+                })?;
                 tracing::info!(
                     locations,
                     took_ms = began.elapsed().as_millis(),
@@ -99,7 +106,7 @@ impl Replica {
                 );
                 *state = Some(Caught {
                     store: store.clone(),
-                    snapshot: read.snapshot,
+                    snapshot,
                     began,
                 });
                 Ok(store)
