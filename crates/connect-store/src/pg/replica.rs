@@ -145,7 +145,7 @@ async fn read(pg: &PgStore, since: Option<&str>) -> Result<Read, StoreError> {
         ));
     }
     let (persons, locations) = match since {
-        None => (sql::REPLICA_PERSONS, sql::REPLICA_LOCATIONS),
+        None => (sql::PERSONS, sql::REPLICA_LOCATIONS),
         Some(_) => (sql::REPLICA_PERSONS_SINCE, sql::REPLICA_LOCATIONS_SINCE),
     };
     let params: Vec<&(dyn ToSql + Sync)> = match &since {

@@ -26,12 +26,18 @@ macro_rules! location_columns {
     };
 }
 
-pub const PERSONS: &str = "SELECT id, first_name, last_name, company_name FROM person ORDER BY id";
+/// The persons' columns [`super::rows::person`] reads.
+macro_rules! select_persons {
+    () => {
+        "SELECT id, first_name, last_name, company_name FROM person"
+    };
+}
 
-pub const PERSONS_BY_ID: &str =
-    "SELECT id, first_name, last_name, company_name FROM person WHERE id = ANY($1)";
+pub const PERSONS: &str = concat!(select_persons!(), " ORDER BY id");
 
-pub const PERSON: &str = "SELECT id, first_name, last_name, company_name FROM person WHERE id = $1";
+pub const PERSONS_BY_ID: &str = concat!(select_persons!(), " WHERE id = ANY($1)");
+
+pub const PERSON: &str = concat!(select_persons!(), " WHERE id = $1");
 
 /// `$1` after this id (or null), `$2` the text (or null), `$3` the limit.
 /// Case-insensitive with ICU's full lower-casing, as Rust's `to_lowercase`
@@ -383,13 +389,19 @@ WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 E
 /// its first statement), as text, and whether both tables record who wrote
 /// their rows (migration 0006): before, rows written after the load could
 /// not be told from those before. From the catalog, which every role reads.
-pub const SNAPSHOT: &str = "SELECT pg_current_snapshot()::text,      (SELECT count(*) = 2 FROM pg_attribute       WHERE attrelid IN ('person'::regclass, 'location'::regclass)         AND attname = 'written_by' AND NOT attisdropped)";
+pub const SNAPSHOT: &str = "SELECT pg_current_snapshot()::text, \
+     (SELECT count(*) = 2 FROM pg_attribute \
+      WHERE attrelid IN ('person'::regclass, 'location'::regclass) \
+        AND attname = 'written_by' AND NOT attisdropped)";
 
-pub const REPLICA_PERSONS: &str = "SELECT id, first_name, last_name, company_name FROM person";
+/// The locations' columns [`super::rows::found_location`] reads.
+macro_rules! select_found_locations {
+    () => {
+        "SELECT id, person_id, coordinate, lat, lon, creation_time FROM location"
+    };
+}
 
-/// The columns [`super::rows::found_location`] reads.
-pub const REPLICA_LOCATIONS: &str =
-    "SELECT id, person_id, coordinate, lat, lon, creation_time FROM location";
+pub const REPLICA_LOCATIONS: &str = select_found_locations!();
 
 /// What a transaction the snapshot `$1` (as text) does not show as
 /// committed wrote: every such transaction is at or past the snapshot's
@@ -401,12 +413,6 @@ macro_rules! written_since {
     };
 }
 
-pub const REPLICA_PERSONS_SINCE: &str = concat!(
-    "SELECT id, first_name, last_name, company_name FROM person",
-    written_since!()
-);
+pub const REPLICA_PERSONS_SINCE: &str = concat!(select_persons!(), written_since!());
 
-pub const REPLICA_LOCATIONS_SINCE: &str = concat!(
-    "SELECT id, person_id, coordinate, lat, lon, creation_time FROM location",
-    written_since!()
-);
+pub const REPLICA_LOCATIONS_SINCE: &str = concat!(select_found_locations!(), written_since!());
