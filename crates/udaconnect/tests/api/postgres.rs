@@ -1,12 +1,57 @@
 //! The API on PostgreSQL: migrated at start, paging under inserts, and a
-//! database that goes away and comes back.
+//! database that goes away and comes back, the connections (answered from
+//! the API's replica) up to date with every stored location throughout.
 
 use std::time::{Duration, Instant};
 
 use beacon_testkit::PostgresServer;
 use serde_json::json;
 
-use super::helpers::{PATIENCE, spawn_app};
+use super::helpers::{PATIENCE, TestApp, eventually_get, spawn_app};
+
+/// Adds a person with one location at the same place and time as every
+/// other attendee's (through the bus and the writer), and waits until it
+/// is stored; the person's id.
+async fn attendee(app: &TestApp, name: &str) -> i64 {
+    let (status, person) = app
+        .post(
+            "/api/persons",
+            &json!({"first_name": name, "last_name": "Attendee", "company_name": "Co"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{person}");
+    let id = person["id"].as_i64().expect("an id");
+    let (status, location) = app
+        .post(
+            "/api/locations",
+            &json!({"person_id": id, "latitude": "-122.290883", "longitude": "37.553441",
+                    "creation_time": "2020-06-01T10:00:00"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{location}");
+    let location_id = location["id"].as_i64().expect("an id");
+    eventually_get(app, &format!("/api/locations/{location_id}")).await;
+    id
+}
+
+/// The status of v2's answer for whom `id` met on 2020-06-01, and their ids.
+async fn met(app: &TestApp, id: i64) -> (u16, Vec<i64>) {
+    let (status, body) = app
+        .get(&format!(
+            "/api/v2/persons/{id}/connections?start=2020-06-01&end=2020-06-02"
+        ))
+        .await;
+    let ids = body["contacts"]
+        .as_array()
+        .map(|contacts| {
+            contacts
+                .iter()
+                .filter_map(|contact| contact["person"]["id"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, ids)
+}
 
 #[tokio::test]
 async fn a_fresh_database_is_migrated_at_start_and_serves_both_apis() {
@@ -77,6 +122,9 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
     let app = spawn_app(&["--database-url", &url]).await;
     let (status, _) = app.get("/api/persons").await;
     assert_eq!(status, 200);
+    // A location readable is a location the connections count, at once.
+    let (ada, bob) = (attendee(&app, "Ada").await, attendee(&app, "Bob").await);
+    assert_eq!(met(&app, ada).await, (200, vec![bob]));
 
     let mut server = tokio::task::spawn_blocking(move || {
         server.stop();
@@ -99,6 +147,7 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
         "failed fast: {:?}",
         asked.elapsed()
     );
+    assert_eq!(met(&app, ada).await.0, 503);
 
     let server = tokio::task::spawn_blocking(move || {
         server.start_again();
@@ -109,6 +158,8 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
     app.wait_readyz(200).await;
     let (status, _) = app.get("/api/persons").await;
     assert_eq!(status, 200, "the same process answers again");
+    let cy = attendee(&app, "Cy").await;
+    assert_eq!(met(&app, ada).await, (200, vec![bob, cy]));
     assert!(asked.elapsed() < PATIENCE * 2);
     drop(server);
     app.stop().await;
