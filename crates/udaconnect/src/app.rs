@@ -56,7 +56,7 @@ impl Application {
     /// Binds the HTTP listener, opens the store and builds the components
     /// `config` asks for. Errors are settings that cannot be used.
     pub async fn build(config: Config) -> Result<Self, ConfigError> {
-        let (store, migrate): (Arc<dyn Store>, Option<PgStore>) = match &config.store {
+        let (store, pg): (Arc<dyn Store>, Option<Postgres>) = match &config.store {
             StoreConfig::Postgres {
                 url,
                 migrate,
@@ -70,7 +70,8 @@ impl Application {
                     ConfigError::new("DATABASE_URL", "--database-url", err.to_string())
                 })?;
                 tracing::info!(database = %redacted(url), replica, "store: PostgreSQL");
-                (Arc::new(pg.clone()), migrate.then_some(pg))
+                let migrate = *migrate;
+                (Arc::new(pg.clone()), Some(Postgres { store: pg, migrate }))
             }
             StoreConfig::Embedded { seed } => {
                 let first_day = demo_first_day();
@@ -83,7 +84,7 @@ impl Application {
                 (Arc::new(store), None)
             }
         };
-        Self::assemble(config, store, migrate).await
+        Self::assemble(config, store, pg).await
     }
 
     /// [`Self::build`] on a store given by the caller instead of the one
@@ -95,9 +96,12 @@ impl Application {
     async fn assemble(
         config: Config,
         store: Arc<dyn Store>,
-        migrate: Option<PgStore>,
+        pg: Option<Postgres>,
     ) -> Result<Self, ConfigError> {
         let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
+        if let Some(pg) = &pg {
+            pg.store.register_metrics(service.registry());
+        }
         let mut routes: Option<OpenApiRouter> = None;
         // Live streams end on this token, which the routes' component
         // cancels when the service shuts down.
@@ -120,7 +124,7 @@ impl Application {
         service.add(StoreComponent {
             store: Arc::clone(&store),
             watch,
-            migrate,
+            migrate: pg.filter(|pg| pg.migrate).map(|pg| pg.store),
         });
         let mut grpc = None;
         if let Some(bus_config) = &config.bus {
@@ -247,6 +251,12 @@ impl Component for RoutesComponent {
             self.streams.cancel();
         })
     }
+}
+
+/// The PostGIS store `config.store` names, and whether to migrate it.
+struct Postgres {
+    store: PgStore,
+    migrate: bool,
 }
 
 /// The store: migrated first when asked to; for the query API, watched

@@ -17,6 +17,7 @@ mod wkb;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use prometheus_client::registry::Registry;
 use tokio_postgres::NoTls;
 use udaconnect_connect::StoreError;
 
@@ -128,6 +129,14 @@ impl PgStore {
             deadline: config.wait_timeout + config.connect_timeout + config.statement_timeout,
             replica: config.replica.then(Arc::default),
         })
+    }
+
+    /// Registers the connections replica's metrics in `registry`, if the
+    /// store keeps one: locations held, rows caught up, catch-up time.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        if let Some(replica) = &self.replica {
+            replica.register(registry);
+        }
     }
 
     /// Applies the migrations not yet applied (see [`crate::migrate`]).

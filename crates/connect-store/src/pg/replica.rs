@@ -14,6 +14,10 @@
 
 use std::{sync::Arc, time::Duration};
 
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
 use tokio::{sync::Mutex, time::Instant};
 use tokio_postgres::{IsolationLevel, Row, Transaction, types::ToSql};
 use udaconnect_connect::{Location, Person, StoreError};
@@ -34,6 +38,27 @@ const FETCH_ROWS: i32 = 50_000;
 #[derive(Default)]
 pub struct Replica {
     state: Mutex<Option<Caught>>,
+    metrics: ReplicaMetrics,
+}
+
+/// What the replica holds and how its catch-ups go.
+#[derive(Clone)]
+struct ReplicaMetrics {
+    locations: Gauge,
+    rows: Counter,
+    catch_up: Histogram,
+}
+
+impl Default for ReplicaMetrics {
+    fn default() -> Self {
+        Self {
+            locations: Gauge::default(),
+            rows: Counter::default(),
+            catch_up: Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        }
+    }
 }
 
 /// The replica once loaded.
@@ -55,6 +80,27 @@ struct Read {
 }
 
 impl Replica {
+    /// Registers the replica's metrics in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let metrics = &self.metrics;
+        registry.register(
+            "replica_locations",
+            "Locations the connections replica holds",
+            metrics.locations.clone(),
+        );
+        registry.register(
+            "replica_caught_up_rows",
+            "Persons and locations the connections replica read after its first load",
+            metrics.rows.clone(),
+        );
+        registry.register_with_unit(
+            "replica_catch_up_duration",
+            "Time to read and add what was committed since the replica's last read",
+            Unit::Seconds,
+            metrics.catch_up.clone(),
+        );
+    }
+
     /// The replica, holding every row committed before this call: loaded
     /// on first use, then caught up. The work runs on a task of its own,
     /// so a caller that gives up (a readiness check's timeout) does not
@@ -77,9 +123,15 @@ impl Replica {
                 let read = pg
                     .bounded("catching up", read(pg, Some(&caught.snapshot)))
                     .await?;
+                let rows = read.persons.len() + read.locations.len();
                 caught.store.add_rows(read.persons, read.locations);
                 caught.snapshot = read.snapshot;
                 caught.began = began;
+                self.held(&caught.store);
+                self.metrics
+                    .rows
+                    .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
+                self.metrics.catch_up.observe(began.elapsed().as_secs_f64());
                 Ok(caught.store.clone())
             }
             None => {
@@ -104,6 +156,7 @@ impl Replica {
                     took_ms = began.elapsed().as_millis(),
                     "connections replica loaded"
                 );
+                self.held(&store);
                 *state = Some(Caught {
                     store: store.clone(),
                     snapshot,
@@ -112,6 +165,14 @@ impl Replica {
                 Ok(store)
             }
         }
+    }
+
+    /// Records how many locations `store` holds.
+    fn held(&self, store: &MemoryStore) {
+        let locations = store.location_count();
+        self.metrics
+            .locations
+            .set(i64::try_from(locations).unwrap_or(i64::MAX));
     }
 }
 

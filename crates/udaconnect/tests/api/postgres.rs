@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use beacon_testkit::PostgresServer;
 use serde_json::json;
 
-use super::helpers::{PATIENCE, TestApp, eventually_get, spawn_app};
+use super::helpers::{PATIENCE, TestApp, eventually_get, metric, spawn_app};
 
 /// Adds a person with one location at the same place and time as every
 /// other attendee's (through the bus and the writer), and waits until it
@@ -125,6 +125,10 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
     // A location readable is a location the connections count, at once.
     let (ada, bob) = (attendee(&app, "Ada").await, attendee(&app, "Bob").await);
     assert_eq!(met(&app, ada).await, (200, vec![bob]));
+    assert_eq!(
+        metric(&app, "udaconnect_replica_locations").await,
+        Some(2.0)
+    );
 
     let mut server = tokio::task::spawn_blocking(move || {
         server.stop();
@@ -160,6 +164,16 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
     assert_eq!(status, 200, "the same process answers again");
     let cy = attendee(&app, "Cy").await;
     assert_eq!(met(&app, ada).await, (200, vec![bob, cy]));
+    assert_eq!(
+        metric(&app, "udaconnect_replica_locations").await,
+        Some(3.0)
+    );
+    assert!(
+        metric(&app, "udaconnect_replica_caught_up_rows_total")
+            .await
+            .is_some_and(|rows| rows >= 2.0),
+        "Cy and Cy's location, at least, were caught up after the load"
+    );
     assert!(asked.elapsed() < PATIENCE * 2);
     drop(server);
     app.stop().await;
