@@ -92,9 +92,10 @@ chaos-connect-smoke: ## A small UdaConnect ingest chaos run, about a minute (par
 	  $(TARGET_DIR)/debug/udaconnect-chaos
 
 .PHONY: bench-ingest
-bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grpc|http); adds a row to BENCHMARKS.md
+bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grpc|http, BENCH_API_REPLICA=true|false); adds a row to BENCHMARKS.md
 	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(if $(filter sse ws,$(BENCH_TRANSPORT)),grpc,$(BENCH_TRANSPORT)) \
+	  BENCH_API_REPLICA=$(BENCH_API_REPLICA) \
 	  $(TARGET_DIR)/release/udaconnect-ingest-bench
 
 # `make bench-connect` defaults: 1,000 persons, 1,000,000 locations, 20
@@ -124,6 +125,7 @@ BENCH_CLIENTS ?= 1000
 BENCH_RECEIVERS ?= 1
 BENCH_RATE ?= 10
 BENCH_SECONDS ?= 10
+BENCH_API_REPLICA ?= true
 BENCH_TRANSPORT ?= sse
 
 .PHONY: bench

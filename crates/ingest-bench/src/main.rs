@@ -14,6 +14,10 @@
 //! 4. the writer's RSS before, during and after a database outage while
 //!    the stream fills.
 //!
+//! The API runs as deployed, keeping its connections replica caught up
+//! with what the writer stores; `BENCH_API_REPLICA=false` runs it without,
+//! to see what the replica costs the rest.
+//!
 //! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md.
 
 use std::{
@@ -104,6 +108,11 @@ async fn main() -> anyhow::Result<()> {
         matches!(transport.as_str(), "grpc" | "http"),
         "BENCH_TRANSPORT must be grpc or http"
     );
+    let replica = env("BENCH_API_REPLICA", "true");
+    anyhow::ensure!(
+        matches!(replica.as_str(), "true" | "false"),
+        "BENCH_API_REPLICA must be true or false"
+    );
     let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
     let load_before = bench::load_average();
     let nats = NatsServer::start();
@@ -151,7 +160,12 @@ async fn main() -> anyhow::Result<()> {
             "warn,beacon_platform=info,udaconnect::ingest=info",
         )]),
     );
-    let api = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["api"], &envs(&[]));
+    let api = BeaconProcess::spawn_app(
+        &binary,
+        "UDACONNECT",
+        &["api"],
+        &envs(&[("UDACONNECT_REPLICA", &replica)]),
+    );
     let mut writer = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["writer"], &envs(&[]));
     for process in [&edge, &api, &writer] {
         ready(process).await;
@@ -278,7 +292,9 @@ async fn main() -> anyhow::Result<()> {
         "writer_rss_mb_before_during_after": [rss_before.round(), rss_during.round(), rss_after.round()],
         "load_before": load_before,
     });
-    let command = format!("make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport}");
+    let command = format!(
+        "make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport} BENCH_API_REPLICA={replica}"
+    );
     let row = format!(
         "| {} | {transport} | {} | {} | {} | {} | {} | {} % | {} | {} / {} | {} / {} / {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),
