@@ -42,7 +42,6 @@ pub struct Replica {
 }
 
 /// What the replica holds and how its catch-ups go.
-#[derive(Clone)]
 struct ReplicaMetrics {
     locations: Gauge,
     rows: Counter,

@@ -6,9 +6,9 @@ use udaconnect_connect::{
     CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance, LocationCursor, LocationRange,
     PersonId, PersonSearch, Store, Timestamp, Within, conference::Dataset,
 };
-use udaconnect_store::{MemoryStore, PgConfig, PgStore};
+use udaconnect_store::{MemoryStore, PgStore};
 
-use crate::helpers::{THRESHOLDS, clustered, clustered_end, date, june, migrated};
+use crate::helpers::{THRESHOLDS, clustered, clustered_end, date, june, migrated, replica_store};
 
 /// Walks every page of contacts.
 async fn all_contacts(store: &dyn Store, mut query: ConnectionQuery) -> Vec<Vec<Contact>> {
@@ -24,11 +24,7 @@ async fn all_contacts(store: &dyn Store, mut query: ConnectionQuery) -> Vec<Vec<
 }
 
 async fn compare(seed: u64, pg: &PgStore, url: &str, data: &Dataset) {
-    let replica = PgStore::new(&PgConfig {
-        replica: true,
-        ..PgConfig::new(url)
-    })
-    .expect("a store with a replica");
+    let replica = replica_store(url);
     // Most by COPY, the rest through the API's batches, in both stores.
     let (loaded, batched) = data.locations.split_at(data.locations.len() * 4 / 5);
     let memory = MemoryStore::from_dataset(&Dataset {

@@ -30,6 +30,15 @@ pub fn store(url: &str) -> PgStore {
     PgStore::new(&PgConfig::new(url)).expect("a store")
 }
 
+/// A store on `url` answering the connection queries from its replica.
+pub fn replica_store(url: &str) -> PgStore {
+    PgStore::new(&PgConfig {
+        replica: true,
+        ..PgConfig::new(url)
+    })
+    .expect("a store with a replica")
+}
+
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a date")
 }

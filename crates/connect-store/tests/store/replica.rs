@@ -7,9 +7,9 @@ use udaconnect_connect::{
     CompatConnection, CompatQuery, Distance, LocationId, LocationRecord, NewLocation, NewPerson,
     Person, Position, Store, Timestamp, conference::Dataset,
 };
-use udaconnect_store::{PgConfig, PgStore};
+use udaconnect_store::PgStore;
 
-use crate::helpers::{client, date, june, migrated};
+use crate::helpers::{client, date, june, migrated, replica_store};
 
 const HERE: Position = Position {
     lat: 37.553_41,
@@ -67,11 +67,7 @@ async fn the_replica_sees_every_commit_before_the_query_in_any_order() {
         })
         .await
         .expect("load");
-    let replica = PgStore::new(&PgConfig {
-        replica: true,
-        ..PgConfig::new(&db.url)
-    })
-    .expect("a store with a replica");
+    let replica = replica_store(&db.url);
     assert_eq!(ids_near_person_1(&replica).await, [2]);
 
     // A transaction that takes its id first and commits last.

@@ -5,9 +5,9 @@ use udaconnect_connect::{
     CompatQuery, Distance, InsertReport, LocationRange, LocationRecord, NewLocation, NewPerson,
     PersonSearch, Position, Store, StoreError, Timestamp,
 };
-use udaconnect_store::{MemoryStore, PgConfig, PgStore};
+use udaconnect_store::MemoryStore;
 
-use crate::helpers::{clustered, date, june, migrated};
+use crate::helpers::{clustered, date, june, migrated, replica_store};
 
 async fn batches_are_idempotent(store: &dyn Store) {
     let person = store
@@ -261,11 +261,7 @@ async fn a_row_broken_by_hand_is_reported_not_panicked_on() {
             .await
             .expect("a valid row");
     }
-    let replica = PgStore::new(&PgConfig {
-        replica: true,
-        ..PgConfig::new(&db.url)
-    })
-    .expect("a store with a replica");
+    let replica = replica_store(&db.url);
     replica.check().await.expect("the replica loads");
     let query = CompatQuery {
         person_id: person.id,
