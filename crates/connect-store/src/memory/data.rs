@@ -411,10 +411,6 @@ impl Data {
             .collect()
     }
 
-    pub fn location_count(&self) -> usize {
-        self.locations.len()
-    }
-
     pub fn stats(&self) -> Stats {
         Stats {
             persons: self.persons.len() as u64,

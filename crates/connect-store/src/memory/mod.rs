@@ -65,11 +65,6 @@ impl MemoryStore {
         }
     }
 
-    /// How many locations the store holds.
-    pub(crate) fn location_count(&self) -> usize {
-        self.read().location_count()
-    }
-
     fn read(&self) -> RwLockReadGuard<'_, Data> {
         self.data.read().unwrap_or_else(PoisonError::into_inner)
     }

@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 use tokio::{sync::Mutex, time::Instant};
 use tokio_postgres::{IsolationLevel, Row, Transaction, types::ToSql};
-use udaconnect_connect::{Location, Person, StoreError};
+use udaconnect_connect::{Location, Person, Store, StoreError};
 
 use super::{
     PgStore,
@@ -126,7 +126,7 @@ impl Replica {
                 caught.store.add_rows(read.persons, read.locations);
                 caught.snapshot = read.snapshot;
                 caught.began = began;
-                self.held(&caught.store);
+                self.held(&caught.store).await;
                 self.metrics
                     .rows
                     .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
@@ -155,7 +155,7 @@ impl Replica {
                     took_ms = began.elapsed().as_millis(),
                     "connections replica loaded"
                 );
-                self.held(&store);
+                self.held(&store).await;
                 *state = Some(Caught {
                     store: store.clone(),
                     snapshot,
@@ -167,11 +167,12 @@ impl Replica {
     }
 
     /// Records how many locations `store` holds.
-    fn held(&self, store: &MemoryStore) {
-        let locations = store.location_count();
-        self.metrics
-            .locations
-            .set(i64::try_from(locations).unwrap_or(i64::MAX));
+    async fn held(&self, store: &MemoryStore) {
+        if let Ok(stats) = store.stats().await {
+            self.metrics
+                .locations
+                .set(i64::try_from(stats.locations).unwrap_or(i64::MAX));
+        }
     }
 }
 
