@@ -73,7 +73,7 @@ pub struct StoreArgs {
     #[arg(long, env = "UDACONNECT_MIGRATE", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub migrate: bool,
 
-    /// Answer the connection queries from an in-memory replica of the locations, loaded at start and caught up before each query (with DATABASE_URL; about 200 bytes a location); `false`: in SQL.
+    /// Answer the connection queries from an in-memory replica of the locations, loaded at start and caught up before each query (with DATABASE_URL; about 250 bytes a location); `false`: in SQL.
     #[arg(long, env = "UDACONNECT_REPLICA", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub replica: bool,
 
