@@ -414,7 +414,7 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     page.screenshot(&shots.join("udaconnect.png")).await;
     std::fs::copy(
         shots.join("udaconnect.png"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/udaconnect.png"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../docs/udaconnect.png"),
     )
     .expect("copy the screenshot into docs/");
     page.set_color_scheme("dark").await;
