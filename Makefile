@@ -4,7 +4,7 @@
 #   make test    every check CI runs: format, lints, manifests, unit, integration and browser tests, small chaos and benchmark runs
 #   make e2e     the browser test alone: the page in headless Chromium, screenshots in target/e2e/
 #   make up      deploy to a local minikube cluster and open the page
-#   make bench   fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
+#   make bench-fanout  fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,7 +18,7 @@ TEST_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run --workspace,$(CARGO) test --
 E2E_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run -p beacon -p udaconnect --test api -E 'test(/^browser::/)',$(CARGO) test -p beacon --test api -- browser:: && $(CARGO) test -p udaconnect --test api -- browser::)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-# `make chaos` defaults: the full run. Override as make variables or env vars.
+# `make chaos-beacon` defaults: the full run. Override as make variables or env vars.
 CHAOS_MESSAGES ?= 100000
 CHAOS_BROKER_KILLS ?= 20
 CHAOS_RECEIVER_RESTARTS ?= 20
@@ -26,14 +26,14 @@ CHAOS_CLIENT_RECONNECTS ?= 1000
 
 .PHONY: help
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.1:8080/
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint check-manifests test-rust chaos-smoke chaos-connect-smoke bench-connect-smoke ## Run every check CI runs
+test: fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke ## Run every check CI runs
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
@@ -55,21 +55,21 @@ e2e: ## The browser tests alone, both apps' pages (needs chromium); screenshots 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-.PHONY: chaos
-chaos: ## Zero-loss proof under faults (CHAOS_MESSAGES, CHAOS_BROKER_KILLS, CHAOS_RECEIVER_RESTARTS, CHAOS_CLIENT_RECONNECTS)
+.PHONY: chaos-beacon
+chaos-beacon: ## Beacon's zero-loss proof under faults (CHAOS_MESSAGES, CHAOS_BROKER_KILLS, CHAOS_RECEIVER_RESTARTS, CHAOS_CLIENT_RECONNECTS)
 	$(CARGO) build --release -p beacon -p beacon-chaos
 	CHAOS_MESSAGES=$(CHAOS_MESSAGES) CHAOS_BROKER_KILLS=$(CHAOS_BROKER_KILLS) \
 	CHAOS_RECEIVER_RESTARTS=$(CHAOS_RECEIVER_RESTARTS) CHAOS_CLIENT_RECONNECTS=$(CHAOS_CLIENT_RECONNECTS) \
 	  $(TARGET_DIR)/release/beacon-chaos
 
-.PHONY: chaos-smoke
-chaos-smoke: ## A small chaos run, about a minute (part of make test)
+.PHONY: chaos-beacon-smoke
+chaos-beacon-smoke: ## A small Beacon chaos run, about a minute (part of make test)
 	$(CARGO) build -p beacon -p beacon-chaos
 	CHAOS_MESSAGES=20000 CHAOS_BROKER_KILLS=4 CHAOS_RECEIVER_RESTARTS=4 CHAOS_CLIENT_RECONNECTS=200 \
 	  $(TARGET_DIR)/debug/beacon-chaos
 
-# `make chaos-connect` defaults: UdaConnect's ingest, the full run. Its
-# broker kills default to 5 (`make chaos`'s CHAOS_BROKER_KILLS default is
+# `make chaos-udaconnect` defaults: UdaConnect's ingest, the full run. Its
+# broker kills default to 5 (`make chaos-beacon`'s CHAOS_BROKER_KILLS default is
 # Beacon's); CHAOS_BROKER_KILLS given on the command line or in the
 # environment wins.
 CHAOS_LOCATIONS ?= 1000000
@@ -77,16 +77,16 @@ CHAOS_WRITER_KILLS ?= 10
 CHAOS_DB_RESTARTS ?= 5
 CHAOS_CONNECT_BROKER_KILLS ?= 5
 
-.PHONY: chaos-connect
-chaos-connect: ## UdaConnect ingest zero-loss proof (CHAOS_LOCATIONS, CHAOS_WRITER_KILLS, CHAOS_BROKER_KILLS, CHAOS_DB_RESTARTS)
+.PHONY: chaos-udaconnect
+chaos-udaconnect: ## UdaConnect ingest zero-loss proof (CHAOS_LOCATIONS, CHAOS_WRITER_KILLS, CHAOS_BROKER_KILLS, CHAOS_DB_RESTARTS)
 	$(CARGO) build --release -p udaconnect -p udaconnect-chaos
 	CHAOS_LOCATIONS=$(CHAOS_LOCATIONS) CHAOS_WRITER_KILLS=$(CHAOS_WRITER_KILLS) \
 	CHAOS_BROKER_KILLS=$(if $(filter command line environment,$(origin CHAOS_BROKER_KILLS)),$(CHAOS_BROKER_KILLS),$(CHAOS_CONNECT_BROKER_KILLS)) \
 	CHAOS_DB_RESTARTS=$(CHAOS_DB_RESTARTS) \
 	  $(TARGET_DIR)/release/udaconnect-chaos
 
-.PHONY: chaos-connect-smoke
-chaos-connect-smoke: ## A small UdaConnect ingest chaos run, about a minute (part of make test)
+.PHONY: chaos-udaconnect-smoke
+chaos-udaconnect-smoke: ## A small UdaConnect ingest chaos run, about a minute (part of make test)
 	$(CARGO) build -p udaconnect -p udaconnect-chaos
 	CHAOS_LOCATIONS=50000 CHAOS_WRITER_KILLS=3 CHAOS_BROKER_KILLS=2 CHAOS_DB_RESTARTS=2 \
 	  $(TARGET_DIR)/debug/udaconnect-chaos
@@ -98,7 +98,7 @@ bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grp
 	  BENCH_API_REPLICA=$(BENCH_API_REPLICA) \
 	  $(TARGET_DIR)/release/udaconnect-ingest-bench
 
-# `make bench-connect` defaults: 1,000 persons, 1,000,000 locations, 20
+# `make bench-queries` defaults: 1,000 persons, 1,000,000 locations, 20
 # persons asked about, the original's month replayed for 3 of them, 30 s
 # at most per person's replay (see BENCHMARKS.md).
 BENCH_PERSONS ?= 1000
@@ -107,18 +107,18 @@ BENCH_SAMPLE ?= 20
 BENCH_ORIGINAL_MONTH ?= 3
 BENCH_ORIGINAL_BUDGET ?= 30
 
-.PHONY: bench-connect
-bench-connect: ## UdaConnect connections query benchmark (BENCH_PERSONS, BENCH_LOCATIONS, BENCH_SAMPLE, BENCH_ORIGINAL_MONTH, BENCH_ORIGINAL_BUDGET); adds rows to BENCHMARKS.md
-	$(CARGO) build --release -p udaconnect -p udaconnect-connect-bench
+.PHONY: bench-queries
+bench-queries: ## UdaConnect connections query benchmark (BENCH_PERSONS, BENCH_LOCATIONS, BENCH_SAMPLE, BENCH_ORIGINAL_MONTH, BENCH_ORIGINAL_BUDGET); adds rows to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-query-bench
 	BENCH_PERSONS=$(BENCH_PERSONS) BENCH_LOCATIONS=$(BENCH_LOCATIONS) BENCH_SAMPLE=$(BENCH_SAMPLE) \
 	BENCH_ORIGINAL_MONTH=$(BENCH_ORIGINAL_MONTH) BENCH_ORIGINAL_BUDGET=$(BENCH_ORIGINAL_BUDGET) \
-	  $(TARGET_DIR)/release/udaconnect-connect-bench
+	  $(TARGET_DIR)/release/udaconnect-query-bench
 
-.PHONY: bench-connect-smoke
-bench-connect-smoke: ## A small connections query benchmark, well under a minute; checks the answers, writes nothing (part of make test)
-	$(CARGO) build -p udaconnect -p udaconnect-connect-bench
+.PHONY: bench-queries-smoke
+bench-queries-smoke: ## A small connections query benchmark, well under a minute; checks the answers, writes nothing (part of make test)
+	$(CARGO) build -p udaconnect -p udaconnect-query-bench
 	BENCH_PERSONS=50 BENCH_LOCATIONS=20000 BENCH_SAMPLE=3 BENCH_ORIGINAL_MONTH=1 BENCH_ORIGINAL_BUDGET=30 BENCH_RECORD=0 \
-	  $(TARGET_DIR)/debug/udaconnect-connect-bench
+	  $(TARGET_DIR)/debug/udaconnect-query-bench
 
 # Fan-out benchmark settings (see BENCHMARKS.md).
 BENCH_CLIENTS ?= 1000
@@ -128,12 +128,12 @@ BENCH_SECONDS ?= 10
 BENCH_API_REPLICA ?= true
 BENCH_TRANSPORT ?= sse
 
-.PHONY: bench
-bench: ## Fan-out benchmark: BENCH_CLIENTS clients on BENCH_RECEIVERS receivers at BENCH_RATE msg/s; adds a row to BENCHMARKS.md
-	$(CARGO) build --release -p beacon -p beacon-loadgen
+.PHONY: bench-fanout
+bench-fanout: ## Beacon's fan-out benchmark: BENCH_CLIENTS clients on BENCH_RECEIVERS receivers at BENCH_RATE msg/s; adds a row to BENCHMARKS.md
+	$(CARGO) build --release -p beacon -p beacon-fanout-bench
 	BENCH_CLIENTS=$(BENCH_CLIENTS) BENCH_RECEIVERS=$(BENCH_RECEIVERS) BENCH_RATE=$(BENCH_RATE) \
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(BENCH_TRANSPORT) \
-	$(TARGET_DIR)/release/beacon-loadgen
+	$(TARGET_DIR)/release/beacon-fanout-bench
 
 # Resume-storm settings (see BENCHMARKS.md).
 STORM_CLIENTS ?= 1000
@@ -141,12 +141,12 @@ STORM_MESSAGES ?= 20000
 
 .PHONY: bench-resume
 bench-resume: ## STORM_CLIENTS SSE clients resume from seq 1 of a STORM_MESSAGES-message stream at once; time and peak consumers
-	$(CARGO) build --release -p beacon -p beacon-loadgen --bin beacon --bin resume-storm
+	$(CARGO) build --release -p beacon -p beacon-fanout-bench --bin beacon --bin resume-storm
 	STORM_CLIENTS=$(STORM_CLIENTS) STORM_MESSAGES=$(STORM_MESSAGES) $(TARGET_DIR)/release/resume-storm
 
 .PHONY: bench-floor
 bench-floor: ## This machine's lower bound for fan-out latency: raw loopback sockets, no HTTP, no broker
-	$(CARGO) build --release -p beacon-loadgen --bin loopback-floor
+	$(CARGO) build --release -p beacon-fanout-bench --bin loopback-floor
 	$(TARGET_DIR)/release/loopback-floor $(BENCH_CLIENTS)
 
 include deploy/minikube.mk

@@ -83,7 +83,7 @@ fn bin_name() -> String {
         .as_deref()
         .and_then(|arg| std::path::Path::new(arg).file_name())
         .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "beacon".to_owned())
+        .unwrap_or_else(|| "this program".to_owned())
 }
 
 /// Why arguments were not turned into a configuration.

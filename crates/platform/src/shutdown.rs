@@ -31,7 +31,7 @@ async fn wait_for_signal() {
             }
         }
         Err(err) => {
-            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops beacon");
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops this process");
             let _ = tokio::signal::ctrl_c().await;
         }
     }

@@ -4,11 +4,11 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use beacon_platform::bus::{
+use bytes::Bytes;
+use platform::bus::{
     Bus, BusError, BusStream, Delivery, NatsArgs, NatsBus, Retention, StreamSettings,
 };
-use beacon_testkit::{NatsServer, eventually};
-use bytes::Bytes;
+use testkit::{NatsServer, eventually};
 use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(20);

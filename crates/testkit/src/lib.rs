@@ -1,7 +1,7 @@
-//! Real parts for Beacon's tests, chaos runs and benchmarks.
+//! Real parts for the tests, chaos runs and benchmarks of every app.
 //!
 //! A `nats-server` on a free port with its own store, that can be killed
-//! and restarted on the same store; `beacon` processes whose port is read
+//! and restarted on the same store; the apps' processes, their port read
 //! from their own log; an SSE client; headless Chromium to look at the page
 //! as a person would; a throwaway PostgreSQL with PostGIS that can be
 //! stopped and started again on the same data, and the original's
@@ -28,7 +28,7 @@ pub use self::{
     net::connect_without_reading,
     original::OriginalQuery,
     postgres::{PostgresServer, original_fixtures, postgres_bindir},
-    process::{BeaconProcess, free_port, output_within},
+    process::{AppProcess, free_port, output_within},
     sse::{SSE_PATIENCE, SseClient, SseEvent},
     wait::eventually,
 };

@@ -60,7 +60,7 @@ impl NatsServer {
 
     fn prepare(config: Option<&str>) -> Self {
         let store = tempfile::Builder::new()
-            .prefix("beacon-nats-")
+            .prefix("testkit-nats-")
             .tempdir()
             .expect("create a store directory");
         let config = config.map(|text| {

@@ -1,4 +1,4 @@
-//! `beacon` processes started the way an operator starts them: a target, env
+//! The workspace's binaries started the way an operator starts them: a target, env
 //! vars, JSON logs on stdout. The port (usually 0, picked by the OS) is read
 //! back from the process's own "listening" log line.
 
@@ -74,30 +74,20 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// A running `beacon` process.
-pub struct BeaconProcess {
+/// A running process of one of the workspace's binaries.
+pub struct AppProcess {
     child: Child,
     url: String,
     output: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl BeaconProcess {
+impl AppProcess {
     /// Starts `binary` with `args` and only the env vars given (plus
-    /// `LOG_FORMAT=json` and `BEACON_HTTP_ADDR=127.0.0.1:0` unless given),
+    /// `LOG_FORMAT=json` and `<env_prefix>_HTTP_ADDR=127.0.0.1:0` unless
+    /// given, for an application whose env vars start with `env_prefix`),
     /// and waits until it logs the address it listens on.
-    pub fn spawn(binary: &Path, args: &[&str], envs: &[(&str, String)]) -> Self {
-        Self::spawn_app(binary, "BEACON", args, envs)
-    }
-
-    /// [`Self::spawn`] for an application whose env vars start with
-    /// `env_prefix` (`<env_prefix>_HTTP_ADDR=127.0.0.1:0` unless given).
-    pub fn spawn_app(
-        binary: &Path,
-        env_prefix: &str,
-        args: &[&str],
-        envs: &[(&str, String)],
-    ) -> Self {
+    pub fn spawn(binary: &Path, env_prefix: &str, args: &[&str], envs: &[(&str, String)]) -> Self {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -197,7 +187,7 @@ impl BeaconProcess {
     }
 }
 
-impl Drop for BeaconProcess {
+impl Drop for AppProcess {
     fn drop(&mut self) {
         self.kill();
     }

@@ -349,7 +349,7 @@ pub fn command_line(
 }
 
 /// No request of `process` was refused by NATS.
-pub fn assert_never_refused(process: &crate::BeaconProcess, what: &str) {
+pub fn assert_never_refused(process: &crate::AppProcess, what: &str) {
     let refused: Vec<_> = process
         .output()
         .into_iter()

@@ -10,8 +10,8 @@ use std::{
     time::Duration,
 };
 
-use beacon_testkit::{SseClient, SseEvent};
 use rand::RngExt;
+use testkit::{SseClient, SseEvent};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 

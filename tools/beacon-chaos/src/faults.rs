@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
-use beacon_testkit::{BeaconProcess, NatsServer};
 use rand::RngExt;
+use testkit::{AppProcess, NatsServer};
 
 /// `count` thresholds spread over `5%..90%` of `messages`, each jittered.
 pub fn thresholds(count: u32, messages: u64) -> Vec<u64> {
@@ -42,7 +42,7 @@ pub async fn crash_broker(broker: &Broker) {
 /// A receiver process and how to start it again.
 pub struct Receiver {
     /// The running process.
-    pub process: BeaconProcess,
+    pub process: AppProcess,
     /// The binary.
     pub binary: PathBuf,
     /// Its env vars (with a fixed listen address, so clients find it again).
@@ -55,7 +55,8 @@ pub async fn crash_receiver(receiver: &Arc<Mutex<Receiver>>) {
     run_blocking(move || {
         let mut receiver = lock(&receiver);
         receiver.process.kill();
-        receiver.process = BeaconProcess::spawn(&receiver.binary, &["receiver"], &receiver.envs);
+        receiver.process =
+            AppProcess::spawn(&receiver.binary, "BEACON", &["receiver"], &receiver.envs);
     })
     .await;
 }

@@ -11,8 +11,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use beacon_testkit::{BeaconProcess, NatsServer, eventually, free_port};
 use serde_json::Value;
+use testkit::{AppProcess, NatsServer, eventually, free_port};
 
 use crate::{
     clients::Fleet,
@@ -66,7 +66,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
 
     // As on Kubernetes: the stream is provisioned, then used by broadcasters
     // and receivers that only look it up.
-    let provisioned = beacon_testkit::output_within(
+    let provisioned = testkit::output_within(
         std::process::Command::new(&binary)
             .arg("provision")
             .env("NATS_URL", &nats_url)
@@ -88,7 +88,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
             ("BEACON_HTTP_ADDR", format!("127.0.0.1:{port}")),
             ("RUST_LOG", "info".to_owned()),
         ];
-        let process = BeaconProcess::spawn(&binary, &["receiver"], &envs);
+        let process = AppProcess::spawn(&binary, "BEACON", &["receiver"], &envs);
         bases.push(process.base_url().to_owned());
         receivers.push(Arc::new(Mutex::new(Receiver {
             process,
@@ -96,7 +96,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
             envs,
         })));
     }
-    let mut broadcasters: Vec<(String, BeaconProcess)> = (1..=args.broadcasters)
+    let mut broadcasters: Vec<(String, AppProcess)> = (1..=args.broadcasters)
         .map(|n| {
             let sender = format!("chaos-{n}");
             let envs = [
@@ -109,7 +109,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
             ];
             (
                 sender,
-                BeaconProcess::spawn(&binary, &["broadcaster"], &envs),
+                AppProcess::spawn(&binary, "BEACON", &["broadcaster"], &envs),
             )
         })
         .collect();

@@ -14,9 +14,9 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use beacon_platform::bus::{Bus, BusStream, NatsArgs, NatsBus, StreamSettings};
-use beacon_testkit::{BeaconProcess, NatsServer, bench};
 use hdrhistogram::Histogram;
+use platform::bus::{Bus, BusStream, NatsArgs, NatsBus, StreamSettings};
+use testkit::{AppProcess, NatsServer, bench};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, ChildStdin},
@@ -113,8 +113,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Ok(cap) = std::env::var("BEACON_MAX_CLIENTS") {
         envs.push(("BEACON_MAX_CLIENTS", cap));
     }
-    let receivers: Vec<BeaconProcess> = (0..args.receivers)
-        .map(|_| BeaconProcess::spawn(&beacon, &["receiver"], &envs))
+    let receivers: Vec<AppProcess> = (0..args.receivers)
+        .map(|_| AppProcess::spawn(&beacon, "BEACON", &["receiver"], &envs))
         .collect();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -135,20 +135,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn progress(message: std::fmt::Arguments<'_>) {
-    eprintln!("beacon-loadgen: {message}");
+    eprintln!("beacon-fanout-bench: {message}");
 }
 
 async fn measure(
     args: &BenchArgs,
     nats: &NatsServer,
-    receivers: &[BeaconProcess],
+    receivers: &[AppProcess],
     load_before: String,
 ) -> anyhow::Result<BenchResult> {
     let http = reqwest::Client::new();
     for receiver in receivers {
         wait_ready(&http, receiver.base_url()).await?;
     }
-    let pids: Vec<u32> = receivers.iter().map(BeaconProcess::pid).collect();
+    let pids: Vec<u32> = receivers.iter().map(AppProcess::pid).collect();
     let rss_before_kb = total(&pids, bench::rss_kb)?;
 
     let bus = connect_bus(nats).await?;
@@ -265,10 +265,10 @@ async fn measure(
     })
 }
 
-/// The `make bench` invocation that repeats this run.
+/// The `make bench-fanout` invocation that repeats this run.
 fn command_line(args: &BenchArgs) -> String {
     let mut command = format!(
-        "make bench BENCH_CLIENTS={} BENCH_RECEIVERS={} BENCH_RATE={} BENCH_SECONDS={} BENCH_TRANSPORT={}",
+        "make bench-fanout BENCH_CLIENTS={} BENCH_RECEIVERS={} BENCH_RATE={} BENCH_SECONDS={} BENCH_TRANSPORT={}",
         args.clients,
         args.receivers,
         args.rate,
@@ -290,7 +290,7 @@ fn command_line(args: &BenchArgs) -> String {
 async fn connect_bus(nats: &NatsServer) -> anyhow::Result<BusStream> {
     let urls = nats.url().parse().map_err(anyhow::Error::msg)?;
     let nats_args = NatsArgs::default();
-    let bus = NatsBus::connect(&urls, &nats_args, "beacon-loadgen").await?;
+    let bus = NatsBus::connect(&urls, &nats_args, "beacon-fanout-bench").await?;
     Ok(Bus::Nats(bus).stream(StreamSettings::log("HELLO", "beacon.hello", 1_000_000)))
 }
 
@@ -316,7 +316,7 @@ async fn wait_ready(http: &reqwest::Client, base_url: &str) -> anyhow::Result<()
 /// the memory read next includes every connection.
 async fn wait_for_clients(
     http: &reqwest::Client,
-    receivers: &[BeaconProcess],
+    receivers: &[AppProcess],
     expected: u64,
     transport: Transport,
 ) -> anyhow::Result<()> {

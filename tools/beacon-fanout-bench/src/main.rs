@@ -1,4 +1,4 @@
-//! `beacon-loadgen`: the fan-out benchmark behind `make bench`.
+//! `beacon-fanout-bench`: the fan-out benchmark behind `make bench-fanout`.
 //!
 //! Without arguments it runs one benchmark (settings from `BENCH_*` or
 //! flags): a `nats-server`, `BENCH_RECEIVERS` receivers, `BENCH_CLIENTS`
@@ -35,7 +35,7 @@ impl Transport {
 
 /// Fan-out benchmark: many clients on real receivers, messages at a fixed rate.
 #[derive(Debug, Parser)]
-#[command(name = "beacon-loadgen", version)]
+#[command(name = "beacon-fanout-bench", version)]
 struct Cli {
     #[command(subcommand)]
     role: Option<Role>,
@@ -53,7 +53,7 @@ enum Role {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Each client is an open file: use all the hard limit allows.
-    let limit = beacon_platform::limits::raise_open_files_limit()?;
+    let limit = platform::limits::raise_open_files_limit()?;
     match cli.role {
         Some(Role::Worker(args)) => {
             anyhow::ensure!(

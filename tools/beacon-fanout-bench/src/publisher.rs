@@ -16,9 +16,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use beacon_hello::{Broadcast, Timestamp};
-use beacon_platform::bus::BusStream;
+use beacon_wire::{Broadcast, Timestamp};
 use bytes::Bytes;
+use platform::bus::BusStream;
 
 /// How long before a message is due the publisher stops sleeping and spins:
 /// more than tokio's one-millisecond timer granularity.
@@ -70,7 +70,7 @@ fn payload(id: &str, sent_at: Timestamp, interval_ms: u64) -> anyhow::Result<Byt
     let broadcast = Broadcast {
         id: id.to_owned(),
         text: "Hello world".to_owned(),
-        sender: "beacon-loadgen".to_owned(),
+        sender: "beacon-fanout-bench".to_owned(),
         sent_at,
         interval_ms,
     };

@@ -3,8 +3,8 @@
 
 use std::{io, path::Path, time::SystemTime};
 
-use beacon_testkit::bench;
 use serde::Serialize;
+use testkit::bench;
 
 /// The table's header; rows are inserted at the end of the table that
 /// starts with it, so text after the table stays where it is.

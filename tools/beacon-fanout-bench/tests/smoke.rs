@@ -1,14 +1,14 @@
-//! `make bench` in small: the whole run (broker, receivers, worker
+//! `make bench-fanout` in small: the whole run (broker, receivers, worker
 //! processes, publishing, the RESULT line) with 40 clients per transport.
 //! Nothing here is timed; it checks that every client got every message.
 
 use std::{path::Path, process::Command, time::Duration};
 
-use beacon_testkit::output_within;
 use serde_json::Value;
+use testkit::output_within;
 
 fn run(transport: &str) -> Value {
-    let loadgen = Path::new(env!("CARGO_BIN_EXE_beacon-loadgen"));
+    let loadgen = Path::new(env!("CARGO_BIN_EXE_beacon-fanout-bench"));
     let beacon = loadgen.with_file_name("beacon");
     assert!(
         beacon.is_file(),
@@ -29,7 +29,7 @@ fn run(transport: &str) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "beacon-loadgen failed: {stdout}\n{}",
+        "beacon-fanout-bench failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();

@@ -58,7 +58,7 @@ pub async fn client(
                 let key = format!("c{number}-{sent}");
                 // Unique times: client in the seconds, counter in the micros.
                 let time_us = BASE_US + i64::try_from(number * 1_000_000_000_000 + sent).unwrap_or(0);
-                let time = udaconnect_connect::Timestamp::from_micros(time_us).to_string();
+                let time = udaconnect_domain::Timestamp::from_micros(time_us).to_string();
                 let mut rng = rand::rng();
                 let lat = if rng.random_range(0..100) == 0 { 95.0 } else { 37.55 + rng.random_range(-0.01..0.01) };
                 let person = persons[rng.random_range(0..persons.len())];

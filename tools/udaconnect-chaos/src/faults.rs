@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
-use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer};
 use rand::RngExt;
+use testkit::{AppProcess, NatsServer, PostgresServer};
 
 /// `count` thresholds spread over 5–90 % of `total`, jittered.
 pub fn thresholds(count: u32, total: u64) -> Vec<u64> {
@@ -27,7 +27,7 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A writer process and how to start it again.
 pub struct Writer {
-    pub process: BeaconProcess,
+    pub process: AppProcess,
     pub binary: PathBuf,
     pub envs: Vec<(&'static str, String)>,
 }
@@ -46,8 +46,7 @@ pub async fn crash_writer(writer: &Arc<Mutex<Writer>>) {
     blocking(move || {
         let mut writer = lock(&writer);
         writer.process.kill();
-        writer.process =
-            BeaconProcess::spawn_app(&writer.binary, "UDACONNECT", &["writer"], &writer.envs);
+        writer.process = AppProcess::spawn(&writer.binary, "UDACONNECT", &["writer"], &writer.envs);
     })
     .await;
 }

@@ -12,12 +12,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use beacon_platform::bus::{Bus, BusStream, NatsArgs, NatsBus, Retention, StreamSettings};
-use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer, eventually};
 use bytes::Bytes;
+use platform::bus::{Bus, BusStream, NatsArgs, NatsBus, Retention, StreamSettings};
+use testkit::{AppProcess, NatsServer, PostgresServer, eventually};
 use tokio_util::sync::CancellationToken;
 use udaconnect::bus_wire;
-use udaconnect_connect::{LocationRecord, Position, Timestamp};
+use udaconnect_domain::{LocationRecord, Position, Timestamp};
 
 use crate::{
     ChaosArgs,
@@ -154,8 +154,8 @@ async fn drain(
     Ok(())
 }
 
-fn spawn(binary: &std::path::Path, target: &str, envs: &[(&'static str, String)]) -> BeaconProcess {
-    BeaconProcess::spawn_app(binary, "UDACONNECT", &[target], envs)
+fn spawn(binary: &std::path::Path, target: &str, envs: &[(&'static str, String)]) -> AppProcess {
+    AppProcess::spawn(binary, "UDACONNECT", &[target], envs)
 }
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
@@ -177,10 +177,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
     let common = vec![
         ("NATS_URL", nats_url.clone()),
         ("DATABASE_URL", db.clone()),
-        (
-            "RUST_LOG",
-            "warn,udaconnect=info,beacon_platform=info".to_owned(),
-        ),
+        ("RUST_LOG", "warn,udaconnect=info,platform=info".to_owned()),
         ("UDACONNECT_SHUTDOWN_TIMEOUT", "5s".to_owned()),
     ];
     let mut edge_envs = common.clone();

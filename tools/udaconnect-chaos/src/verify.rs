@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use beacon_platform::bus::BusStream;
+use platform::bus::BusStream;
 use udaconnect::bus_wire;
 
 /// What the checks found.

@@ -27,9 +27,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer, bench, eventually};
 use serde_json::{Value, json};
-use udaconnect_connect::conference::{self, ScaleConfig};
+use testkit::{AppProcess, NatsServer, PostgresServer, bench, eventually};
+use udaconnect_domain::conference::{self, ScaleConfig};
 use udaconnect_store::{PgConfig, PgStore};
 
 const PERSONS: usize = 1000;
@@ -48,7 +48,7 @@ fn rss_mb(pid: u32) -> f64 {
 
 /// Waits until `process` answers `/readyz` with 200: connected to the bus
 /// and the database.
-async fn ready(process: &BeaconProcess) {
+async fn ready(process: &AppProcess) {
     let url = format!("{}/readyz", process.base_url());
     eventually(
         "the process to be ready",
@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         let mut envs = vec![
             ("NATS_URL", nats.url()),
             ("DATABASE_URL", db.clone()),
-            ("RUST_LOG", "warn,beacon_platform=info".to_owned()),
+            ("RUST_LOG", "warn,platform=info".to_owned()),
             ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
             (
                 "UDACONNECT_LOCATIONS_STREAM_MAX_MESSAGES",
@@ -144,33 +144,30 @@ async fn main() -> anyhow::Result<()> {
         envs.extend(extra.iter().map(|(key, value)| (*key, (*value).to_owned())));
         envs
     };
-    let grpc_of = |edge: &BeaconProcess| -> anyhow::Result<String> {
+    let grpc_of = |edge: &AppProcess| -> anyhow::Result<String> {
         edge.output()
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .find_map(|event| event["grpc"].as_str().map(|addr| format!("http://{addr}")))
             .context("the edge's gRPC address")
     };
-    let edge = BeaconProcess::spawn_app(
+    let edge = AppProcess::spawn(
         &binary,
         "UDACONNECT",
         &["ingest"],
-        &envs(&[(
-            "RUST_LOG",
-            "warn,beacon_platform=info,udaconnect::ingest=info",
-        )]),
+        &envs(&[("RUST_LOG", "warn,platform=info,udaconnect::ingest=info")]),
     );
-    let api = BeaconProcess::spawn_app(
+    let api = AppProcess::spawn(
         &binary,
         "UDACONNECT",
         &["api"],
         &envs(&[("UDACONNECT_REPLICA", &replica)]),
     );
-    let mut writer = BeaconProcess::spawn_app(&binary, "UDACONNECT", &["writer"], &envs(&[]));
+    let mut writer = AppProcess::spawn(&binary, "UDACONNECT", &["writer"], &envs(&[]));
     for process in [&edge, &api, &writer] {
         ready(process).await;
     }
-    let sim = |edge: &BeaconProcess, rate: &str, secs: u64| -> anyhow::Result<Vec<String>> {
+    let sim = |edge: &AppProcess, rate: &str, secs: u64| -> anyhow::Result<Vec<String>> {
         Ok(vec![
             "--api-url".into(),
             api.base_url().into(),
@@ -220,16 +217,13 @@ async fn main() -> anyhow::Result<()> {
     let ceiling = rows as f64 / copy_started.elapsed().as_secs_f64();
 
     // One message per location.
-    let single = BeaconProcess::spawn_app(
+    let single = AppProcess::spawn(
         &binary,
         "UDACONNECT",
         &["ingest"],
         &envs(&[
             ("UDACONNECT_INGEST_CHUNK", "1"),
-            (
-                "RUST_LOG",
-                "warn,beacon_platform=info,udaconnect::ingest=info",
-            ),
+            ("RUST_LOG", "warn,platform=info,udaconnect::ingest=info"),
         ]),
     );
     ready(&single).await;

@@ -1,4 +1,4 @@
-//! `udaconnect-connect-bench` (`make bench-connect`): who met whom, at
+//! `udaconnect-query-bench` (`make bench-queries`): who met whom, at
 //! size, measured side by side in one run on this machine.
 //!
 //! It starts its own PostgreSQL with PostGIS, creates the schema with
@@ -40,10 +40,10 @@ use std::{
 };
 
 use anyhow::Context as _;
-use beacon_testkit::{BeaconProcess, OriginalQuery, PostgresServer, bench, output_within};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use udaconnect_connect::{
+use testkit::{AppProcess, OriginalQuery, PostgresServer, bench, output_within};
+use udaconnect_domain::{
     CompatQuery, ConnectionQuery, ContactCursor, Distance, PersonId, Store, Timestamp, Within,
     conference::{self, ScaleConfig},
     query::MAX_PAGE,
@@ -141,9 +141,9 @@ impl Settings {
     /// The command that makes this run.
     fn command(&self) -> String {
         let target = if self.record {
-            "bench-connect"
+            "bench-queries"
         } else {
-            "bench-connect-smoke"
+            "bench-queries-smoke"
         };
         format!(
             "make {target} BENCH_PERSONS={} BENCH_LOCATIONS={} BENCH_SAMPLE={} BENCH_ORIGINAL_MONTH={} BENCH_ORIGINAL_BUDGET={}",
@@ -524,7 +524,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let api = |replica: bool| {
-        BeaconProcess::spawn_app(
+        AppProcess::spawn(
             &binary,
             "UDACONNECT",
             &["api"],
@@ -532,7 +532,7 @@ async fn main() -> anyhow::Result<()> {
                 ("DATABASE_URL", db.clone()),
                 ("UDACONNECT_MIGRATE", "false".to_owned()),
                 ("UDACONNECT_REPLICA", replica.to_string()),
-                ("RUST_LOG", "warn,beacon_platform=info".to_owned()),
+                ("RUST_LOG", "warn,platform=info".to_owned()),
             ],
         )
     };

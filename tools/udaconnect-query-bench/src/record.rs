@@ -5,7 +5,7 @@
 use std::{fs, path::Path};
 
 use serde_json::{Value, json};
-use udaconnect_connect::PersonId;
+use udaconnect_domain::PersonId;
 
 use crate::sample::Measurement;
 
@@ -13,7 +13,8 @@ const SECTION: &str = "## UdaConnect connections query";
 const PLAN: &str = "### v2 query plan, 30 days (latest run)";
 const HEADER: &str = "| date | commit | machine | load avg (start / end) | data | question | asked | persons | p50 ms | p99 ms | rows: median / max | bytes: median / max | target | met | command |\n\
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
-const INTRO: &str = "`make bench-connect` (`crates/connect-bench`) starts its own PostgreSQL
+const INTRO: &str =
+    "`make bench-queries` (`tools/udaconnect-query-bench`) starts its own PostgreSQL
 with PostGIS, creates the schema with `udaconnect migrate`, loads a made-up
 June 2020 conference with `udaconnect generate` (`BENCH_PERSONS`, default
 1,000; `BENCH_LOCATIONS`, 1,000,000; 50 venues; seed 2020), runs `ANALYZE`,
@@ -275,7 +276,7 @@ impl Report {
 
     fn plan_block(&self) -> String {
         format!(
-            "{PLAN}\n\n`EXPLAIN (ANALYZE, BUFFERS)` of the v2 query in SQL, as the API sends it with `UDACONNECT_REPLICA=false` (`crates/connect-store/src/pg/sql.rs`, `CONNECTIONS`), for person {}, 2020-06-01..2020-06-30, 5 m, at {} (`{}`):\n\n```text\n{}\n```\n",
+            "{PLAN}\n\n`EXPLAIN (ANALYZE, BUFFERS)` of the v2 query in SQL, as the API sends it with `UDACONNECT_REPLICA=false` (`apps/udaconnect/udaconnect-store/src/pg/sql.rs`, `CONNECTIONS`), for person {}, 2020-06-01..2020-06-30, 5 m, at {} (`{}`):\n\n```text\n{}\n```\n",
             self.plan_person, self.date, self.commit, self.plan
         )
     }

@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use udaconnect_connect::PersonId;
+use udaconnect_domain::PersonId;
 
 /// A question: the person's own locations from `start` to `end`.
 #[derive(Debug, Clone, Copy)]

@@ -8,15 +8,15 @@
 
 use std::time::Duration;
 
-use beacon_hello::{Broadcast, Timestamp};
-use beacon_platform::{
+use beacon_wire::{Broadcast, Timestamp};
+use bytes::Bytes;
+use platform::{
     backoff::Backoff,
     bus::BusStream,
     health::{Readiness, ReadyFlag},
     service::{BoxFuture, Component},
     shutdown::with_deadline,
 };
-use bytes::Bytes;
 
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use tokio_util::sync::CancellationToken;
@@ -185,11 +185,11 @@ impl<R: Rng + Send + Sync + 'static> Component for Broadcaster<R> {
 
 #[cfg(test)]
 mod tests {
-    use beacon_platform::{
+    use futures::StreamExt;
+    use platform::{
         bus::{Bus, MemoryBus, StreamSettings},
         metrics::registry,
     };
-    use futures::StreamExt;
 
     use super::*;
     use crate::IntervalRange;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use beacon_hello::{MAX_SENDER_BYTES, MAX_TEXT_BYTES};
-use beacon_platform::config::{ConfigError, parse_duration, parse_text};
+use beacon_wire::{MAX_SENDER_BYTES, MAX_TEXT_BYTES};
+use platform::config::{ConfigError, parse_duration, parse_text};
 
 use crate::IntervalRange;
 

@@ -1,7 +1,7 @@
 //! What the broadcaster counts: messages stored, publish retries, and the
 //! waits it drew (a histogram that should fill the configured range evenly).
 
-use beacon_hello::INTERVAL_BUCKETS_SECONDS;
+use beacon_wire::INTERVAL_BUCKETS_SECONDS;
 use prometheus_client::{
     metrics::{counter::Counter, histogram::Histogram},
     registry::{Registry, Unit},

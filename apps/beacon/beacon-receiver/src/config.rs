@@ -1,6 +1,6 @@
 //! The receiver's settings.
 
-use beacon_platform::config::parse_positive;
+use platform::config::parse_positive;
 
 /// What the receiver reads from env vars or flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,7 +21,7 @@ impl ReceiverArgs {
     /// The client cap: the one set, or the one the open-files limit allows.
     pub fn client_cap(&self) -> usize {
         self.max_clients.unwrap_or_else(|| {
-            let limit = beacon_platform::limits::open_files_limit()
+            let limit = platform::limits::open_files_limit()
                 .map(|limit| limit.soft)
                 .unwrap_or(1024);
             cap_for_open_files(limit)

@@ -187,7 +187,7 @@ impl Feed {
 
 #[cfg(test)]
 mod tests {
-    use beacon_platform::metrics::registry;
+    use platform::metrics::registry;
 
     use super::*;
     use crate::testing::{frame, payload};

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use beacon_hello::{Broadcast, DecodeError, Message};
-use beacon_platform::bus::Envelope;
+use beacon_wire::{Broadcast, DecodeError, Message};
 use bytes::Bytes;
+use platform::bus::Envelope;
 
 /// One message in its wire forms.
 #[derive(Debug)]
@@ -146,7 +146,7 @@ impl Notice {
 
 #[cfg(test)]
 mod tests {
-    use beacon_hello::{Broadcast, Timestamp};
+    use beacon_wire::{Broadcast, Timestamp};
 
     use super::*;
 

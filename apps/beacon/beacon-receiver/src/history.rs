@@ -23,8 +23,8 @@ use std::{
     time::Duration,
 };
 
-use beacon_platform::bus::{Bounds, BusError, BusStream, Envelope};
 use futures::future::BoxFuture;
+use platform::bus::{Bounds, BusError, BusStream, Envelope};
 use tokio::{
     sync::{OnceCell, Semaphore},
     time::Instant,

@@ -1,6 +1,6 @@
 //! The hub: the window of recent frames and the live fan-out to clients.
 //!
-//! Ingest appends frames in sequence order; each append goes into the window
+//! The follower appends frames in sequence order; each append goes into the window
 //! and out on a broadcast channel under one write lock. A client joins by
 //! taking, under the read lock, the frames it has not seen and a receiver
 //! for later ones, so every frame reaches it exactly once: either in that
@@ -76,7 +76,7 @@ impl Hub {
     }
 
     /// Fixes the first sequence this hub will hold; until then clients wait.
-    /// Later calls (a resubscribing ingest) change nothing.
+    /// Later calls (a resubscribing follower) change nothing.
     pub fn start_at(&self, seq: u64) {
         let mut window = self.write();
         if window.next == 0 {

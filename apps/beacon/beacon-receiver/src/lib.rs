@@ -9,11 +9,11 @@
 
 mod config;
 mod feed;
+mod follow;
 mod frame;
 mod history;
 mod http;
 mod hub;
-mod ingest;
 mod metrics;
 mod receiver;
 #[cfg(test)]

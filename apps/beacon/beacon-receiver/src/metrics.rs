@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use beacon_hello::INTERVAL_BUCKETS_SECONDS;
+use beacon_wire::INTERVAL_BUCKETS_SECONDS;
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},

@@ -1,9 +1,9 @@
-//! The receiver assembled: ingest into the hub, and the HTTP routes over it.
+//! The receiver assembled: the stream followed into the hub, and the HTTP routes over it.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use beacon_platform::{
+use platform::{
     bus::BusStream,
     health::{Readiness, ReadyFlag},
     service::{BoxFuture, Component},
@@ -12,7 +12,7 @@ use beacon_platform::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{ReceiverArgs, history::History, http, hub::Hub, ingest::Ingest, metrics::Metrics};
+use crate::{ReceiverArgs, follow::Follower, history::History, http, hub::Hub, metrics::Metrics};
 
 /// A receiver on one bus; cheap to clone.
 #[derive(Clone)]
@@ -54,7 +54,7 @@ impl Receiver {
     }
 
     /// The connections this receiver serves itself rather than through
-    /// the router (event streams), for [`beacon_platform::http::serve`].
+    /// the router (event streams), for [`platform::http::serve`].
     /// They end when `shutdown` is cancelled.
     pub fn takeover(&self, shutdown: CancellationToken) -> Takeover {
         http::takeover(self.clone(), shutdown)
@@ -62,7 +62,7 @@ impl Receiver {
 
     /// Follows the stream until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
-        Ingest {
+        Follower {
             bus: self.history.bus().clone(),
             hub: self.hub,
             metrics: self.metrics,

@@ -1,8 +1,8 @@
 //! Builders shared by the unit tests.
 
-use beacon_hello::{Broadcast, Timestamp};
-use beacon_platform::bus::{Bus, BusStream, MemoryBus, StreamSettings};
+use beacon_wire::{Broadcast, Timestamp};
 use bytes::Bytes;
+use platform::bus::{Bus, BusStream, MemoryBus, StreamSettings};
 
 use crate::frame::Frame;
 

@@ -7,12 +7,12 @@
 //! caller: a signal handler in `main`, a plain token in tests.
 
 use beacon_broadcaster::Broadcaster;
-use beacon_platform::{
+use beacon_receiver::Receiver;
+use platform::{
     bus::{Bus, MemoryBus, NatsBus, Provisioning},
     config::ConfigError,
     service::{Service, ServiceBuilder},
 };
-use beacon_receiver::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BusConfig, Config};

@@ -2,14 +2,14 @@
 //! that is also a flag. `beacon` alone runs `all`.
 
 use beacon_broadcaster::{BroadcasterArgs, Settings};
-use beacon_platform::{
+use beacon_receiver::ReceiverArgs;
+use clap::{Args, Parser, Subcommand};
+use platform::{
     bus::{NatsArgs, NatsUrls, Provisioning, Retention, StreamArgs, StreamSettings, StreamSpec},
     config::{AppNames, ConfigError},
     http::HttpArgs,
     telemetry::LogArgs,
 };
-use beacon_receiver::ReceiverArgs;
-use clap::{Args, Parser, Subcommand};
 
 /// Beacon's names for the settings every service has: `BEACON_HTTP_ADDR`, ...
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use beacon::{Application, Cli, cli::Plan, provision};
-use beacon_platform::{
+use platform::{
     config::{exit_with, parse_args_or_exit},
     limits, shutdown, telemetry,
 };

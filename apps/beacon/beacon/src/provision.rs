@@ -5,7 +5,7 @@
 //! Job with the only credentials allowed to), so retention and replica
 //! changes roll out with `make up`.
 
-use beacon_platform::{
+use platform::{
     backoff::retry,
     bus::{Bus, NatsBus},
 };

@@ -12,9 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::PostgresServer;
 use chrono::NaiveDate;
-use udaconnect_connect::{
+use testkit::PostgresServer;
+use udaconnect_domain::{
     CompatQuery, ConnectionQuery, Distance, PersonId, Store, Timestamp, Within,
     conference::{self, ScaleConfig, scale},
 };

@@ -1,4 +1,4 @@
-//! UdaConnect's stores, both keeping [`udaconnect_connect::Store`] alike.
+//! UdaConnect's stores, both keeping [`udaconnect_domain::Store`] alike.
 //!
 //! [`PgStore`] is PostgreSQL with PostGIS: the original's tables, upgraded
 //! in place by [`migrate`] (bigint ids, a generated `geography` point

@@ -15,7 +15,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use beacon_platform::{
+use platform::{
     backoff::retry,
     bus::{Bus, MemoryBus, NatsBus},
     config::ConfigError,
@@ -24,7 +24,7 @@ use beacon_platform::{
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{Store, Timestamp, conference};
+use udaconnect_domain::{Store, Timestamp, conference};
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 use utoipa_axum::router::OpenApiRouter;
 

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use prost::Message as _;
-use udaconnect_connect::{LocationRecord, Position, Timestamp};
+use udaconnect_domain::{LocationRecord, Position, Timestamp};
 
 use crate::proto::bus::{DeadLetter, LocationsMessage, StoredLocation};
 

@@ -3,15 +3,15 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use beacon_platform::{
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use platform::{
     bus::{NatsArgs, NatsUrls, Provisioning, StreamArgs, StreamSettings},
     config::{AppNames, ConfigError, parse_duration, parse_positive, parse_socket_addr},
     http::HttpArgs,
     telemetry::LogArgs,
 };
-use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
-use udaconnect_connect::{Timestamp, conference::ScaleConfig};
+use udaconnect_domain::{Timestamp, conference::ScaleConfig};
 
 use crate::{
     simulate::SimulateArgs,

@@ -2,7 +2,7 @@
 //! configuration (a bad value exits 2 with one line naming it), then serve
 //! until SIGTERM, or do the one-shot job and exit.
 
-use beacon_platform::{
+use platform::{
     config::{exit_with, parse_args_or_exit},
     limits, shutdown, telemetry,
 };

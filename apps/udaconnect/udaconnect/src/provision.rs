@@ -6,7 +6,7 @@
 //! streams is this one-shot step's job, with the only credentials allowed
 //! to, so retention and replica changes roll out with it.
 
-use beacon_platform::{
+use platform::{
     backoff::retry,
     bus::{Bus, NatsBus},
 };

@@ -5,7 +5,7 @@
 //! why. The dead-letter subject is not captured by `LOCATIONS`: each
 //! stream captures exactly its one subject.
 
-use beacon_platform::{
+use platform::{
     bus::{Retention, StreamSpec},
     config::ConfigError,
 };
@@ -43,8 +43,8 @@ impl StreamSpec for DeadLetters {
 /// Refuses two streams that would collide: the same name, or the same
 /// subject (a publish would land in either).
 pub fn check_distinct(
-    locations: &beacon_platform::bus::StreamSettings,
-    dead: &beacon_platform::bus::StreamSettings,
+    locations: &platform::bus::StreamSettings,
+    dead: &platform::bus::StreamSettings,
 ) -> Result<(), ConfigError> {
     if locations.name == dead.name {
         return Err(ConfigError::new(

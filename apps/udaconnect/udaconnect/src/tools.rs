@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use beacon_platform::backoff::retry;
+use platform::backoff::retry;
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::conference;
+use udaconnect_domain::conference;
 use udaconnect_store::{PgConfig, PgStore, StoreMigrateError};
 
 use crate::cli::{GenerateArgs, MigrateArgs, redacted};

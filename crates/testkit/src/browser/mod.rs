@@ -80,7 +80,7 @@ impl Browser {
     pub async fn launch() -> Self {
         let binary = chromium_binary();
         let profile = tempfile::Builder::new()
-            .prefix("beacon-chromium-")
+            .prefix("testkit-chromium-")
             .tempdir()
             .expect("create a browser profile directory");
         // Its temporary files (the profile's lock socket among them) go in

@@ -5,7 +5,7 @@
 //! every one of N loopback connections, and one thread reads them all with
 //! epoll, as a load generator does. Latency is from the moment writing
 //! starts to each read. No HTTP, no runtime, no broker: the figures are a
-//! lower bound for `make bench` on the same machine, and show how much of a
+//! lower bound for `make bench-fanout` on the same machine, and show how much of a
 //! receiver's latency is the machine's own.
 //!
 //! `loopback-floor [clients] [writer threads]` (default 1000 and 2);
@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         .next()
         .map_or(Ok(2), |n| n.parse())
         .context("writer threads")?;
-    beacon_platform::limits::raise_open_files_limit().context("open-files limit")?;
+    platform::limits::raise_open_files_limit().context("open-files limit")?;
 
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;

@@ -24,11 +24,11 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use beacon_hello::{Broadcast, Timestamp};
-use beacon_platform::bus::{Bus, NatsArgs, NatsBus, StreamSettings};
-use beacon_testkit::{BeaconProcess, NatsServer, output_within};
+use beacon_wire::{Broadcast, Timestamp};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
+use platform::bus::{Bus, NatsArgs, NatsBus, StreamSettings};
+use testkit::{AppProcess, NatsServer, output_within};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -69,8 +69,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("storm: storing {messages} messages");
     store(&nats, messages).await?;
 
-    let receiver = BeaconProcess::spawn(
+    let receiver = AppProcess::spawn(
         &beacon,
+        "BEACON",
         &["receiver"],
         &[
             ("NATS_URL", nats.url()),

@@ -13,7 +13,7 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use beacon_platform::http::{ApiError, ApiQuery};
+use platform::http::{ApiError, ApiQuery};
 use serde::Deserialize;
 
 use super::{AppState, resume::parse_seq};

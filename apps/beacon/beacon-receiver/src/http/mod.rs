@@ -17,7 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use beacon_platform::takeover::Takeover;
+use platform::takeover::Takeover;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

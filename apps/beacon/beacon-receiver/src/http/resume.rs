@@ -1,7 +1,7 @@
 //! Where a client resumes: `Last-Event-ID` or `?after=`, both a sequence.
 
 use axum::http::HeaderMap;
-use beacon_platform::http::ApiError;
+use platform::http::ApiError;
 use serde::Deserialize;
 
 /// `?after=<seq>`, the only parameter of `/events` and `/ws`.

@@ -3,7 +3,7 @@
 //! Each message is `id: <seq>` + `data: <json>`, sent as the frame's shared
 //! bytes; a gap is `event: gap` with the missing range. Headers, the
 //! reconnect hint, the keep-alive comment every 15 s and the end at shutdown
-//! are the platform's ([`beacon_platform::sse`]).
+//! are the platform's ([`platform::sse`]).
 //!
 //! A connection whose first request is `GET /events` is served on the raw
 //! socket ([`takeover`]): an idle SSE client then costs its task and its
@@ -14,7 +14,7 @@
 //! counted and logged alike (`path="raw"` or `path="router"`).
 //!
 //! No router layer applies to the raw path (see
-//! [`beacon_platform::takeover`]): what `/events` needs beyond the
+//! [`platform::takeover`]): what `/events` needs beyond the
 //! platform's timeouts and request metrics — the resume point's parsing,
 //! the client cap — is decided in [`takeover`] itself, which declines
 //! whatever it does not handle exactly as [`events`] would (a bad resume
@@ -30,14 +30,14 @@ use axum::{
     http::{HeaderMap, Method, StatusCode, request::Parts},
     response::Response,
 };
-use beacon_platform::{
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream};
+use platform::{
     conn::TimedIo,
     http::{ApiError, ApiQuery},
     sse::{self, KEEP_ALIVE_COMMENT, PREAMBLE, STREAM_HEADERS, keep_alive},
     takeover::{Claim, Takeover},
 };
-use bytes::Bytes;
-use futures::{Stream, StreamExt, stream};
 use prometheus_client::metrics::counter::Counter;
 use tokio::{io::AsyncWriteExt, net::TcpStream, time::Interval};
 use tokio_util::sync::WaitForCancellationFutureOwned;

@@ -16,9 +16,9 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
-use beacon_platform::http::{ApiError, ApiQuery};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use platform::http::{ApiError, ApiQuery};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 

@@ -11,10 +11,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use beacon_testkit::{
-    BeaconProcess, Browser, NatsServer, Page, SseClient, Viewport, eventually, free_port,
-};
 use serde::Deserialize;
+use testkit::{AppProcess, Browser, NatsServer, Page, SseClient, Viewport, eventually, free_port};
 
 use super::helpers::{BEACON, PATIENCE, fast, metric, start, wait_for_seq};
 
@@ -302,7 +300,7 @@ async fn the_page_starts_over_when_the_stream_is_new() {
     let run = |sender: &str| {
         let mut envs = fast("50ms", "150ms");
         envs.extend([addr.clone(), ("BEACON_SENDER", sender.to_owned())]);
-        BeaconProcess::spawn(BEACON.as_ref(), &["all"], &envs)
+        AppProcess::spawn(BEACON.as_ref(), "BEACON", &["all"], &envs)
     };
     let mut first = run("first-run");
     let page = browser.new_page(Viewport::DESKTOP).await;
@@ -341,7 +339,7 @@ async fn the_page_says_busy_at_the_client_cap_and_retries() {
         ("BEACON_SENDER", SENDER.to_owned()),
         ("BEACON_MAX_CLIENTS", "1".to_owned()),
     ]);
-    let app = BeaconProcess::spawn(BEACON.as_ref(), &["all"], &envs);
+    let app = AppProcess::spawn(BEACON.as_ref(), "BEACON", &["all"], &envs);
     let base = app.base_url().to_owned();
     wait_for_seq(&base, 3).await;
     let holder = SseClient::connect(&format!("{base}/events"), None)

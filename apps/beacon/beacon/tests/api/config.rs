@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use beacon_testkit::output_within;
+use testkit::output_within;
 
 use super::helpers::{BEACON, PATIENCE};
 

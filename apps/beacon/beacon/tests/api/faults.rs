@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use beacon_testkit::{NatsServer, SseClient, eventually};
 use serde_json::Value;
+use testkit::{NatsServer, SseClient, eventually};
 
 use super::helpers::{
     PATIENCE, fast, get_json, metric, next_seqs, page, range, seqs, start, wait_for_seq,

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use beacon::{Application, Cli, cli::Plan};
-use beacon_testkit::{BeaconProcess, NatsServer, SseClient, eventually};
 use clap::Parser;
 use serde_json::Value;
+use testkit::{AppProcess, NatsServer, SseClient, eventually};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -76,20 +76,20 @@ pub fn provision(nats: &NatsServer, extra: &[(&'static str, String)]) {
             command.env(name, value);
         }
     }
-    let output = beacon_testkit::output_within(&mut command, PATIENCE);
+    let output = testkit::output_within(&mut command, PATIENCE);
     assert!(output.status.success(), "provision failed: {output:?}");
 }
 
 /// `beacon <target>` connected to `nats`, with extra env vars. The stream
 /// is provisioned first for the targets that only look it up, if the
 /// broker is up.
-pub fn start(target: &str, nats: &NatsServer, extra: &[(&'static str, String)]) -> BeaconProcess {
+pub fn start(target: &str, nats: &NatsServer, extra: &[(&'static str, String)]) -> AppProcess {
     if matches!(target, "broadcaster" | "receiver") && nats.is_running() {
         provision(nats, extra);
     }
     let mut envs = vec![("NATS_URL", nats.url()), ("RUST_LOG", "info".to_owned())];
     envs.extend(extra.iter().cloned());
-    BeaconProcess::spawn(BEACON.as_ref(), &[target], &envs)
+    AppProcess::spawn(BEACON.as_ref(), "BEACON", &[target], &envs)
 }
 
 /// An HTTP client whose every request gives up after [`PATIENCE`].

@@ -1,7 +1,7 @@
 //! Start order and stop: a receiver waits for the broker instead of
 //! exiting, and SIGTERM ends open streams within the deadline.
 
-use beacon_testkit::{NatsServer, SseClient, output_within};
+use testkit::{NatsServer, SseClient, output_within};
 
 use super::helpers::{
     BEACON, PATIENCE, fast, get_json, provision, start, wait_for_seq, wait_readyz,

@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use beacon_testkit::{BeaconProcess, SseClient, connect_without_reading, eventually};
 use serde_json::Value;
+use testkit::{AppProcess, SseClient, connect_without_reading, eventually};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -260,7 +260,7 @@ async fn sigterm_with_stuck_clients_exits_within_the_deadline() {
         ("BEACON_HEADER_TIMEOUT", "10m".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]);
-    let mut app = BeaconProcess::spawn(BEACON.as_ref(), &["all"], &envs);
+    let mut app = AppProcess::spawn(BEACON.as_ref(), "BEACON", &["all"], &envs);
     let base = app.base_url().to_owned();
     wait_for_seq(&base, 2000).await;
     let addr = addr(&base);

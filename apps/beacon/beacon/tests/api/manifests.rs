@@ -14,14 +14,14 @@ use async_nats::{
     jetstream::{self, consumer::push},
 };
 use beacon::Cli;
-use beacon_testkit::{BeaconProcess, NatsServer, eventually, nats_server_binary, output_within};
 use clap::{CommandFactory, Parser};
 use futures::StreamExt;
 use serde_json::Value;
 use tempfile::TempDir;
+use testkit::{AppProcess, NatsServer, eventually, nats_server_binary, output_within};
 
 use super::helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq};
-use beacon_testkit::{
+use testkit::{
     kustomize::{PART_OF, Rendered, deploy_dir, items, text},
     workloads::{
         APPS, Container, OVERLAYS, Passwords, assert_never_refused, command_line, container,
@@ -536,13 +536,13 @@ fn spawn(
     nats: &NatsServer,
     passwords: &Passwords,
     overrides: &[(&str, &str)],
-) -> BeaconProcess {
+) -> AppProcess {
     let mut all = vec![("BEACON_HTTP_ADDR", "127.0.0.1:0"), ("LOG_FORMAT", "json")];
     all.extend_from_slice(overrides);
     let (args, env) = beacon_env(rendered, target, nats, passwords, &all);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    BeaconProcess::spawn(BEACON.as_ref(), &args, &env)
+    AppProcess::spawn(BEACON.as_ref(), "BEACON", &args, &env)
 }
 
 /// Waits until GET `url` answers `status`.
@@ -781,7 +781,7 @@ async fn targets_that_may_not_manage_the_stream_wait_for_it_quietly() {
     let nats = start_nats(&rendered, &passwords);
     let receiver = spawn(&rendered, "receiver", &nats, &passwords, &[]);
     let broadcaster = spawn(&rendered, "broadcaster", &nats, &passwords, &[]);
-    let waiting = |process: &BeaconProcess| {
+    let waiting = |process: &AppProcess| {
         process
             .output()
             .iter()

@@ -1,7 +1,7 @@
 //! `beacon all` without a broker: the in-process bus behind the same page,
 //! API and streams.
 
-use beacon_testkit::SseClient;
+use testkit::SseClient;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::helpers::{
@@ -364,13 +364,10 @@ async fn every_request_has_its_log_line_raw_or_not() {
     let envs = [
         ("BEACON_MIN_INTERVAL", "5ms".to_owned()),
         ("BEACON_MAX_INTERVAL", "15ms".to_owned()),
-        (
-            "RUST_LOG",
-            "info,beacon_platform::requests=debug".to_owned(),
-        ),
+        ("RUST_LOG", "info,platform::requests=debug".to_owned()),
     ];
     let app =
-        beacon_testkit::BeaconProcess::spawn(super::helpers::BEACON.as_ref(), &["all"], &envs);
+        testkit::AppProcess::spawn(super::helpers::BEACON.as_ref(), "BEACON", &["all"], &envs);
     let base = app.base_url().to_owned();
     wait_for_seq(&base, 3).await;
     let address = base.trim_start_matches("http://").to_owned();
@@ -406,7 +403,7 @@ async fn every_request_has_its_log_line_raw_or_not() {
             event["route"] == route && event["path"] == path && event["status"] == 200
         })
     };
-    beacon_testkit::eventually("the request lines", super::helpers::PATIENCE, || async {
+    testkit::eventually("the request lines", super::helpers::PATIENCE, || async {
         (find("/events", "raw").is_some()
             && find("/events", "router").is_some()
             && find("/livez", "router").is_some())

@@ -1,8 +1,8 @@
 //! Broadcaster and receiver as separate processes around a real NATS
 //! JetStream: ordering, history, resume on every transport, gaps, replicas.
 
-use beacon_testkit::{NatsServer, SseClient};
 use serde_json::Value;
+use testkit::{NatsServer, SseClient};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::helpers::{
@@ -238,11 +238,11 @@ async fn a_hundred_clients_resume_from_the_start_at_once() {
     let js = async_nats::jetstream::new(client);
     let mut acks = Vec::new();
     for n in 1..=MESSAGES {
-        let broadcast = beacon_hello::Broadcast {
+        let broadcast = beacon_wire::Broadcast {
             id: format!("resume-{n}"),
             text: "Hello world".to_owned(),
             sender: "test".to_owned(),
-            sent_at: beacon_hello::Timestamp::now(),
+            sent_at: beacon_wire::Timestamp::now(),
             interval_ms: 1,
         };
         let payload = broadcast.encode().unwrap();

@@ -1,7 +1,7 @@
 //! The embedded store's data and its queries, synchronous: an R-tree over
 //! (longitude, latitude) finds the candidates near a point, a per-person
 //! index in time order gives a person's own locations, and every answer
-//! follows [`udaconnect_connect::query`] exactly, in the same order as the
+//! follows [`udaconnect_domain::query`] exactly, in the same order as the
 //! PostGIS store.
 
 use std::{
@@ -10,7 +10,7 @@ use std::{
 };
 
 use rstar::{AABB, RTree, primitives::GeomWithData};
-use udaconnect_connect::{
+use udaconnect_domain::{
     Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
     LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Position,
     Stats, StoreError, Timestamp, geodesic::search_boxes, query::round_to_mm,

@@ -11,7 +11,7 @@ mod near;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use udaconnect_connect::{
+use udaconnect_domain::{
     CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location, LocationId,
     LocationRange, LocationRecord, NewLocation, NewPerson, Person, PersonId, PersonSearch, Stats,
     Store, StoreError, conference::Dataset,

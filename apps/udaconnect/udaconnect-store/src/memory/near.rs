@@ -7,7 +7,7 @@
 //! whenever it is within [`MARGIN`] of a threshold, the pair is measured
 //! exactly with [`geodesic::distance`], so every answer is the exact one.
 
-use udaconnect_connect::{Position, geodesic};
+use udaconnect_domain::{Position, geodesic};
 
 /// WGS 84 semi-major axis, metres.
 const A: f64 = 6_378_137.0;

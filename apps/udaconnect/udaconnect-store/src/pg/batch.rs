@@ -14,7 +14,7 @@
 use std::{collections::HashSet, pin::pin};
 
 use tokio_postgres::{Transaction, binary_copy::BinaryCopyInWriter, error::SqlState, types::Type};
-use udaconnect_connect::{InsertReport, LocationId, LocationRecord, PersonId, StoreError};
+use udaconnect_domain::{InsertReport, LocationId, LocationRecord, PersonId, StoreError};
 
 use super::{
     PgStore,

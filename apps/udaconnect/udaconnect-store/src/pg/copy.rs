@@ -4,7 +4,7 @@
 use std::pin::pin;
 
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
-use udaconnect_connect::{StoreError, conference::Dataset};
+use udaconnect_domain::{StoreError, conference::Dataset};
 
 use super::{
     PgStore,
@@ -25,7 +25,7 @@ const CELL_DEG: f64 = 0.0005;
 /// row, then by time. A lookup near a point then reads a few heap pages
 /// instead of one per row (what `CLUSTER` on the GiST would do, for free);
 /// the ids and times are what they are, only the rows' places change.
-fn spatial_order(data: &Dataset) -> Vec<&udaconnect_connect::LocationRecord> {
+fn spatial_order(data: &Dataset) -> Vec<&udaconnect_domain::LocationRecord> {
     let cell = |degrees: f64| (degrees / CELL_DEG).floor() as i64;
     let mut locations: Vec<_> = data.locations.iter().collect();
     locations.sort_by_key(|location| {

@@ -19,7 +19,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use prometheus_client::registry::Registry;
 use tokio_postgres::NoTls;
-use udaconnect_connect::StoreError;
+use udaconnect_domain::StoreError;
 
 use self::replica::Replica;
 use crate::migrate::{self, MigrateError, MigrationReport};

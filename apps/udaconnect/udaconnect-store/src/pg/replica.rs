@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 use tokio::{sync::Mutex, time::Instant};
 use tokio_postgres::{IsolationLevel, Row, Transaction, types::ToSql};
-use udaconnect_connect::{Location, Person, Store, StoreError};
+use udaconnect_domain::{Location, Person, Store, StoreError};
 
 use super::{
     PgStore,

@@ -5,7 +5,7 @@
 
 use chrono::NaiveDateTime;
 use tokio_postgres::{Row, error::SqlState, types::FromSql};
-use udaconnect_connect::{
+use udaconnect_domain::{
     Coordinate, Location, LocationId, Person, PersonId, Position, StoreError, Timestamp,
 };
 

@@ -153,7 +153,7 @@ macro_rules! pairs_search {
 /// Most own locations are searched on the grid of migration 0005: the
 /// cells their box covers, read from the index over (cell, time), which
 /// holds every column the search reads, so no candidate costs a heap page.
-/// The box is the one [`udaconnect_connect::geodesic::search_boxes`]
+/// The box is the one [`udaconnect_domain::geodesic::search_boxes`]
 /// computes: a degree of latitude is at least 110,574.27 m, one of
 /// longitude at least 111,319.49 m times the cosine of the box's farthest
 /// latitude, with a 0.1% margin. A candidate is measured flat, on the

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use tokio_postgres::types::ToSql;
-use udaconnect_connect::{
+use udaconnect_domain::{
     Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
     LocationId, LocationRange, LocationRecord, NewLocation, NewPerson, Person, PersonId,
     PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,

@@ -7,7 +7,7 @@ use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
-use udaconnect_connect::Coordinate;
+use udaconnect_domain::Coordinate;
 
 /// A point: X and Y.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,9 +1,9 @@
 //! The compatibility query against the original's own SQL, replayed one
 //! query per own location, on the original's database.
 
-use beacon_testkit::PostgresServer;
 use chrono::{Duration, NaiveDate, NaiveDateTime};
-use udaconnect_connect::{CompatQuery, Distance, LocationId, PersonId, Store};
+use testkit::PostgresServer;
+use udaconnect_domain::{CompatQuery, Distance, LocationId, PersonId, Store};
 
 use crate::helpers::{client, date, store};
 

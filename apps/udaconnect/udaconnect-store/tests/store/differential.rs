@@ -2,7 +2,7 @@
 //! answer must be the same, row for row, whether PostGIS answers the
 //! connection queries in SQL or from its in-memory replica.
 
-use udaconnect_connect::{
+use udaconnect_domain::{
     CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance, LocationCursor, LocationRange,
     PersonId, PersonSearch, Store, Timestamp, Within, conference::Dataset,
 };

@@ -1,10 +1,10 @@
 //! What the store tests share: a migrated database on a fresh server, the
 //! original's fixtures, and clustered random data.
 
-use beacon_testkit::PostgresServer;
 use chrono::NaiveDate;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use udaconnect_connect::{
+use testkit::PostgresServer;
+use udaconnect_domain::{
     LocationRecord, Person, Position, Timestamp, conference::Dataset, geodesic,
     time::MICROS_PER_DAY,
 };

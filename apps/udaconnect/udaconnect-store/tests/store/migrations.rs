@@ -1,8 +1,8 @@
 //! The migrations on a fresh database, twice, concurrently, and on a
 //! database created by the original, with its rows.
 
-use beacon_testkit::PostgresServer;
-use udaconnect_connect::{NewLocation, NewPerson, Position, Store, Timestamp};
+use testkit::PostgresServer;
+use udaconnect_domain::{NewLocation, NewPerson, Position, Store, Timestamp};
 use udaconnect_store::{MigrateError, StoreMigrateError};
 
 use crate::helpers::{client, migrated, store};

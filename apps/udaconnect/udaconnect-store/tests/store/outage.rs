@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::eventually;
-use udaconnect_connect::{Store, StoreError};
+use testkit::eventually;
+use udaconnect_domain::{Store, StoreError};
 use udaconnect_store::{PgConfig, PgStore};
 
 use crate::helpers::migrated;

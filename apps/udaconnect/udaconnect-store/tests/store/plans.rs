@@ -2,7 +2,7 @@
 //! alone, with the GiST over (point, time) for the searches the grid does
 //! not fit (the figures at size are in the benchmark example).
 
-use udaconnect_connect::{
+use udaconnect_domain::{
     ConnectionQuery, Distance, Timestamp, Within,
     conference::{ScaleConfig, scale},
 };

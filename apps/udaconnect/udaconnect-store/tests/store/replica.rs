@@ -3,7 +3,7 @@
 //! created since, and a transaction that began before another but
 //! committed after it.
 
-use udaconnect_connect::{
+use udaconnect_domain::{
     CompatConnection, CompatQuery, Distance, LocationId, LocationRecord, NewLocation, NewPerson,
     Person, Position, Store, Timestamp, conference::Dataset,
 };

@@ -1,7 +1,7 @@
 //! Writes: idempotent batches, unknown persons, paging while persons are
 //! added, and rows someone broke by hand.
 
-use udaconnect_connect::{
+use udaconnect_domain::{
     CompatQuery, Distance, InsertReport, LocationRange, LocationRecord, NewLocation, NewPerson,
     PersonSearch, Position, Store, StoreError, Timestamp,
 };

@@ -1,5 +1,5 @@
 //! The original API under `/api`, kept exactly: same paths, same JSON, the
-//! same connection semantics (see `udaconnect_connect::query`), so its
+//! same connection semantics (see `udaconnect_domain::query`), so its
 //! frontend and clients work unchanged. What is not kept are its bugs: a
 //! new id never collides with an old one, an unknown id is a 404 and bad
 //! input a 400, each with a JSON error, never a 500.
@@ -13,9 +13,9 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use beacon_platform::http::{ApiError, ApiJson, ApiQuery};
+use platform::http::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
-use udaconnect_connect::{CompatQuery, NewLocation, NewPerson, Position, Timestamp};
+use udaconnect_domain::{CompatQuery, NewLocation, NewPerson, Position, Timestamp};
 use utoipa::IntoParams;
 
 use super::{
@@ -210,7 +210,7 @@ pub async fn connection(
 /// The answer as a JSON array, encoded in chunks off the async workers as
 /// the client reads it (an answer may be hundreds of thousands of rows).
 fn encoded(
-    rows: Vec<udaconnect_connect::CompatConnection>,
+    rows: Vec<udaconnect_domain::CompatConnection>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let (chunks, mut receiver) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
     tokio::task::spawn_blocking(move || {

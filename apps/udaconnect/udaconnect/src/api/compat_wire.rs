@@ -10,7 +10,7 @@
 //! `ST_AsText`; times are Python's `isoformat()` of a naive UTC time.
 
 use serde::{Deserialize, Serialize};
-use udaconnect_connect::{Location, Person};
+use udaconnect_domain::{Location, Person};
 use utoipa::ToSchema;
 
 /// A person, as the original shows one.

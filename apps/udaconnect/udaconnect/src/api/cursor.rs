@@ -7,8 +7,8 @@
 //! paging some other answer.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use beacon_platform::http::ApiError;
-use udaconnect_connect::{ContactCursor, LocationCursor, PersonId, Timestamp};
+use platform::http::ApiError;
+use udaconnect_domain::{ContactCursor, LocationCursor, PersonId, Timestamp};
 
 fn encode(text: &str) -> String {
     URL_SAFE_NO_PAD.encode(text)

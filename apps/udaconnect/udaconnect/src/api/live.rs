@@ -5,16 +5,16 @@
 //! is fed by the API component); every open stream forwards the latest
 //! figures, so a thousand open pages cost one query a second. The stream
 //! itself (headers, reconnect hint, keep-alive, end at shutdown, write
-//! timeout) is the platform's [`beacon_platform::sse`].
+//! timeout) is the platform's [`platform::sse`].
 
 use std::{collections::VecDeque, time::Duration};
 
 use axum::{extract::State, response::Response};
-use beacon_platform::sse;
 use futures::stream;
+use platform::sse;
 use serde::Serialize;
 use tokio::{sync::watch, time::Instant};
-use udaconnect_connect::Stats;
+use udaconnect_domain::Stats;
 use utoipa::ToSchema;
 
 use super::state::ApiState;

@@ -3,9 +3,9 @@
 
 use std::{fmt::Display, str::FromStr};
 
-use beacon_platform::http::ApiError;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use udaconnect_connect::{Distance, Invalid, Timestamp, Within, query::MAX_PAGE};
+use platform::http::ApiError;
+use udaconnect_domain::{Distance, Invalid, Timestamp, Within, query::MAX_PAGE};
 
 /// An id from a path: a whole number.
 pub fn id<T: FromStr>(name: &str, value: &str) -> Result<T, ApiError> {

@@ -4,14 +4,14 @@
 use std::{sync::Arc, time::Instant};
 
 use axum::http::StatusCode;
-use beacon_platform::http::ApiError;
+use platform::http::ApiError;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::{Registry, Unit},
 };
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{Location, LocationId, Person, PersonId, Store, StoreError};
+use udaconnect_domain::{Location, LocationId, Person, PersonId, Store, StoreError};
 
 use super::live::LiveFeed;
 

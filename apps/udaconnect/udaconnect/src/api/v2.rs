@@ -13,9 +13,9 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use beacon_platform::http::{ApiError, ApiJson, ApiQuery};
+use platform::http::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
-use udaconnect_connect::{
+use udaconnect_domain::{
     ConnectionQuery, ContactCursor, LocationCursor, LocationRange, NewPerson, PersonSearch,
     Timestamp,
 };

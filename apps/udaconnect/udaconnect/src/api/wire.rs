@@ -2,7 +2,7 @@
 //! in UTC, pages with an opaque `next_cursor`.
 
 use serde::{Deserialize, Serialize};
-use udaconnect_connect::{Contact, Location, Person, Timestamp};
+use udaconnect_domain::{Contact, Location, Person, Timestamp};
 use utoipa::ToSchema;
 
 /// A person.

@@ -11,13 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use beacon_platform::{
+use futures::future::join_all;
+use platform::{
     backoff::Backoff,
     bus::{BusError, BusStream},
     health::ReadyFlag,
 };
-use futures::future::join_all;
-use udaconnect_connect::{LocationId, LocationRecord, PersonId, Timestamp};
+use udaconnect_domain::{LocationId, LocationRecord, PersonId, Timestamp};
 
 use super::{
     ids::IdPool,

@@ -15,10 +15,10 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use beacon_platform::http::{ApiError, ApiJson};
+use platform::http::{ApiError, ApiJson};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use udaconnect_connect::{LocationId, Timestamp};
+use udaconnect_domain::{LocationId, Timestamp};
 use utoipa::ToSchema;
 
 use super::{
@@ -245,7 +245,7 @@ fn retry_later(edge: &Edge, refusal: &Refusal) -> Response {
 }
 
 /// One location through the edge: the record taken, or the answer.
-async fn one(edge: &Edge, item: Submitted) -> Result<udaconnect_connect::LocationRecord, Response> {
+async fn one(edge: &Edge, item: Submitted) -> Result<udaconnect_domain::LocationRecord, Response> {
     match edge.ingest(TRANSPORT, vec![Ok(item)]).await {
         Ok(outcome) => match (
             outcome.accepted.into_iter().next(),

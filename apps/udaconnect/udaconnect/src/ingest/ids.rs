@@ -7,10 +7,10 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use beacon_platform::{backoff::Backoff, health::ReadyFlag};
+use platform::{backoff::Backoff, health::ReadyFlag};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{LocationId, Store, StoreError};
+use udaconnect_domain::{LocationId, Store, StoreError};
 
 /// How long one reservation may take before the request is refused.
 const RESERVE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -17,7 +17,7 @@ pub mod validate;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use beacon_platform::{
+use platform::{
     bus::BusStream,
     config::ConfigError,
     health::{Readiness, ReadyFlag},
@@ -26,7 +26,7 @@ use beacon_platform::{
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::Store;
+use udaconnect_domain::Store;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{edge::Edge, grpc::GrpcEdge, ids::IdPool, metrics::EdgeMetrics, persons::KnownPersons};

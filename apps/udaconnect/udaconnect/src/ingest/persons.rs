@@ -15,9 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use beacon_platform::health::ReadyFlag;
+use platform::health::ReadyFlag;
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{PersonId, Store, StoreError};
+use udaconnect_domain::{PersonId, Store, StoreError};
 
 /// How long an id the store said it does not have is not asked again.
 const ABSENT_FOR: Duration = Duration::from_millis(500);
@@ -160,7 +160,7 @@ impl KnownPersons {
 
 #[cfg(test)]
 mod tests {
-    use udaconnect_connect::NewPerson;
+    use udaconnect_domain::NewPerson;
     use udaconnect_store::MemoryStore;
 
     use super::*;

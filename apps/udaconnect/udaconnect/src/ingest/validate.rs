@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use udaconnect_connect::{PersonId, Position, Timestamp};
+use udaconnect_domain::{PersonId, Position, Timestamp};
 
 /// The longest idempotency key, in characters.
 pub const MAX_KEY_CHARS: usize = 128;

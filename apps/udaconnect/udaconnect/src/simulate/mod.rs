@@ -18,12 +18,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use beacon_platform::{config::parse_duration, telemetry::LogArgs};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
+use platform::{config::parse_duration, telemetry::LogArgs};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{PersonId, Timestamp};
+use udaconnect_domain::{PersonId, Timestamp};
 
 use self::walk::Crowd;
 use crate::proto::v1::LocationInput;

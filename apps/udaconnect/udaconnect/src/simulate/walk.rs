@@ -3,7 +3,7 @@
 //! what the simulator reports.
 
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
-use udaconnect_connect::{
+use udaconnect_domain::{
     PersonId, Position,
     conference::{offset, venue_grid},
     geodesic,

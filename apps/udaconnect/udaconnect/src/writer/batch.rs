@@ -8,14 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use beacon_platform::{
+use bytes::Bytes;
+use futures::{StreamExt as _, future::join_all, stream};
+use platform::{
     backoff::Backoff,
     bus::{BusStream, Delivery},
 };
-use bytes::Bytes;
-use futures::{StreamExt as _, future::join_all, stream};
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::{InsertReport, LocationId, LocationRecord, Store};
+use udaconnect_domain::{InsertReport, LocationId, LocationRecord, Store};
 
 use super::metrics::WriterMetrics;
 use crate::{bus_wire, cli::WriterArgs};

@@ -24,14 +24,14 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use beacon_platform::{
+use platform::{
     backoff::{Backoff, retry},
     bus::{BusStream, WorkQueue},
     health::ReadyFlag,
     service::{BoxFuture, Component, ServiceBuilder},
 };
 use tokio_util::sync::CancellationToken;
-use udaconnect_connect::Store;
+use udaconnect_domain::Store;
 
 use self::metrics::WriterMetrics;
 use crate::cli::WriterArgs;

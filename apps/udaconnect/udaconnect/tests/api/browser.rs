@@ -12,18 +12,18 @@ use std::{
     time::Duration,
 };
 
-use beacon_testkit::{
-    BeaconProcess, Browser, NatsServer, Page, PostgresServer, Viewport, eventually, free_port,
-};
 use serde_json::{Value, json};
+use testkit::{
+    AppProcess, Browser, NatsServer, Page, PostgresServer, Viewport, eventually, free_port,
+};
 
 use super::helpers::{PATIENCE, UDACONNECT, run};
 
 /// `udaconnect <target>` as an operator starts it.
-fn start(target: &str, envs: &[(&str, String)]) -> BeaconProcess {
+fn start(target: &str, envs: &[(&str, String)]) -> AppProcess {
     let mut all = vec![("RUST_LOG", "info".to_owned())];
     all.extend(envs.iter().cloned());
-    BeaconProcess::spawn_app(UDACONNECT.as_ref(), "UDACONNECT", &[target], &all)
+    AppProcess::spawn(UDACONNECT.as_ref(), "UDACONNECT", &[target], &all)
 }
 
 /// `udaconnect simulate` walking two attendees, from `first` on, around one

@@ -5,15 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_platform::bus::{Bus, NatsArgs, NatsBus, StreamSettings};
-use beacon_testkit::{NatsServer, PostgresServer, eventually};
 use bytes::Bytes;
+use platform::bus::{Bus, NatsArgs, NatsBus, StreamSettings};
 use serde_json::{Value, json};
+use testkit::{NatsServer, PostgresServer, eventually};
 use udaconnect::{
     bus_wire,
     proto::v1::{LocationBatch, LocationInput, ingest_service_client::IngestServiceClient},
 };
-use udaconnect_connect::{LocationRecord, Position, Timestamp};
+use udaconnect_domain::{LocationRecord, Position, Timestamp};
 
 use super::helpers::{PATIENCE, metric, spawn_target};
 

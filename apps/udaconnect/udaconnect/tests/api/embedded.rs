@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDateTime;
 use serde_json::{Value, json};
-use udaconnect_connect::Timestamp;
+use udaconnect_domain::Timestamp;
 
-use beacon_testkit::SseClient;
+use testkit::SseClient;
 
 use super::helpers::{PATIENCE, TestApp, eventually_get, metric, spawn_app};
 

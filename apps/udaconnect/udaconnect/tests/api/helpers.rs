@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use beacon_testkit::eventually;
 use clap::Parser;
 use serde_json::Value;
+use testkit::eventually;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udaconnect::{Application, Cli, cli::Plan};

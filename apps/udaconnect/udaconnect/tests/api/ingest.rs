@@ -3,8 +3,8 @@
 //! listed, ids known at once, idempotency keys, persons just created, and
 //! what every write becomes once a writer has stored it.
 
-use beacon_testkit::eventually;
 use serde_json::{Value, json};
+use testkit::eventually;
 use tonic::Code;
 use tonic_types::StatusExt;
 use udaconnect::proto::v1::{

@@ -13,10 +13,10 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
-use beacon_testkit::{BeaconProcess, NatsServer, PostgresServer, eventually};
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use testkit::{AppProcess, NatsServer, PostgresServer, eventually};
 use udaconnect::Cli;
 
 use super::{
@@ -26,7 +26,7 @@ use super::{
         server_setting,
     },
 };
-use beacon_testkit::{
+use testkit::{
     kustomize::{Rendered, deploy_dir, items, text},
     workloads::{
         Container, OVERLAYS, Passwords, assert_never_refused, command_line, container, containers,
@@ -422,7 +422,7 @@ pub fn spawn(
     nats: &NatsServer,
     pg: &PostgresServer,
     passwords: &Passwords,
-) -> BeaconProcess {
+) -> AppProcess {
     let mut overrides = vec![
         ("UDACONNECT_HTTP_ADDR", "127.0.0.1:0"),
         ("LOG_FORMAT", "json"),
@@ -433,7 +433,7 @@ pub fn spawn(
     let (args, env) = local_env(rendered, target, nats, pg, passwords, &overrides);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    BeaconProcess::spawn_app(Path::new(UDACONNECT), "UDACONNECT", &args, &env)
+    AppProcess::spawn(Path::new(UDACONNECT), "UDACONNECT", &args, &env)
 }
 
 /// Sends `body` to `url` until it is answered `status`; the answer.

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use beacon_testkit::{OriginalQuery, PostgresServer};
 use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::{Value, json};
+use testkit::{OriginalQuery, PostgresServer};
 use tokio_postgres::NoTls;
 use udaconnect::api::compat_wire::python_repr;
 

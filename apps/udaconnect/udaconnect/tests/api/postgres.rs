@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::PostgresServer;
 use serde_json::json;
+use testkit::PostgresServer;
 
 use super::helpers::{PATIENCE, TestApp, eventually_get, metric, spawn_app};
 

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use beacon_testkit::{
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use testkit::{
     PostgresServer,
     kustomize::{Rendered, items, text},
     postgres_bindir,
@@ -19,10 +21,8 @@ use beacon_testkit::{
         start_nats,
     },
 };
-use serde_json::{Value, json};
-use tempfile::TempDir;
 use tokio_postgres::{Client, NoTls, error::SqlState};
-use udaconnect_connect::{LocationRecord, Position, Store, Timestamp};
+use udaconnect_domain::{LocationRecord, Position, Store, Timestamp};
 use udaconnect_store::{PgConfig, PgStore};
 
 use super::{
@@ -445,7 +445,7 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     let (status, rows) = get(&http, &compat).await;
     assert_eq!(status, 200, "{rows}");
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
-    beacon_testkit::eventually("the live counts", PATIENCE, || async {
+    testkit::eventually("the live counts", PATIENCE, || async {
         let (_, stats) = get(&http, &format!("{base}/api/v2/stats")).await;
         (stats["persons"] == 2 && stats["locations"] == 2).then_some(())
     })

@@ -1,4 +1,4 @@
-//! Ingest: follows the stream from the bus into the hub.
+//! Follow: the stream, from the bus into the hub.
 //!
 //! At start it reads back the newest `window` messages so that a restarted
 //! receiver still shows history, and reports ready once it has caught up to
@@ -8,15 +8,15 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use beacon_platform::{
+use futures::StreamExt;
+use platform::{
     backoff::{Backoff, retry},
     bus::{Bounds, BusStream, Envelope},
     health::ReadyFlag,
 };
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use beacon_hello::Message;
+use beacon_wire::Message;
 
 use crate::{
     frame::{Frame, FrameError, decode_message},
@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Moves messages from the bus into the hub.
-pub struct Ingest {
+pub struct Follower {
     pub(crate) bus: BusStream,
     pub(crate) hub: Arc<Hub>,
     pub(crate) metrics: Metrics,
@@ -33,7 +33,7 @@ pub struct Ingest {
     pub(crate) window: usize,
 }
 
-impl Ingest {
+impl Follower {
     /// Runs until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         if !self.bus.prepare(&shutdown).await {
