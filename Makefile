@@ -1,7 +1,7 @@
 # Beacon's everyday commands. `make help` lists them.
 #
 #   make run     build and start everything in one process (no broker needed)
-#   make test    every check CI runs: format, lints, manifests, unit, integration and browser tests, small chaos and benchmark runs
+#   make test    every check CI runs: prerequisites, the README's quick start, format, lints, manifests, unit, integration and browser tests, small chaos and benchmark runs
 #   make e2e     the browser test alone: the page in headless Chromium, screenshots in target/e2e/
 #   make up      deploy to a local minikube cluster and open the page
 #   make bench-fanout  fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
@@ -33,7 +33,15 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke ## Run every check CI runs
+test: test-prereqs check-quickstart fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke ## Run every check CI runs
+
+.PHONY: test-prereqs
+test-prereqs: ## Say in one message what the tests need and this machine lacks, before compiling
+	@scripts/test-prereqs.sh
+
+.PHONY: check-quickstart
+check-quickstart: ## Run the README's quick start commands as typed, cheaply (cargo must pick the binary)
+	@scripts/check-quickstart.sh
 
 .PHONY: fmt-check
 fmt-check: ## Check formatting
