@@ -1,21 +1,24 @@
-# The `beacon` image: two static binaries, `beacon` and `udaconnect`, on a
+# The `beacon` image: two binaries, `beacon` and `udaconnect`, on a
 # distroless base, run as non-root. `make up` builds it once for both apps.
 # The entrypoint is `beacon`: Kubernetes picks its target (`broadcaster`,
 # `receiver`, `provision`; the default is `all`). UdaConnect's containers set
 # `command: ["/usr/local/bin/udaconnect"]` and pick theirs (`api`, `ingest`,
 # `writer`, `migrate`, `provision`, `simulate`).
 #
+# The binaries shipped are the ones the benchmarks measure: the same target
+# (x86_64/aarch64-unknown-linux-gnu, glibc, Debian 12), the same allocator
+# (glibc's malloc) and the same profile (`release`, only stripped of symbols
+# here). A static musl build would ship a different allocator, which behaves
+# very differently under many threads.
+#
 # Dependencies are compiled in their own layer (cargo-chef), so a code change
 # rebuilds only the workspace's crates. Plain layers rather than BuildKit cache
 # mounts: `minikube image build` may run the classic builder.
 
-# The Rust toolchain with cargo-chef. On Alpine the host target is musl, so the
-# binary is static on every architecture without cross-compiling.
-FROM rust:1.95-alpine3.23 AS chef
-# musl-dev follows the Alpine release the tag above pins.
-# hadolint ignore=DL3018
-RUN apk add --no-cache musl-dev \
-    && cargo install cargo-chef --locked --version 0.1.78
+# The Rust toolchain with cargo-chef, on Debian 12 (bookworm): the glibc the
+# runtime image below carries.
+FROM rust:1.95-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
 # A smaller image; the same profile for dependencies and the binaries keeps
 # the cooked layer valid.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
@@ -35,7 +38,8 @@ RUN cargo build --release --locked -p beacon -p udaconnect \
     && install -D -m 0755 target/release/beacon /out/beacon \
     && install -D -m 0755 target/release/udaconnect /out/udaconnect
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# Debian 12's glibc and libgcc, nothing else.
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/beacon /out/udaconnect /usr/local/bin/
 # Numeric, so that Kubernetes can check `runAsNonRoot` (distroless `nonroot`).
 USER 65532:65532
