@@ -22,12 +22,12 @@ found_in() { # NAME DIR... : the first DIR/NAME that is a file, or nothing
   done
 }
 
-path_dirs() { tr ':' '\n' <<<"${PATH:-}"; }
+IFS=: read -ra path_dirs <<<"${PATH:-}"
 
 # nats-server: $NATS_SERVER, else the PATH, /usr/sbin, /usr/local/bin.
 if [ -n "${NATS_SERVER:-}" ]; then
   [ -x "$NATS_SERVER" ] || missing+=("NATS_SERVER=$NATS_SERVER is not an executable file")
-elif [ -z "$(found_in nats-server $(path_dirs) /usr/sbin /usr/local/bin)" ]; then
+elif [ -z "$(found_in nats-server "${path_dirs[@]}" /usr/sbin /usr/local/bin)" ]; then
   missing+=("nats-server (the broker the bus tests start)")
   packages+=(nats-server)
 fi
@@ -35,7 +35,7 @@ fi
 # Chromium: $CHROMIUM, else chromium or chromium-browser on the PATH or in /usr/bin.
 if [ -n "${CHROMIUM:-}" ]; then
   [ -x "$CHROMIUM" ] || missing+=("CHROMIUM=$CHROMIUM is not an executable file")
-elif [ -z "$(found_in chromium $(path_dirs) /usr/bin)$(found_in chromium-browser $(path_dirs) /usr/bin)" ]; then
+elif [ -z "$(found_in chromium "${path_dirs[@]}" /usr/bin)$(found_in chromium-browser "${path_dirs[@]}" /usr/bin)" ]; then
   missing+=("chromium (the browser tests look at both pages in it, headless)")
   packages+=(chromium)
 fi

@@ -64,7 +64,7 @@ yamllint --strict -c deploy/yamllint.yaml deploy/
 echo "==> hadolint: Dockerfile"
 hadolint Dockerfile
 
-echo "==> shellcheck: deploy/scripts"
-shellcheck deploy/scripts/*.sh
+echo "==> shellcheck: deploy/scripts, scripts, .ci/run"
+shellcheck deploy/scripts/*.sh scripts/*.sh .ci/run
 
 echo "==> manifests ok"
