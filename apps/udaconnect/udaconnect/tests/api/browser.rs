@@ -412,11 +412,6 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     set_control(&page, "within", "10m").await;
     shows_what_the_api_answers(&page, &base, ada, "back to ten minutes").await;
     page.screenshot(&shots.join("udaconnect.png")).await;
-    std::fs::copy(
-        shots.join("udaconnect.png"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../docs/udaconnect.png"),
-    )
-    .expect("copy the screenshot into docs/");
     page.set_color_scheme("dark").await;
     page.screenshot(&shots.join("udaconnect-dark.png")).await;
     page.set_color_scheme("light").await;
