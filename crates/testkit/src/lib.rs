@@ -4,9 +4,8 @@
 //! and restarted on the same store; the apps' processes, their port read
 //! from their own log; an SSE client; headless Chromium to look at the page
 //! as a person would; a throwaway PostgreSQL with PostGIS that can be
-//! stopped and started again on the same data, and the original's
-//! connection query replayed on it; clients that stop reading; waiting on
-//! a condition with a deadline instead of sleeping; and what the
+//! stopped and started again on the same data; clients that stop reading;
+//! waiting on a condition with a deadline instead of sleeping; and what the
 //! benchmarks measure a process and record a run with; and `deploy/`'s
 //! manifests, rendered, with the workloads they run, for the manifest tests.
 
@@ -15,7 +14,6 @@ mod browser;
 pub mod kustomize;
 mod nats;
 mod net;
-mod original;
 mod postgres;
 mod process;
 mod sse;
@@ -26,8 +24,7 @@ pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
     net::connect_without_reading,
-    original::OriginalQuery,
-    postgres::{PostgresServer, original_fixtures, postgres_bindir},
+    postgres::{PostgresServer, postgres_bindir},
     process::{AppProcess, free_port, output_within},
     sse::{SSE_PATIENCE, SseClient, SseEvent},
     wait::eventually,

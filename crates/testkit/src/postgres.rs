@@ -338,39 +338,3 @@ pub fn postgres_bindir() -> PathBuf {
         "PostgreSQL 15 is not installed: run `sudo apt-get install postgresql-15 postgresql-15-postgis-3` (or set PG_BINDIR)"
     );
 }
-
-/// The original UdaConnect's database files (`schema.sql`, `person.sql`,
-/// `location.sql`), kept beside the workspace in `../shared/udaconnect/`;
-/// `None` (and a message saying so) when they are absent. Under `CI` they
-/// are required: a missing folder fails the test.
-pub fn original_fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/udaconnect");
-    if dir.join("schema.sql").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the original's fixtures are missing: expected schema.sql, person.sql and location.sql in {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: the original's fixtures are not in {}; this test needs them",
-        dir.display()
-    );
-    None
-}
-
-impl PostgresServer {
-    /// A database `name` created as the original creates its own: PostGIS,
-    /// then `schema.sql`, `person.sql`, `location.sql` (see
-    /// [`original_fixtures`]). Returns its URL.
-    pub fn original_database(&self, name: &str) -> Option<String> {
-        let fixtures = original_fixtures()?;
-        let url = self.create_database(name);
-        self.psql(name, "CREATE EXTENSION postgis");
-        for file in ["schema.sql", "person.sql", "location.sql"] {
-            self.psql_file(name, &fixtures.join(file));
-        }
-        Some(url)
-    }
-}

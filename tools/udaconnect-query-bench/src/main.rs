@@ -42,12 +42,13 @@ use std::{
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use testkit::{AppProcess, OriginalQuery, PostgresServer, bench, output_within};
+use testkit::{AppProcess, PostgresServer, bench, output_within};
 use udaconnect_domain::{
     CompatQuery, ConnectionQuery, ContactCursor, Distance, PersonId, Store, Timestamp, Within,
     conference::{self, ScaleConfig},
     query::MAX_PAGE,
 };
+use udaconnect_store::original::OriginalQuery;
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
 use crate::sample::{Measurement, Range, Sample};

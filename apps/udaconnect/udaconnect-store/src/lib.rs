@@ -6,10 +6,12 @@
 //! queries), each query one set-based statement, and a `COPY` loader for
 //! data at size. [`MemoryStore`] keeps everything in memory, indexed by an
 //! R-tree, for running without a database; tests hold the two to the same
-//! answers.
+//! answers. [`original`] is the original's database, for proving the move
+//! from it.
 
 mod memory;
 pub mod migrate;
+pub mod original;
 mod pg;
 
 pub use self::{

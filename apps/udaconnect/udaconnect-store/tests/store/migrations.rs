@@ -1,9 +1,12 @@
 //! The migrations on a fresh database, twice, concurrently, and on a
-//! database created by the original, with its rows.
+//! database in the original's shape, with its rows.
 
 use testkit::PostgresServer;
 use udaconnect_domain::{NewLocation, NewPerson, Position, Store, Timestamp};
-use udaconnect_store::{MigrateError, StoreMigrateError};
+use udaconnect_store::{
+    MigrateError, StoreMigrateError,
+    original::{SHAPED_LOCATIONS, SHAPED_PERSONS, shaped_script},
+};
 
 use crate::helpers::{client, migrated, store};
 
@@ -68,15 +71,22 @@ fn rows(server: &PostgresServer, table: &str) -> String {
     server.psql("original", &format!("COPY ({sql}) TO STDOUT"))
 }
 
+/// The largest id of `table`'s rows (their first column).
+fn last_id(rows: &str) -> i64 {
+    rows.lines()
+        .filter_map(|line| line.split('\t').next()?.parse().ok())
+        .max()
+        .expect("rows with ids")
+}
+
 #[tokio::test]
-async fn the_originals_database_is_upgraded_losing_and_renumbering_nothing() {
+async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_nothing() {
     let server = PostgresServer::start();
-    let Some(url) = server.original_database("original") else {
-        return;
-    };
+    let url = server.create_database("original");
+    server.psql("original", &shaped_script(2));
     let (persons, locations) = (rows(&server, "person"), rows(&server, "location"));
-    assert_eq!(persons.lines().count(), 5);
-    assert_eq!(locations.lines().count(), 39);
+    assert_eq!(persons.lines().count(), SHAPED_PERSONS.len());
+    assert_eq!(locations.lines().count(), SHAPED_LOCATIONS);
 
     let store = store(&url);
     let report = store
@@ -88,12 +98,13 @@ async fn the_originals_database_is_upgraded_losing_and_renumbering_nothing() {
     assert_eq!(rows(&server, "location"), locations);
     assert!(store.migrate().await.expect("again").was_current());
 
-    // The original never advanced its sequences; the first inserts now work.
+    // The original never advanced its sequences; the first inserts now
+    // work, and get the ids after the last ones it had.
     let person = store
         .create_person(&NewPerson::new("Ada", "Lovelace", "Analytical").expect("valid"))
         .await
         .expect("the first person");
-    assert_eq!(person.id, 10);
+    assert_eq!(i64::from(person.id), last_id(&persons) + 1);
     let location = store
         .create_location(&NewLocation {
             person_id: person.id,
@@ -102,27 +113,35 @@ async fn the_originals_database_is_upgraded_losing_and_renumbering_nothing() {
         })
         .await
         .expect("the first location");
-    assert_eq!(location.id, 69);
+    assert_eq!(location.id, last_id(&locations) + 1);
     assert_eq!(
         (location.coordinate.x, location.coordinate.y),
         (-122.290524, 37.553441)
     );
 
     // A row with swapped axes keeps its raw X/Y; its position is where
-    // PostGIS measures it, folded into range.
-    let swapped = store.location(42).await.expect("read").expect("row 42");
-    assert_eq!(
-        (swapped.coordinate.x, swapped.coordinate.y),
-        (35.0585136, -106.5719566)
-    );
-    assert!(
-        (swapped.position.lat - -73.4280434).abs() < 1e-9,
-        "{swapped:?}"
-    );
-    assert!(
-        (swapped.position.lon - 35.0585136).abs() < 1e-12,
-        "{swapped:?}"
-    );
+    // PostGIS measures it, its latitude folded into range.
+    let client = client(&url).await;
+    let swapped: Vec<i64> = client
+        .query(
+            "SELECT id FROM location WHERE ST_Y(coordinate) < -90 ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("swapped rows")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(!swapped.is_empty(), "the data has rows with swapped axes");
+    for id in swapped {
+        let row = store.location(id).await.expect("read").expect("the row");
+        let (x, y) = (row.coordinate.x, row.coordinate.y);
+        assert!((row.position.lat - (-180.0 - y)).abs() < 1e-9, "{row:?}");
+        assert!((row.position.lon - x).abs() < 1e-12, "{row:?}");
+    }
     let stats = store.stats().await.expect("stats");
-    assert_eq!((stats.persons, stats.locations), (6, 40));
+    assert_eq!(
+        (stats.persons, stats.locations),
+        (SHAPED_PERSONS.len() as u64 + 1, SHAPED_LOCATIONS as u64 + 1)
+    );
 }
