@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    model::{Location, LocationId, LocationRecord, NewLocation, NewPerson, Person, PersonId},
+    model::{Location, LocationId, LocationRecord, NewPerson, Person, PersonId},
     query::{CompatConnection, CompatQuery, ConnectionQuery, Contact, LocationRange, PersonSearch},
 };
 
@@ -75,18 +75,14 @@ pub trait Store: Send + Sync + 'static {
     /// One location.
     async fn location(&self, id: LocationId) -> Result<Option<Location>, StoreError>;
 
-    /// Stores a location under a new id; [`StoreError::UnknownPerson`] if
-    /// its person does not exist.
-    async fn create_location(&self, location: &NewLocation) -> Result<Location, StoreError>;
-
     /// Stores records whose ids were assigned upstream, all or nothing
     /// apart from what the report lists: an id or an idempotency key
     /// already stored (or earlier in the batch) is a duplicate (never
     /// stored twice), a record of an unknown person is skipped.
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError>;
 
-    /// `count` fresh location ids, never returned before and never given to
-    /// [`Store::create_location`], for an edge to assign.
+    /// `count` fresh location ids, never returned before, for an edge to
+    /// assign.
     async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError>;
 
     /// A page of one person's locations, by time then id.

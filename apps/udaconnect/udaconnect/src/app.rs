@@ -44,7 +44,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The demo conference's first day (a Monday).
-const DEMO_FIRST_DAY: &str = "2020-06-08";
+const DEMO_FIRST_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2020, 6, 8) {
+    Some(day) => day,
+    None => panic!("the demo's first day is a date"),
+};
 
 /// A target, bound and ready to run.
 pub struct Application {
@@ -85,12 +88,6 @@ impl Application {
             }
         };
         Self::assemble(config, store, pg).await
-    }
-
-    /// [`Self::build`] on a store given by the caller instead of the one
-    /// `config.store` names: for benchmarks that load their own data.
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
-        Self::assemble(config, store, None).await
     }
 
     async fn assemble(
@@ -194,8 +191,7 @@ impl Application {
 }
 
 fn demo_first_day() -> Timestamp {
-    let day = chrono::NaiveDate::parse_from_str(DEMO_FIRST_DAY, "%Y-%m-%d").unwrap_or_default();
-    Timestamp::start_of(day)
+    Timestamp::start_of(DEMO_FIRST_DAY)
 }
 
 /// The bus `config` names: NATS, or (`all` without `NATS_URL`) in-process.

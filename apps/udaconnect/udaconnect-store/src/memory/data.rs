@@ -197,25 +197,6 @@ impl Data {
             .map(|slot| self.locations[*slot as usize].clone())
     }
 
-    pub fn create_location(
-        &mut self,
-        person_id: PersonId,
-        position: Position,
-        time: Timestamp,
-    ) -> Result<Location, StoreError> {
-        if !self.persons.contains_key(&person_id) {
-            return Err(StoreError::UnknownPerson(person_id));
-        }
-        let record = LocationRecord {
-            id: self.next_location,
-            person_id,
-            position,
-            time,
-            key: None,
-        };
-        Ok(self.store(record.location()))
-    }
-
     pub fn insert_locations(&mut self, batch: &[LocationRecord]) -> InsertReport {
         let mut report = InsertReport::default();
         for record in batch {

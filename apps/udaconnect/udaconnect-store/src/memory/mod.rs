@@ -13,8 +13,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use udaconnect_domain::{
     CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location, LocationId,
-    LocationRange, LocationRecord, NewLocation, NewPerson, Person, PersonId, PersonSearch, Stats,
-    Store, StoreError, conference::Dataset,
+    LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Stats, Store,
+    StoreError, conference::Dataset,
 };
 
 use self::data::Data;
@@ -119,11 +119,6 @@ impl Store for MemoryStore {
 
     async fn location(&self, id: LocationId) -> Result<Option<Location>, StoreError> {
         Ok(self.read().location(id))
-    }
-
-    async fn create_location(&self, location: &NewLocation) -> Result<Location, StoreError> {
-        self.write()
-            .create_location(location.person_id, location.position, location.time)
     }
 
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError> {

@@ -4,7 +4,7 @@
 //! errors into [`StoreError`].
 
 use chrono::NaiveDateTime;
-use tokio_postgres::{Row, error::SqlState, types::FromSql};
+use tokio_postgres::{Row, types::FromSql};
 use udaconnect_domain::{
     Coordinate, Location, LocationId, Person, PersonId, Position, StoreError, Timestamp,
 };
@@ -96,11 +96,6 @@ fn valid_position(lat: f64, lon: f64, what: &str) -> Result<Position, StoreError
 /// A database that failed or went away: worth retrying later.
 pub fn database(err: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(describe(&err))
-}
-
-/// Whether `err` is a foreign key violation.
-pub fn is_foreign_key_violation(err: &tokio_postgres::Error) -> bool {
-    err.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
 }
 
 fn describe(err: &tokio_postgres::Error) -> String {

@@ -62,13 +62,6 @@ pub const LOCATION: &str = concat!(
     " FROM location l WHERE l.id = $1"
 );
 
-/// Stores `coordinate` as the original's data has it: X = longitude.
-pub const CREATE_LOCATION: &str = concat!(
-    "INSERT INTO location AS l (person_id, coordinate, creation_time) \
-     VALUES ($1, ST_MakePoint($2, $3), $4) RETURNING ",
-    location_columns!("l")
-);
-
 /// One statement per batch: rows of unknown persons are skipped, ids or
 /// idempotency keys already stored (or earlier in the batch) are left
 /// alone. Returns how many were stored and the ids of unknown persons'

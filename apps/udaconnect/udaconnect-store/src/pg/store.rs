@@ -9,8 +9,8 @@ use chrono::NaiveDateTime;
 use tokio_postgres::types::ToSql;
 use udaconnect_domain::{
     Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
-    LocationId, LocationRange, LocationRecord, NewLocation, NewPerson, Person, PersonId,
-    PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,
+    LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Stats,
+    Store, StoreError, Timestamp, query::round_to_mm,
 };
 
 use super::{
@@ -138,41 +138,6 @@ impl Store for PgStore {
             .query("reading a location", sql::LOCATION, &[&id])
             .await?;
         rows.first().map(|row| rows::location(row, 0)).transpose()
-    }
-
-    async fn create_location(&self, location: &NewLocation) -> Result<Location, StoreError> {
-        let time = location.time.to_naive();
-        let rows = self
-            .bounded("creating a location", async {
-                let client = self.client().await?;
-                let statement = client
-                    .prepare_cached(sql::CREATE_LOCATION)
-                    .await
-                    .map_err(database)?;
-                client
-                    .query(
-                        &statement,
-                        &[
-                            &location.person_id,
-                            &location.position.lon,
-                            &location.position.lat,
-                            &time,
-                        ],
-                    )
-                    .await
-                    .map_err(|err| {
-                        if rows::is_foreign_key_violation(&err) {
-                            StoreError::UnknownPerson(location.person_id)
-                        } else {
-                            database(err)
-                        }
-                    })
-            })
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| StoreError::Unavailable("creating a location returned no row".into()))?;
-        rows::location(row, 0)
     }
 
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError> {

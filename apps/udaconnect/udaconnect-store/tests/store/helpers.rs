@@ -5,8 +5,8 @@ use chrono::NaiveDate;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use testkit::PostgresServer;
 use udaconnect_domain::{
-    LocationRecord, Person, Position, Timestamp, conference::Dataset, geodesic,
-    time::MICROS_PER_DAY,
+    Location, LocationRecord, NewLocation, Person, Position, Store, Timestamp, conference::Dataset,
+    geodesic, time::MICROS_PER_DAY,
 };
 use udaconnect_store::{PgConfig, PgStore};
 
@@ -50,6 +50,25 @@ pub async fn client(url: &str) -> tokio_postgres::Client {
         .expect("connect");
     tokio::spawn(connection);
     client
+}
+
+/// Stores one location the way production does (an id reserved, then
+/// the batch insert the writer makes) and reads it back.
+pub async fn store_location(store: &impl Store, location: NewLocation) -> Location {
+    let ids = store.reserve_location_ids(1).await.expect("an id");
+    let id = *ids.first().expect("one id");
+    let report = store
+        .insert_locations(&[LocationRecord {
+            id,
+            person_id: location.person_id,
+            position: location.position,
+            time: location.time,
+            key: None,
+        }])
+        .await
+        .expect("stored");
+    assert_eq!(report.inserted, 1, "{report:?}");
+    store.location(id).await.expect("read").expect("the row")
 }
 
 /// 2020-06-01T00:00:00Z.

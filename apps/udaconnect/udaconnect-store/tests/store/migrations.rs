@@ -8,7 +8,7 @@ use udaconnect_store::{
     original::{SHAPED_LOCATIONS, SHAPED_PERSONS, shaped_script},
 };
 
-use crate::helpers::{client, migrated, store};
+use crate::helpers::{client, migrated, store, store_location};
 
 #[tokio::test]
 async fn a_fresh_database_is_migrated_once() {
@@ -105,14 +105,15 @@ async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_no
         .await
         .expect("the first person");
     assert_eq!(i64::from(person.id), last_id(&persons) + 1);
-    let location = store
-        .create_location(&NewLocation {
+    let location = store_location(
+        &store,
+        NewLocation {
             person_id: person.id,
             position: Position::new(37.553441, -122.290524).expect("valid"),
             time: Timestamp::now(),
-        })
-        .await
-        .expect("the first location");
+        },
+    )
+    .await;
     assert_eq!(location.id, last_id(&locations) + 1);
     assert_eq!(
         (location.coordinate.x, location.coordinate.y),

@@ -9,7 +9,7 @@ use udaconnect_domain::{
 };
 use udaconnect_store::PgStore;
 
-use crate::helpers::{client, date, june, migrated, replica_store};
+use crate::helpers::{client, date, june, migrated, replica_store, store_location};
 
 const HERE: Position = Position {
     lat: 37.553_41,
@@ -87,15 +87,15 @@ async fn the_replica_sees_every_commit_before_the_query_in_any_order() {
         .create_person(&NewPerson::new("New", "Comer", "Company").expect("valid"))
         .await
         .expect("person");
-    let theirs = db
-        .store
-        .create_location(&NewLocation {
+    let theirs = store_location(
+        &db.store,
+        NewLocation {
             person_id: newcomer.id,
             position: HERE,
             time: Timestamp::from_micros(june().micros() + 120_000_000),
-        })
-        .await
-        .expect("location");
+        },
+    )
+    .await;
     assert_eq!(ids_near_person_1(&replica).await, [2, theirs.id]);
     assert_eq!(ids_near_person_1(&db.store).await, [2, theirs.id]);
 

@@ -7,7 +7,7 @@ use udaconnect_domain::{
 };
 use udaconnect_store::MemoryStore;
 
-use crate::helpers::{clustered, date, june, migrated, replica_store};
+use crate::helpers::{clustered, date, june, migrated, replica_store, store_location};
 
 async fn batches_are_idempotent(store: &dyn Store) {
     let person = store
@@ -230,15 +230,15 @@ async fn a_row_broken_by_hand_is_reported_not_panicked_on() {
         Err(StoreError::Corrupt(_))
     ));
     // New rows beside it are stored and read as usual.
-    let fine = db
-        .store
-        .create_location(&NewLocation {
+    let fine = store_location(
+        &db.store,
+        NewLocation {
             person_id: person.id,
             position: Position::new(37.5, -122.2).expect("valid"),
             time: Timestamp::now(),
-        })
-        .await
-        .expect("a valid row");
+        },
+    )
+    .await;
     assert!(fine.id > id);
     assert_eq!(db.store.location(fine.id).await.expect("read"), Some(fine));
 
@@ -252,14 +252,15 @@ async fn a_row_broken_by_hand_is_reported_not_panicked_on() {
         .await
         .expect("person");
     for person_id in [person.id, other.id] {
-        db.store
-            .create_location(&NewLocation {
+        store_location(
+            &db.store,
+            NewLocation {
                 person_id,
                 position: here,
                 time: noon,
-            })
-            .await
-            .expect("a valid row");
+            },
+        )
+        .await;
     }
     let replica = replica_store(&db.url);
     replica.check().await.expect("the replica loads");

@@ -152,14 +152,24 @@ pub async fn person(
     Ok(Json(PersonJson::from(&person)))
 }
 
+/// A date known when compiling; a broken one fails the build.
+const fn date(year: i32, month: u32, day: u32) -> chrono::NaiveDate {
+    match chrono::NaiveDate::from_ymd_opt(year, month, day) {
+        Some(date) => date,
+        None => panic!("not a date"),
+    }
+}
+
 /// Before any location: the default `start`.
 fn earliest() -> Timestamp {
-    Timestamp::start_of(chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default())
+    const EARLIEST: chrono::NaiveDate = date(1900, 1, 1);
+    Timestamp::start_of(EARLIEST)
 }
 
 /// After any location: the default `end`.
 fn latest() -> Timestamp {
-    Timestamp::start_of(chrono::NaiveDate::from_ymd_opt(3000, 1, 1).unwrap_or_default())
+    const LATEST: chrono::NaiveDate = date(3000, 1, 1);
+    Timestamp::start_of(LATEST)
 }
 
 /// `GET /api/v2/persons/{id}/locations` parameters.
