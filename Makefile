@@ -1,10 +1,11 @@
-# Beacon's everyday commands. `make help` lists them.
+# The everyday commands of both apps. `make help` lists them all.
 #
-#   make run     build and start everything in one process (no broker needed)
-#   make test    every check CI runs: prerequisites, the README's quick start, format, lints, manifests, unit, integration and browser tests, small chaos and benchmark runs
-#   make e2e     the browser test alone: the page in headless Chromium, screenshots in target/e2e/
-#   make up      deploy to a local minikube cluster and open the page
-#   make bench-fanout  fan-out benchmark (SSE/WebSocket clients, latency, memory); see BENCHMARKS.md
+#   make run           Beacon, everything in one process (no broker needed); UdaConnect: cargo run --release -p udaconnect
+#   make test          every check CI runs: prerequisites, the README's quick start, format, lints, manifests,
+#                      unit, integration and browser tests, small chaos and benchmark runs
+#   make e2e           the browser tests alone: both pages in headless Chromium, screenshots in target/e2e/
+#   make up            deploy both apps to a local minikube cluster and open their pages
+#   make bench-fanout  Beacon's fan-out benchmark; bench-ingest and bench-queries are UdaConnect's (BENCHMARKS.md)
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c

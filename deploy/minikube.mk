@@ -63,7 +63,7 @@ up: ## Deploy Beacon and UdaConnect to minikube (ENV=dev|prod, APPS=beacon|udaco
 	@echo "==> minikube profile $(PROFILE) ($(CPUS) CPUs, $(MEMORY) memory when created)"
 	@$(MINIKUBE) status >/dev/null 2>&1 \
 	  || $(MINIKUBE) start $(START_FLAGS) \
-	  || { echo "!! minikube could not start: see Troubleshooting in README.md" >&2; exit 1; }
+	  || { echo "!! minikube could not start: see docs/kubernetes.md#troubleshooting" >&2; exit 1; }
 	@$(MINIKUBE) update-context >/dev/null
 	@echo "==> addons: $(or $(ADDONS_$(ENV)),none needed)"
 	@for addon in $(ADDONS_$(ENV)); do $(MINIKUBE) addons enable $$addon; done
