@@ -5,7 +5,20 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::Registry;
+
+/// The buckets, in seconds, of every latency histogram: half a millisecond
+/// to ten seconds, so that dashboards compare any two of them bucket for
+/// bucket.
+pub const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of durations in seconds, on [`LATENCY_BUCKETS_SECONDS`].
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS_SECONDS)
+}
 
 /// A registry whose metric names all start with `<prefix>_` (the
 /// application's name, such as `beacon`).

@@ -134,12 +134,6 @@ struct Inner {
 /// The route label of a request the router matched no route for.
 pub const UNMATCHED: &str = "unmatched";
 
-fn duration_histogram() -> Histogram {
-    Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ])
-}
-
 impl HttpMetrics {
     /// Creates the families and registers them in `registry` (whose prefix
     /// names them: `beacon_http_requests_total`).
@@ -149,7 +143,7 @@ impl HttpMetrics {
         let series = |timeout| timed_out.get_or_create(&TimeoutLabels { timeout }).clone();
         let inner = Inner {
             requests: Family::default(),
-            duration: Family::new_with_constructor(duration_histogram),
+            duration: Family::new_with_constructor(crate::metrics::latency_histogram),
             timed_out: [
                 series(Timeout::Header),
                 series(Timeout::Idle),

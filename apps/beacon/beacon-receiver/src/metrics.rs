@@ -86,10 +86,7 @@ impl Metrics {
             malformed: Counter::default(),
             lagged: Counter::default(),
             interval: Histogram::new(INTERVAL_BUCKETS_SECONDS),
-            bus_latency: Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
+            bus_latency: platform::metrics::latency_histogram(),
             delivered: [sse_delivered, ws_delivered],
             clients: [sse_clients, ws_clients],
             refused: [sse_refused, ws_refused],

@@ -53,9 +53,7 @@ impl Default for ReplicaMetrics {
         Self {
             locations: Gauge::default(),
             rows: Counter::default(),
-            catch_up: Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            catch_up: platform::metrics::latency_histogram(),
         }
     }
 }

@@ -46,9 +46,7 @@ impl ApiMetrics {
     /// Creates the families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let latency = Family::<QueryLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ])
+            platform::metrics::latency_histogram()
         });
         let rows = Family::<QueryLabel, Counter>::default();
         registry.register_with_unit(

@@ -42,9 +42,7 @@ impl EdgeMetrics {
             accepted: Family::default(),
             rejected: Family::default(),
             refused: Family::default(),
-            publish: Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
+            publish: platform::metrics::latency_histogram(),
             messages: Counter::default(),
         };
         registry.register(

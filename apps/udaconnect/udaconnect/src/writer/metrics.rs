@@ -40,9 +40,7 @@ impl WriterMetrics {
             batch_rows: Histogram::new([
                 1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10_000.0, 25_000.0, 50_000.0,
             ]),
-            commit: Histogram::new([
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            commit: platform::metrics::latency_histogram(),
             dead: Family::default(),
             retries: Counter::default(),
             pending: Gauge::default(),
