@@ -3,6 +3,5 @@
 
 pub mod app;
 pub mod cli;
-pub mod provision;
 
 pub use self::{app::Application, cli::Cli};

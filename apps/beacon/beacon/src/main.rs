@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use beacon::{Application, Cli, cli::Plan, provision};
+use beacon::{Application, Cli, cli::Plan};
 use platform::{
+    bus,
     config::{exit_with, parse_args_or_exit},
     limits, shutdown, telemetry,
 };
@@ -42,7 +43,17 @@ async fn run() -> anyhow::Result<()> {
         }
         Plan::Provision(provision) => {
             telemetry::init(&provision.log);
-            if !provision::run(*provision, shutdown::on_signal()).await {
+            let streams = std::slice::from_ref(&provision.stream);
+            let shutdown = shutdown::on_signal();
+            if !bus::provision(
+                &provision.urls,
+                &provision.nats,
+                "beacon-provision",
+                streams,
+                &shutdown,
+            )
+            .await
+            {
                 anyhow::bail!("stopped before the stream was provisioned");
             }
         }

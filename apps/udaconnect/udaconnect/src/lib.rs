@@ -9,7 +9,6 @@ pub mod bus_wire;
 pub mod cli;
 pub mod ingest;
 pub mod proto;
-pub mod provision;
 pub mod simulate;
 pub mod streams;
 pub mod tools;

@@ -3,10 +3,11 @@
 //! until SIGTERM, or do the one-shot job and exit.
 
 use platform::{
+    bus,
     config::{exit_with, parse_args_or_exit},
     limits, shutdown, telemetry,
 };
-use udaconnect::{Application, Cli, cli::Plan, provision, tools};
+use udaconnect::{Application, Cli, cli::Plan, tools};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,7 +38,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Plan::Provision(config) => {
             telemetry::init(&config.log);
-            if !provision::run(*config, shutdown::on_signal()).await {
+            let shutdown = shutdown::on_signal();
+            if !bus::provision(
+                &config.urls,
+                &config.nats,
+                "udaconnect-provision",
+                &config.streams,
+                &shutdown,
+            )
+            .await
+            {
                 anyhow::bail!("stopped before the streams were provisioned");
             }
         }

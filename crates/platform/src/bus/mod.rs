@@ -22,6 +22,7 @@
 
 mod memory;
 mod nats;
+mod provision;
 mod queue;
 mod settings;
 
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::{
     memory::MemoryBus,
     nats::{DEFAULT_INBOX_PREFIX, NatsArgs, NatsBus, NatsUrls, parse_inbox_prefix},
+    provision::provision,
     queue::{Delivery, QueueLag, WorkQueue},
     settings::{Retention, StreamArgs, StreamSettings, StreamSpec},
 };
