@@ -319,6 +319,163 @@ pub async fn subscribe_refused(
     refused(errors, &format!("Subscription to \"{subject}\"")).await;
 }
 
+/// A container's settings: its [`environment`] without the variables it
+/// sets only to build others from (`$(POSTGRES_PASSWORD)` in
+/// `DATABASE_URL`), which are no setting of the binary.
+pub fn settings(
+    container: &Container,
+    rendered: &Rendered,
+    passwords: &Passwords,
+) -> BTreeMap<String, String> {
+    let mut env = environment(container, rendered, passwords);
+    let raw: Vec<&str> = items(&container.spec["env"])
+        .iter()
+        .filter_map(|var| var["value"].as_str())
+        .collect();
+    env.retain(|name, _| {
+        !raw.iter()
+            .any(|value| value.contains(&format!("$({name})")))
+    });
+    env
+}
+
+/// Every container that runs `binary` in every overlay, with the overlay's
+/// name, the rendered overlay and the container's [`settings`] (passwords
+/// generated as `make up` generates them).
+pub fn each_container_of(
+    binary: &str,
+    mut check: impl FnMut(&'static str, &Rendered, &Container, BTreeMap<String, String>),
+) {
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let passwords = generate_passwords(dir.path());
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        for container in containers(&rendered)
+            .iter()
+            .filter(|container| container.binary() == Some(binary))
+        {
+            check(
+                name,
+                &rendered,
+                container,
+                settings(container, &rendered, &passwords),
+            );
+        }
+    }
+}
+
+/// Parses `env` as `<binary> <target>` would, through [`command_line`]:
+/// `C` is the binary's command line.
+pub fn parse_settings<C: clap::Parser>(
+    target: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<C, String> {
+    let argv = command_line(&C::command(), target, env)?;
+    C::try_parse_from(&argv).map_err(|err| err.to_string())
+}
+
+/// The container listens where its ports and probes point: each of
+/// `addresses` (an env var holding a listen address, and the name of the
+/// container port it must match) is beyond loopback on that port, and the
+/// liveness and readiness probes ask `/livez` and `/readyz` on port `http`.
+pub fn assert_listens_where_ports_and_probes_point(
+    container: &Container,
+    env: &BTreeMap<String, String>,
+    addresses: &[(&str, &str)],
+) {
+    let workload = &container.workload;
+    for (var, port) in addresses {
+        let addr: std::net::SocketAddr = env
+            .get(*var)
+            .unwrap_or_else(|| panic!("{workload}: no {var}"))
+            .parse()
+            .unwrap_or_else(|err| panic!("{workload}: {var}: {err}"));
+        assert!(addr.ip().is_unspecified(), "{workload}: {var} is loopback");
+        assert_eq!(
+            u64::from(addr.port()),
+            container.port(&Value::from(*port)),
+            "{workload}: {var} vs port {port}"
+        );
+    }
+    let http = container.port(&Value::from("http"));
+    for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
+        let get = &container.spec[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{workload}: {probe}");
+        assert_eq!(container.port(&get["port"]), http, "{workload}: {probe}");
+    }
+}
+
+/// A container's arguments and environment, for running it here: `local`
+/// points what the environment names on the cluster (a Service's address)
+/// at the test's own servers, then `overrides` win.
+pub fn local_command(
+    rendered: &Rendered,
+    container: &Container,
+    passwords: &Passwords,
+    local: impl FnOnce(&mut BTreeMap<String, String>),
+    overrides: &[(&str, &str)],
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut env = environment(container, rendered, passwords);
+    local(&mut env);
+    for (name, value) in overrides {
+        env.insert((*name).to_owned(), (*value).to_owned());
+    }
+    let args = items(&container.spec["args"])
+        .iter()
+        .map(|arg| text(arg).to_owned())
+        .collect();
+    (args, env)
+}
+
+/// Runs a Job's container (`binary` with `args` and only `env`) to
+/// completion within `deadline`, and checks that it succeeded.
+pub async fn run_job(
+    binary: &Path,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    deadline: Duration,
+) {
+    let run = tokio::process::Command::new(binary)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(deadline, run)
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} finishes within {deadline:?}", binary.display()))
+        .unwrap_or_else(|err| panic!("{} runs: {err}", binary.display()));
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed: {output:?}",
+        binary.display()
+    );
+}
+
+/// A long-running container's process (see [`local_command`]), whose env
+/// vars start with `env_prefix`.
+pub fn spawn_local(
+    binary: &Path,
+    env_prefix: &str,
+    (args, env): (Vec<String>, BTreeMap<String, String>),
+) -> crate::AppProcess {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, String)> = env
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    crate::AppProcess::spawn(binary, env_prefix, &args, &env)
+}
+
+/// Waits until GET `url` answers `status`, within `deadline`.
+pub async fn wait_status(http: &reqwest::Client, url: &str, status: u16, deadline: Duration) {
+    eventually(&format!("{url} = {status}"), deadline, || async {
+        let response = http.get(url).send().await.ok()?;
+        (response.status().as_u16() == status).then_some(())
+    })
+    .await;
+}
+
 /// The command line that gives `env` to `<binary> <target>` through the
 /// flags that mirror its env vars, so that a container's environment is
 /// checked as the binary would check it (the test's own environment stays

@@ -7,14 +7,13 @@
 //! shown with the real binary, the manifests' own settings and passwords
 //! generated as `make up` generates them.
 
-use std::{collections::BTreeMap, net::SocketAddr, process::Command};
+use std::{collections::BTreeMap, process::Command};
 
 use async_nats::{
     ConnectOptions,
     jetstream::{self, consumer::push},
 };
 use beacon::Cli;
-use clap::{CommandFactory, Parser};
 use futures::StreamExt;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -24,9 +23,10 @@ use super::helpers::{BEACON, PATIENCE, last_seq, page, range, wait_for_seq};
 use testkit::{
     kustomize::{PART_OF, Rendered, deploy_dir, items, text},
     workloads::{
-        APPS, Container, OVERLAYS, Passwords, assert_never_refused, command_line, container,
-        containers, deployments, environment, expand, generate_passwords, login, overlay,
-        publish_refused, start_nats, subscribe_refused,
+        self, APPS, Container, OVERLAYS, Passwords, assert_listens_where_ports_and_probes_point,
+        assert_never_refused, container, containers, deployments, each_container_of, environment,
+        expand, generate_passwords, local_command, login, overlay, parse_settings, publish_refused,
+        run_job, spawn_local, start_nats, subscribe_refused,
     },
 };
 
@@ -37,42 +37,33 @@ fn is_beacon(container: &Container) -> bool {
 
 /// Parses `env` as `beacon <target>` would and checks it as `main` does.
 fn check_settings(target: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
-    let argv = command_line(&Cli::command(), target, env)?;
-    let cli = Cli::try_parse_from(&argv).map_err(|err| err.to_string())?;
+    let cli: Cli = parse_settings(target, env)?;
     cli.plan().map(|_| ()).map_err(|err| err.to_string())
 }
 
 #[test]
 fn every_setting_on_a_beacon_container_is_one_its_target_accepts() {
-    let dir = TempDir::new().unwrap();
-    let passwords = generate_passwords(dir.path());
-    for name in OVERLAYS {
-        let rendered = overlay(name);
-        let beacon: Vec<_> = containers(&rendered)
-            .into_iter()
-            .filter(is_beacon)
-            .collect();
-        let targets: Vec<_> = beacon.iter().map(Container::target).collect();
-        assert_eq!(targets.len(), 3, "{name}: {targets:?}");
-        for target in ["provision", "broadcaster", "receiver"] {
+    let mut targets: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    each_container_of("beacon", |name, _, container, env| {
+        targets
+            .entry(name)
+            .or_default()
+            .push(container.target().to_owned());
+        for required in ["NATS_URL", "NATS_USER", "NATS_PASSWORD"] {
             assert!(
-                targets.contains(&target),
-                "{name}: no {target} in {targets:?}"
+                env.contains_key(required),
+                "{}: no {required}",
+                container.workload
             );
         }
-        for container in &beacon {
-            let env = environment(container, &rendered, &passwords);
-            for required in ["NATS_URL", "NATS_USER", "NATS_PASSWORD"] {
-                assert!(
-                    env.contains_key(required),
-                    "{}: no {required}",
-                    container.workload
-                );
-            }
-            if let Err(err) = check_settings(container.target(), &env) {
-                panic!("{name}: {}: {err}\n{env:#?}", container.workload);
-            }
+        if let Err(err) = check_settings(container.target(), &env) {
+            panic!("{name}: {}: {err}\n{env:#?}", container.workload);
         }
+    });
+    for name in OVERLAYS {
+        let mut found = targets.remove(name).unwrap_or_default();
+        found.sort();
+        assert_eq!(found, ["broadcaster", "provision", "receiver"], "{name}");
     }
 }
 
@@ -90,36 +81,22 @@ fn a_setting_the_binary_does_not_have_is_caught() {
 
 #[test]
 fn beacon_listens_where_its_container_ports_and_probes_point() {
-    let dir = TempDir::new().unwrap();
-    let passwords = generate_passwords(dir.path());
-    for name in OVERLAYS {
-        let rendered = overlay(name);
-        for container in containers(&rendered).iter().filter(|c| is_beacon(c)) {
-            let workload = &container.workload;
-            let env = environment(container, &rendered, &passwords);
-            if container.target() == "provision" {
-                // A one-shot Job: it serves nothing.
-                assert!(container.spec.get("ports").is_none(), "{workload}");
-                continue;
-            }
-            let addr: SocketAddr = env["BEACON_HTTP_ADDR"].parse().unwrap();
+    each_container_of("beacon", |_, _, container, env| {
+        if container.target() == "provision" {
+            // A one-shot Job: it serves nothing.
             assert!(
-                addr.ip().is_unspecified(),
-                "{workload} must listen beyond loopback"
+                container.spec.get("ports").is_none(),
+                "{}",
+                container.workload
             );
-            let http = container.port(&Value::from("http"));
-            assert_eq!(
-                u64::from(addr.port()),
-                http,
-                "{workload}: BEACON_HTTP_ADDR vs port http"
+        } else {
+            assert_listens_where_ports_and_probes_point(
+                container,
+                &env,
+                &[("BEACON_HTTP_ADDR", "http")],
             );
-            for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
-                let get = &container.spec[probe]["httpGet"];
-                assert_eq!(get["path"], path, "{name}: {workload}: {probe}");
-                assert_eq!(container.port(&get["port"]), http, "{workload}: {probe}");
-            }
         }
-    }
+    });
 }
 
 /// Whether a label selector (`matchLabels`, `matchExpressions` with `In`,
@@ -483,8 +460,9 @@ fn nats_server_accepts_its_arguments_and_configuration_in_every_overlay() {
     }
 }
 
-/// A Beacon container's environment pointed at `nats`, plus `overrides`.
-fn beacon_env(
+/// A Beacon container's arguments and environment pointed at `nats`, plus
+/// `overrides`.
+fn beacon_command(
     rendered: &Rendered,
     target: &str,
     nats: &NatsServer,
@@ -492,40 +470,20 @@ fn beacon_env(
     overrides: &[(&str, &str)],
 ) -> (Vec<String>, BTreeMap<String, String>) {
     let container = container(rendered, "beacon", target);
-    let nats_url = &environment(&container, rendered, passwords)["NATS_URL"];
     // In the manifests: the `nats` Service's client port.
     let service = rendered.get("Service", "nats");
-    assert_eq!(
-        nats_url,
-        &format!("nats://nats:{}", service["spec"]["ports"][0]["port"])
-    );
-
-    let mut env = environment(&container, rendered, passwords);
-    env.insert("NATS_URL".to_owned(), nats.url());
-    for (name, value) in overrides {
-        env.insert((*name).to_owned(), (*value).to_owned());
-    }
-    let args = items(&container.spec["args"])
-        .iter()
-        .map(|a| text(a).to_owned())
-        .collect();
-    (args, env)
+    let in_cluster = format!("nats://nats:{}", service["spec"]["ports"][0]["port"]);
+    let local = |env: &mut BTreeMap<String, String>| {
+        assert_eq!(env["NATS_URL"], in_cluster, "{target}");
+        env.insert("NATS_URL".to_owned(), nats.url());
+    };
+    local_command(rendered, &container, passwords, local, overrides)
 }
 
 /// Runs the provision Job's container to completion.
 async fn provision(rendered: &Rendered, nats: &NatsServer, passwords: &Passwords) {
-    let (args, env) = beacon_env(rendered, "provision", nats, passwords, &[]);
-    let run = tokio::process::Command::new(BEACON)
-        .args(&args)
-        .env_clear()
-        .envs(&env)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(PATIENCE, run)
-        .await
-        .expect("provision finishes in time")
-        .expect("provision runs");
-    assert!(output.status.success(), "provision failed: {output:?}");
+    let (args, env) = beacon_command(rendered, "provision", nats, passwords, &[]);
+    run_job(BEACON.as_ref(), &args, &env, PATIENCE).await;
 }
 
 /// A long-running Beacon container's process, on a free loopback port. JSON
@@ -539,19 +497,13 @@ fn spawn(
 ) -> AppProcess {
     let mut all = vec![("BEACON_HTTP_ADDR", "127.0.0.1:0"), ("LOG_FORMAT", "json")];
     all.extend_from_slice(overrides);
-    let (args, env) = beacon_env(rendered, target, nats, passwords, &all);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    AppProcess::spawn(BEACON.as_ref(), "BEACON", &args, &env)
+    let command = beacon_command(rendered, target, nats, passwords, &all);
+    spawn_local(BEACON.as_ref(), "BEACON", command)
 }
 
 /// Waits until GET `url` answers `status`.
 async fn wait_status(url: &str, status: u16) {
-    eventually(&format!("{url} = {status}"), PATIENCE, || async {
-        let response = super::helpers::get(url).await.ok()?;
-        (response.status().as_u16() == status).then_some(())
-    })
-    .await;
+    workloads::wait_status(&reqwest::Client::new(), url, status, PATIENCE).await;
 }
 
 #[tokio::test]

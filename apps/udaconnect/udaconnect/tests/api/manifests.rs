@@ -10,10 +10,9 @@
 //! generates them. Beacon's side of the
 //! same manifests is held in Beacon's crate, with the same helpers.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path};
+use std::{collections::BTreeMap, path::Path};
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
-use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use testkit::{AppProcess, NatsServer, PostgresServer, eventually};
@@ -29,9 +28,10 @@ use super::{
 use testkit::{
     kustomize::{Rendered, deploy_dir, items, text},
     workloads::{
-        Container, OVERLAYS, Passwords, assert_never_refused, command_line, container, containers,
-        environment, generate_passwords, login, overlay, publish_refused, start_nats,
-        subscribe_refused,
+        self, Container, OVERLAYS, Passwords, assert_listens_where_ports_and_probes_point,
+        assert_never_refused, container, containers, each_container_of, environment,
+        generate_passwords, local_command, login, overlay, parse_settings, publish_refused,
+        spawn_local, start_nats, subscribe_refused,
     },
 };
 
@@ -42,60 +42,37 @@ fn is_udaconnect(container: &Container) -> bool {
 
 /// Parses `env` as `udaconnect <target>` would and checks it as `main` does.
 fn check_settings(target: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
-    let argv = command_line(&Cli::command(), target, env)?;
-    let cli = Cli::try_parse_from(&argv).map_err(|err| err.to_string())?;
+    let cli: Cli = parse_settings(target, env)?;
     cli.plan().map(|_| ()).map_err(|err| err.to_string())
-}
-
-/// The container's settings: its environment without the variables it
-/// sets only to build others from (`$(POSTGRES_PASSWORD)` in DATABASE_URL).
-fn settings(
-    container: &Container,
-    rendered: &Rendered,
-    passwords: &Passwords,
-) -> BTreeMap<String, String> {
-    let mut env = environment(container, rendered, passwords);
-    let raw: Vec<&str> = items(&container.spec["env"])
-        .iter()
-        .filter_map(|var| var["value"].as_str())
-        .collect();
-    env.retain(|name, _| {
-        !raw.iter()
-            .any(|value| value.contains(&format!("$({name})")))
-    });
-    env
 }
 
 const TARGETS: [&str; 5] = ["migrate", "provision", "ingest", "writer", "api"];
 
 #[test]
 fn every_setting_on_a_udaconnect_container_is_one_its_target_accepts() {
-    let dir = TempDir::new().unwrap();
-    let passwords = generate_passwords(dir.path());
+    let mut targets: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    each_container_of("udaconnect", |name, _, container, env| {
+        targets
+            .entry(name)
+            .or_default()
+            .push(container.target().to_owned());
+        if let Err(err) = check_settings(container.target(), &env) {
+            panic!("{name}: {}: {err}\n{env:#?}", container.workload);
+        }
+    });
     for name in OVERLAYS {
-        let rendered = overlay(name);
-        let udaconnect: Vec<_> = containers(&rendered)
-            .into_iter()
-            .filter(is_udaconnect)
-            .collect();
-        let targets: Vec<_> = udaconnect.iter().map(Container::target).collect();
+        let found = targets.remove(name).unwrap_or_default();
         for target in TARGETS {
             assert!(
-                targets.contains(&target),
-                "{name}: no {target} in {targets:?}"
+                found.iter().any(|t| t == target),
+                "{name}: no {target} in {found:?}"
             );
         }
         assert_eq!(
-            targets.contains(&"simulate"),
+            found.iter().any(|t| t == "simulate"),
             name == "dev",
-            "{name}: the simulator runs in dev only: {targets:?}"
+            "{name}: the simulator runs in dev only: {found:?}"
         );
-        for container in &udaconnect {
-            let env = settings(container, &rendered, &passwords);
-            if let Err(err) = check_settings(container.target(), &env) {
-                panic!("{name}: {}: {err}\n{env:#?}", container.workload);
-            }
-        }
     }
 }
 
@@ -113,35 +90,31 @@ fn a_setting_the_binary_does_not_have_is_caught() {
 
 #[test]
 fn udaconnect_listens_where_its_container_ports_and_probes_point() {
-    let dir = TempDir::new().unwrap();
-    let passwords = generate_passwords(dir.path());
-    for name in OVERLAYS {
-        let rendered = overlay(name);
-        for container in containers(&rendered).iter().filter(|c| is_udaconnect(c)) {
-            let workload = &container.workload;
-            let env = environment(container, &rendered, &passwords);
-            if container.kind == "Job" || container.target() == "simulate" {
-                // One-shot Jobs and the simulator (a client) serve nothing.
-                assert!(container.spec.get("ports").is_none(), "{workload}");
-                continue;
-            }
-            let http = container.port(&Value::from("http"));
-            let addresses = [("UDACONNECT_HTTP_ADDR", http)].into_iter().chain(
-                (container.target() == "ingest")
-                    .then(|| ("UDACONNECT_GRPC_ADDR", container.port(&Value::from("grpc")))),
+    each_container_of("udaconnect", |_, _, container, env| {
+        if container.kind == "Job" || container.target() == "simulate" {
+            // One-shot Jobs and the simulator (a client) serve nothing.
+            assert!(
+                container.spec.get("ports").is_none(),
+                "{}",
+                container.workload
             );
-            for (var, port) in addresses {
-                let addr: SocketAddr = env[var].parse().unwrap();
-                assert!(addr.ip().is_unspecified(), "{workload}: {var} is loopback");
-                assert_eq!(u64::from(addr.port()), port, "{workload}: {var}");
-            }
-            for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
-                let get = &container.spec[probe]["httpGet"];
-                assert_eq!(get["path"], path, "{name}: {workload}: {probe}");
-                assert_eq!(container.port(&get["port"]), http, "{workload}: {probe}");
-            }
+        } else if container.target() == "ingest" {
+            assert_listens_where_ports_and_probes_point(
+                container,
+                &env,
+                &[
+                    ("UDACONNECT_HTTP_ADDR", "http"),
+                    ("UDACONNECT_GRPC_ADDR", "grpc"),
+                ],
+            );
+        } else {
+            assert_listens_where_ports_and_probes_point(
+                container,
+                &env,
+                &[("UDACONNECT_HTTP_ADDR", "http")],
+            );
         }
-    }
+    });
 }
 
 #[test]
@@ -353,8 +326,8 @@ pub fn database_url(
     env["DATABASE_URL"].replace(&service, &format!("@127.0.0.1:{}/", pg.port()))
 }
 
-/// A UdaConnect container's environment pointed at the test's servers, plus
-/// `overrides`.
+/// A UdaConnect container's arguments and environment pointed at the
+/// test's servers, plus `overrides`.
 fn local_env(
     rendered: &Rendered,
     target: &str,
@@ -362,25 +335,19 @@ fn local_env(
     pg: &PostgresServer,
     passwords: &Passwords,
     overrides: &[(&str, &str)],
-) -> (Vec<String>, Vec<(String, String)>) {
+) -> (Vec<String>, BTreeMap<String, String>) {
     let container = container(rendered, "udaconnect", target);
-    let mut env = environment(&container, rendered, passwords);
-    if env.contains_key("NATS_URL") {
-        assert_eq!(env["NATS_URL"], "nats://nats:4222", "{target}");
-        env.insert("NATS_URL".to_owned(), nats.url());
-    }
-    if env.contains_key("DATABASE_URL") {
-        let url = database_url(rendered, target, passwords, pg);
-        env.insert("DATABASE_URL".to_owned(), url);
-    }
-    for (name, value) in overrides {
-        env.insert((*name).to_owned(), (*value).to_owned());
-    }
-    let args = items(&container.spec["args"])
-        .iter()
-        .map(|a| text(a).to_owned())
-        .collect();
-    (args, env.into_iter().collect())
+    let local = |env: &mut BTreeMap<String, String>| {
+        if env.contains_key("NATS_URL") {
+            assert_eq!(env["NATS_URL"], "nats://nats:4222", "{target}");
+            env.insert("NATS_URL".to_owned(), nats.url());
+        }
+        if env.contains_key("DATABASE_URL") {
+            let url = database_url(rendered, target, passwords, pg);
+            env.insert("DATABASE_URL".to_owned(), url);
+        }
+    };
+    local_command(rendered, &container, passwords, local, overrides)
 }
 
 /// nats-server as the manifests configure it, and PostgreSQL as the
@@ -402,17 +369,7 @@ pub async fn run_job(
     passwords: &Passwords,
 ) {
     let (args, env) = local_env(rendered, target, nats, pg, passwords, &[]);
-    let run = tokio::process::Command::new(UDACONNECT)
-        .args(&args)
-        .env_clear()
-        .envs(env)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(PATIENCE, run)
-        .await
-        .unwrap_or_else(|_| panic!("{target} finishes in time"))
-        .unwrap_or_else(|err| panic!("{target} runs: {err}"));
-    assert!(output.status.success(), "{target} failed: {output:?}");
+    workloads::run_job(Path::new(UDACONNECT), &args, &env, PATIENCE).await;
 }
 
 /// A long-running UdaConnect container's process, on free loopback ports.
@@ -430,10 +387,8 @@ pub fn spawn(
     if target == "ingest" {
         overrides.push(("UDACONNECT_GRPC_ADDR", "127.0.0.1:0"));
     }
-    let (args, env) = local_env(rendered, target, nats, pg, passwords, &overrides);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    AppProcess::spawn(Path::new(UDACONNECT), "UDACONNECT", &args, &env)
+    let command = local_env(rendered, target, nats, pg, passwords, &overrides);
+    spawn_local(Path::new(UDACONNECT), "UDACONNECT", command)
 }
 
 /// Sends `body` to `url` until it is answered `status`; the answer.
@@ -450,11 +405,7 @@ async fn post_until(http: &reqwest::Client, url: &str, body: &Value, status: u16
 
 /// Waits until GET `url` answers `status`.
 async fn wait_status(http: &reqwest::Client, url: &str, status: u16) {
-    eventually(&format!("{url} = {status}"), PATIENCE, || async {
-        let response = http.get(url).send().await.ok()?;
-        (response.status().as_u16() == status).then_some(())
-    })
-    .await;
+    workloads::wait_status(http, url, status, PATIENCE).await;
 }
 
 /// The dev overlay's UdaConnect, run as the manifests run it: the migrate
