@@ -1,5 +1,6 @@
-//! The API on PostgreSQL: migrated at start, paging under inserts, and a
-//! database that goes away and comes back, the connections (answered from
+//! The API on PostgreSQL: migrated at start, paging under inserts (with
+//! the embedded store beside it), and a database that goes away and comes
+//! back, the connections (answered from
 //! the API's replica) up to date with every stored location throughout.
 
 use std::time::{Duration, Instant};
@@ -62,54 +63,20 @@ async fn a_fresh_database_is_migrated_at_start_and_serves_both_apis() {
     let app = spawn_app(&["--database-url", &url]).await;
     let (status, persons) = app.get("/api/persons").await;
     assert_eq!((status, persons), (200, json!([])));
-    let mut ids = Vec::new();
-    for n in 0..25 {
-        let (status, person) = app
-            .post(
-                "/api/v2/persons",
-                &json!({"first_name": format!("P{n}"), "last_name": "Page", "company_name": "Co"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{person}");
-        ids.push(person["id"].as_i64().expect("an id"));
-    }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut added = None;
-    loop {
-        let page = cursor
-            .as_deref()
-            .map(|c| format!("&cursor={c}"))
-            .unwrap_or_default();
-        let (status, body) = app.get(&format!("/api/v2/persons?limit=10{page}")).await;
-        assert_eq!(status, 200, "{body}");
-        seen.extend(
-            body["persons"]
-                .as_array()
-                .expect("persons")
-                .iter()
-                .map(|p| p["id"].as_i64().expect("an id")),
-        );
-        if added.is_none() {
-            let (_, person) = app
-                .post(
-                    "/api/persons",
-                    &json!({"first_name": "Late", "last_name": "Page", "company_name": "Co"}),
-                )
-                .await;
-            added = person["id"].as_i64();
-            ids.extend(added);
-        }
-        match body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    assert_eq!(seen, ids, "every person once, in order, the late one last");
+    let (status, person) = app
+        .post(
+            "/api/v2/persons",
+            &json!({"first_name": "First", "last_name": "Person", "company_name": "Co"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    let (status, persons) = app.get("/api/persons").await;
+    assert_eq!(status, 200);
+    assert_eq!(persons, json!([person]));
     let (status, stats) = app.get("/api/v2/stats").await;
     assert_eq!(status, 200);
     assert_eq!(stats["store"], "postgis");
-    assert_eq!(stats["persons"], 26);
+    assert_eq!(stats["persons"], 1);
     app.stop().await;
 }
 
@@ -176,5 +143,83 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
     );
     assert!(asked.elapsed() < PATIENCE * 2);
     drop(server);
+    app.stop().await;
+}
+
+/// Walks every page of `/api/v2/persons`, `limit` at a time, adding a
+/// person after the first page: each person is seen once, in id order, and
+/// the one added meanwhile comes last; `q` then finds it.
+async fn paging_gives_each_person_once_while_others_are_added(app: &TestApp, limit: usize) {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut added = None;
+    loop {
+        let page = cursor
+            .as_deref()
+            .map(|cursor| format!("&cursor={cursor}"))
+            .unwrap_or_default();
+        let (status, body) = app
+            .get(&format!("/api/v2/persons?limit={limit}{page}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["persons"]
+                .as_array()
+                .expect("persons")
+                .iter()
+                .map(|person| person["id"].as_i64().expect("an id")),
+        );
+        if added.is_none() {
+            let (status, person) = app
+                .post(
+                    "/api/v2/persons",
+                    &json!({"first_name": "Late", "last_name": "Comer", "company_name": "Paging"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{person}");
+            added = person["id"].as_i64();
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(
+        seen.windows(2).all(|pair| pair[0] < pair[1]),
+        "in order, each once: {seen:?}"
+    );
+    assert_eq!(
+        seen.last().copied(),
+        added,
+        "the person added meanwhile comes last"
+    );
+    let (_, everyone) = app.get("/api/persons").await;
+    assert_eq!(seen.len(), everyone.as_array().expect("a list").len());
+    let (status, found) = app.get("/api/v2/persons?q=comer").await;
+    assert_eq!(status, 200);
+    assert_eq!(found["persons"][0]["id"].as_i64(), added);
+}
+
+#[tokio::test]
+async fn paging_persons_gives_each_once_in_order_while_others_are_added_in_both_stores() {
+    let embedded = spawn_app(&[]).await;
+    paging_gives_each_person_once_while_others_are_added(&embedded, 37).await;
+    embedded.stop().await;
+
+    let server = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("the server starts");
+    let url = server.create_database("paging");
+    let app = spawn_app(&["--database-url", &url]).await;
+    for n in 0..25 {
+        let (status, person) = app
+            .post(
+                "/api/v2/persons",
+                &json!({"first_name": format!("P{n}"), "last_name": "Page", "company_name": "Co"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{person}");
+    }
+    paging_gives_each_person_once_while_others_are_added(&app, 10).await;
     app.stop().await;
 }
