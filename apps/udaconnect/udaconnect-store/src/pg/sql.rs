@@ -1,5 +1,9 @@
 //! Every statement the PostGIS store sends, in one place, so that the
-//! queries can be read (and `EXPLAIN`ed) as a whole.
+//! queries can be read (and `EXPLAIN`ed) as a whole. Some are composed from
+//! shared parts below; `statements.sql`, beside this file, holds every
+//! statement whole, exactly as sent, and a test keeps it so
+//! (`UPDATE_STATEMENTS=1 cargo test -p udaconnect-store statements` writes
+//! it anew after a change).
 //!
 //! A location is read as [`location_columns!`]: its id, person,
 //! `coordinate` (whose raw X/Y the original API shows) and `point` (the
@@ -350,7 +354,7 @@ pub const CONNECTIONS: &str = connections_sql!(
 /// With `within`: `$5` microseconds either side of the own location.
 pub const CONNECTIONS_WITHIN: &str = connections_sql!(
     "o.creation_time >= own.creation_time - $5::int8 * interval '1 microsecond'
-     AND o.creation_time <= own.creation_time + $5::int8 * interval '1 microsecond'",
+          AND o.creation_time <= own.creation_time + $5::int8 * interval '1 microsecond'",
     "$6",
     "$7",
     "$8"
@@ -409,3 +413,62 @@ macro_rules! written_since {
 pub const REPLICA_PERSONS_SINCE: &str = concat!(select_persons!(), written_since!());
 
 pub const REPLICA_LOCATIONS_SINCE: &str = concat!(select_found_locations!(), written_since!());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement, named, in the order of this file.
+    const STATEMENTS: [(&str, &str); 23] = [
+        ("PERSONS", PERSONS),
+        ("PERSONS_BY_ID", PERSONS_BY_ID),
+        ("PERSON", PERSON),
+        ("SEARCH_PERSONS", SEARCH_PERSONS),
+        ("CREATE_PERSON", CREATE_PERSON),
+        ("LOCATION", LOCATION),
+        ("INSERT_LOCATIONS", INSERT_LOCATIONS),
+        ("BATCH_PREAMBLE", BATCH_PREAMBLE),
+        ("COPY_LOCATIONS", COPY_LOCATIONS),
+        ("PERSON_IDS_AFTER", PERSON_IDS_AFTER),
+        ("RESERVE_LOCATION_IDS", RESERVE_LOCATION_IDS),
+        ("LOCATIONS_OF", LOCATIONS_OF),
+        ("COMPAT_CONNECTIONS", COMPAT_CONNECTIONS),
+        ("CONNECTIONS", CONNECTIONS),
+        ("CONNECTIONS_WITHIN", CONNECTIONS_WITHIN),
+        ("COUNT_PERSONS", COUNT_PERSONS),
+        ("ESTIMATE_LOCATIONS", ESTIMATE_LOCATIONS),
+        ("COUNT_LOCATIONS", COUNT_LOCATIONS),
+        ("ADVANCE_SEQUENCES", ADVANCE_SEQUENCES),
+        ("SNAPSHOT", SNAPSHOT),
+        ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),
+        ("REPLICA_PERSONS_SINCE", REPLICA_PERSONS_SINCE),
+        ("REPLICA_LOCATIONS_SINCE", REPLICA_LOCATIONS_SINCE),
+    ];
+
+    /// `statements.sql` as these statements make it.
+    fn render() -> String {
+        let mut text = String::from(
+            "-- Every statement the PostGIS store sends, whole, as sent (from sql.rs).\n\
+             -- Kept by a test: UPDATE_STATEMENTS=1 cargo test -p udaconnect-store statements\n",
+        );
+        for (name, statement) in STATEMENTS {
+            text.push_str(&format!("\n-- {name}\n{};\n", statement.trim()));
+        }
+        text
+    }
+
+    #[test]
+    fn statements_sql_holds_every_statement_whole() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pg/statements.sql");
+        let rendered = render();
+        if std::env::var_os("UPDATE_STATEMENTS").is_some() {
+            std::fs::write(&path, &rendered).expect("write statements.sql");
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            kept == rendered,
+            "{} is not what sql.rs sends: run UPDATE_STATEMENTS=1 cargo test -p udaconnect-store statements",
+            path.display()
+        );
+    }
+}

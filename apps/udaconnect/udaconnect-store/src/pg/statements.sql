@@ -1,0 +1,381 @@
+-- Every statement the PostGIS store sends, whole, as sent (from sql.rs).
+-- Kept by a test: UPDATE_STATEMENTS=1 cargo test -p udaconnect-store statements
+
+-- PERSONS
+SELECT id, first_name, last_name, company_name FROM person ORDER BY id;
+
+-- PERSONS_BY_ID
+SELECT id, first_name, last_name, company_name FROM person WHERE id = ANY($1);
+
+-- PERSON
+SELECT id, first_name, last_name, company_name FROM person WHERE id = $1;
+
+-- SEARCH_PERSONS
+SELECT id, first_name, last_name, company_name
+FROM person
+WHERE ($1::int4 IS NULL OR id > $1)
+  AND ($2::text IS NULL
+       OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(company_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0)
+ORDER BY id
+LIMIT $3;
+
+-- CREATE_PERSON
+INSERT INTO person (first_name, last_name, company_name) VALUES ($1, $2, $3) RETURNING id;
+
+-- LOCATION
+SELECT l.id, l.person_id, l.coordinate, l.point, l.creation_time FROM location l WHERE l.id = $1;
+
+-- INSERT_LOCATIONS
+WITH batch AS (
+    SELECT *
+    FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::float8[], $5::timestamp[], $6::text[])
+         WITH ORDINALITY AS b(id, person_id, lon, lat, creation_time, ingest_key, ord)
+),
+known AS (
+    SELECT b.*, EXISTS (SELECT 1 FROM person p WHERE p.id = b.person_id) AS known
+    FROM batch b
+),
+inserted AS (
+    INSERT INTO location (id, person_id, coordinate, creation_time, ingest_key)
+    SELECT id, person_id, ST_MakePoint(lon, lat), creation_time, ingest_key
+    FROM known
+    WHERE known
+    ORDER BY ord
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted),
+       array(SELECT id FROM known WHERE NOT known ORDER BY ord);
+
+-- BATCH_PREAMBLE
+SELECT 'geometry'::regtype::oid, array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u));
+
+-- COPY_LOCATIONS
+COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY;
+
+-- PERSON_IDS_AFTER
+SELECT id FROM person WHERE id > $1 ORDER BY id;
+
+-- RESERVE_LOCATION_IDS
+SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8);
+
+-- LOCATIONS_OF
+SELECT l.id, l.person_id, l.coordinate, l.point, l.creation_time FROM location l WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3 AND ($4::timestamp IS NULL OR (l.creation_time, l.id) > ($4, $5::int8)) ORDER BY l.creation_time, l.id LIMIT $6;
+
+-- COMPAT_CONNECTIONS
+WITH own AS MATERIALIZED (
+    SELECT l.id, l.point, l.creation_time, l.lat, l.lon, reach.lat AS reach_lat,
+           l.lat - reach.lat AS lat_lo, l.lat + reach.lat AS lat_hi,
+           l.lon - reach.lon AS lon_lo, l.lon + reach.lon AS lon_hi,
+           111319.49079327357 * 0.99330562000986 / (1.0 - 0.00669437999014 * s.sin2) ^ 1.5
+               AS per_lat,
+           111319.49079327357 * cos(radians(l.lat)) / sqrt(1.0 - 0.00669437999014 * s.sin2)
+               AS per_lon
+    FROM location l
+    CROSS JOIN LATERAL (SELECT sin(radians(l.lat)) ^ 2 AS sin2) s
+    CROSS JOIN LATERAL (
+        SELECT $4::float8 * 1.001 / 110574.27 AS lat,
+               $4::float8 * 1.001
+                   / (111319.49 * cos(radians(least(abs(l.lat) + $4::float8 * 1.001 / 110574.27, 90.0))))
+                   AS lon
+    ) reach
+    WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3
+      AND l.cell IS NOT NULL
+),
+probe AS MATERIALIZED (
+    SELECT own.*,
+           CASE WHEN abs(own.lat) + own.reach_lat <= 80.0
+                 AND own.lon_lo >= -180.0 AND own.lon_hi <= 180.0
+                 AND (location_cell_row(own.lat_hi) - location_cell_row(own.lat_lo) + 1)
+                   * (location_cell_col(own.lon_hi) - location_cell_col(own.lon_lo) + 1) <= 64
+           THEN ARRAY(
+               SELECT location_cell(grid_row, grid_col)
+               FROM generate_series(location_cell_row(own.lat_lo), location_cell_row(own.lat_hi))
+                        AS grid_row,
+                    generate_series(location_cell_col(own.lon_lo), location_cell_col(own.lon_hi))
+                        AS grid_col)
+           END AS cells
+    FROM own
+),
+pairs AS MATERIALIZED (
+    SELECT c.coordinate, c.lat, c.lon, c.own_time, c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT o.coordinate, o.lat, o.lon, own.creation_time AS own_time, o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
+                   AS approx
+        FROM location o
+        WHERE o.cell = ANY (own.cells)
+          AND o.creation_time >= $2 AND o.creation_time < $5
+          AND o.lat >= own.lat_lo AND o.lat <= own.lat_hi
+          AND o.lon >= own.lon_lo AND o.lon <= own.lon_hi
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NOT NULL
+      AND (c.approx < $4::float8 * 0.999
+           OR (c.approx <= $4::float8 * 1.001
+               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+    UNION ALL
+    SELECT c.coordinate, c.lat, c.lon, c.own_time, c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT o.coordinate, o.lat, o.lon, own.creation_time AS own_time, o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
+        FROM location o
+        WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
+          AND o.creation_time >= $2 AND o.creation_time < $5
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NULL
+      AND (c.approx < $4::float8 * 0.99
+           OR (c.approx <= $4::float8 * 1.01 AND ST_DWithin(c.other_point, c.own_point, $4)))
+)
+SELECT c.id, c.person_id, c.coordinate, c.lat, c.lon, c.creation_time
+FROM pairs c
+ORDER BY c.own_time, c.own_id, c.id
+LIMIT $6;
+
+-- CONNECTIONS
+WITH own AS MATERIALIZED (
+    SELECT l.id, l.point, l.creation_time, l.lat, l.lon, reach.lat AS reach_lat,
+           l.lat - reach.lat AS lat_lo, l.lat + reach.lat AS lat_hi,
+           l.lon - reach.lon AS lon_lo, l.lon + reach.lon AS lon_hi,
+           111319.49079327357 * 0.99330562000986 / (1.0 - 0.00669437999014 * s.sin2) ^ 1.5
+               AS per_lat,
+           111319.49079327357 * cos(radians(l.lat)) / sqrt(1.0 - 0.00669437999014 * s.sin2)
+               AS per_lon
+    FROM location l
+    CROSS JOIN LATERAL (SELECT sin(radians(l.lat)) ^ 2 AS sin2) s
+    CROSS JOIN LATERAL (
+        SELECT $4::float8 * 1.001 / 110574.27 AS lat,
+               $4::float8 * 1.001
+                   / (111319.49 * cos(radians(least(abs(l.lat) + $4::float8 * 1.001 / 110574.27, 90.0))))
+                   AS lon
+    ) reach
+    WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3
+      AND l.cell IS NOT NULL
+),
+probe AS MATERIALIZED (
+    SELECT own.*,
+           CASE WHEN abs(own.lat) + own.reach_lat <= 80.0
+                 AND own.lon_lo >= -180.0 AND own.lon_hi <= 180.0
+                 AND (location_cell_row(own.lat_hi) - location_cell_row(own.lat_lo) + 1)
+                   * (location_cell_col(own.lon_hi) - location_cell_col(own.lon_lo) + 1) <= 64
+           THEN ARRAY(
+               SELECT location_cell(grid_row, grid_col)
+               FROM generate_series(location_cell_row(own.lat_lo), location_cell_row(own.lat_hi))
+                        AS grid_row,
+                    generate_series(location_cell_col(own.lon_lo), location_cell_col(own.lon_hi))
+                        AS grid_col)
+           END AS cells
+    FROM own
+),
+pairs AS MATERIALIZED (
+    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
+                   AS approx
+        FROM location o
+        WHERE o.cell = ANY (own.cells)
+          AND o.creation_time >= $5 AND o.creation_time <= $6
+          AND o.lat >= own.lat_lo AND o.lat <= own.lat_hi
+          AND o.lon >= own.lon_lo AND o.lon <= own.lon_hi
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NOT NULL
+      AND (c.approx < $4::float8 * 0.999
+           OR (c.approx <= $4::float8 * 1.001
+               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+    UNION ALL
+    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
+        FROM location o
+        WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
+          AND o.creation_time >= $5 AND o.creation_time <= $6
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NULL
+      AND (c.approx < $4::float8 * 0.99
+           OR (c.approx <= $4::float8 * 1.01 AND ST_DWithin(c.other_point, c.own_point, $4)))
+),
+contacts AS (
+    SELECT person_id, count(*) AS encounters, min(creation_time) AS first_met,
+           max(creation_time) AS last_met, min(approx) AS nearest
+    FROM pairs
+    GROUP BY person_id
+),
+page AS (
+    SELECT *
+    FROM contacts
+    WHERE $7::int8 IS NULL
+       OR encounters < $7
+       OR (encounters = $7 AND person_id > $8::int4)
+    ORDER BY encounters DESC, person_id
+    LIMIT $9
+),
+closest AS (
+    SELECT DISTINCT ON (c.person_id)
+           c.person_id, c.id, c.creation_time, o.point,
+           ST_Distance(o.point, own.point) AS metres
+    FROM pairs c
+    JOIN page ON page.person_id = c.person_id
+    JOIN probe own ON own.id = c.own_id
+    JOIN location o ON o.id = c.id
+    WHERE c.approx <= page.nearest * 1.02 + 1e-6
+    ORDER BY c.person_id, metres, c.creation_time, c.id
+)
+SELECT page.person_id, page.encounters, page.first_met, page.last_met,
+       closest.id, closest.creation_time, closest.metres, closest.point,
+       p.first_name, p.last_name, p.company_name
+FROM page
+JOIN closest ON closest.person_id = page.person_id
+JOIN person p ON p.id = page.person_id
+ORDER BY page.encounters DESC, page.person_id;
+
+-- CONNECTIONS_WITHIN
+WITH own AS MATERIALIZED (
+    SELECT l.id, l.point, l.creation_time, l.lat, l.lon, reach.lat AS reach_lat,
+           l.lat - reach.lat AS lat_lo, l.lat + reach.lat AS lat_hi,
+           l.lon - reach.lon AS lon_lo, l.lon + reach.lon AS lon_hi,
+           111319.49079327357 * 0.99330562000986 / (1.0 - 0.00669437999014 * s.sin2) ^ 1.5
+               AS per_lat,
+           111319.49079327357 * cos(radians(l.lat)) / sqrt(1.0 - 0.00669437999014 * s.sin2)
+               AS per_lon
+    FROM location l
+    CROSS JOIN LATERAL (SELECT sin(radians(l.lat)) ^ 2 AS sin2) s
+    CROSS JOIN LATERAL (
+        SELECT $4::float8 * 1.001 / 110574.27 AS lat,
+               $4::float8 * 1.001
+                   / (111319.49 * cos(radians(least(abs(l.lat) + $4::float8 * 1.001 / 110574.27, 90.0))))
+                   AS lon
+    ) reach
+    WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3
+      AND l.cell IS NOT NULL
+),
+probe AS MATERIALIZED (
+    SELECT own.*,
+           CASE WHEN abs(own.lat) + own.reach_lat <= 80.0
+                 AND own.lon_lo >= -180.0 AND own.lon_hi <= 180.0
+                 AND (location_cell_row(own.lat_hi) - location_cell_row(own.lat_lo) + 1)
+                   * (location_cell_col(own.lon_hi) - location_cell_col(own.lon_lo) + 1) <= 64
+           THEN ARRAY(
+               SELECT location_cell(grid_row, grid_col)
+               FROM generate_series(location_cell_row(own.lat_lo), location_cell_row(own.lat_hi))
+                        AS grid_row,
+                    generate_series(location_cell_col(own.lon_lo), location_cell_col(own.lon_hi))
+                        AS grid_col)
+           END AS cells
+    FROM own
+),
+pairs AS MATERIALIZED (
+    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
+                   AS approx
+        FROM location o
+        WHERE o.cell = ANY (own.cells)
+          AND o.creation_time >= own.creation_time - $5::int8 * interval '1 microsecond'
+          AND o.creation_time <= own.creation_time + $5::int8 * interval '1 microsecond'
+          AND o.lat >= own.lat_lo AND o.lat <= own.lat_hi
+          AND o.lon >= own.lon_lo AND o.lon <= own.lon_hi
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NOT NULL
+      AND (c.approx < $4::float8 * 0.999
+           OR (c.approx <= $4::float8 * 1.001
+               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+    UNION ALL
+    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    FROM probe own
+    CROSS JOIN LATERAL (
+        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+               ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
+        FROM location o
+        WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
+          AND o.creation_time >= own.creation_time - $5::int8 * interval '1 microsecond'
+          AND o.creation_time <= own.creation_time + $5::int8 * interval '1 microsecond'
+          AND o.person_id <> $1
+        OFFSET 0
+    ) c
+    WHERE own.cells IS NULL
+      AND (c.approx < $4::float8 * 0.99
+           OR (c.approx <= $4::float8 * 1.01 AND ST_DWithin(c.other_point, c.own_point, $4)))
+),
+contacts AS (
+    SELECT person_id, count(*) AS encounters, min(creation_time) AS first_met,
+           max(creation_time) AS last_met, min(approx) AS nearest
+    FROM pairs
+    GROUP BY person_id
+),
+page AS (
+    SELECT *
+    FROM contacts
+    WHERE $6::int8 IS NULL
+       OR encounters < $6
+       OR (encounters = $6 AND person_id > $7::int4)
+    ORDER BY encounters DESC, person_id
+    LIMIT $8
+),
+closest AS (
+    SELECT DISTINCT ON (c.person_id)
+           c.person_id, c.id, c.creation_time, o.point,
+           ST_Distance(o.point, own.point) AS metres
+    FROM pairs c
+    JOIN page ON page.person_id = c.person_id
+    JOIN probe own ON own.id = c.own_id
+    JOIN location o ON o.id = c.id
+    WHERE c.approx <= page.nearest * 1.02 + 1e-6
+    ORDER BY c.person_id, metres, c.creation_time, c.id
+)
+SELECT page.person_id, page.encounters, page.first_met, page.last_met,
+       closest.id, closest.creation_time, closest.metres, closest.point,
+       p.first_name, p.last_name, p.company_name
+FROM page
+JOIN closest ON closest.person_id = page.person_id
+JOIN person p ON p.id = page.person_id
+ORDER BY page.encounters DESC, page.person_id;
+
+-- COUNT_PERSONS
+SELECT count(*) FROM person;
+
+-- ESTIMATE_LOCATIONS
+SELECT GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0))
+FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = 'location'::regclass;
+
+-- COUNT_LOCATIONS
+SELECT count(*) FROM location;
+
+-- ADVANCE_SEQUENCES
+SELECT setval('person_id_seq', max_id)
+FROM (SELECT max(id) AS max_id FROM person) AS ids
+WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM person_id_seq);
+SELECT setval('location_id_seq', max_id)
+FROM (SELECT max(id) AS max_id FROM location) AS ids
+WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM location_id_seq);;
+
+-- SNAPSHOT
+SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped);
+
+-- REPLICA_LOCATIONS
+SELECT id, person_id, coordinate, lat, lon, creation_time FROM location;
+
+-- REPLICA_PERSONS_SINCE
+SELECT id, first_name, last_name, company_name FROM person WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot);
+
+-- REPLICA_LOCATIONS_SINCE
+SELECT id, person_id, coordinate, lat, lon, creation_time FROM location WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot);
