@@ -85,8 +85,8 @@ pub struct StoreArgs {
 /// What the API answers at most.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// The most rows the original's connection endpoint answers; beyond, it asks for a narrower question.
-    #[arg(long, env = "UDACONNECT_COMPAT_MAX_ROWS", default_value = "1000000", value_parser = parse_count)]
+    /// The most rows the original's connection endpoint answers; a larger answer is cut there, in the original's order, and says so in the header X-Truncated-At-Rows.
+    #[arg(long, env = "UDACONNECT_COMPAT_MAX_ROWS", default_value = "100000", value_parser = parse_count)]
     pub compat_max_rows: usize,
 }
 

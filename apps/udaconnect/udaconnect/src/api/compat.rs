@@ -27,6 +27,13 @@ use super::{
     wire::ErrorJson,
 };
 
+/// The header of a connection answer cut at the row limit, its value the
+/// limit: the rows are the first ones of the whole answer, in its order.
+/// The original's API has no paging, and its frontend needs an array to
+/// show anything; the v2 endpoint answers any question whole, a row per
+/// person.
+pub const CUT_HEADER: &str = "x-truncated-at-rows";
+
 /// Rows encoded per chunk of a connection answer.
 const CHUNK_ROWS: usize = 2_000;
 /// Encoded chunks waiting for the client at most: the answer is encoded
@@ -160,7 +167,8 @@ pub struct ConnectionParams {
     get, path = "/api/persons/{person_id}/connection", tag = "original",
     params(("person_id" = i32, Path, description = "The person's id"), ConnectionParams),
     responses(
-        (status = 200, description = "One row per (own location, other location) pair", body = [CompatConnection]),
+        (status = 200, description = "One row per (own location, other location) pair, in the original's order; an answer of more than UDACONNECT_COMPAT_MAX_ROWS rows is cut there, with the header X-Truncated-At-Rows", body = [CompatConnection],
+            headers(("X-Truncated-At-Rows" = u64, description = "Present when the answer was cut: the row limit"))),
         (status = 400, description = "A bad parameter", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
     )
@@ -180,7 +188,7 @@ pub async fn connection(
     let distance = params::distance("distance", query.distance.as_deref())?;
     state.person(person_id).await?;
     let started = Instant::now();
-    let rows = state
+    let mut rows = state
         .store
         .compat_connections(&CompatQuery {
             person_id,
@@ -191,20 +199,29 @@ pub async fn connection(
         })
         .await
         .map_err(store_error)?;
+    let cut = rows.len() > state.compat_max_rows;
+    if cut {
+        rows.truncate(state.compat_max_rows);
+        state.metrics.compat_cut.inc();
+        tracing::info!(
+            limit = state.compat_max_rows,
+            "a connection answer of the original's API was cut at its row limit"
+        );
+    }
     state
         .metrics
         .observe("compat_connections", started, rows.len());
-    if rows.len() > state.compat_max_rows {
-        return Err(ApiError::bad_request(format!(
-            "the answer has more than {} rows (one per pair of locations): ask for fewer days or a shorter distance, or use /api/v2/persons/{person_id}/connections, which gives one row per person",
-            state.compat_max_rows
-        )));
-    }
-    Ok((
+    let mut response = (
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(encoded(rows)),
     )
-        .into_response())
+        .into_response();
+    if cut {
+        response
+            .headers_mut()
+            .insert(CUT_HEADER, header::HeaderValue::from(state.compat_max_rows));
+    }
+    Ok(response)
 }
 
 /// The answer as a JSON array, encoded in chunks off the async workers as

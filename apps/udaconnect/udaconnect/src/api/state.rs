@@ -22,7 +22,8 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Query latency and rows.
     pub metrics: ApiMetrics,
-    /// The largest answer the original's connection endpoint gives.
+    /// The most rows the original's connection endpoint answers: a larger
+    /// answer is cut there, and says so in [`super::compat::CUT_HEADER`].
     pub compat_max_rows: usize,
     /// The latest counts, for live streams.
     pub live: LiveFeed,
@@ -40,6 +41,8 @@ struct QueryLabel {
 pub struct ApiMetrics {
     latency: Family<QueryLabel, Histogram>,
     rows: Family<QueryLabel, Counter>,
+    /// Answers of the original's connection endpoint cut at its row limit.
+    pub compat_cut: Counter,
 }
 
 impl ApiMetrics {
@@ -60,7 +63,17 @@ impl ApiMetrics {
             "Rows (persons, locations, connections, contacts) returned by the store, by query",
             rows.clone(),
         );
-        Self { latency, rows }
+        let compat_cut = Counter::default();
+        registry.register(
+            "compat_answers_cut",
+            "Answers of the original's connection endpoint cut at UDACONNECT_COMPAT_MAX_ROWS",
+            compat_cut.clone(),
+        );
+        Self {
+            latency,
+            rows,
+            compat_cut,
+        }
     }
 
     /// Records one answered query.

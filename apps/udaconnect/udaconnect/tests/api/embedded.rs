@@ -493,3 +493,107 @@ async fn the_live_stream_counts_what_is_stored_as_it_grows() {
     }
     app.stop().await;
 }
+
+/// A GET as the original's React frontend sends it from its own origin:
+/// status, the CORS header, the cut header, and the JSON body.
+async fn frontend_get(app: &TestApp, path: &str) -> (u16, Option<String>, Option<String>, Value) {
+    let response = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .header("origin", "http://localhost:3000")
+        .header("accept", "*/*")
+        .send()
+        .await
+        .expect("request sent");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (cors, cut) = (
+        header("access-control-allow-origin"),
+        header("x-truncated-at-rows"),
+    );
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("a JSON body");
+    (status, cors, cut, body)
+}
+
+/// What the original's frontend does on `cargo run`'s demo: it lists the
+/// persons, then, for the one clicked, asks its fixed question (2020, 5 m)
+/// and keeps the first row of each other person. The demo's answer to that
+/// question is millions of rows; it comes cut at the row limit, still an
+/// array the frontend can show, and says so.
+#[tokio::test]
+async fn the_originals_frontend_shows_persons_and_connections_on_the_demo() {
+    let app = spawn_app(&[]).await;
+    let (status, cors, _, persons) = frontend_get(&app, "/api/persons").await;
+    assert_eq!(status, 200);
+    assert_eq!(cors.as_deref(), Some("*"));
+    let persons = persons.as_array().expect("persons, an array");
+    assert!(persons.len() >= 100, "{}", persons.len());
+    for person in persons {
+        for key in ["id", "first_name", "last_name", "company_name"] {
+            assert!(!person[key].is_null(), "{person}");
+        }
+    }
+    let clicked = persons[0]["id"].as_i64().expect("an id");
+    let (status, cors, cut, rows) = frontend_get(
+        &app,
+        &format!(
+            "/api/persons/{clicked}/connection?start_date=2020-01-01&end_date=2020-12-30&distance=5"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(cors.as_deref(), Some("*"));
+    assert_eq!(cut.as_deref(), Some("100000"), "the default row limit");
+    let rows = rows.as_array().expect("connections, an array");
+    assert_eq!(rows.len(), 100_000);
+    // As the frontend shows them: the first row of each other person, with
+    // a name, where and when (a time `new Date()` reads).
+    let mut shown = BTreeSet::new();
+    for row in rows {
+        let person = &row["person"];
+        let other = person["id"].as_i64().expect("the person's id");
+        assert_ne!(other, clicked);
+        if shown.insert(other) {
+            assert!(person["first_name"].is_string() && person["last_name"].is_string());
+            let location = &row["location"];
+            for key in ["latitude", "longitude"] {
+                let value = location[key].as_str().expect("a number as text");
+                assert!(value.parse::<f64>().is_ok(), "{location}");
+            }
+            compat_time(location["creation_time"].as_str().expect("a time"));
+        }
+    }
+    assert!(
+        shown.len() >= 10,
+        "the frontend shows {} persons",
+        shown.len()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_answer_is_the_start_of_the_whole_answer() {
+    let question = "/api/persons/1/connection?start_date=2020-06-08&end_date=2020-06-09&distance=1";
+    let whole = spawn_app(&["--compat-max-rows", "10000000"]).await;
+    let (status, _, cut, all) = frontend_get(&whole, question).await;
+    whole.stop().await;
+    assert_eq!((status, cut), (200, None));
+    let all = all.as_array().expect("rows").clone();
+    assert!(all.len() > 100, "{}", all.len());
+
+    let limit = all.len() / 3;
+    let app = spawn_app(&["--compat-max-rows", &limit.to_string()]).await;
+    let (status, _, cut, first) = frontend_get(&app, question).await;
+    assert_eq!(status, 200);
+    assert_eq!(cut, Some(limit.to_string()));
+    assert_eq!(first.as_array().expect("rows")[..], all[..limit]);
+    let cuts = metric(&app, "udaconnect_compat_answers_cut_total").await;
+    assert_eq!(cuts, Some(1.0));
+    app.stop().await;
+}
