@@ -21,6 +21,7 @@ const view = {
   template: document.getElementById('message-template'),
   histogram: document.getElementById('histogram'),
   summary: document.getElementById('histogram-summary'),
+  axis: document.getElementById('axis'),
   axisMin: document.getElementById('axis-min'),
   axisMax: document.getElementById('axis-max'),
 };
@@ -45,6 +46,19 @@ function formatMs(ms) {
   if (ms == null || !Number.isFinite(ms)) return '—';
   if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+// "1 interval", "2 intervals".
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+// The two ends of the histogram's axis, told apart: in milliseconds when
+// rounding would show the same value at both.
+function axisLabels(min, max) {
+  const labels = [formatMs(min), formatMs(max)];
+  if (labels[0] !== labels[1]) return labels;
+  return [min, max].map((ms) => `${Math.round(ms)} ms`);
 }
 
 function formatTime(date) {
@@ -113,15 +127,22 @@ function resetPage() {
   page.gapUntil = 0;
   view.list.replaceChildren();
   view.histogram.replaceChildren();
+  view.histogram.classList.remove('single');
   view.count.textContent = '0';
   view.lastSeq.textContent = '—';
   view.empty.hidden = false;
   view.summary.textContent = 'waiting for messages';
+  view.axis.classList.remove('single');
   view.axisMin.textContent = '';
   view.axisMax.textContent = '';
+  view.axisMax.hidden = false;
   start();
 }
 
+// Ten bars from the shortest interval to the longest; when they are all
+// the same (one interval, or a broadcaster with a fixed wait), one bar in
+// the middle with that value under it, rather than an axis whose two ends
+// read alike.
 let histogramQueued = false;
 function drawHistogram() {
   if (histogramQueued) return;
@@ -133,26 +154,34 @@ function drawHistogram() {
     let min = Infinity;
     let max = -Infinity;
     for (const v of values) { if (v < min) min = v; if (v > max) max = v; }
-    const width = Math.max(max - min, 1) / BINS;
-    const counts = new Array(BINS).fill(0);
-    for (const v of values) counts[Math.min(BINS - 1, Math.floor((v - min) / width))] += 1;
+    const single = min === max;
+    const bins = single ? 1 : BINS;
+    const width = (max - min) / bins;
+    const counts = new Array(bins).fill(0);
+    for (const v of values) counts[single ? 0 : Math.min(bins - 1, Math.floor((v - min) / width))] += 1;
     const peak = Math.max(...counts);
-    if (view.histogram.children.length !== BINS) {
+    if (view.histogram.children.length !== bins) {
       view.histogram.replaceChildren(...counts.map(() => {
         const bar = document.createElement('div');
         bar.className = 'bar';
         return bar;
       }));
     }
+    view.histogram.classList.toggle('single', single);
     counts.forEach((count, i) => {
       const bar = view.histogram.children[i];
       bar.style.height = `${Math.max(2, (count / peak) * 100)}%`;
-      bar.title = `${formatMs(min + i * width)} – ${formatMs(min + (i + 1) * width)}: ${count}`;
+      bar.title = single
+        ? `${formatMs(min)}: ${count}`
+        : `${formatMs(min + i * width)} – ${formatMs(min + (i + 1) * width)}: ${count}`;
     });
-    view.axisMin.textContent = formatMs(min);
-    view.axisMax.textContent = formatMs(max);
+    view.axis.classList.toggle('single', single);
+    const [low, high] = single ? [formatMs(min), ''] : axisLabels(min, max);
+    view.axisMin.textContent = low;
+    view.axisMax.textContent = high;
+    view.axisMax.hidden = single;
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
-    view.summary.textContent = `${values.length} intervals · mean ${formatMs(mean)}`;
+    view.summary.textContent = `${plural(values.length, 'interval')} · mean ${formatMs(mean)}`;
   });
 }
 
