@@ -11,6 +11,8 @@ const BINS = 10;
 const GAP_SHOWN_MS = 10000;  // how long the header says "gap"
 const RETRY_MAX_MS = 30000;  // longest wait between reconnection attempts
 const LABELS = { busy: 'busy, retrying' };
+// Why a row loaded with the page has no latency: it is measured on arrival.
+const UNMEASURED = 'Sent before this page opened (loaded from history): its latency was not measured';
 
 const view = {
   state: document.getElementById('state'),
@@ -24,6 +26,7 @@ const view = {
   axis: document.getElementById('axis'),
   axisMin: document.getElementById('axis-min'),
   axisMax: document.getElementById('axis-max'),
+  latencyNote: document.getElementById('latency-note'),
 };
 
 const page = {
@@ -34,6 +37,7 @@ const page = {
   source: null,
   retryMs: 1000,
   gapUntil: 0,
+  unmeasured: 0,      // rows shown without a latency (loaded with the page)
 };
 
 function setState(state) {
@@ -86,10 +90,22 @@ function add(m, live) {
   time.textContent = Number.isNaN(sentAt.getTime()) ? m.sent_at : formatTime(sentAt);
   const dt = page.lastSentAt == null ? null : sentAt - page.lastSentAt;
   item.querySelector('.dt').textContent = formatMs(dt);
-  item.querySelector('.latency').textContent = live ? formatMs(Date.now() - sentAt) : '—';
-  if (live) item.classList.add('fresh');
+  const latency = item.querySelector('.latency');
+  if (live) {
+    latency.textContent = formatMs(Date.now() - sentAt);
+    item.classList.add('fresh');
+  } else {
+    latency.textContent = '—';
+    latency.title = UNMEASURED;
+    latency.classList.add('unmeasured');
+    page.unmeasured += 1;
+  }
   view.list.prepend(item);
-  while (view.list.children.length > KEEP) view.list.lastElementChild.remove();
+  while (view.list.children.length > KEEP) {
+    if (view.list.lastElementChild.querySelector('.unmeasured')) page.unmeasured -= 1;
+    view.list.lastElementChild.remove();
+  }
+  view.latencyNote.hidden = page.unmeasured === 0;
 
   page.lastSeq = m.seq;
   page.lastSentAt = sentAt;
@@ -125,6 +141,8 @@ function resetPage() {
   page.count = 0;
   page.intervals = [];
   page.gapUntil = 0;
+  page.unmeasured = 0;
+  view.latencyNote.hidden = true;
   view.list.replaceChildren();
   view.histogram.replaceChildren();
   view.histogram.classList.remove('single');

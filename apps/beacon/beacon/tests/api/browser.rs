@@ -3,7 +3,8 @@
 //! sees — the DOM, the connection indicator, and screenshots in
 //! `target/e2e/` to look at — across a reload, a receiver restart, and an
 //! outage longer than the stream's retention; and what a first look at it
-//! tells a new user: the histogram of a single interval.
+//! tells a new user: the histogram of a single interval, and why rows
+//! loaded with the page have no latency.
 //!
 //! `make e2e` runs this test alone.
 
@@ -27,6 +28,12 @@ const PAGE_HISTORY: u64 = 100;
 /// The stream's size in the gap test: an outage longer than this many
 /// messages loses some.
 const RETAINED: u64 = 20;
+/// What a row loaded with the page says instead of a latency (its title),
+/// and the legend that says it for all of them (`UNMEASURED` and
+/// `#latency-note` in the page).
+const UNMEASURED: &str =
+    "Sent before this page opened (loaded from history): its latency was not measured";
+const LATENCY_NOTE: &str = " · latency —: sent before this page opened";
 
 /// Everything the test reads off the page, in one evaluation.
 const READ_PAGE: &str = r#"(() => {
@@ -58,6 +65,9 @@ const READ_PAGE: &str = r#"(() => {
     axis_off_centre: bars.length === 1 && labels.length === 1
       ? Math.abs(centre(bars[0]) - centre(labels[0]))
       : null,
+    latency_note: visible(document.getElementById('latency-note'))
+      ? text(document, '#latency-note')
+      : '',
     overflows: root.scrollWidth > root.clientWidth,
     messages: [...document.querySelectorAll('#messages li.message')].map((li) => ({
       seq: Number(li.dataset.seq),
@@ -68,6 +78,7 @@ const READ_PAGE: &str = r#"(() => {
       sent_text: text(li, '.sent'),
       dt: text(li, '.dt'),
       latency: text(li, '.latency'),
+      latency_title: li.querySelector('.latency')?.title ?? '',
     })),
   };
 })()"#;
@@ -87,6 +98,8 @@ struct View {
     axis: Vec<String>,
     /// With one bar and one label: how far apart their middles are.
     axis_off_centre: Option<f64>,
+    /// The legend for rows without a latency, if shown.
+    latency_note: String,
     overflows: bool,
     /// Newest first, as shown.
     messages: Vec<Shown>,
@@ -102,6 +115,7 @@ struct Shown {
     sent_text: String,
     dt: String,
     latency: String,
+    latency_title: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +225,10 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
         "the page loads the newest {PAGE_HISTORY} messages: {history:?}"
     );
     assert_eq!(view.count, view.messages.len().to_string(), "#count");
+    assert_eq!(
+        view.latency_note, LATENCY_NOTE,
+        "the legend says why the history has no latency"
+    );
 
     // The receiver dies: the page says it is reconnecting, and messages
     // keep being published meanwhile.
@@ -402,9 +420,10 @@ async fn the_page_says_busy_at_the_client_cap_and_retries() {
 /// A broadcaster with a fixed wait: every interval is the same, from the
 /// first message on. The summary counts in the singular, then the plural;
 /// the histogram is one bar with its value centred under it, not an axis
-/// whose two ends read alike.
+/// whose two ends read alike. After a reload, the rows loaded with the page
+/// say why they have no latency.
 #[tokio::test]
-async fn the_page_reads_well_with_one_interval() {
+async fn the_page_reads_well_with_one_interval_and_after_a_reload() {
     let browser = Browser::launch().await;
     let mut envs = fast("3s", "3s");
     envs.push(("BEACON_SENDER", SENDER.to_owned()));
@@ -430,6 +449,31 @@ async fn the_page_reads_well_with_one_interval() {
     assert_one_value(&two, "3.00 s");
     assert_fields(&two);
 
+    page.reload().await;
+    let reloaded = wait_view(&page, "a live message above the history", |view| {
+        view.state == "live" && view.live() >= 1 && view.live() < view.messages.len()
+    })
+    .await;
+    assert_contiguous(&reloaded);
+    assert_fields(&reloaded);
+    assert_eq!(reloaded.latency_note, LATENCY_NOTE);
+    for shown in &reloaded.messages[reloaded.live()..] {
+        assert_eq!(
+            (shown.latency.as_str(), shown.latency_title.as_str()),
+            ("—", UNMEASURED),
+            "{shown:?}"
+        );
+    }
+    page.screenshot(&screenshots().join("reloaded.png")).await;
+    // The legend fits a phone too.
+    page.set_viewport(Viewport::PHONE).await;
+    let phone = wait_view(&page, "the phone layout", |view| {
+        view.latency_note == LATENCY_NOTE
+    })
+    .await;
+    assert!(!phone.overflows, "no sideways scrolling on a phone");
+    page.screenshot(&screenshots().join("reloaded-phone.png"))
+        .await;
     assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
 }
 
@@ -545,10 +589,21 @@ fn assert_fields(view: &View) {
                 (0.0..10_000.0).contains(&latency),
                 "a plausible latency: {shown:?}"
             );
+            assert_eq!(shown.latency_title, "", "{shown:?}");
         } else {
             assert_eq!(shown.latency, "—", "history shows no latency: {shown:?}");
+            assert_eq!(shown.latency_title, UNMEASURED, "and says why: {shown:?}");
         }
     }
+    let legend = if live < view.messages.len() {
+        LATENCY_NOTE
+    } else {
+        ""
+    };
+    assert_eq!(
+        view.latency_note, legend,
+        "the legend is shown while rows without a latency are"
+    );
 }
 
 /// `12 ms` or `1.25 s` in milliseconds.
