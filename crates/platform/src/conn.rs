@@ -17,6 +17,16 @@
 //!   byte. A stream a client reads slowly lives; one it stopped reading is
 //!   dropped, and the client's reconnect resumes where it left off.
 //!
+//! A connection dropped because a write waited too long (or was still
+//! waiting at shutdown) is reset, not closed in order. Its socket is full
+//! with bytes the client is not taking: an orderly close queues the FIN
+//! behind them, so a client that never reads again never sees it, and the
+//! kernel keeps the orphaned socket and its send queue (up to the 4 MB its
+//! buffer grows to under a busy stream) while it probes the client's zero
+//! window, for as long as the client answers the probes. A reset tells the
+//! client at once and frees the queue, as nginx's
+//! `reset_timedout_connection` does.
+//!
 //! The header and idle deadlines are a connection's [`Lifetime`], watched
 //! beside hyper by the task serving it: hyper's own `header_read_timeout`
 //! restarts when a kept-alive connection goes idle, so it cannot tell a slow
@@ -45,6 +55,7 @@ use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
     sync::Notify,
     time::{Instant, Sleep},
 };
@@ -174,10 +185,26 @@ impl Lifetime {
     }
 }
 
+/// A connection that can end with a reset instead of an orderly close.
+pub trait ResetOnClose {
+    /// From now on, closing the connection resets it (a TCP RST) and
+    /// discards whatever is still queued for the client.
+    fn reset_on_close(&self) -> io::Result<()>;
+}
+
+impl ResetOnClose for TcpStream {
+    fn reset_on_close(&self) -> io::Result<()> {
+        // `SO_LINGER` of zero: `close` sends a reset and frees the send
+        // queue at once, without blocking.
+        self.set_zero_linger()
+    }
+}
+
 /// A connection's socket with a write deadline: a write (or flush) the
 /// client accepts no byte of within the write timeout fails with
 /// [`io::ErrorKind::TimedOut`], once counted; one that waits when shutdown
-/// begins fails at once, so no client holds shutdown. Reads and writes
+/// begins fails at once, so no client holds shutdown. Either way the socket
+/// is reset when closed (see the module documentation). Reads and writes
 /// otherwise pass straight through; the deadline's timer exists only while
 /// a write waits, so an idle connection costs nothing more.
 pub struct TimedIo<T> {
@@ -240,9 +267,12 @@ impl<T> TimedIo<T> {
         };
         io::Error::new(kind, reason)
     }
+}
 
+impl<T: ResetOnClose> TimedIo<T> {
     /// After a write that could not proceed: pending until the client takes
-    /// bytes, or the deadline or shutdown comes first (then the error).
+    /// bytes, or the deadline or shutdown comes first (then the error, and
+    /// the socket is to be reset when closed).
     fn wait_for_client<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         let (timeout, shutdown) = (self.write_timeout, &self.shutdown);
         let waiting = self.waiting.get_or_insert_with(|| Waiting {
@@ -259,6 +289,9 @@ impl<T> TimedIo<T> {
         };
         self.waiting = None;
         self.failed = Some(kind);
+        if let Err(err) = self.io.reset_on_close() {
+            tracing::debug!(error = %err, "cannot make an abandoned connection reset on close");
+        }
         Poll::Ready(Err(Self::error(kind)))
     }
 
@@ -295,7 +328,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+impl<T: AsyncWrite + ResetOnClose + Unpin> AsyncWrite for TimedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -423,9 +456,19 @@ impl http_body::Body for Finishing {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
+        net::TcpListener,
+    };
 
     use super::*;
+
+    /// An in-memory pipe has nothing to reset.
+    impl ResetOnClose for DuplexStream {
+        fn reset_on_close(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     fn timeouts() -> Timeouts {
         Timeouts {
@@ -532,5 +575,67 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
         assert_eq!(started.elapsed(), Duration::from_secs(1));
         assert_eq!(metrics.timed_out_count(Timeout::Write), 0, "not a timeout");
+    }
+
+    /// A server socket and the client socket connected to it, the client
+    /// with a small receive buffer.
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let addr = listener.local_addr().expect("an address");
+        let (client, accepted) = tokio::join!(
+            testkit::connect_with_receive_buffer(addr, 4096),
+            listener.accept()
+        );
+        let (server, _) = accepted.expect("accepted");
+        (server, client.expect("connected"))
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_for_a_stuck_write_is_reset() {
+        let metrics = HttpMetrics::unregistered();
+        let (server, client) = tcp_pair().await;
+        let mut server = TimedIo::new(
+            server,
+            Duration::from_millis(100),
+            CancellationToken::new(),
+            metrics.clone(),
+        );
+        // The client never reads: writes go into the socket until it is
+        // full, then one waits past the deadline.
+        let chunk = [0u8; 64 * 1024];
+        let err = loop {
+            if let Err(err) = server.write_all(&chunk).await {
+                break err;
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(server);
+        // The client learns without reading: an orderly close would wait
+        // behind everything queued for it.
+        testkit::eventually("the client reset", Duration::from_secs(10), || {
+            let reset = testkit::was_reset(&client).expect("no other error");
+            async move { reset.then_some(()) }
+        })
+        .await;
+        assert_eq!(metrics.timed_out_count(Timeout::Write), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_normally_is_closed_in_order() {
+        let (server, mut client) = tcp_pair().await;
+        let mut server = TimedIo::new(
+            server,
+            Duration::from_millis(100),
+            CancellationToken::new(),
+            HttpMetrics::unregistered(),
+        );
+        server.write_all(b"all of it").await.expect("written");
+        drop(server);
+        let mut read = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut read))
+            .await
+            .expect("the end in time")
+            .expect("no reset");
+        assert_eq!(read, b"all of it");
     }
 }

@@ -23,7 +23,7 @@ pub mod workloads;
 pub use self::{
     browser::{Browser, INSTALL_CHROMIUM, Page, Viewport},
     nats::{NatsServer, nats_server_binary},
-    net::connect_without_reading,
+    net::{connect_with_receive_buffer, connect_without_reading, was_reset},
     postgres::{PostgresServer, postgres_bindir},
     process::{AppProcess, free_port, output_within},
     sse::{SSE_PATIENCE, SseClient, SseEvent},

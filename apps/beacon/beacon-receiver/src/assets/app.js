@@ -11,6 +11,8 @@ const BINS = 10;
 const GAP_SHOWN_MS = 10000;  // how long the header says "gap"
 const RETRY_MAX_MS = 30000;  // longest wait between reconnection attempts
 const LABELS = { busy: 'busy, retrying' };
+// Why a row loaded with the page has no latency: it is measured on arrival.
+const UNMEASURED = 'Sent before this page opened (loaded from history): its latency was not measured';
 
 const view = {
   state: document.getElementById('state'),
@@ -21,8 +23,10 @@ const view = {
   template: document.getElementById('message-template'),
   histogram: document.getElementById('histogram'),
   summary: document.getElementById('histogram-summary'),
+  axis: document.getElementById('axis'),
   axisMin: document.getElementById('axis-min'),
   axisMax: document.getElementById('axis-max'),
+  latencyNote: document.getElementById('latency-note'),
 };
 
 const page = {
@@ -33,6 +37,7 @@ const page = {
   source: null,
   retryMs: 1000,
   gapUntil: 0,
+  unmeasured: 0,      // rows shown without a latency (loaded with the page)
 };
 
 function setState(state) {
@@ -45,6 +50,19 @@ function formatMs(ms) {
   if (ms == null || !Number.isFinite(ms)) return '—';
   if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+// "1 interval", "2 intervals".
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+// The two ends of the histogram's axis, told apart: in milliseconds when
+// rounding would show the same value at both.
+function axisLabels(min, max) {
+  const labels = [formatMs(min), formatMs(max)];
+  if (labels[0] !== labels[1]) return labels;
+  return [min, max].map((ms) => `${Math.round(ms)} ms`);
 }
 
 function formatTime(date) {
@@ -72,10 +90,22 @@ function add(m, live) {
   time.textContent = Number.isNaN(sentAt.getTime()) ? m.sent_at : formatTime(sentAt);
   const dt = page.lastSentAt == null ? null : sentAt - page.lastSentAt;
   item.querySelector('.dt').textContent = formatMs(dt);
-  item.querySelector('.latency').textContent = live ? formatMs(Date.now() - sentAt) : '—';
-  if (live) item.classList.add('fresh');
+  const latency = item.querySelector('.latency');
+  if (live) {
+    latency.textContent = formatMs(Date.now() - sentAt);
+    item.classList.add('fresh');
+  } else {
+    latency.textContent = '—';
+    latency.title = UNMEASURED;
+    latency.classList.add('unmeasured');
+    page.unmeasured += 1;
+  }
   view.list.prepend(item);
-  while (view.list.children.length > KEEP) view.list.lastElementChild.remove();
+  while (view.list.children.length > KEEP) {
+    if (view.list.lastElementChild.querySelector('.unmeasured')) page.unmeasured -= 1;
+    view.list.lastElementChild.remove();
+  }
+  view.latencyNote.hidden = page.unmeasured === 0;
 
   page.lastSeq = m.seq;
   page.lastSentAt = sentAt;
@@ -111,17 +141,26 @@ function resetPage() {
   page.count = 0;
   page.intervals = [];
   page.gapUntil = 0;
+  page.unmeasured = 0;
+  view.latencyNote.hidden = true;
   view.list.replaceChildren();
   view.histogram.replaceChildren();
+  view.histogram.classList.remove('single');
   view.count.textContent = '0';
   view.lastSeq.textContent = '—';
   view.empty.hidden = false;
   view.summary.textContent = 'waiting for messages';
+  view.axis.classList.remove('single');
   view.axisMin.textContent = '';
   view.axisMax.textContent = '';
+  view.axisMax.hidden = false;
   start();
 }
 
+// Ten bars from the shortest interval to the longest; when they are all
+// the same (one interval, or a broadcaster with a fixed wait), one bar in
+// the middle with that value under it, rather than an axis whose two ends
+// read alike.
 let histogramQueued = false;
 function drawHistogram() {
   if (histogramQueued) return;
@@ -133,26 +172,34 @@ function drawHistogram() {
     let min = Infinity;
     let max = -Infinity;
     for (const v of values) { if (v < min) min = v; if (v > max) max = v; }
-    const width = Math.max(max - min, 1) / BINS;
-    const counts = new Array(BINS).fill(0);
-    for (const v of values) counts[Math.min(BINS - 1, Math.floor((v - min) / width))] += 1;
+    const single = min === max;
+    const bins = single ? 1 : BINS;
+    const width = (max - min) / bins;
+    const counts = new Array(bins).fill(0);
+    for (const v of values) counts[single ? 0 : Math.min(bins - 1, Math.floor((v - min) / width))] += 1;
     const peak = Math.max(...counts);
-    if (view.histogram.children.length !== BINS) {
+    if (view.histogram.children.length !== bins) {
       view.histogram.replaceChildren(...counts.map(() => {
         const bar = document.createElement('div');
         bar.className = 'bar';
         return bar;
       }));
     }
+    view.histogram.classList.toggle('single', single);
     counts.forEach((count, i) => {
       const bar = view.histogram.children[i];
       bar.style.height = `${Math.max(2, (count / peak) * 100)}%`;
-      bar.title = `${formatMs(min + i * width)} – ${formatMs(min + (i + 1) * width)}: ${count}`;
+      bar.title = single
+        ? `${formatMs(min)}: ${count}`
+        : `${formatMs(min + i * width)} – ${formatMs(min + (i + 1) * width)}: ${count}`;
     });
-    view.axisMin.textContent = formatMs(min);
-    view.axisMax.textContent = formatMs(max);
+    view.axis.classList.toggle('single', single);
+    const [low, high] = single ? [formatMs(min), ''] : axisLabels(min, max);
+    view.axisMin.textContent = low;
+    view.axisMax.textContent = high;
+    view.axisMax.hidden = single;
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
-    view.summary.textContent = `${values.length} intervals · mean ${formatMs(mean)}`;
+    view.summary.textContent = `${plural(values.length, 'interval')} · mean ${formatMs(mean)}`;
   });
 }
 

@@ -2,7 +2,9 @@
 //! broadcaster feeds through nats-server. What is checked is what a person
 //! sees — the DOM, the connection indicator, and screenshots in
 //! `target/e2e/` to look at — across a reload, a receiver restart, and an
-//! outage longer than the stream's retention.
+//! outage longer than the stream's retention; and what a first look at it
+//! tells a new user: the histogram of a single interval, and why rows
+//! loaded with the page have no latency.
 //!
 //! `make e2e` runs this test alone.
 
@@ -26,11 +28,24 @@ const PAGE_HISTORY: u64 = 100;
 /// The stream's size in the gap test: an outage longer than this many
 /// messages loses some.
 const RETAINED: u64 = 20;
+/// What a row loaded with the page says instead of a latency (its title),
+/// and the legend that says it for all of them (`UNMEASURED` and
+/// `#latency-note` in the page).
+const UNMEASURED: &str =
+    "Sent before this page opened (loaded from history): its latency was not measured";
+const LATENCY_NOTE: &str = " · latency —: sent before this page opened";
 
 /// Everything the test reads off the page, in one evaluation.
 const READ_PAGE: &str = r#"(() => {
   const text = (root, selector) => root.querySelector(selector)?.textContent ?? '';
   const root = document.documentElement;
+  const visible = (element) => element && !element.hidden && element.getClientRects().length > 0;
+  const centre = (element) => {
+    const box = element.getBoundingClientRect();
+    return box.left + box.width / 2;
+  };
+  const bars = [...document.querySelectorAll('#histogram .bar')];
+  const labels = [...document.querySelectorAll('#axis span')].filter(visible);
   return {
     state: document.getElementById('state').dataset.state,
     state_text: text(document, '#state'),
@@ -43,7 +58,16 @@ const READ_PAGE: &str = r#"(() => {
       above: Number(li.previousElementSibling?.dataset.seq ?? 0),
       below: Number(li.nextElementSibling?.dataset.seq ?? 0),
     })),
-    bars: document.querySelectorAll('#histogram .bar').length,
+    bars: bars.length,
+    summary: text(document, '#histogram-summary'),
+    axis: labels.map((label) => label.textContent),
+    // How far the one label sits from the one bar's middle, in CSS pixels.
+    axis_off_centre: bars.length === 1 && labels.length === 1
+      ? Math.abs(centre(bars[0]) - centre(labels[0]))
+      : null,
+    latency_note: visible(document.getElementById('latency-note'))
+      ? text(document, '#latency-note')
+      : '',
     overflows: root.scrollWidth > root.clientWidth,
     messages: [...document.querySelectorAll('#messages li.message')].map((li) => ({
       seq: Number(li.dataset.seq),
@@ -54,6 +78,7 @@ const READ_PAGE: &str = r#"(() => {
       sent_text: text(li, '.sent'),
       dt: text(li, '.dt'),
       latency: text(li, '.latency'),
+      latency_title: li.querySelector('.latency')?.title ?? '',
     })),
   };
 })()"#;
@@ -67,6 +92,14 @@ struct View {
     /// Rows standing for messages the stream no longer has.
     gaps: Vec<GapRow>,
     bars: usize,
+    /// `N intervals · mean …` above the histogram.
+    summary: String,
+    /// The histogram axis's visible labels, left to right.
+    axis: Vec<String>,
+    /// With one bar and one label: how far apart their middles are.
+    axis_off_centre: Option<f64>,
+    /// The legend for rows without a latency, if shown.
+    latency_note: String,
     overflows: bool,
     /// Newest first, as shown.
     messages: Vec<Shown>,
@@ -82,6 +115,7 @@ struct Shown {
     sent_text: String,
     dt: String,
     latency: String,
+    latency_title: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +136,14 @@ impl View {
 
     fn newest(&self) -> u64 {
         self.messages.first().map_or(0, |shown| shown.seq)
+    }
+
+    /// Whether the histogram's summary counts every message shown (it is
+    /// drawn on the next animation frame, so it may trail by one).
+    fn histogram_drawn(&self) -> bool {
+        let n = self.messages.len();
+        let noun = if n == 1 { "interval" } else { "intervals" };
+        self.summary.starts_with(&format!("{n} {noun} · mean "))
     }
 
     /// Messages that arrived over the live stream (they have a latency);
@@ -136,7 +178,7 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
 
     // Live: history and live messages, newest first, every field filled.
     let view = wait_view(&page, "10 live messages", |view| {
-        view.state == "live" && view.live() >= 10
+        view.state == "live" && view.live() >= 10 && view.histogram_drawn()
     })
     .await;
     assert_eq!(view.state_text, "live");
@@ -144,6 +186,7 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
     assert_fields(&view);
     assert_counters(&view);
     assert_eq!(view.bars, 10, "the histogram has its bars");
+    assert_histogram_spread(&view);
     assert!(view.gaps.is_empty(), "{:?}", view.gaps);
     assert!(!view.overflows, "no sideways scrolling at desktop width");
     page.screenshot(&shots.join("live.png")).await;
@@ -182,6 +225,10 @@ async fn the_page_follows_the_stream_across_a_reload_and_a_receiver_restart() {
         "the page loads the newest {PAGE_HISTORY} messages: {history:?}"
     );
     assert_eq!(view.count, view.messages.len().to_string(), "#count");
+    assert_eq!(
+        view.latency_note, LATENCY_NOTE,
+        "the legend says why the history has no latency"
+    );
 
     // The receiver dies: the page says it is reconnecting, and messages
     // keep being published meanwhile.
@@ -370,6 +417,91 @@ async fn the_page_says_busy_at_the_client_cap_and_retries() {
     assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
 }
 
+/// A broadcaster with a fixed wait: every interval is the same, from the
+/// first message on. The summary counts in the singular, then the plural;
+/// the histogram is one bar with its value centred under it, not an axis
+/// whose two ends read alike. After a reload, the rows loaded with the page
+/// say why they have no latency.
+#[tokio::test]
+async fn the_page_reads_well_with_one_interval_and_after_a_reload() {
+    let browser = Browser::launch().await;
+    let mut envs = fast("3s", "3s");
+    envs.push(("BEACON_SENDER", SENDER.to_owned()));
+    let app = AppProcess::spawn(BEACON.as_ref(), "BEACON", &["all"], &envs);
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/", app.base_url())).await;
+
+    let one = wait_view(&page, "one message, its interval drawn", |view| {
+        view.messages.len() == 1 && view.histogram_drawn()
+    })
+    .await;
+    assert_eq!(one.summary, "1 interval · mean 3.00 s");
+    assert_one_value(&one, "3.00 s");
+    assert_fields(&one);
+    page.screenshot(&screenshots().join("one-interval.png"))
+        .await;
+
+    let two = wait_view(&page, "two messages, their intervals drawn", |view| {
+        view.messages.len() == 2 && view.histogram_drawn()
+    })
+    .await;
+    assert_eq!(two.summary, "2 intervals · mean 3.00 s");
+    assert_one_value(&two, "3.00 s");
+    assert_fields(&two);
+
+    page.reload().await;
+    let reloaded = wait_view(&page, "a live message above the history", |view| {
+        view.state == "live" && view.live() >= 1 && view.live() < view.messages.len()
+    })
+    .await;
+    assert_contiguous(&reloaded);
+    assert_fields(&reloaded);
+    assert_eq!(reloaded.latency_note, LATENCY_NOTE);
+    for shown in &reloaded.messages[reloaded.live()..] {
+        assert_eq!(
+            (shown.latency.as_str(), shown.latency_title.as_str()),
+            ("—", UNMEASURED),
+            "{shown:?}"
+        );
+    }
+    page.screenshot(&screenshots().join("reloaded.png")).await;
+    // The legend fits a phone too.
+    page.set_viewport(Viewport::PHONE).await;
+    let phone = wait_view(&page, "the phone layout", |view| {
+        view.latency_note == LATENCY_NOTE
+    })
+    .await;
+    assert!(!phone.overflows, "no sideways scrolling on a phone");
+    page.screenshot(&screenshots().join("reloaded-phone.png"))
+        .await;
+    assert_eq!(page.exceptions(), Vec::<String>::new(), "script errors");
+}
+
+/// Every interval the same: one bar, and `value` once, centred under it.
+fn assert_one_value(view: &View, value: &str) {
+    assert_eq!(view.bars, 1, "one bar: {view:?}");
+    assert_eq!(view.axis, vec![value.to_owned()], "one label: {view:?}");
+    let off = view.axis_off_centre.expect("one bar, one label");
+    assert!(off < 1.0, "the label {off} px off the bar's middle");
+}
+
+/// Intervals that differ: the axis runs from the shortest to the longest,
+/// two labels that read differently.
+fn assert_histogram_spread(view: &View) {
+    let [low, high] = view.axis.as_slice() else {
+        panic!("two axis labels: {:?}", view.axis);
+    };
+    let (low, high) = (
+        duration_ms(low).unwrap_or_else(|| panic!("a duration: {low}")),
+        duration_ms(high).unwrap_or_else(|| panic!("a duration: {high}")),
+    );
+    assert!(
+        MIN_INTERVAL_MS <= low && low < high,
+        "from the shortest to the longest: {:?}",
+        view.axis
+    );
+}
+
 /// Reads the page every 20 ms until `done` holds; panics with the last
 /// reading after [`PATIENCE`].
 async fn wait_view(page: &Page, what: &str, done: impl Fn(&View) -> bool) -> View {
@@ -457,10 +589,21 @@ fn assert_fields(view: &View) {
                 (0.0..10_000.0).contains(&latency),
                 "a plausible latency: {shown:?}"
             );
+            assert_eq!(shown.latency_title, "", "{shown:?}");
         } else {
             assert_eq!(shown.latency, "—", "history shows no latency: {shown:?}");
+            assert_eq!(shown.latency_title, UNMEASURED, "and says why: {shown:?}");
         }
     }
+    let legend = if live < view.messages.len() {
+        LATENCY_NOTE
+    } else {
+        ""
+    };
+    assert_eq!(
+        view.latency_note, legend,
+        "the legend is shown while rows without a latency are"
+    );
 }
 
 /// `12 ms` or `1.25 s` in milliseconds.

@@ -1,6 +1,7 @@
 //! Bounded time for every connection: a connection that sends no request
 //! head, or sits idle between requests, is closed; a streaming client that
-//! stops reading is dropped while the others keep receiving everything; and
+//! stops reading is dropped (reset, so it knows without reading) while the
+//! others keep receiving everything; and
 //! SIGTERM ends the process within its deadline whatever the clients do.
 
 use std::{
@@ -10,13 +11,18 @@ use std::{
 };
 
 use serde_json::Value;
-use testkit::{AppProcess, SseClient, connect_without_reading, eventually};
+use testkit::{
+    AppProcess, SseClient, connect_with_receive_buffer, connect_without_reading, eventually,
+    was_reset,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-use super::helpers::{BEACON, PATIENCE, fast, metric, range, spawn_app, wait_for_seq, wait_readyz};
+use super::helpers::{
+    BEACON, PATIENCE, fast, last_seq, metric, range, spawn_app, wait_for_seq, wait_readyz,
+};
 
 fn addr(base: &str) -> SocketAddr {
     base.trim_start_matches("http://")
@@ -124,10 +130,18 @@ async fn silent_and_idle_connections_are_closed_by_their_timeouts() {
 }
 
 /// What a client that stops reading leaves behind: held, never read.
-#[allow(dead_code)]
 enum Stuck {
     Tcp(TcpStream),
     Ws(Box<tokio_tungstenite::WebSocketStream<TcpStream>>),
+}
+
+impl Stuck {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stuck::Tcp(stream) => stream,
+            Stuck::Ws(socket) => socket.get_ref(),
+        }
+    }
 }
 
 /// Streaming clients that read their response head (at most) and then
@@ -242,6 +256,138 @@ async fn clients_that_stop_reading_are_dropped_and_a_reader_beside_them_gets_eve
     };
     assert_eq!(metric(&base, &served("raw")).await, 5.0);
     assert_eq!(metric(&base, &served("router")).await, 3.0);
+    app.stop().await.unwrap();
+}
+
+/// Clients with 4 KB receive buffers that never read, one on each way of
+/// streaming: SSE live, SSE resuming from `?after=0` and from
+/// `Last-Event-ID: 0` (written by the receiver itself), SSE resuming as the
+/// second request of a connection (written by hyper), and WebSockets, live
+/// and resuming.
+async fn stuck_on_every_path(addr: SocketAddr) -> Vec<(&'static str, Stuck)> {
+    let connect = || connect_with_receive_buffer(addr, 4096);
+    let mut stuck = Vec::new();
+    for (path, head) in [
+        ("sse live", "GET /events HTTP/1.1\r\nHost: beacon\r\n\r\n"),
+        (
+            "sse after=0",
+            "GET /events?after=0 HTTP/1.1\r\nHost: beacon\r\n\r\n",
+        ),
+        (
+            "sse Last-Event-ID",
+            "GET /events HTTP/1.1\r\nHost: beacon\r\nLast-Event-ID: 0\r\n\r\n",
+        ),
+    ] {
+        let mut stream = connect().await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stuck.push((path, Stuck::Tcp(stream)));
+    }
+    let mut routed = connect().await.unwrap();
+    request(&mut routed, "GET /livez HTTP/1.1\r\nHost: beacon\r\n\r\n").await;
+    routed
+        .write_all(b"GET /events?after=0 HTTP/1.1\r\nHost: beacon\r\n\r\n")
+        .await
+        .unwrap();
+    stuck.push(("sse after=0 through hyper", Stuck::Tcp(routed)));
+    for (path, query) in [("ws live", ""), ("ws after=0", "?after=0")] {
+        let stream = connect().await.unwrap();
+        let url = format!("ws://{addr}/ws{query}");
+        let (socket, _) =
+            tokio::time::timeout(PATIENCE, tokio_tungstenite::client_async(url, stream))
+                .await
+                .expect("a WebSocket handshake in time")
+                .unwrap();
+        stuck.push((path, Stuck::Ws(Box::new(socket))));
+    }
+    stuck
+}
+
+/// On a busy stream (1,000-byte messages every 1–2 ms), a client that
+/// never reads fills its socket within seconds while new messages keep
+/// coming. The write timeout must then end its connection for real: the
+/// client is reset (an orderly close would wait behind megabytes it never
+/// takes, and the kernel would hold them), on every path, and counted,
+/// while a reader beside them gets every message once, in order.
+#[tokio::test]
+async fn stuck_clients_on_a_busy_stream_are_reset_after_the_write_timeout() {
+    let message = "x".repeat(1000);
+    let app = spawn_app(&[
+        "--min-interval",
+        "1ms",
+        "--max-interval",
+        "2ms",
+        "--message",
+        &message,
+        "--write-timeout",
+        "2s",
+    ])
+    .await;
+    let base = app.base.clone();
+    wait_for_seq(&base, 500).await;
+    let reader = SseClient::connect(&format!("{base}/events?after=0"), None)
+        .await
+        .unwrap();
+    let (seen, reading) = keep_reading(reader, usize::MAX);
+
+    let stuck = stuck_on_every_path(addr(&base)).await;
+    // Seen without reading: each client's socket says it was reset.
+    let mut reset = vec![false; stuck.len()];
+    let mut waiting_for = Vec::new();
+    eventually("every stuck client reset", PATIENCE, || {
+        for ((_, client), reset) in stuck.iter().zip(&mut reset) {
+            if !*reset {
+                *reset = was_reset(client.socket()).expect("no other socket error");
+            }
+        }
+        let left: Vec<&str> = stuck
+            .iter()
+            .zip(&reset)
+            .filter(|(_, reset)| !**reset)
+            .map(|((path, _), _)| *path)
+            .collect();
+        if left != waiting_for {
+            eprintln!("not reset yet: {left:?}");
+            waiting_for.clone_from(&left);
+        }
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    let write = "beacon_http_connections_timed_out_total{timeout=\"write\"}";
+    assert_eq!(
+        metric(&base, write).await,
+        stuck.len() as f64,
+        "each stuck client counted once, the reader not at all"
+    );
+    eventually("only the reader left connected", PATIENCE, || async {
+        let sse = metric(&base, "beacon_clients_connected{transport=\"sse\"}").await;
+        let ws = metric(&base, "beacon_clients_connected{transport=\"ws\"}").await;
+        (sse == 1.0 && ws == 0.0).then_some(())
+    })
+    .await;
+
+    // The reader reads on past the moment the last of them was reset.
+    let until = last_seq(&base).await + 500;
+    eventually(&format!("the reader at message {until}"), PATIENCE, || {
+        let read = seen.lock().unwrap().len() as u64;
+        async move { (read >= until).then_some(()) }
+    })
+    .await;
+    reading.abort();
+    let seqs: Vec<u64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            entry
+                .as_u64()
+                .unwrap_or_else(|| panic!("not a message: {entry}"))
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        range(1, seqs.len() as u64),
+        "every message once, in order"
+    );
     app.stop().await.unwrap();
 }
 
