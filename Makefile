@@ -60,6 +60,11 @@ test-rust: ## Unit and integration tests (starts its own nats-server)
 e2e: ## The browser tests alone, both apps' pages (needs chromium); screenshots in target/e2e/
 	$(E2E_RUNNER)
 
+.PHONY: screenshots
+screenshots: ## The README's pictures (docs/beacon.png, docs/udaconnect.png), as a user sees the pages after the quick start
+	$(CARGO) build --release -p beacon -p udaconnect -p screenshots
+	$(TARGET_DIR)/release/screenshots
+
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all
