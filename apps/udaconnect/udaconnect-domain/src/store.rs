@@ -24,6 +24,10 @@ pub enum StoreError {
     /// A stored row that does not make a valid record.
     #[error("a stored row is invalid: {0}")]
     Corrupt(String),
+    /// A query ran past its deadline and was stopped: a narrower question
+    /// (fewer days, a shorter distance) may be answered in time.
+    #[error("the query took longer than {0:?} and was stopped")]
+    TimedOut(std::time::Duration),
 }
 
 /// What storing a batch of records did.

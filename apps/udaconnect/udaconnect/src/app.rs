@@ -31,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     api::{
         self, ApiMetrics, ApiState,
+        gate::QueryGate,
         live::{LiveStats, RateMeter},
     },
     cli::{BusConfig, Config, StoreConfig, redacted},
@@ -67,6 +68,7 @@ impl Application {
             } => {
                 let pg = PgStore::new(&PgConfig {
                     replica: *replica,
+                    query_timeout: config.api.as_ref().map(|api| api.query_timeout),
                     ..PgConfig::new(url.clone())
                 })
                 .map_err(|err| {
@@ -78,7 +80,10 @@ impl Application {
             }
             StoreConfig::Embedded { seed } => {
                 let first_day = demo_first_day();
-                let store = MemoryStore::from_dataset(&conference::demo(first_day, *seed));
+                let mut store = MemoryStore::from_dataset(&conference::demo(first_day, *seed));
+                if let Some(api) = &config.api {
+                    store = store.with_query_timeout(api.query_timeout);
+                }
                 tracing::info!(
                     seed,
                     first_day = %first_day,
@@ -107,9 +112,12 @@ impl Application {
             let metrics = ApiMetrics::register(service.registry());
             let ready = service.readiness().flag("api: store answering");
             let (live, feed) = watch::channel(None);
+            let queries =
+                QueryGate::new(api.query_concurrency, api.query_timeout, service.registry());
             routes = Some(api::routes(ApiState {
                 store: Arc::clone(&store),
                 metrics,
+                queries,
                 compat_max_rows: api.compat_max_rows,
                 live: feed,
                 shutdown: streams.clone(),

@@ -88,6 +88,12 @@ pub struct ApiArgs {
     /// The most rows the original's connection endpoint answers; a larger answer is cut there, in the original's order, and says so in the header X-Truncated-At-Rows.
     #[arg(long, env = "UDACONNECT_COMPAT_MAX_ROWS", default_value = "100000", value_parser = parse_count)]
     pub compat_max_rows: usize,
+    /// Longest a connection query (the original's and v2's) may run: past it the work stops (the statement is cancelled, the in-memory search gives up) and the client is answered 503 with Retry-After.
+    #[arg(long, env = "UDACONNECT_QUERY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub query_timeout: Duration,
+    /// Connection queries answered at once; one more is answered 503 with Retry-After at once. Persons, health and metrics always answer.
+    #[arg(long, env = "UDACONNECT_QUERY_CONCURRENCY", default_value = "4", value_parser = parse_bounded::<1024>)]
+    pub query_concurrency: usize,
 }
 
 /// Settings of the serving targets.

@@ -16,7 +16,10 @@ use udaconnect_domain::{
     Stats, StoreError, Timestamp, geodesic::search_boxes, query::round_to_mm,
 };
 
-use super::near::{Origin, Pair};
+use super::{
+    deadline::Deadline,
+    near::{Origin, Pair},
+};
 
 /// A point of the R-tree: (longitude, latitude), with what the queries
 /// filter on, so that candidates are sifted without reaching for their
@@ -300,6 +303,7 @@ impl Data {
     pub fn compat_connections(
         &self,
         query: &CompatQuery,
+        deadline: &mut Deadline,
     ) -> Result<Vec<CompatConnection>, StoreError> {
         let (start, end) = query.own_window();
         let (others_start, others_end) = query.others_window();
@@ -307,12 +311,13 @@ impl Data {
         let mut rows = Vec::new();
         for own in self.own(query.person_id, start, end) {
             let origin = Origin::new(own.position);
-            let mut near: Vec<&Location> = self
-                .near(own, &origin, metres, |time| {
-                    time >= others_start && time < others_end
-                })
-                .map(|(entry, _)| self.at(entry))
-                .collect();
+            let mut near: Vec<&Location> = Vec::new();
+            for (entry, _) in self.near(own, &origin, metres, |time| {
+                time >= others_start && time < others_end
+            }) {
+                deadline.check()?;
+                near.push(self.at(entry));
+            }
             near.sort_unstable_by_key(|other| other.id);
             for other in near {
                 if rows.len() == query.limit {
@@ -339,7 +344,11 @@ impl Data {
             })
     }
 
-    pub fn connections(&self, query: &ConnectionQuery) -> Result<Vec<Contact>, StoreError> {
+    pub fn connections(
+        &self,
+        query: &ConnectionQuery,
+        deadline: &mut Deadline,
+    ) -> Result<Vec<Contact>, StoreError> {
         let (start, end) = query.own_window();
         let metres = query.distance.metres();
         let mut tallies: HashMap<PersonId, Tally> = HashMap::new();
@@ -347,6 +356,7 @@ impl Data {
             let (lo, hi) = query.others_span(own.time);
             let origin = Origin::new(own.position);
             for (entry, pair) in self.near(own, &origin, metres, |time| time >= lo && time <= hi) {
+                deadline.check()?;
                 match tallies.entry(entry.data.person_id) {
                     hash_map::Entry::Occupied(mut tally) => {
                         tally

@@ -6,9 +6,13 @@
 //! tokio's blocking threads so that they never stall the async workers.
 
 mod data;
+mod deadline;
 mod near;
 
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::{
+    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use udaconnect_domain::{
@@ -17,12 +21,14 @@ use udaconnect_domain::{
     StoreError, conference::Dataset,
 };
 
-use self::data::Data;
+use self::{data::Data, deadline::Deadline};
 
 /// The in-memory store.
 #[derive(Clone)]
 pub struct MemoryStore {
     data: Arc<RwLock<Data>>,
+    /// Longest a connection query may run before it is stopped.
+    query_timeout: Option<Duration>,
 }
 
 impl Default for MemoryStore {
@@ -42,6 +48,16 @@ impl MemoryStore {
     pub fn from_dataset(data: &Dataset) -> Self {
         Self {
             data: Arc::new(RwLock::new(Data::with(&data.persons, &data.locations))),
+            query_timeout: None,
+        }
+    }
+
+    /// The same store, its connection queries stopped with
+    /// [`StoreError::TimedOut`] once they have run for `timeout`.
+    pub fn with_query_timeout(self, timeout: Duration) -> Self {
+        Self {
+            query_timeout: Some(timeout),
+            ..self
         }
     }
 
@@ -53,6 +69,7 @@ impl MemoryStore {
                 persons,
                 locations.into_iter().map(|location| (location, None)),
             ))),
+            query_timeout: None,
         }
     }
 
@@ -73,14 +90,19 @@ impl MemoryStore {
         self.data.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `query` on the data on a blocking thread.
+    /// Runs `query` on the data on a blocking thread, under the store's
+    /// query deadline (which counts from now).
     async fn blocking<T: Send + 'static>(
         &self,
-        query: impl FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
+        query: impl FnOnce(&Data, &mut Deadline) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let data = Arc::clone(&self.data);
+        let mut deadline = Deadline::after(self.query_timeout);
         tokio::task::spawn_blocking(move || {
-            query(&data.read().unwrap_or_else(PoisonError::into_inner))
+            query(
+                &data.read().unwrap_or_else(PoisonError::into_inner),
+                &mut deadline,
+            )
         })
         .await
         .map_err(|err| StoreError::Unavailable(format!("the query did not finish: {err}")))?
@@ -138,13 +160,14 @@ impl Store for MemoryStore {
         query: &CompatQuery,
     ) -> Result<Vec<CompatConnection>, StoreError> {
         let query = *query;
-        self.blocking(move |data| data.compat_connections(&query))
+        self.blocking(move |data, deadline| data.compat_connections(&query, deadline))
             .await
     }
 
     async fn connections(&self, query: &ConnectionQuery) -> Result<Vec<Contact>, StoreError> {
         let query = *query;
-        self.blocking(move |data| data.connections(&query)).await
+        self.blocking(move |data, deadline| data.connections(&query, deadline))
+            .await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {

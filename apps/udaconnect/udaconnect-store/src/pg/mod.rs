@@ -41,6 +41,11 @@ pub struct PgConfig {
     /// (`work_mem`): a 30-day connection query holds a few hundred
     /// thousand pairs.
     pub work_mem: String,
+    /// Longest a connection query may run before it is stopped (the
+    /// statement cancelled by the server, or the replica's search given
+    /// up) with [`StoreError::TimedOut`]; `None`: only the statement
+    /// timeout bounds it.
+    pub query_timeout: Option<Duration>,
     /// Answer the connection queries from an in-memory replica of every
     /// person and location (see [`replica`]), loaded on first use and
     /// caught up before each query, instead of in SQL: for the API, which
@@ -60,6 +65,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(3),
             work_mem: "64MB".to_owned(),
+            query_timeout: None,
             replica: false,
         }
     }
@@ -84,6 +90,10 @@ pub struct PgStore {
     deadline: Duration,
     /// The connection queries' replica, if they are answered from one.
     replica: Option<Arc<Replica>>,
+    /// How long a connection query may run (see [`PgConfig::query_timeout`]).
+    query_timeout: Option<Duration>,
+    /// Longest wait for a connection: part of a timed query's deadline.
+    wait: Duration,
 }
 
 impl PgStore {
@@ -127,7 +137,11 @@ impl PgStore {
         Ok(Self {
             pool,
             deadline: config.wait_timeout + config.connect_timeout + config.statement_timeout,
-            replica: config.replica.then(Arc::default),
+            replica: config
+                .replica
+                .then(|| Arc::new(Replica::new(config.query_timeout))),
+            query_timeout: config.query_timeout,
+            wait: config.wait_timeout + config.connect_timeout,
         })
     }
 

@@ -35,10 +35,11 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(600);
 const FETCH_ROWS: i32 = 50_000;
 
 /// The replica, shared by the store's clones.
-#[derive(Default)]
 pub struct Replica {
     state: Mutex<Option<Caught>>,
     metrics: ReplicaMetrics,
+    /// How long a connection query on it may run.
+    query_timeout: Option<Duration>,
 }
 
 /// What the replica holds and how its catch-ups go.
@@ -77,6 +78,16 @@ struct Read {
 }
 
 impl Replica {
+    /// An empty replica, loaded on first use; its connection queries stop
+    /// after `query_timeout`.
+    pub fn new(query_timeout: Option<Duration>) -> Self {
+        Self {
+            state: Mutex::default(),
+            metrics: ReplicaMetrics::default(),
+            query_timeout,
+        }
+    }
+
     /// Registers the replica's metrics in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         let metrics = &self.metrics;
@@ -141,8 +152,13 @@ impl Replica {
                     })??;
                 let (snapshot, locations) = (read.snapshot, read.locations.len());
                 // Bulk-loading the R-tree is a second of CPU at a million.
+                let timeout = self.query_timeout;
                 let store = tokio::task::spawn_blocking(move || {
-                    MemoryStore::of_rows(read.persons, read.locations)
+                    let store = MemoryStore::of_rows(read.persons, read.locations);
+                    match timeout {
+                        Some(timeout) => store.with_query_timeout(timeout),
+                        None => store,
+                    }
                 })
                 .await
                 .map_err(|err| {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
     Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
     LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Stats,
@@ -42,6 +42,54 @@ impl PgStore {
             client.query(&statement, params).await.map_err(database)
         })
         .await
+    }
+
+    /// A connection query: [`Self::query`] under the query timeout, if
+    /// the store has one, which the server enforces (`SET LOCAL
+    /// statement_timeout` in the statement's own transaction, so that the
+    /// pooled connection keeps its usual timeout), answering
+    /// [`StoreError::TimedOut`] when it cancels the statement.
+    async fn timed_query(
+        &self,
+        what: &str,
+        statement: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let Some(timeout) = self.query_timeout else {
+            return self.query(what, statement, params).await;
+        };
+        let work = async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await.map_err(database)?;
+            transaction
+                .batch_execute(&format!(
+                    "SET LOCAL statement_timeout = {}",
+                    timeout.as_millis().max(1)
+                ))
+                .await
+                .map_err(database)?;
+            let statement = transaction
+                .prepare_cached(statement)
+                .await
+                .map_err(database)?;
+            let rows =
+                transaction
+                    .query(&statement, params)
+                    .await
+                    .map_err(|err| match err.code() {
+                        Some(code) if *code == SqlState::QUERY_CANCELED => {
+                            StoreError::TimedOut(timeout)
+                        }
+                        _ => database(err),
+                    })?;
+            transaction.commit().await.map_err(database)?;
+            Ok(rows)
+        };
+        // The server stops the statement; this only bounds the waits
+        // around it (a connection, the round trips).
+        tokio::time::timeout(self.wait + timeout + timeout, work)
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(timeout)))
     }
 
     /// The one number `statement` returns (-1 if no row).
@@ -192,7 +240,7 @@ impl Store for PgStore {
         let (start, own_end) = query.own_window();
         let (_, others_end) = query.others_window();
         let rows = self
-            .query(
+            .timed_query(
                 "finding connections",
                 sql::COMPAT_CONNECTIONS,
                 &[
@@ -233,7 +281,9 @@ impl Store for PgStore {
         }
         let (statement, params) = connections_statement(query);
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|param| &**param as _).collect();
-        let rows = self.query("finding contacts", statement, &params).await?;
+        let rows = self
+            .timed_query("finding contacts", statement, &params)
+            .await?;
         rows.iter().map(contact).collect()
     }
 

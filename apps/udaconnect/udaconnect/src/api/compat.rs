@@ -171,6 +171,7 @@ pub struct ConnectionParams {
             headers(("X-Truncated-At-Rows" = u64, description = "Present when the answer was cut: the row limit"))),
         (status = 400, description = "A bad parameter", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
+        (status = 503, description = "The question took longer than UDACONNECT_QUERY_TIMEOUT, or UDACONNECT_QUERY_CONCURRENCY questions were being answered: retry after Retry-After, or ask a narrower question", body = ErrorJson),
     )
 )]
 pub async fn connection(
@@ -187,6 +188,7 @@ pub async fn connection(
     params::ordered(("start_date", start), ("end_date", end))?;
     let distance = params::distance("distance", query.distance.as_deref())?;
     state.person(person_id).await?;
+    let _slot = state.queries.slot()?;
     let started = Instant::now();
     let mut rows = state
         .store
@@ -198,7 +200,7 @@ pub async fn connection(
             limit: state.compat_max_rows.saturating_add(1),
         })
         .await
-        .map_err(store_error)?;
+        .map_err(|err| state.query_error(err))?;
     let cut = rows.len() > state.compat_max_rows;
     if cut {
         rows.truncate(state.compat_max_rows);

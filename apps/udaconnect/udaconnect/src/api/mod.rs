@@ -13,6 +13,7 @@ pub mod compat;
 pub mod compat_wire;
 pub mod cursor;
 pub mod docs;
+pub mod gate;
 pub mod live;
 pub mod page;
 pub mod params;
@@ -20,7 +21,11 @@ pub mod state;
 pub mod v2;
 pub mod wire;
 
-use axum::Router;
+use axum::{
+    Router,
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
+};
 use tower_http::cors::CorsLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -53,6 +58,21 @@ pub fn router(routes: OpenApiRouter) -> Router {
     // The original answers any origin (its frontend runs on another port);
     // so does this API, which has no cookies or credentials to protect.
     router
+        .layer(axum::middleware::map_response(retry_after))
         .layer(CorsLayer::permissive())
         .merge(docs::router(&doc))
+}
+
+/// Every 503 of the API says when to retry (the database away, a
+/// connection query refused or stopped): in a second, unless the handler
+/// said otherwise.
+async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }

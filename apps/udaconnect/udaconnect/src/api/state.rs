@@ -25,6 +25,8 @@ pub struct ApiState {
     /// The most rows the original's connection endpoint answers: a larger
     /// answer is cut there, and says so in [`super::compat::CUT_HEADER`].
     pub compat_max_rows: usize,
+    /// The connection queries' slots and deadline.
+    pub queries: super::gate::QueryGate,
     /// The latest counts, for live streams.
     pub live: LiveFeed,
     /// Cancelled when the server shuts down: live streams end then.
@@ -126,6 +128,21 @@ pub fn store_error(err: StoreError) -> ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: format!("the database holds an invalid row: {reason}"),
             }
+        }
+        StoreError::TimedOut(after) => ApiError::unavailable(format!(
+            "the store took longer than {after:?} and was stopped; retry shortly"
+        )),
+    }
+}
+
+impl ApiState {
+    /// The error for a failed connection query: a query stopped at its
+    /// deadline says how to narrow the question; the rest as any store
+    /// error.
+    pub fn query_error(&self, err: StoreError) -> ApiError {
+        match err {
+            StoreError::TimedOut(after) => self.queries.timed_out(after),
+            err => store_error(err),
         }
     }
 }

@@ -274,6 +274,7 @@ pub struct ConnectionsParams {
         (status = 200, description = "A page of contacts", body = ConnectionsPage),
         (status = 400, description = "A bad parameter", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
+        (status = 503, description = "The question took longer than UDACONNECT_QUERY_TIMEOUT, or UDACONNECT_QUERY_CONCURRENCY questions were being answered: retry after Retry-After, or ask a narrower question", body = ErrorJson),
     )
 )]
 pub async fn connections(
@@ -305,6 +306,7 @@ pub async fn connections(
         .map(|token| cursor::parse_contact(token, fingerprint))
         .transpose()?;
     let person = state.person(person_id).await?;
+    let _slot = state.queries.slot()?;
     let started = Instant::now();
     let mut contacts = state
         .store
@@ -318,7 +320,7 @@ pub async fn connections(
             limit: limit + 1,
         })
         .await
-        .map_err(store_error)?;
+        .map_err(|err| state.query_error(err))?;
     state
         .metrics
         .observe("connections", started, contacts.len());

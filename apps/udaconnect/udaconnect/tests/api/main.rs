@@ -1,6 +1,7 @@
 //! UdaConnect's integration tests: one binary, real parts.
 //!
-//! `embedded` serves the API in-process on the embedded store with its
+//! `deadlines` holds the connection queries to their deadline and
+//! concurrency cap; `embedded` serves the API in-process on the embedded store with its
 //! demo conference; `original` starts a real PostgreSQL with PostGIS
 //! (testkit, never the machine's own), creates the original's database
 //! from its fixtures, migrates it with the `udaconnect migrate` binary and
@@ -17,6 +18,7 @@
 mod browser;
 mod bus;
 mod config;
+mod deadlines;
 mod docs;
 mod embedded;
 mod helpers;
