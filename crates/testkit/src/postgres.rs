@@ -164,6 +164,44 @@ impl PostgresServer {
         self.start_again();
     }
 
+    /// From now on the server takes TCP connections over TLS only, with
+    /// `cert_pem` (and its key, `key_pem`) as its certificate, as a managed
+    /// database does; the tests' own `psql` still gets in (over TLS).
+    /// Restarts the server to make it so.
+    pub fn require_tls(&mut self, cert_pem: &str, key_pem: &str) {
+        let (cert, key) = (
+            self.data().join("server.crt"),
+            self.data().join("server.key"),
+        );
+        fs::write(&cert, cert_pem).expect("write the server's certificate");
+        fs::write(&key, key_pem).expect("write the server's key");
+        // PostgreSQL refuses a key others may read.
+        fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("restrict the server's key");
+        if let Some(user) = &self.owner {
+            for file in [&cert, &key] {
+                std::os::unix::fs::chown(file, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                    .expect("give the certificate to the postgres user");
+            }
+        }
+        fs::write(
+            self.data().join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        for (setting, value) in [
+            ("ssl", "on".to_owned()),
+            ("ssl_cert_file", cert.display().to_string()),
+            ("ssl_key_file", key.display().to_string()),
+        ] {
+            self.settings.push((setting.to_owned(), value));
+        }
+        self.stop();
+        self.start_again();
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -63,13 +63,14 @@ impl Application {
         let (store, pg): (Arc<dyn Store>, Option<Postgres>) = match &config.store {
             StoreConfig::Postgres {
                 url,
+                pg,
                 migrate,
                 replica,
             } => {
                 let pg = PgStore::new(&PgConfig {
                     replica: *replica,
                     query_timeout: config.api.as_ref().map(|api| api.query_timeout),
-                    ..PgConfig::new(url.clone())
+                    ..pg.config(url)
                 })
                 .map_err(|err| {
                     ConfigError::new("DATABASE_URL", "--database-url", err.to_string())

@@ -1,7 +1,7 @@
 //! The command line: which target to run and every setting, each an env var
 //! that is also a flag. `udaconnect` alone runs `all`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -12,6 +12,7 @@ use platform::{
     telemetry::LogArgs,
 };
 use udaconnect_domain::{Timestamp, conference::ScaleConfig};
+use udaconnect_store::{PgConfig, SslMode};
 
 use crate::{
     simulate::SimulateArgs,
@@ -80,6 +81,39 @@ pub struct StoreArgs {
     /// Seed of the demo conference the embedded store starts with.
     #[arg(long, env = "UDACONNECT_DEMO_SEED", default_value = "1")]
     pub demo_seed: u64,
+
+    #[command(flatten)]
+    pub pg: PgArgs,
+}
+
+/// How a target talks to PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct PgArgs {
+    /// TLS to PostgreSQL, as libpq's sslmode: disable, prefer (TLS if offered, the certificate not checked), require (likewise, but TLS only), verify-ca (a trusted CA), verify-full (and the host's name) [default: the URL's sslmode, else prefer].
+    #[arg(long, env = "UDACONNECT_PG_SSLMODE")]
+    pub pg_sslmode: Option<SslMode>,
+    /// The CA certificates (a PEM file) that verify-ca and verify-full trust [default: the URL's sslrootcert, else the system's].
+    #[arg(long, env = "UDACONNECT_PG_SSLROOTCERT")]
+    pub pg_sslrootcert: Option<PathBuf>,
+    /// Connections to PostgreSQL a process keeps at most.
+    #[arg(long, env = "UDACONNECT_PG_POOL_SIZE", default_value = "16", value_parser = parse_bounded::<1024>)]
+    pub pg_pool_size: usize,
+    /// Longest a statement may run; the server cancels it past that.
+    #[arg(long, env = "UDACONNECT_PG_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub pg_statement_timeout: Duration,
+}
+
+impl PgArgs {
+    /// The store's settings for the database at `url`.
+    pub fn config(&self, url: &str) -> PgConfig {
+        PgConfig {
+            ssl_mode: self.pg_sslmode,
+            root_cert: self.pg_sslrootcert.clone(),
+            pool_size: self.pg_pool_size,
+            statement_timeout: self.pg_statement_timeout,
+            ..PgConfig::new(url)
+        }
+    }
 }
 
 /// What the API answers at most.
@@ -119,6 +153,9 @@ pub struct DatabaseArgs {
     /// Apply the schema migrations at start.
     #[arg(long, env = "UDACONNECT_MIGRATE", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub migrate: bool,
+
+    #[command(flatten)]
+    pub pg: PgArgs,
 }
 
 /// The bus and UdaConnect's streams on it.
@@ -287,6 +324,8 @@ pub struct MigrateArgs {
     /// PostgreSQL with PostGIS (`postgres://user:password@host:5432/db`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
     pub database_url: String,
+    #[command(flatten)]
+    pub pg: PgArgs,
 }
 
 /// Settings of `udaconnect generate`.
@@ -297,6 +336,8 @@ pub struct GenerateArgs {
     /// PostgreSQL with PostGIS, migrated (`postgres://user:password@host:5432/db`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
     pub database_url: String,
+    #[command(flatten)]
+    pub pg: PgArgs,
     /// Persons to create.
     #[arg(long, env = "UDACONNECT_GENERATE_PERSONS", default_value = "1000", value_parser = parse_count)]
     pub persons: usize,
@@ -399,6 +440,8 @@ pub enum StoreConfig {
     Postgres {
         /// The URL (with its password: never log it).
         url: String,
+        /// TLS, pool and statement timeout.
+        pg: PgArgs,
         /// Migrate at start.
         migrate: bool,
         /// Answer the connection queries from an in-memory replica.
@@ -416,6 +459,7 @@ impl StoreArgs {
         match &self.database_url {
             Some(url) => StoreConfig::Postgres {
                 url: url.clone(),
+                pg: self.pg.clone(),
                 migrate: self.migrate,
                 replica: self.replica,
             },
@@ -467,6 +511,7 @@ impl DatabaseArgs {
     fn config(&self) -> StoreConfig {
         StoreConfig::Postgres {
             url: self.database_url.clone(),
+            pg: self.pg.clone(),
             migrate: self.migrate,
             replica: false,
         }

@@ -6,9 +6,9 @@ use std::time::Instant;
 use platform::backoff::retry;
 use tokio_util::sync::CancellationToken;
 use udaconnect_domain::conference;
-use udaconnect_store::{PgConfig, PgStore, StoreMigrateError};
+use udaconnect_store::{PgStore, StoreMigrateError};
 
-use crate::cli::{GenerateArgs, MigrateArgs, redacted};
+use crate::cli::{GenerateArgs, MigrateArgs, PgArgs, redacted};
 
 /// Why a one-shot target failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,14 +27,14 @@ pub enum ToolError {
     Stopped,
 }
 
-fn open(url: &str) -> Result<PgStore, ToolError> {
-    PgStore::new(&PgConfig::new(url)).map_err(|err| ToolError::Config(err.to_string()))
+fn open(url: &str, pg: &PgArgs) -> Result<PgStore, ToolError> {
+    PgStore::new(&pg.config(url)).map_err(|err| ToolError::Config(err.to_string()))
 }
 
 /// Applies the migrations, waiting for the database to come up (a Job
 /// started beside it); a schema that cannot be migrated fails at once.
 pub async fn migrate(args: &MigrateArgs, shutdown: CancellationToken) -> Result<(), ToolError> {
-    let store = open(&args.database_url)?;
+    let store = open(&args.database_url, &args.pg)?;
     tracing::info!(database = %redacted(&args.database_url), "migrating");
     let outcome = retry(&shutdown, "cannot reach the database yet", || async {
         match store.migrate().await {
@@ -52,7 +52,7 @@ pub async fn migrate(args: &MigrateArgs, shutdown: CancellationToken) -> Result<
 
 /// Makes the conference and loads it with `COPY`.
 pub async fn generate(args: &GenerateArgs) -> Result<(), ToolError> {
-    let store = open(&args.database_url)?;
+    let store = open(&args.database_url, &args.pg)?;
     let started = Instant::now();
     let data = conference::scale(&args.scale());
     let made = started.elapsed();

@@ -12,23 +12,31 @@ mod replica;
 mod rows;
 mod sql;
 mod store;
+mod tls;
 mod wkb;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use prometheus_client::registry::Registry;
-use tokio_postgres::NoTls;
 use udaconnect_domain::StoreError;
 
 use self::replica::Replica;
+pub use self::tls::{SslMode, TlsError};
 use crate::migrate::{self, MigrateError, MigrationReport};
 
 /// How to reach the database, and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
-    /// `postgres://user:password@host:port/database` (libpq's URL form).
+    /// `postgres://user:password@host:port/database` (libpq's URL form;
+    /// `sslmode` and `sslrootcert` may be given in it, as libpq takes them).
     pub url: String,
+    /// TLS to the server (see [`SslMode`]); `None`: the URL's `sslmode`,
+    /// else `prefer`, as libpq.
+    pub ssl_mode: Option<SslMode>,
+    /// The CAs trusted by `verify-ca` and `verify-full` (a PEM file);
+    /// `None`: the URL's `sslrootcert`, else the system's CAs.
+    pub root_cert: Option<PathBuf>,
     /// Connections kept at most.
     pub pool_size: usize,
     /// Longest wait to open a connection.
@@ -60,6 +68,8 @@ impl PgConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            ssl_mode: None,
+            root_cert: None,
             pool_size: 16,
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(10),
@@ -80,6 +90,37 @@ pub enum PgConfigError {
     /// The pool refused the settings.
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
+    /// The URL's `sslmode` is not one.
+    #[error("DATABASE_URL: {0}")]
+    SslMode(String),
+    /// TLS cannot be set up with these settings.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// `url` without its `sslmode` and `sslrootcert` parameters (which
+/// tokio-postgres does not take in libpq's form), and their values.
+fn tls_params(url: &str) -> Result<(String, Option<SslMode>, Option<PathBuf>), PgConfigError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None, None));
+    };
+    let (mut mode, mut root) = (None, None);
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => {
+                mode = Some(value.parse().map_err(PgConfigError::SslMode)?);
+            }
+            Some(("sslrootcert", value)) => root = Some(PathBuf::from(value)),
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, mode, root))
 }
 
 /// The PostGIS store.
@@ -100,7 +141,12 @@ impl PgStore {
     /// A store on the database at `config.url`. Connects lazily: a database
     /// that is down now makes calls fail until it is up.
     pub fn new(config: &PgConfig) -> Result<Self, PgConfigError> {
-        let mut pg: tokio_postgres::Config = config.url.parse().map_err(PgConfigError::Url)?;
+        let (url, url_mode, url_root) = tls_params(&config.url)?;
+        let ssl_mode = config.ssl_mode.or(url_mode).unwrap_or(SslMode::Prefer);
+        let root_cert = config.root_cert.clone().or(url_root);
+        let tls = tls::connector(ssl_mode, root_cert.as_ref())?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(PgConfigError::Url)?;
+        pg.ssl_mode(ssl_mode.wire());
         // Statements are prepared once per connection, but planned for
         // their parameters every time (a millisecond or two): a generic
         // plan, which PostgreSQL would switch to after five runs, evaluates
@@ -121,7 +167,7 @@ impl PgStore {
             .keepalives_idle(Duration::from_secs(30));
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -161,10 +207,9 @@ impl PgStore {
 
     /// A pooled connection.
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|err| StoreError::Unavailable(format!("no database connection: {err}")))
+        self.pool.get().await.map_err(|err| {
+            StoreError::Unavailable(format!("no database connection: {}", with_causes(&err)))
+        })
     }
 
     /// Runs `work`, failing with `Unavailable` if it takes longer than any
@@ -185,6 +230,23 @@ impl PgStore {
     }
 }
 
+/// `err` and every error beneath it: tokio-postgres says "error
+/// performing TLS handshake" and keeps the reason (an unknown issuer, a
+/// name that does not match) as its source, which an operator needs.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// Why [`PgStore::migrate`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreMigrateError {
@@ -194,4 +256,24 @@ pub enum StoreMigrateError {
     /// The migrations failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_tls_parameters_are_taken_out_of_the_url() {
+        let (url, mode, root) = tls_params(
+            "postgres://u:p@db:5432/x?sslmode=verify-full&application_name=a&sslrootcert=/ca.pem",
+        )
+        .expect("valid");
+        assert_eq!(url, "postgres://u:p@db:5432/x?application_name=a");
+        assert_eq!(mode, Some(SslMode::VerifyFull));
+        assert_eq!(root, Some(PathBuf::from("/ca.pem")));
+        let (url, mode, root) = tls_params("postgres://db/x").expect("valid");
+        assert_eq!((url.as_str(), mode, root), ("postgres://db/x", None, None));
+        let err = tls_params("postgres://db/x?sslmode=allow").expect_err("not a supported mode");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
 }

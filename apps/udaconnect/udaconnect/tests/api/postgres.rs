@@ -223,3 +223,117 @@ async fn paging_persons_gives_each_once_in_order_while_others_are_added_in_both_
     paging_gives_each_person_once_while_others_are_added(&app, 10).await;
     app.stop().await;
 }
+
+/// A CA, and a server certificate it signs for `names` (PEM: the CA's
+/// certificate, the server's certificate, its key).
+fn certificates(names: &[&str]) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("the CA's certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("a server key");
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    let cert = CertificateParams::new(names)
+        .expect("server parameters")
+        .signed_by(&key, &issuer)
+        .expect("the server's certificate");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Whether a store with these settings reaches the server (its check).
+async fn reaches(url: &str, mode: &str, root_cert: Option<&std::path::Path>) -> Result<(), String> {
+    let store = udaconnect_store::PgStore::new(&udaconnect_store::PgConfig {
+        ssl_mode: Some(mode.parse().expect("a mode")),
+        root_cert: root_cert.map(std::path::Path::to_path_buf),
+        ..udaconnect_store::PgConfig::new(url)
+    })
+    .map_err(|err| err.to_string())?;
+    udaconnect_domain::Store::check(&store)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+#[tokio::test]
+async fn a_database_that_requires_tls_is_reached_as_each_sslmode_says() {
+    let mut server = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("the server starts");
+    let dir = tempfile::tempdir().expect("a directory");
+    let (ca, cert, key) = certificates(&["127.0.0.1", "localhost"]);
+    let (other_ca, _, _) = certificates(&["127.0.0.1"]);
+    let (ca_file, other_file) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ca_file, ca).expect("write the CA");
+    std::fs::write(&other_file, other_ca).expect("write the other CA");
+    let server = tokio::task::spawn_blocking(move || {
+        server.require_tls(&cert, &key);
+        server
+    })
+    .await
+    .expect("restarted with TLS");
+    let url = server.create_database("tls");
+
+    assert!(
+        reaches(&url, "disable", None).await.is_err(),
+        "plain TCP is refused"
+    );
+    for mode in ["prefer", "require"] {
+        reaches(&url, mode, None)
+            .await
+            .unwrap_or_else(|err| panic!("{mode}: {err}"));
+    }
+    reaches(&url, "verify-full", Some(&ca_file))
+        .await
+        .expect("verify-full with its CA");
+    reaches(&url, "verify-ca", Some(&ca_file))
+        .await
+        .expect("verify-ca with its CA");
+    let err = reaches(&url, "verify-full", Some(&other_file))
+        .await
+        .expect_err("another CA is not trusted");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(reaches(&url, "verify-ca", Some(&other_file)).await.is_err());
+
+    // As libpq takes them, in the URL; and through the API, whose
+    // connections are encrypted.
+    let in_url = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        ca_file.display()
+    );
+    let app = spawn_app(&["--database-url", &in_url]).await;
+    let (status, stats) = app.get("/api/v2/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    let encrypted = server.psql(
+        "tls",
+        "COPY (SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'udaconnect') TO STDOUT",
+    );
+    assert_eq!(encrypted.trim(), "t", "the API's connections use TLS");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_for_another_host_which_verify_ca_accepts() {
+    let mut server = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("the server starts");
+    let dir = tempfile::tempdir().expect("a directory");
+    let (ca, cert, key) = certificates(&["db.example.com"]);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).expect("write the CA");
+    let server = tokio::task::spawn_blocking(move || {
+        server.require_tls(&cert, &key);
+        server
+    })
+    .await
+    .expect("restarted with TLS");
+    let url = server.create_database("tls");
+    reaches(&url, "verify-ca", Some(&ca_file))
+        .await
+        .expect("verify-ca checks the CA only");
+    let err = reaches(&url, "verify-full", Some(&ca_file))
+        .await
+        .expect_err("not issued for 127.0.0.1");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
