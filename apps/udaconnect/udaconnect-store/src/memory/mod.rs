@@ -1,16 +1,22 @@
 //! The embedded store: everything in memory, for `cargo run` with no
 //! database, and the reference the PostGIS store is tested against.
 //!
-//! Reads share an [`RwLock`], writes take it alone; the two connection
-//! queries, which may measure hundreds of thousands of pairs, run on
-//! tokio's blocking threads so that they never stall the async workers.
+//! Reads share an [`RwLock`], writes take it alone. Every call that takes
+//! the lock runs on tokio's blocking threads, never on an async worker: a
+//! connection query may hold a read lock for its whole deadline, and a
+//! write (or a read queued behind one) waiting for it must not stall the
+//! runtime, which also answers `/readyz` and `/metrics`. Rows a replica
+//! adds are queued without the lock and applied by the next query.
 
 mod data;
 mod deadline;
 mod near;
 
 use std::{
-    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{
+        Arc, Mutex, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -27,8 +33,19 @@ use self::{data::Data, deadline::Deadline};
 #[derive(Clone)]
 pub struct MemoryStore {
     data: Arc<RwLock<Data>>,
+    /// Rows added by [`Self::add_rows`], not applied yet.
+    pending: Arc<Mutex<Pending>>,
+    /// Locations held, the pending ones counted, read without the lock.
+    held: Arc<AtomicU64>,
     /// Longest a connection query may run before it is stopped.
     query_timeout: Option<Duration>,
+}
+
+/// Rows queued for the data.
+#[derive(Default)]
+struct Pending {
+    persons: Vec<Person>,
+    locations: Vec<Location>,
 }
 
 impl Default for MemoryStore {
@@ -46,8 +63,15 @@ impl MemoryStore {
     /// A store holding `data`, ids kept (as [`Store::insert_locations`]
     /// would, but in one go).
     pub fn from_dataset(data: &Dataset) -> Self {
+        Self::of(Data::with(&data.persons, &data.locations))
+    }
+
+    fn of(data: Data) -> Self {
+        let held = data.stats().locations;
         Self {
-            data: Arc::new(RwLock::new(Data::with(&data.persons, &data.locations))),
+            data: Arc::new(RwLock::new(data)),
+            pending: Arc::default(),
+            held: Arc::new(AtomicU64::new(held)),
             query_timeout: None,
         }
     }
@@ -64,48 +88,90 @@ impl MemoryStore {
     /// A store holding rows read from another store as they are (their
     /// ids and coordinates kept): the PostGIS store's connections index.
     pub(crate) fn of_rows(persons: Vec<Person>, locations: Vec<Location>) -> Self {
-        Self {
-            data: Arc::new(RwLock::new(Data::loaded(
-                persons,
-                locations.into_iter().map(|location| (location, None)),
-            ))),
-            query_timeout: None,
-        }
+        Self::of(Data::loaded(
+            persons,
+            locations.into_iter().map(|location| (location, None)),
+        ))
     }
 
     /// Adds rows read from another store since [`Self::of_rows`] (or the
     /// last call): a person replaces the one of its id, a location whose
-    /// id is held is skipped.
+    /// id is held is skipped. They are queued, without waiting for the
+    /// data's lock (a long query may hold it), and applied before the next
+    /// call reads.
     pub(crate) fn add_rows(&self, persons: Vec<Person>, locations: Vec<Location>) {
         if !persons.is_empty() || !locations.is_empty() {
-            self.write().add(persons, locations);
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            self.held
+                .fetch_add(locations.len() as u64, Ordering::Relaxed);
+            pending.persons.extend(persons);
+            pending.locations.extend(locations);
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Data> {
-        self.data.read().unwrap_or_else(PoisonError::into_inner)
+    /// How many locations are held, the queued ones counted (a queued
+    /// row whose id is held already is taken off once applied).
+    pub(crate) fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Data> {
-        self.data.write().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `work` on the data on a blocking thread, the queued rows
+    /// applied first.
+    async fn locked<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&RwLock<Data>) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (data, pending, held) = (
+            Arc::clone(&self.data),
+            Arc::clone(&self.pending),
+            Arc::clone(&self.held),
+        );
+        tokio::task::spawn_blocking(move || {
+            let queued =
+                std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
+            if !queued.persons.is_empty() || !queued.locations.is_empty() {
+                let mut data = data.write().unwrap_or_else(PoisonError::into_inner);
+                data.add(queued.persons, queued.locations);
+                held.store(data.stats().locations, Ordering::Relaxed);
+            }
+            work(&data)
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
     }
 
-    /// Runs `query` on the data on a blocking thread, under the store's
-    /// query deadline (which counts from now).
+    /// Reads the data on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Data) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.locked(|data| read(&data.read().unwrap_or_else(PoisonError::into_inner)))
+            .await
+    }
+
+    /// Changes the data on a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Data) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let held = Arc::clone(&self.held);
+        self.locked(move |data| {
+            let mut data = data.write().unwrap_or_else(PoisonError::into_inner);
+            let done = write(&mut data);
+            held.store(data.stats().locations, Ordering::Relaxed);
+            done
+        })
+        .await
+    }
+
+    /// Runs a connection query on the data on a blocking thread, under
+    /// the store's query deadline (which counts from now).
     async fn blocking<T: Send + 'static>(
         &self,
         query: impl FnOnce(&Data, &mut Deadline) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let data = Arc::clone(&self.data);
         let mut deadline = Deadline::after(self.query_timeout);
-        tokio::task::spawn_blocking(move || {
-            query(
-                &data.read().unwrap_or_else(PoisonError::into_inner),
-                &mut deadline,
-            )
-        })
-        .await
-        .map_err(|err| StoreError::Unavailable(format!("the query did not finish: {err}")))?
+        self.read(move |data| query(data, &mut deadline)).await?
     }
 }
 
@@ -120,39 +186,44 @@ impl Store for MemoryStore {
     }
 
     async fn persons(&self) -> Result<Vec<Person>, StoreError> {
-        Ok(self.read().persons())
+        self.read(Data::persons).await
     }
 
     async fn search_persons(&self, search: &PersonSearch) -> Result<Vec<Person>, StoreError> {
-        Ok(self.read().search_persons(search))
+        let search = search.clone();
+        self.read(move |data| data.search_persons(&search)).await
     }
 
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
-        Ok(self.read().person(id))
+        self.read(move |data| data.person(id)).await
     }
 
     async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError> {
-        Ok(self.read().person_ids_after(after))
+        self.read(move |data| data.person_ids_after(after)).await
     }
 
     async fn create_person(&self, person: &NewPerson) -> Result<Person, StoreError> {
-        Ok(self.write().create_person(person))
+        let person = person.clone();
+        self.write(move |data| data.create_person(&person)).await
     }
 
     async fn location(&self, id: LocationId) -> Result<Option<Location>, StoreError> {
-        Ok(self.read().location(id))
+        self.read(move |data| data.location(id)).await
     }
 
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError> {
-        Ok(self.write().insert_locations(batch))
+        let batch = batch.to_vec();
+        self.write(move |data| data.insert_locations(&batch)).await
     }
 
     async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError> {
-        Ok(self.write().reserve_location_ids(count))
+        self.write(move |data| data.reserve_location_ids(count))
+            .await
     }
 
     async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError> {
-        Ok(self.read().locations_of(range))
+        let range = *range;
+        self.read(move |data| data.locations_of(&range)).await
     }
 
     async fn compat_connections(
@@ -171,6 +242,6 @@ impl Store for MemoryStore {
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        Ok(self.read().stats())
+        self.read(Data::stats).await
     }
 }

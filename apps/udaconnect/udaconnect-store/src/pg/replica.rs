@@ -11,6 +11,11 @@
 //! covers every write committed before the query began, as the statement's
 //! would. The database stays the only place anything is written; the
 //! replica is rebuilt from it whenever the process starts.
+//!
+//! A catch-up never waits for a query: the rows it reads are queued, and
+//! the next query applies them on its blocking thread before it reads. So
+//! a long query (up to its deadline) holds up neither the catch-up nor the
+//! readiness check that runs it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,7 +25,7 @@ use prometheus_client::{
 };
 use tokio::{sync::Mutex, time::Instant};
 use tokio_postgres::{IsolationLevel, Row, Transaction, types::ToSql};
-use udaconnect_domain::{Location, Person, Store, StoreError};
+use udaconnect_domain::{Location, Person, StoreError};
 
 use super::{
     PgStore,
@@ -135,7 +140,7 @@ impl Replica {
                 caught.store.add_rows(read.persons, read.locations);
                 caught.snapshot = read.snapshot;
                 caught.began = began;
-                self.held(&caught.store).await;
+                self.held(&caught.store);
                 self.metrics
                     .rows
                     .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
@@ -169,7 +174,7 @@ impl Replica {
                     took_ms = began.elapsed().as_millis(),
                     "connections replica loaded"
                 );
-                self.held(&store).await;
+                self.held(&store);
                 *state = Some(Caught {
                     store: store.clone(),
                     snapshot,
@@ -181,12 +186,10 @@ impl Replica {
     }
 
     /// Records how many locations `store` holds.
-    async fn held(&self, store: &MemoryStore) {
-        if let Ok(stats) = store.stats().await {
-            self.metrics
-                .locations
-                .set(i64::try_from(stats.locations).unwrap_or(i64::MAX));
-        }
+    fn held(&self, store: &MemoryStore) {
+        self.metrics
+            .locations
+            .set(i64::try_from(store.held()).unwrap_or(i64::MAX));
     }
 }
 

@@ -6,9 +6,9 @@
 //! cheap endpoints answer all along.
 
 use serde_json::Value;
-use testkit::{PostgresServer, eventually};
+use testkit::{AppProcess, PostgresServer, eventually};
 
-use super::helpers::{PATIENCE, TestApp, metric, run, spawn_app};
+use super::helpers::{PATIENCE, TestApp, UDACONNECT, metric, run, spawn_app};
 
 /// Over the whole demo conference, 10 km: every pair of locations.
 const WIDE_V2: &str = "/api/v2/persons/1/connections?start=2020-06-01T00:00:00Z&end=2020-06-30T00:00:00Z&distance=10000";
@@ -178,4 +178,96 @@ async fn a_question_too_wide_for_the_deadline_is_cancelled_in_postgresql() {
     let replica = spawn_app(&["--database-url", &url, "--query-timeout", "20ms"]).await;
     stopped(&replica, WIDE_V2).await;
     replica.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_query_on_the_replica_holds_up_neither_its_catch_up_nor_readyz() {
+    let server = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("the server starts");
+    let url = server.create_database("long");
+    let (code, _, stderr) = run(&["migrate"], &[("DATABASE_URL", &url)]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run(
+        &[
+            "generate",
+            "--persons",
+            "20",
+            "--locations",
+            "60000",
+            "--venues",
+            "2",
+            "--days",
+            "1",
+        ],
+        &[("DATABASE_URL", &url)],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // The real binary, with its multi-threaded runtime, as deployed.
+    let process = AppProcess::spawn(
+        UDACONNECT.as_ref(),
+        "UDACONNECT",
+        &["api"],
+        &[
+            ("DATABASE_URL", url.clone()),
+            ("UDACONNECT_QUERY_TIMEOUT", "4s".to_owned()),
+        ],
+    );
+    let base = process.base_url().trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .expect("a client");
+    let status = |path: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .map(|response| response.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    eventually("ready", PATIENCE, || async {
+        (status("/readyz").await == 200).then_some(())
+    })
+    .await;
+    let wide = tokio::spawn(status(WIDE_V2));
+    let running = || async {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .any(|line| line == "udaconnect_connection_queries_running 1")
+            .then_some(())
+    };
+    eventually("the wide question running", PATIENCE, running).await;
+    // Rows for the replica to catch up on while the query reads it.
+    server.psql(
+        "long",
+        "INSERT INTO person (first_name, last_name, company_name) VALUES ('Late', 'Comer', 'Co')",
+    );
+    // While the query runs, readiness (which catches the replica up every
+    // second, and must within two) keeps answering ready.
+    let mut checks = 0;
+    while !wide.is_finished() {
+        assert_eq!(
+            status("/readyz").await,
+            200,
+            "readiness during a long query"
+        );
+        checks += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        checks >= 10,
+        "the query ran long enough to matter: {checks} checks"
+    );
+    drop(process);
 }
