@@ -445,7 +445,7 @@ async fn serve_with_hyper(
             stream,
             options.timeouts.write,
             shutdown.clone(),
-            options.metrics.clone(),
+            options.metrics.write_timeouts(),
         ),
         Arc::clone(&lifetime),
     );
