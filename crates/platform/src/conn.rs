@@ -35,7 +35,10 @@
 //! raw handlers ([`crate::takeover`]) all write it. Each connection a
 //! timeout closes is counted
 //! ([`HttpMetrics::timed_out`](crate::requests::HttpMetrics::timed_out)).
-
+//!
+//! gRPC connections (HTTP/2, [`crate::grpc`] with the `grpc` feature) use
+//! the same two: a [`Lifetime`] counts the streams open at once, and the
+//! connection is idle once the last is answered.
 
 use std::{
     convert::Infallible,
@@ -196,6 +199,40 @@ impl Lifetime {
     /// progress).
     pub(crate) fn waiting_for_request(&self) -> bool {
         matches!(self.phase(), Phase::Head { .. })
+    }
+
+    /// Whether the connection waits for its first request head (or, over
+    /// HTTP/1, for the rest of a head that began).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn waiting_for_head(&self) -> bool {
+        matches!(
+            self.phase(),
+            Phase::Head {
+                timeout: Timeout::Header,
+                ..
+            }
+        )
+    }
+
+    /// The connection was asked to go away: from now on it may be idle
+    /// only `grace` (time for the client to take note and close); if it is
+    /// idle now, that starts now.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn going_away(&self, grace: Duration) {
+        self.update(|state| {
+            state.idle = grace;
+            if let Phase::Head {
+                timeout: Timeout::Idle,
+                ..
+            } = state.phase
+            {
+                state.phase = Phase::Head {
+                    until: Instant::now() + grace,
+                    timeout: Timeout::Idle,
+                };
+            }
+            true
+        });
     }
 
     /// Resolves when the connection has waited for a request head past its
@@ -575,6 +612,27 @@ mod tests {
         lifetime.response_finished();
         assert_eq!(watch.await.expect("watch"), Timeout::Idle);
         assert_eq!(started.elapsed(), Duration::from_secs(260));
+    }
+
+    #[cfg(feature = "grpc")]
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_told_to_go_away_may_idle_only_its_grace() {
+        let started = Instant::now();
+        let lifetime = Lifetime::new(started + Duration::from_secs(10), timeouts());
+        lifetime.request_started();
+        lifetime.response_finished();
+        // Idle for 30 s of its 60, then told to go away: 5 s more.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        lifetime.going_away(Duration::from_secs(5));
+        assert_eq!(lifetime.expired().await, Timeout::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(35));
+        // A request that came meanwhile is answered however long it takes;
+        // then the grace again, not the idle timeout.
+        lifetime.request_started();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        lifetime.response_finished();
+        assert_eq!(lifetime.expired().await, Timeout::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(140));
     }
 
     #[tokio::test(start_paused = true)]
