@@ -11,7 +11,8 @@
 //! (`deploy/`) to the binary, a real nats-server and a real PostgreSQL,
 //! with the manifest readers Beacon's tests use (`kustomize`, `workloads`);
 //! `roles` holds each target's PostgreSQL role, made by the manifests'
-//! script, to what its target does and nothing more.
+//! script, to what its target does and nothing more; `grpc_limits` holds
+//! the edge's gRPC server to the platform's limits over raw connections.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -19,6 +20,7 @@ mod bus;
 mod config;
 mod docs;
 mod embedded;
+mod grpc_limits;
 mod helpers;
 mod ingest;
 mod manifests;
