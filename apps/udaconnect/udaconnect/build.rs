@@ -29,9 +29,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = protox::compile(["udaconnect.proto", "bus.proto"], ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("udaconnect_descriptor.bin"), files.encode_to_vec())?;
+    // The servers decode requests with the platform's codec (a request
+    // that is not protobuf is INVALID_ARGUMENT, not INTERNAL); the clients,
+    // generated apart on the same messages, keep tonic's (a reply that is
+    // not protobuf is the server's fault: INTERNAL).
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .codec_path("platform::grpc::ProstCodec")
+        .compile_fds(files.clone())?;
+    let clients = out.join("clients");
+    fs::create_dir_all(&clients)?;
     tonic_prost_build::configure()
         .build_client(true)
-        .build_server(true)
+        .build_server(false)
+        .extern_path(".udaconnect.v1", "crate::proto::v1")
+        .extern_path(".udaconnect.bus.v1", "crate::proto::bus")
+        .out_dir(clients)
         .compile_fds(files)?;
     Ok(())
 }

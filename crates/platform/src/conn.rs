@@ -33,7 +33,12 @@
 //! request head from an idle keep-alive connection. The write deadline is
 //! [`TimedIo`], the connection's socket as hyper, upgrades (WebSocket) and
 //! raw handlers ([`crate::takeover`]) all write it. Each connection a
-//! timeout closes is counted ([`HttpMetrics::timed_out`]).
+//! timeout closes is counted
+//! ([`HttpMetrics::timed_out`](crate::requests::HttpMetrics::timed_out)).
+//!
+//! gRPC connections (HTTP/2, [`crate::grpc`] with the `grpc` feature) use
+//! the same two: a [`Lifetime`] counts the streams open at once, and the
+//! connection is idle once the last is answered.
 
 use std::{
     convert::Infallible,
@@ -53,6 +58,7 @@ use axum::{
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -61,7 +67,7 @@ use tokio::{
 };
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::requests::{HttpMetrics, Timeout};
+use crate::requests::Timeout;
 
 /// How long a client may take; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,67 +97,101 @@ enum Phase {
     /// Waiting for a request head until `until`; `timeout` says which limit
     /// that is (header or idle).
     Head { until: Instant, timeout: Timeout },
-    /// A request is being answered: no deadline but the write timeout.
-    Busy,
+    /// This many requests are being answered (one at a time over HTTP/1,
+    /// any number of streams over HTTP/2): no deadline but the write
+    /// timeout.
+    Busy(usize),
 }
 
-/// The header and idle deadlines of one connection served by hyper.
+/// What a connection is doing, and how long it may stay idle.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    phase: Phase,
+    idle: Duration,
+}
+
+/// The header and idle deadlines of one connection served by hyper: the
+/// connection is idle once every request it started has been answered.
 pub(crate) struct Lifetime {
-    phase: Mutex<Phase>,
+    state: Mutex<State>,
     changed: Notify,
-    timeouts: Timeouts,
+    header: Duration,
 }
 
 impl Lifetime {
     /// A connection accepted with its first request head due by `until`.
     pub(crate) fn new(until: Instant, timeouts: Timeouts) -> Self {
         Self {
-            phase: Mutex::new(Phase::Head {
-                until,
-                timeout: Timeout::Header,
+            state: Mutex::new(State {
+                phase: Phase::Head {
+                    until,
+                    timeout: Timeout::Header,
+                },
+                idle: timeouts.idle,
             }),
             changed: Notify::new(),
-            timeouts,
+            header: timeouts.header,
         }
     }
 
-    fn set(&self, phase: Phase) {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
-        self.changed.notify_one();
+    fn phase(&self) -> Phase {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .phase
     }
 
-    fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Changes the state under the lock; wakes [`Self::expired`] if
+    /// `change` says it changed anything.
+    fn update(&self, change: impl FnOnce(&mut State) -> bool) {
+        let changed = change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     /// Bytes arrived: on an idle connection they begin a request head, due
     /// within the header timeout.
     fn bytes_arrived(&self) {
-        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Phase::Head {
-            until,
-            timeout: Timeout::Idle,
-        } = *phase
-        {
-            *phase = Phase::Head {
-                until: until.min(Instant::now() + self.timeouts.header),
-                timeout: Timeout::Header,
-            };
-            drop(phase);
-            self.changed.notify_one();
-        }
+        let header = self.header;
+        self.update(|state| match state.phase {
+            Phase::Head {
+                until,
+                timeout: Timeout::Idle,
+            } => {
+                state.phase = Phase::Head {
+                    until: until.min(Instant::now() + header),
+                    timeout: Timeout::Header,
+                };
+                true
+            }
+            _ => false,
+        });
     }
 
     /// A request head was read.
-    fn request_started(&self) {
-        self.set(Phase::Busy);
+    pub(crate) fn request_started(&self) {
+        self.update(|state| {
+            state.phase = match state.phase {
+                Phase::Busy(open) => Phase::Busy(open + 1),
+                Phase::Head { .. } => Phase::Busy(1),
+            };
+            true
+        });
     }
 
-    /// The response was written (or abandoned): the connection is idle.
-    fn response_finished(&self) {
-        self.set(Phase::Head {
-            until: Instant::now() + self.timeouts.idle,
-            timeout: Timeout::Idle,
+    /// A response was written (or abandoned): with no other request open,
+    /// the connection is idle.
+    pub(crate) fn response_finished(&self) {
+        self.update(|state| {
+            state.phase = match state.phase {
+                Phase::Busy(open) if open > 1 => Phase::Busy(open - 1),
+                _ => Phase::Head {
+                    until: Instant::now() + state.idle,
+                    timeout: Timeout::Idle,
+                },
+            };
+            true
         });
     }
 
@@ -159,6 +199,40 @@ impl Lifetime {
     /// progress).
     pub(crate) fn waiting_for_request(&self) -> bool {
         matches!(self.phase(), Phase::Head { .. })
+    }
+
+    /// Whether the connection waits for its first request head (or, over
+    /// HTTP/1, for the rest of a head that began).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn waiting_for_head(&self) -> bool {
+        matches!(
+            self.phase(),
+            Phase::Head {
+                timeout: Timeout::Header,
+                ..
+            }
+        )
+    }
+
+    /// The connection was asked to go away: from now on it may be idle
+    /// only `grace` (time for the client to take note and close); if it is
+    /// idle now, that starts now.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn going_away(&self, grace: Duration) {
+        self.update(|state| {
+            state.idle = grace;
+            if let Phase::Head {
+                timeout: Timeout::Idle,
+                ..
+            } = state.phase
+            {
+                state.phase = Phase::Head {
+                    until: Instant::now() + grace,
+                    timeout: Timeout::Idle,
+                };
+            }
+            true
+        });
     }
 
     /// Resolves when the connection has waited for a request head past its
@@ -169,7 +243,7 @@ impl Lifetime {
             tokio::pin!(changed);
             changed.as_mut().enable();
             match self.phase() {
-                Phase::Busy => changed.await,
+                Phase::Busy(_) => changed.await,
                 Phase::Head { until, timeout } => {
                     tokio::select! {
                         () = tokio::time::sleep_until(until) => {
@@ -213,7 +287,7 @@ pub struct TimedIo<T> {
     shutdown: CancellationToken,
     waiting: Option<Waiting>,
     failed: Option<io::ErrorKind>,
-    metrics: HttpMetrics,
+    write_timeouts: Counter,
     lifetime: Option<Arc<Lifetime>>,
 }
 
@@ -226,12 +300,13 @@ struct Waiting {
 impl<T> TimedIo<T> {
     /// `io` whose writes may each wait at most `write_timeout` for the
     /// client, and not at all once `shutdown` is cancelled; a timeout is
-    /// counted in `metrics`.
+    /// counted in `write_timeouts` (such as
+    /// [`HttpMetrics::write_timeouts`](crate::requests::HttpMetrics::write_timeouts)).
     pub fn new(
         io: T,
         write_timeout: Duration,
         shutdown: CancellationToken,
-        metrics: HttpMetrics,
+        write_timeouts: Counter,
     ) -> Self {
         Self {
             io,
@@ -239,7 +314,7 @@ impl<T> TimedIo<T> {
             shutdown,
             waiting: None,
             failed: None,
-            metrics,
+            write_timeouts,
             lifetime: None,
         }
     }
@@ -282,7 +357,7 @@ impl<T: ResetOnClose> TimedIo<T> {
         let kind = if waiting.shutdown.as_mut().poll(cx).is_ready() {
             io::ErrorKind::ConnectionAborted
         } else if waiting.deadline.as_mut().poll(cx).is_ready() {
-            self.metrics.timed_out(Timeout::Write);
+            self.write_timeouts.inc();
             io::ErrorKind::TimedOut
         } else {
             return Poll::Pending;
@@ -462,6 +537,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::requests::HttpMetrics;
 
     /// An in-memory pipe has nothing to reset.
     impl ResetOnClose for DuplexStream {
@@ -518,6 +594,48 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_connection_idles_only_once_every_open_request_is_answered() {
+        let started = Instant::now();
+        let lifetime = Arc::new(Lifetime::new(started + Duration::from_secs(10), timeouts()));
+        // Two HTTP/2 streams at once.
+        lifetime.request_started();
+        lifetime.request_started();
+        let watch = tokio::spawn({
+            let lifetime = Arc::clone(&lifetime);
+            async move { lifetime.expired().await }
+        });
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        lifetime.response_finished();
+        // One is still open: no deadline, however long it lasts.
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!watch.is_finished());
+        lifetime.response_finished();
+        assert_eq!(watch.await.expect("watch"), Timeout::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(260));
+    }
+
+    #[cfg(feature = "grpc")]
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_told_to_go_away_may_idle_only_its_grace() {
+        let started = Instant::now();
+        let lifetime = Lifetime::new(started + Duration::from_secs(10), timeouts());
+        lifetime.request_started();
+        lifetime.response_finished();
+        // Idle for 30 s of its 60, then told to go away: 5 s more.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        lifetime.going_away(Duration::from_secs(5));
+        assert_eq!(lifetime.expired().await, Timeout::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(35));
+        // A request that came meanwhile is answered however long it takes;
+        // then the grace again, not the idle timeout.
+        lifetime.request_started();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        lifetime.response_finished();
+        assert_eq!(lifetime.expired().await, Timeout::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(140));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_write_the_client_does_not_take_fails_after_the_write_timeout() {
         let metrics = HttpMetrics::unregistered();
         let (client, server) = tokio::io::duplex(16);
@@ -526,7 +644,7 @@ mod tests {
             server,
             Duration::from_secs(30),
             shutdown.clone(),
-            metrics.clone(),
+            metrics.write_timeouts(),
         );
         let started = Instant::now();
         // The client reads slowly: every write makes progress within the
@@ -563,7 +681,7 @@ mod tests {
             server,
             Duration::from_secs(30),
             shutdown.clone(),
-            metrics.clone(),
+            metrics.write_timeouts(),
         );
         let stopper = shutdown.clone();
         tokio::spawn(async move {
@@ -598,7 +716,7 @@ mod tests {
             server,
             Duration::from_millis(100),
             CancellationToken::new(),
-            metrics.clone(),
+            metrics.write_timeouts(),
         );
         // The client never reads: writes go into the socket until it is
         // full, then one waits past the deadline.
@@ -627,7 +745,7 @@ mod tests {
             server,
             Duration::from_millis(100),
             CancellationToken::new(),
-            HttpMetrics::unregistered(),
+            HttpMetrics::unregistered().write_timeouts(),
         );
         server.write_all(b"all of it").await.expect("written");
         drop(server);

@@ -445,7 +445,7 @@ async fn serve_with_hyper(
             stream,
             options.timeouts.write,
             shutdown.clone(),
-            options.metrics.clone(),
+            options.metrics.write_timeouts(),
         ),
         Arc::clone(&lifetime),
     );
@@ -479,7 +479,7 @@ async fn serve_with_hyper(
 /// A failed accept: a client that gave up is nothing; anything else (such
 /// as running out of file descriptors) is logged and waited out, as
 /// `axum::serve` does, instead of spinning.
-async fn accept_failed(err: io::Error) {
+pub(crate) async fn accept_failed(err: io::Error) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         err.kind(),

@@ -224,6 +224,12 @@ impl HttpMetrics {
         self.inner.timed_out[timeout.index()].inc();
     }
 
+    /// The counter of connections closed by the write timeout, for
+    /// [`crate::conn::TimedIo`].
+    pub fn write_timeouts(&self) -> Counter {
+        self.inner.timed_out[Timeout::Write.index()].clone()
+    }
+
     /// How many connections `timeout` has closed so far.
     pub fn timed_out_count(&self, timeout: Timeout) -> u64 {
         self.inner.timed_out[timeout.index()].get()

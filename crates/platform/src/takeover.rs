@@ -154,7 +154,7 @@ async fn claim(
         stream,
         options.timeouts.write,
         shutdown.clone(),
-        options.metrics.clone(),
+        options.metrics.write_timeouts(),
     );
     Served::Raw(handler, stream, request)
 }

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use platform::{
     bus::{NatsArgs, NatsUrls, Provisioning, StreamArgs, StreamSettings},
     config::{AppNames, ConfigError, parse_duration, parse_positive, parse_socket_addr},
+    grpc::GrpcArgs,
     http::HttpArgs,
     telemetry::LogArgs,
 };
@@ -224,6 +225,8 @@ pub struct IngestArgs {
     /// Address the gRPC server listens on (IP:port; port 0 picks a free one).
     #[arg(long, env = "UDACONNECT_GRPC_ADDR", default_value = "127.0.0.1:50051", value_parser = parse_socket_addr)]
     pub grpc_addr: SocketAddr,
+    #[command(flatten)]
+    pub grpc: GrpcArgs<UdaConnect>,
     /// Most locations one request (HTTP batch or gRPC batch) may carry.
     #[arg(long, env = "UDACONNECT_INGEST_MAX_BATCH", default_value = "10000", value_parser = parse_bounded::<100_000>)]
     pub ingest_max_batch: usize,

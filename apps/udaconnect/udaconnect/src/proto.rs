@@ -4,9 +4,10 @@
 //! reflection service answers with.
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
-/// The gRPC ingest API.
+/// The gRPC ingest API: messages, servers and clients.
 pub mod v1 {
     tonic::include_proto!("udaconnect.v1");
+    include!(concat!(env!("OUT_DIR"), "/clients/udaconnect.v1.rs"));
 }
 
 /// What travels on the LOCATIONS and dead-letter streams.

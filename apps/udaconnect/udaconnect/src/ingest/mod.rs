@@ -20,11 +20,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use platform::{
     bus::BusStream,
     config::ConfigError,
+    grpc::{GrpcMetrics, GrpcServices},
     health::{Readiness, ReadyFlag},
     service::{BoxFuture, Component, ServiceBuilder},
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use udaconnect_domain::Store;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -52,6 +52,7 @@ pub struct IngestComponent {
     ids: IdPool,
     stream: BusStream,
     grpc: TcpListener,
+    grpc_metrics: GrpcMetrics,
     readiness: Readiness,
     stream_ready: ReadyFlag,
     persons_loaded: ReadyFlag,
@@ -76,6 +77,7 @@ impl IngestComponent {
             )
         })?;
         let metrics = EdgeMetrics::register(service.registry());
+        let grpc_metrics = GrpcMetrics::register(service.registry());
         let readiness = service.readiness().clone();
         let connected = stream.clone();
         readiness.add_check("ingest: bus connected", move || connected.is_connected());
@@ -100,6 +102,7 @@ impl IngestComponent {
             ids,
             stream,
             grpc,
+            grpc_metrics,
             readiness,
             stream_ready,
             persons_loaded,
@@ -136,30 +139,28 @@ impl Component for IngestComponent {
         Box::pin(async move {
             let this = *self;
             let addr = this.grpc.local_addr().ok();
-            let (health, health_service) = tonic_health::server::health_reporter();
-            let reflection = tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(proto::DESCRIPTOR)
-                .build_v1();
-            let reflection = match reflection {
-                Ok(reflection) => reflection,
+            let settings = this.edge.settings();
+            let max = settings.ingest_max_body;
+            let limits = settings.grpc.limits();
+            let mut services = GrpcServices::new(proto::DESCRIPTOR, max);
+            let edge = GrpcEdge::new(this.edge.clone(), shutdown.clone());
+            services
+                .add(LocationServiceServer::new(edge.clone()).max_decoding_message_size(max))
+                .add(IngestServiceServer::new(edge).max_decoding_message_size(max));
+            let (router, health) = match services.build().await {
+                Ok(built) => built,
                 Err(err) => {
-                    tracing::error!(error = %err, "cannot build gRPC reflection");
+                    tracing::error!(error = %err, "cannot serve gRPC");
                     return;
                 }
             };
-            let services = GrpcEdge::new(this.edge.clone(), shutdown.clone());
-            let max = this.edge.settings().ingest_max_body;
-            let grpc = tonic::transport::Server::builder()
-                .add_service(health_service)
-                .add_service(reflection)
-                .add_service(
-                    LocationServiceServer::new(services.clone()).max_decoding_message_size(max),
-                )
-                .add_service(IngestServiceServer::new(services).max_decoding_message_size(max))
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(this.grpc),
-                    shutdown.clone().cancelled_owned(),
-                );
+            let grpc = platform::grpc::serve(
+                this.grpc,
+                router,
+                limits,
+                this.grpc_metrics.clone(),
+                shutdown.clone(),
+            );
             if let Some(addr) = addr {
                 tracing::info!(grpc = %addr, "ingest: gRPC listening");
             }
@@ -182,26 +183,11 @@ impl Component for IngestComponent {
                     }
                     let ready = this.readiness.waiting_for().is_empty();
                     if serving != Some(ready) {
-                        let status = if ready {
-                            tonic_health::ServingStatus::Serving
-                        } else {
-                            tonic_health::ServingStatus::NotServing
-                        };
-                        health.set_service_status("", status).await;
-                        health
-                            .set_service_status("udaconnect.v1.IngestService", status)
-                            .await;
+                        health.set_serving(ready).await;
                         serving = Some(ready);
                     }
                 }
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-            };
-            let grpc = async {
-                if let Err(err) = grpc.await {
-                    tracing::error!(error = %err, "gRPC server failed");
-                }
+                health.set_serving(false).await;
             };
             tokio::join!(
                 grpc,

@@ -72,6 +72,20 @@ async fn bad_ingest_and_writer_settings_name_their_variable() {
     .await;
     assert_refused(
         &[],
+        &[("UDACONNECT_GRPC_STREAM_IDLE_TIMEOUT", "0s")],
+        "UDACONNECT_GRPC_STREAM_IDLE_TIMEOUT",
+        "greater than zero",
+    )
+    .await;
+    assert_refused(
+        &["ingest"],
+        &[db, nats, ("UDACONNECT_GRPC_MAX_CONNECTIONS", "0")],
+        "UDACONNECT_GRPC_MAX_CONNECTIONS",
+        "at least 1",
+    )
+    .await;
+    assert_refused(
+        &[],
         &[("UDACONNECT_INGEST_CHUNK", "0")],
         "UDACONNECT_INGEST_CHUNK",
         "at least 1",

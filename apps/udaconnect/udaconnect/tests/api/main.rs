@@ -12,7 +12,8 @@
 //! (`deploy/`) to the binary, a real nats-server and a real PostgreSQL,
 //! with the manifest readers Beacon's tests use (`kustomize`, `workloads`);
 //! `roles` holds each target's PostgreSQL role, made by the manifests'
-//! script, to what its target does and nothing more.
+//! script, to what its target does and nothing more; `grpc_limits` holds
+//! the edge's gRPC server to the platform's limits over raw connections.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -21,6 +22,7 @@ mod config;
 mod deadlines;
 mod docs;
 mod embedded;
+mod grpc_limits;
 mod helpers;
 mod ingest;
 mod manifests;
