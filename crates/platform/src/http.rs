@@ -57,10 +57,22 @@ pub struct HttpArgs<A> {
     pub idle_timeout: Duration,
     /// Time a client has to accept any byte of a response it is sent.
     pub write_timeout: Duration,
+    /// Bytes of a request target (path and query) read at most.
+    pub max_uri: usize,
+    /// Bytes of a request's headers read at most.
+    pub max_headers: usize,
     app: PhantomData<A>,
 }
 
 impl<A> HttpArgs<A> {
+    /// How large a request head may be.
+    pub fn head_limits(&self) -> crate::errors::HeadLimits {
+        crate::errors::HeadLimits {
+            uri: self.max_uri,
+            headers: self.max_headers,
+        }
+    }
+
     /// The limits on how long clients may take.
     pub fn timeouts(&self) -> Timeouts {
         Timeouts {
@@ -114,6 +126,22 @@ impl<A: AppNames> Args for HttpArgs<A> {
                     .value_parser(parse_duration)
                     .help("Time a client has to accept any byte of a response (a stream it stopped reading) before it is dropped"),
             )
+            .arg(
+                Arg::new("max_uri")
+                    .long("max-uri")
+                    .env(format!("{}_HTTP_MAX_URI", A::ENV_PREFIX))
+                    .default_value("8192")
+                    .value_parser(parse_head_bytes)
+                    .help("Bytes of a request target (path and query) read at most; a longer one is answered 414"),
+            )
+            .arg(
+                Arg::new("max_headers")
+                    .long("max-headers")
+                    .env(format!("{}_HTTP_MAX_HEADERS", A::ENV_PREFIX))
+                    .default_value("32768")
+                    .value_parser(parse_head_bytes)
+                    .help("Bytes of a request's headers read at most; more are answered 431"),
+            )
     }
 
     fn augment_args_for_update(command: Command) -> Command {
@@ -145,6 +173,12 @@ impl<A: AppNames> FromArgMatches for HttpArgs<A> {
             write_timeout: *matches
                 .get_one::<Duration>("write_timeout")
                 .ok_or_else(|| missing("write_timeout"))?,
+            max_uri: *matches
+                .get_one::<usize>("max_uri")
+                .ok_or_else(|| missing("max_uri"))?,
+            max_headers: *matches
+                .get_one::<usize>("max_headers")
+                .ok_or_else(|| missing("max_headers"))?,
             app: PhantomData,
         })
     }
@@ -153,6 +187,19 @@ impl<A: AppNames> FromArgMatches for HttpArgs<A> {
         *self = Self::from_arg_matches(matches)?;
         Ok(())
     }
+}
+
+/// A head limit: from 1 KiB to hyper's own (64 KiB of target; about
+/// 400 KiB of head in all), beyond which hyper answers first.
+fn parse_head_bytes(input: &str) -> Result<usize, String> {
+    let bytes: usize = input
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of bytes, such as 8192".to_owned())?;
+    if !(1024..=65_534).contains(&bytes) {
+        return Err("must be from 1024 to 65534 bytes".to_owned());
+    }
+    Ok(bytes)
 }
 
 #[derive(Clone)]
@@ -303,6 +350,12 @@ where
             .await
             .map(|Json(value)| ApiJson(value))
             .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    return ApiError {
+                        status: StatusCode::PAYLOAD_TOO_LARGE,
+                        message: "the body is larger than this endpoint takes".to_owned(),
+                    };
+                }
                 let detail = rejection.body_text();
                 let detail = detail
                     .strip_prefix("Failed to deserialize the JSON body into the target type: ")

@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod bus;
 pub mod config;
 pub mod conn;
+pub mod errors;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod health;
@@ -22,3 +23,4 @@ pub mod shutdown;
 pub mod sse;
 pub mod takeover;
 pub mod telemetry;
+pub mod throttle;

@@ -78,6 +78,7 @@ pub struct ServiceBuilder {
     addr: SocketAddr,
     shutdown_timeout: Duration,
     timeouts: Timeouts,
+    head_limits: crate::errors::HeadLimits,
     registry: Registry,
     http_metrics: HttpMetrics,
     readiness: Readiness,
@@ -112,6 +113,7 @@ impl ServiceBuilder {
             addr,
             shutdown_timeout: http.shutdown_timeout,
             timeouts: http.timeouts(),
+            head_limits: http.head_limits(),
             registry,
             http_metrics,
             readiness: Readiness::default(),
@@ -172,6 +174,7 @@ impl Service {
             listener,
             shutdown_timeout,
             timeouts,
+            head_limits,
             registry,
             http_metrics,
             readiness,
@@ -193,6 +196,8 @@ impl Service {
             tracing::debug!(component = component.name(), "starting");
             tasks.spawn(component.run(shutdown.clone(), shutdown_timeout));
         }
+        // One error shape for every answer, and the head limits.
+        let router = crate::errors::json_errors(router, head_limits);
         // Every route is counted and logged; connections served raw record
         // the same through the serve options' metrics.
         let router = http_metrics.instrument(router);

@@ -1,8 +1,9 @@
 //! UdaConnect's integration tests: one binary, real parts.
 //!
-//! `deadlines` holds the connection queries to their deadline and
-//! concurrency cap; `embedded` serves the API in-process on the embedded store with its
-//! demo conference; `original` starts a real PostgreSQL with PostGIS
+//! `errors` holds every error to one JSON shape; `deadlines` holds the
+//! connection queries to their deadline and concurrency cap; `embedded`
+//! serves the API in-process on the embedded store with its demo
+//! conference; `original` starts a real PostgreSQL with PostGIS
 //! (testkit, never the machine's own), creates the original's database
 //! from its fixtures, migrates it with the `udaconnect migrate` binary and
 //! holds the API to the original's answers; `postgres` covers paging under
@@ -22,6 +23,7 @@ mod config;
 mod deadlines;
 mod docs;
 mod embedded;
+mod errors;
 mod grpc_limits;
 mod helpers;
 mod ingest;
