@@ -153,9 +153,12 @@ pub async fn get_location(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConnectionParams {
-    /// First day (`YYYY-MM-DD`), included.
+    /// First day (`YYYY-MM-DD`), included. Required: the type is optional
+    /// only so that a missing one is answered with a 400 naming it.
+    #[param(required = true)]
     start_date: Option<String>,
     /// The person's own locations end before this day; the others' a day later.
+    #[param(required = true)]
     end_date: Option<String>,
     /// Metres (default 5).
     distance: Option<String>,

@@ -250,8 +250,12 @@ pub async fn person_locations(
 #[into_params(parameter_in = Query)]
 pub struct ConnectionsParams {
     /// The person's own locations from (RFC 3339 or date), included.
+    /// Required: the type is optional only so that a missing one is
+    /// answered with a 400 naming it.
+    #[param(required = true)]
     start: Option<String>,
     /// ... until (RFC 3339 or date), excluded.
+    #[param(required = true)]
     end: Option<String>,
     /// Metres, 0 to 10000 (default 5).
     distance: Option<String>,

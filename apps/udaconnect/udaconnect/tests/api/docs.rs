@@ -144,3 +144,47 @@ async fn the_api_target_documents_and_serves_no_location_writes() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn parameters_the_handlers_require_are_required_in_the_document() {
+    let app = spawn_app(&[]).await;
+    let (_, doc) = app.get("/api/openapi.json").await;
+    for (path, names, query) in [
+        (
+            "/api/persons/{person_id}/connection",
+            ["start_date", "end_date"],
+            "start_date=2020-06-08&end_date=2020-06-09&distance=1",
+        ),
+        (
+            "/api/v2/persons/{person_id}/connections",
+            ["start", "end"],
+            "start=2020-06-08&end=2020-06-09&distance=1",
+        ),
+    ] {
+        let parameters = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        for name in names {
+            let parameter = parameters
+                .iter()
+                .find(|parameter| parameter["name"] == name)
+                .unwrap_or_else(|| panic!("{path}: no {name}"));
+            assert_eq!(parameter["required"], true, "{path}: {name}");
+            // And the handler does require it.
+            let without: Vec<&str> = query
+                .split('&')
+                .filter(|pair| !pair.starts_with(&format!("{name}=")))
+                .collect();
+            let url = format!("{}?{}", path.replace("{person_id}", "1"), without.join("&"));
+            let (status, body) = app.get(&url).await;
+            assert_eq!(status, 400, "{url}: {body}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains(name)),
+                "{url}: {body}"
+            );
+        }
+    }
+    app.stop().await;
+}
