@@ -157,6 +157,15 @@ pub(crate) struct Tally {
     failed: AtomicU64,
     ack_us: Mutex<Histogram<u64>>,
     fresh_us: Mutex<Histogram<u64>>,
+    /// Acknowledgement times since the last progress line.
+    recent_ack_us: Mutex<Histogram<u64>>,
+}
+
+/// One progress line's figures: what happened since the previous one.
+struct Progress {
+    accepted: u64,
+    accepted_per_s: f64,
+    ack_p99_ms: f64,
 }
 
 impl Tally {
@@ -168,7 +177,33 @@ impl Tally {
             failed: AtomicU64::new(0),
             ack_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
             fresh_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+            recent_ack_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
         })
+    }
+
+    /// The figures since the previous call (which accepted `before` in
+    /// all, `seconds` ago), and those counters started again.
+    fn progress(&self, before: u64, seconds: f64) -> Progress {
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        let mut recent = self
+            .recent_ack_us
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ack_p99_ms = if recent.is_empty() {
+            0.0
+        } else {
+            recent.value_at_quantile(0.99) as f64 / 1000.0
+        };
+        recent.reset();
+        Progress {
+            accepted,
+            accepted_per_s: if seconds > 0.0 {
+                accepted.saturating_sub(before) as f64 / seconds
+            } else {
+                0.0
+            },
+            ack_p99_ms,
+        }
     }
 
     pub(crate) fn acked(&self, accepted: usize, rejected: usize, took: Duration) {
@@ -177,6 +212,7 @@ impl Tally {
         self.rejected
             .fetch_add(u64::try_from(rejected).unwrap_or(0), Ordering::Relaxed);
         record(&self.ack_us, took);
+        record(&self.recent_ack_us, took);
     }
 
     pub(crate) fn refused(&self) {
@@ -270,7 +306,7 @@ pub async fn run(
         "UDACONNECT_SIMULATE_RATE must be 0 or more"
     );
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(send::ANSWER_DEADLINE)
         .pool_max_idle_per_host(usize::try_from(args.connections).unwrap_or(1) + 4)
         .build()?;
     let api = args.api_url.trim_end_matches('/').to_owned();
@@ -346,6 +382,7 @@ pub async fn run(
     };
     let mut ticker = tokio::time::interval(args.report_every);
     ticker.tick().await;
+    let (mut last_line, mut accepted_before) = (Instant::now(), 0);
     let until = args
         .duration
         .map(|duration| tokio::time::Instant::now() + duration);
@@ -358,15 +395,14 @@ pub async fn run(
         };
         tokio::select! {
             _ = ticker.tick() => {
-                let report = tally.report(transport, started.elapsed().as_secs_f64());
+                // Each line says what happened since the one before.
+                let progress = tally.progress(accepted_before, last_line.elapsed().as_secs_f64());
+                (last_line, accepted_before) = (Instant::now(), progress.accepted);
                 tracing::info!(
-                    accepted = report.accepted,
-                    accepted_per_s = report.accepted_per_s().round(),
-                    rejected = report.rejected,
-                    refused = report.refused,
-                    ack_p99_ms = report.ack_p99_ms,
-                    fresh_p99_ms = report.fresh_p99_ms,
-                    "simulate: progress"
+                    accepted = progress.accepted,
+                    accepted_per_s = (progress.accepted_per_s * 10.0).round() / 10.0,
+                    ack_p99_ms = progress.ack_p99_ms,
+                    "simulate: progress (since the last line)"
                 );
             }
             () = over => break,
@@ -426,4 +462,35 @@ async fn attendees(
     }
     ids.sort_unstable();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_line_counts_since_the_one_before_not_since_the_start() {
+        let tally = Tally::new().expect("a tally");
+        tally.acked(50, 0, Duration::from_millis(900));
+        let first = tally.progress(0, 10.0);
+        assert_eq!((first.accepted, first.accepted_per_s), (50, 5.0));
+        assert!(
+            (first.ack_p99_ms - 900.0).abs() < 10.0,
+            "{}",
+            first.ack_p99_ms
+        );
+        // A quiet minute with five accepted: 5 in 60 s, and only their
+        // acknowledgement times, not the slow ones before.
+        tally.acked(5, 0, Duration::from_millis(20));
+        let second = tally.progress(first.accepted, 60.0);
+        assert_eq!(second.accepted, 55);
+        assert!((second.accepted_per_s - 5.0 / 60.0).abs() < 1e-9);
+        assert!(
+            (second.ack_p99_ms - 20.0).abs() < 1.0,
+            "{}",
+            second.ack_p99_ms
+        );
+        let idle = tally.progress(second.accepted, 10.0);
+        assert_eq!((idle.accepted_per_s, idle.ack_p99_ms), (0.0, 0.0));
+    }
 }

@@ -19,6 +19,17 @@ use crate::proto::v1::{
 
 /// How long to wait when the edge gives no `Retry-After`.
 const DEFAULT_RETRY: Duration = Duration::from_millis(500);
+/// The longest a batch may wait for its answer. When the run stops, a
+/// batch in flight is still waited for (this long at most), so that every
+/// location the edge accepted is counted as accepted.
+pub(super) const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+/// The probe's shortest wait between two reads of a location. It waits a
+/// tenth of the time since the acknowledgement (so a freshness is measured
+/// within 10 %), from this to [`PROBE_MAX_WAIT`]: a database that is away
+/// is not asked a hundred times a second.
+const PROBE_FIRST_WAIT: Duration = Duration::from_millis(10);
+/// The probe's longest wait between two reads.
+const PROBE_MAX_WAIT: Duration = Duration::from_secs(1);
 /// The longest a probe waits for a location to show.
 const PROBE_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -101,10 +112,9 @@ impl Sender {
             let batch = self.feed.next_batch();
             loop {
                 let started = Instant::now();
-                let sent = tokio::select! {
-                    sent = send_http(&http, &url, batch.clone()) => sent,
-                    () = self.stop.cancelled() => return,
-                };
+                // Not abandoned when the run stops: answered within the
+                // client's timeout, and counted.
+                let sent = send_http(&http, &url, batch.clone()).await;
                 if self.settle(sent, started, &mut last_probe).await {
                     break;
                 }
@@ -140,10 +150,12 @@ impl Sender {
                 };
                 batch_id += 1;
                 let started = Instant::now();
-                let sent = tokio::select! {
-                    sent = open.send(batch_id, batch.clone()) => sent,
-                    () = self.stop.cancelled() => return,
-                };
+                // Not abandoned when the run stops: answered within the
+                // deadline, and counted.
+                let sent =
+                    tokio::time::timeout(ANSWER_DEADLINE, open.send(batch_id, batch.clone()))
+                        .await
+                        .unwrap_or(Sent::Failed);
                 if !matches!(sent, Sent::Acked { .. }) {
                     // The stream ended with the error: a fresh one next.
                     stream = None;
@@ -285,7 +297,8 @@ pub(super) async fn probe_freshness(
                     record(&tally.fresh_us, acked.elapsed());
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                let wait = (acked.elapsed() / 10).clamp(PROBE_FIRST_WAIT, PROBE_MAX_WAIT);
+                tokio::time::sleep(wait).await;
             }
             tracing::warn!(%url, "a location did not show within {PROBE_PATIENCE:?}");
         });
