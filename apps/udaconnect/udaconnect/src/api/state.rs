@@ -1,10 +1,13 @@
 //! What every handler shares: the store, and the metrics of its queries;
 //! and how a store's failure is answered.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::http::StatusCode;
-use platform::http::ApiError;
+use platform::{http::ApiError, throttle::Throttled};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
@@ -116,7 +119,12 @@ impl ApiState {
 pub fn store_error(err: StoreError) -> ApiError {
     match err {
         StoreError::Unavailable(reason) => {
-            tracing::warn!(%reason, "store unavailable");
+            // Every request meets it while the database is away: one line
+            // every ten seconds, with how many.
+            static UNAVAILABLE: Throttled = Throttled::new(Duration::from_secs(10));
+            if let Some(requests) = UNAVAILABLE.hit() {
+                tracing::warn!(%reason, requests, "store unavailable: requests answered 503");
+            }
             ApiError::unavailable("the database is unavailable; retry shortly")
         }
         StoreError::UnknownPerson(id) => {
