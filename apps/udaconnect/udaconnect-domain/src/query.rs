@@ -112,8 +112,9 @@ impl CompatQuery {
 /// of the person's own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompatConnection {
-    /// The other person.
-    pub person: Person,
+    /// The other person, shared by every row of theirs: an answer of a
+    /// hundred thousand rows holds each person's names once.
+    pub person: std::sync::Arc<Person>,
     /// Their location.
     pub location: Location,
 }

@@ -7,6 +7,7 @@
 use std::{
     collections::{BTreeMap, HashMap, hash_map},
     ops::Bound,
+    sync::Arc,
 };
 
 use rstar::{AABB, RTree, primitives::GeomWithData};
@@ -309,6 +310,7 @@ impl Data {
         let (others_start, others_end) = query.others_window();
         let metres = query.distance.metres();
         let mut rows = Vec::new();
+        let mut persons: HashMap<PersonId, Arc<Person>> = HashMap::new();
         for own in self.own(query.person_id, start, end) {
             let origin = Origin::new(own.position);
             let mut near: Vec<&Location> = Vec::new();
@@ -323,8 +325,14 @@ impl Data {
                 if rows.len() == query.limit {
                     return Ok(rows);
                 }
+                let person = match persons.entry(other.person_id) {
+                    hash_map::Entry::Occupied(person) => Arc::clone(person.get()),
+                    hash_map::Entry::Vacant(slot) => {
+                        Arc::clone(slot.insert(Arc::new(self.person_of(other)?)))
+                    }
+                };
                 rows.push(CompatConnection {
-                    person: self.person_of(other)?,
+                    person,
                     location: other.clone(),
                 });
             }

@@ -2,7 +2,9 @@
 //! compatibility query: its rows, then their persons), prepared once per
 //! connection.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
+
+use futures::TryStreamExt;
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
@@ -44,52 +46,62 @@ impl PgStore {
         .await
     }
 
-    /// A connection query: [`Self::query`] under the query timeout, if
+    /// A connection query's rows, each made into a `T` by `parse` as it
+    /// arrives (no row is kept once parsed), under the query timeout if
     /// the store has one, which the server enforces (`SET LOCAL
     /// statement_timeout` in the statement's own transaction, so that the
     /// pooled connection keeps its usual timeout), answering
     /// [`StoreError::TimedOut`] when it cancels the statement.
-    async fn timed_query(
+    async fn timed_rows<T>(
         &self,
         what: &str,
         statement: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let Some(timeout) = self.query_timeout else {
-            return self.query(what, statement, params).await;
+        parse: impl Fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let timeout = self.query_timeout;
+        let cancelled = |err: tokio_postgres::Error| match (err.code(), timeout) {
+            (Some(code), Some(timeout)) if *code == SqlState::QUERY_CANCELED => {
+                StoreError::TimedOut(timeout)
+            }
+            _ => database(err),
         };
         let work = async {
             let mut client = self.client().await?;
             let transaction = client.transaction().await.map_err(database)?;
-            transaction
-                .batch_execute(&format!(
-                    "SET LOCAL statement_timeout = {}",
-                    timeout.as_millis().max(1)
-                ))
-                .await
-                .map_err(database)?;
+            if let Some(timeout) = timeout {
+                transaction
+                    .batch_execute(&format!(
+                        "SET LOCAL statement_timeout = {}",
+                        timeout.as_millis().max(1)
+                    ))
+                    .await
+                    .map_err(database)?;
+            }
             let statement = transaction
                 .prepare_cached(statement)
                 .await
                 .map_err(database)?;
-            let rows =
-                transaction
-                    .query(&statement, params)
-                    .await
-                    .map_err(|err| match err.code() {
-                        Some(code) if *code == SqlState::QUERY_CANCELED => {
-                            StoreError::TimedOut(timeout)
-                        }
-                        _ => database(err),
-                    })?;
+            let rows = transaction
+                .query_raw(&statement, params.iter().copied())
+                .await
+                .map_err(cancelled)?;
+            futures::pin_mut!(rows);
+            let mut parsed = Vec::new();
+            while let Some(row) = rows.try_next().await.map_err(cancelled)? {
+                parsed.push(parse(&row)?);
+            }
             transaction.commit().await.map_err(database)?;
-            Ok(rows)
+            Ok(parsed)
         };
-        // The server stops the statement; this only bounds the waits
-        // around it (a connection, the round trips).
-        tokio::time::timeout(self.wait + timeout + timeout, work)
-            .await
-            .unwrap_or(Err(StoreError::TimedOut(timeout)))
+        match timeout {
+            // The server stops the statement; this only bounds the waits
+            // around it (a connection, the round trips).
+            Some(timeout) => tokio::time::timeout(self.wait + timeout + timeout, work)
+                .await
+                .unwrap_or(Err(StoreError::TimedOut(timeout))),
+            None => self.bounded(what, work).await,
+        }
     }
 
     /// The one number `statement` returns (-1 if no row).
@@ -239,8 +251,8 @@ impl Store for PgStore {
         }
         let (start, own_end) = query.own_window();
         let (_, others_end) = query.others_window();
-        let rows = self
-            .timed_query(
+        let locations = self
+            .timed_rows(
                 "finding connections",
                 sql::COMPAT_CONNECTIONS,
                 &[
@@ -251,16 +263,18 @@ impl Store for PgStore {
                     &others_end.to_naive(),
                     &limit(query.limit),
                 ],
+                rows::found_location,
             )
             .await?;
-        let locations = rows
-            .iter()
-            .map(rows::found_location)
-            .collect::<Result<Vec<_>, _>>()?;
         let mut ids: Vec<PersonId> = locations.iter().map(|l| l.person_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let persons = self.persons_by_id(&ids).await?;
+        let persons: HashMap<PersonId, Arc<Person>> = self
+            .persons_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|(id, person)| (id, Arc::new(person)))
+            .collect();
         locations
             .into_iter()
             .map(|location| {
@@ -281,10 +295,8 @@ impl Store for PgStore {
         }
         let (statement, params) = connections_statement(query);
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|param| &**param as _).collect();
-        let rows = self
-            .timed_query("finding contacts", statement, &params)
-            .await?;
-        rows.iter().map(contact).collect()
+        self.timed_rows("finding contacts", statement, &params, contact)
+            .await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {

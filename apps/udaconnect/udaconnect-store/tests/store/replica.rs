@@ -111,5 +111,5 @@ async fn the_replica_sees_every_commit_before_the_query_in_any_order() {
         .iter()
         .find(|row| row.location.id == theirs.id)
         .expect("the newcomer's row");
-    assert_eq!(row.person, newcomer);
+    assert_eq!(*row.person, newcomer);
 }

@@ -244,7 +244,7 @@ fn encoded(
             }
             let row = CompatConnection {
                 location: CompatLocation::in_connection(&row.location),
-                person: CompatPerson::from(&row.person),
+                person: CompatPerson::from(&*row.person),
             };
             if let Err(err) = serde_json::to_writer(&mut buffer, &row) {
                 let _ = chunks.blocking_send(Err(std::io::Error::other(err)));
