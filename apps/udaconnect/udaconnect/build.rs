@@ -29,9 +29,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = protox::compile(["udaconnect.proto", "bus.proto"], ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("udaconnect_descriptor.bin"), files.encode_to_vec())?;
+    // A batch is decoded by hand (`src/proto/batch.rs`): never more items
+    // than an edge may take, however many a message holds.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .extern_path(
+            ".udaconnect.v1.LocationBatch",
+            "crate::proto::LocationBatch",
+        )
         .compile_fds(files)?;
     Ok(())
 }
