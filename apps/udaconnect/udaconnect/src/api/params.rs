@@ -3,7 +3,7 @@
 
 use std::{fmt::Display, str::FromStr};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use platform::http::ApiError;
 use udaconnect_domain::{Distance, Invalid, Timestamp, Within, query::MAX_PAGE};
 
@@ -47,27 +47,6 @@ pub fn instant(name: &'static str, value: &str) -> Result<Timestamp, ApiError> {
         )));
     };
     time.accepted(name).map_err(invalid)
-}
-
-/// A time as the original accepted one (ISO 8601): with an offset, or
-/// without one meaning UTC; `T` or a space between date and time.
-pub fn iso_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
-    let trimmed = value.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(trimmed) {
-        return Ok(Timestamp::from_datetime(time.with_timezone(&Utc)));
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(time) = NaiveDateTime::parse_from_str(trimmed, format) {
-            return Ok(Timestamp::from_naive(time));
-        }
-    }
-    Err(ApiError::bad_request(format!(
-        "{name} must be an ISO 8601 time such as 2020-08-18T10:37:06, got {value:?}"
-    )))
 }
 
 /// A distance in metres, `5` by default.
@@ -167,12 +146,6 @@ mod tests {
                 .expect("a time")
                 .to_string(),
             "2020-06-01T10:00:00Z"
-        );
-        assert_eq!(
-            iso_time("creation_time", "2020-08-18 10:37:06.5")
-                .expect("a naive time")
-                .to_string(),
-            "2020-08-18T10:37:06.500Z"
         );
         assert_eq!(distance("distance", None).expect("default").metres(), 5.0);
         assert_eq!(

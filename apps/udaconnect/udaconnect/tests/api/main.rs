@@ -11,7 +11,10 @@
 //! (`deploy/`) to the binary, a real nats-server and a real PostgreSQL,
 //! with the manifest readers Beacon's tests use (`kustomize`, `workloads`);
 //! `roles` holds each target's PostgreSQL role, made by the manifests'
-//! script, to what its target does and nothing more.
+//! script, to what its target does and nothing more; `hostile` holds the
+//! ingest edge to hostile input: a request's memory bounded by the item
+//! limit (measured on the `udaconnect ingest` binary), rejections named
+//! and typed, years outside 1900..=2100 refused.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -20,6 +23,7 @@ mod config;
 mod docs;
 mod embedded;
 mod helpers;
+mod hostile;
 mod ingest;
 mod manifests;
 mod original;
