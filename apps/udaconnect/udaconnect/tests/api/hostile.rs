@@ -73,6 +73,41 @@ async fn a_batch_is_refused_at_the_first_item_past_the_limit() {
         .await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["rejected"].as_array().map(Vec::len), Some(3));
+
+    // Over gRPC, one batch and a stream of them alike.
+    let mut ingest = IngestServiceClient::connect(app.grpc.clone())
+        .await
+        .expect("connects");
+    let batch = |batch_id: u64, items: usize| LocationBatch {
+        batch_id,
+        locations: vec![LocationInput::default(); items],
+    };
+    let refused = ingest
+        .ingest_batch(batch(1, 4))
+        .await
+        .expect_err("too many");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("UDACONNECT_INGEST_MAX_BATCH"),
+        "{refused:?}"
+    );
+    let mut replies = ingest
+        .ingest(futures::stream::iter([
+            batch(1, 3),
+            batch(2, 4),
+            batch(3, 1),
+        ]))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let first = replies
+        .message()
+        .await
+        .expect("a reply")
+        .expect("not ended");
+    assert_eq!((first.batch_id, first.rejected_count), (1, 3));
+    let refused = replies.message().await.expect_err("too many");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     app.stop().await;
 }
 
@@ -124,6 +159,23 @@ async fn rejections_past_the_first_hundred_are_counted_not_listed() {
         .into_inner();
     assert_eq!((reply.accepted, reply.rejected.len()), (1, 100));
     assert_eq!(reply.rejected_count, 120);
+    let mut replies = ingest
+        .ingest(futures::stream::iter([LocationBatch {
+            batch_id: 2,
+            locations: (0..150).map(|_| input(-95.0)).collect(),
+        }]))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let reply = replies
+        .message()
+        .await
+        .expect("a reply")
+        .expect("not ended");
+    assert_eq!(
+        (reply.accepted, reply.rejected.len(), reply.rejected_count),
+        (0, 100, 150)
+    );
     app.stop().await;
 }
 
