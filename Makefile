@@ -112,6 +112,11 @@ bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grp
 	  BENCH_API_REPLICA=$(BENCH_API_REPLICA) \
 	  $(TARGET_DIR)/release/udaconnect-ingest-bench
 
+.PHONY: bench-edge-memory
+bench-edge-memory: ## What one hostile request costs an ingest edge in memory (BENCH_UDACONNECT=<binary>, BENCH_LABEL: measure another build); adds rows to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
+	$(TARGET_DIR)/release/edge-memory
+
 # `make bench-queries` defaults: 1,000 persons, 1,000,000 locations, 20
 # persons asked about, the original's month replayed for 3 of them, 30 s
 # at most per person's replay (see BENCHMARKS.md).

@@ -32,11 +32,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The servers decode requests with the platform's codec (a request
     // that is not protobuf is INVALID_ARGUMENT, not INTERNAL); the clients,
     // generated apart on the same messages, keep tonic's (a reply that is
-    // not protobuf is the server's fault: INTERNAL).
+    // not protobuf is the server's fault: INTERNAL). A batch is decoded by
+    // hand (`src/proto/batch.rs`): never more items than an edge may take,
+    // however many a message holds.
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)
         .codec_path("platform::grpc::ProstCodec")
+        .extern_path(
+            ".udaconnect.v1.LocationBatch",
+            "crate::proto::LocationBatch",
+        )
         .compile_fds(files.clone())?;
     let clients = out.join("clients");
     fs::create_dir_all(&clients)?;

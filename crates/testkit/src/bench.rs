@@ -1,8 +1,9 @@
 //! What the benchmarks share: what a process costs, read from `/proc`
-//! (resident memory and CPU time: the kernel's own accounting rather than
-//! anything the process says about itself), what machine and build a run
-//! measured, and rows added to the tables of `BENCHMARKS.md`, so that
-//! figures stay next to the command that made them.
+//! (resident memory, now and at its peak, and CPU time: the kernel's own
+//! accounting rather than anything the process says about itself), what
+//! machine and build a run measured, and rows added to the tables of
+//! `BENCHMARKS.md`, so that figures stay next to the command that made
+//! them.
 
 use std::{fs, io, path::Path, process::Command};
 
@@ -18,6 +19,24 @@ pub fn rss_kb(pid: u32) -> io::Result<u64> {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| io::Error::other(format!("no VmRSS for process {pid}")))
+}
+
+/// The most resident memory `pid` has held, in kilobytes (`VmHWM`): since
+/// it started, or since the last [`reset_peak_rss`].
+pub fn peak_rss_kb(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no VmHWM for process {pid}")))
+}
+
+/// Sets the peak resident memory of `pid` back to what it holds now
+/// (Linux's `clear_refs` value 5), so that [`peak_rss_kb`] afterwards
+/// tells the most held since this call.
+pub fn reset_peak_rss(pid: u32) -> io::Result<()> {
+    fs::write(format!("/proc/{pid}/clear_refs"), "5")
 }
 
 /// CPU time (user + system) `pid` has used so far, in seconds.
@@ -165,6 +184,8 @@ mod tests {
     fn reads_this_process() {
         let pid = std::process::id();
         assert!(rss_kb(pid).expect("rss") > 0);
+        reset_peak_rss(pid).expect("reset the peak");
+        assert!(peak_rss_kb(pid).expect("peak") > 0);
         assert!(cpu_seconds(pid).expect("cpu") >= 0.0);
     }
 }

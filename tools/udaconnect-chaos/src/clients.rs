@@ -86,14 +86,26 @@ pub async fn client(
                                 .collect()
                         })
                         .unwrap_or_default();
+                    // The answer lists the first 100 rejections and
+                    // counts them all: past 100, which of the others were
+                    // taken is not known, and they are checked neither way.
+                    let listed_all = reply["rejected_count"]
+                        .as_u64()
+                        .is_some_and(|count| usize::try_from(count).ok() == Some(rejected.len()));
                     let mut taken = 0;
                     for (index, (key, _)) in items.iter().enumerate() {
                         if rejected.contains(&index) {
                             log.rejected.insert(key.clone());
-                        } else {
+                        } else if listed_all {
                             log.accepted.insert(key.clone());
                             taken += 1;
                         }
+                    }
+                    if !listed_all {
+                        eprintln!(
+                            "chaos: a batch had more rejections than its answer lists; its other locations are not checked"
+                        );
+                        taken = reply["accepted"].as_u64().unwrap_or(0);
                     }
                     progress.fetch_add(taken, Ordering::Relaxed);
                     break;

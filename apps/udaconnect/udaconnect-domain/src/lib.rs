@@ -19,7 +19,7 @@ pub mod time;
 pub use self::{
     model::{
         Coordinate, Invalid, Location, LocationId, LocationRecord, NewLocation, NewPerson, Person,
-        PersonId, Position,
+        PersonId, Position, Problem,
     },
     query::{
         Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance,

@@ -20,22 +20,99 @@ pub type LocationId = i64;
 /// Longest name or company accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// Input that does not make a valid record: which field, and why.
+/// Input that does not make a valid record: which field, what kind of
+/// problem, and a sentence for the client. Each API answers it in its own
+/// form (a JSON error, a gRPC `BadRequest`, a metric label) from these
+/// parts, never by reading the sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
+#[error("{field}: {message}")]
 pub struct Invalid {
-    /// The field's name as the client sent it.
+    /// The field's name, as UdaConnect's v2 API calls it; an API whose
+    /// clients name it otherwise renames it ([`Invalid::named`]).
     pub field: &'static str,
-    /// What is wrong, for the client.
-    pub reason: String,
+    /// What kind of problem.
+    pub problem: Problem,
+    /// What is wrong, for the client (without the field's name).
+    pub message: String,
 }
 
 impl Invalid {
-    /// A problem with `field`.
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    /// A `problem` with `field`.
+    pub fn new(field: &'static str, problem: Problem, message: impl Into<String>) -> Self {
         Self {
             field,
-            reason: reason.into(),
+            problem,
+            message: message.into(),
+        }
+    }
+
+    /// The same, the field named as `name` calls it.
+    #[must_use]
+    pub fn named(self, name: impl Fn(&'static str) -> &'static str) -> Self {
+        Self {
+            field: name(self.field),
+            ..self
+        }
+    }
+}
+
+/// The kinds of problem a value can have: what a program reading an error
+/// can act on, whatever the words of its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Problem {
+    /// Absent, and needed.
+    Missing,
+    /// Not the kind of value expected: not a number, not a time, not an
+    /// object.
+    Malformed,
+    /// Of the right kind, outside the range accepted.
+    OutOfRange,
+    /// A time further ahead than accepted.
+    InFuture,
+    /// Longer than accepted.
+    TooLong,
+    /// Blank.
+    Empty,
+    /// Holds characters that are not accepted (control characters).
+    BadCharacters,
+    /// A key the record does not have.
+    UnknownField,
+    /// Names a record that does not exist.
+    Unknown,
+    /// Names a record that could not be looked up now: retry later.
+    Unchecked,
+}
+
+impl Problem {
+    /// Its name in JSON errors and metric labels: `out_of_range`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Problem::Missing => "missing",
+            Problem::Malformed => "malformed",
+            Problem::OutOfRange => "out_of_range",
+            Problem::InFuture => "in_future",
+            Problem::TooLong => "too_long",
+            Problem::Empty => "empty",
+            Problem::BadCharacters => "bad_characters",
+            Problem::UnknownField => "unknown_field",
+            Problem::Unknown => "unknown",
+            Problem::Unchecked => "unchecked",
+        }
+    }
+
+    /// Its name as a gRPC `FieldViolation.reason`: `OUT_OF_RANGE`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Problem::Missing => "MISSING",
+            Problem::Malformed => "MALFORMED",
+            Problem::OutOfRange => "OUT_OF_RANGE",
+            Problem::InFuture => "IN_FUTURE",
+            Problem::TooLong => "TOO_LONG",
+            Problem::Empty => "EMPTY",
+            Problem::BadCharacters => "BAD_CHARACTERS",
+            Problem::UnknownField => "UNKNOWN_FIELD",
+            Problem::Unknown => "UNKNOWN",
+            Problem::Unchecked => "UNCHECKED",
         }
     }
 }
@@ -79,17 +156,22 @@ impl NewPerson {
 fn name(field: &'static str, value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(Invalid::new(field, "must not be empty"));
+        return Err(Invalid::new(field, Problem::Empty, "must not be empty"));
     }
     let chars = value.chars().count();
     if chars > MAX_NAME_CHARS {
         return Err(Invalid::new(
             field,
+            Problem::TooLong,
             format!("must be at most {MAX_NAME_CHARS} characters, got {chars}"),
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(Invalid::new(field, "must not contain control characters"));
+        return Err(Invalid::new(
+            field,
+            Problem::BadCharacters,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -120,12 +202,14 @@ impl Position {
         if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
             return Err(Invalid::new(
                 "lat",
+                Problem::OutOfRange,
                 format!("must be a number from -90 to 90, got {lat}"),
             ));
         }
         if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
             return Err(Invalid::new(
                 "lon",
+                Problem::OutOfRange,
                 format!("must be a number from -180 to 180, got {lon}"),
             ));
         }
@@ -216,18 +300,33 @@ mod tests {
             NewPerson::new("a", &long, "y").expect_err("long").field,
             "last_name"
         );
+        let control = NewPerson::new("a", "b", "c\u{7}").expect_err("control");
         assert_eq!(
-            NewPerson::new("a", "b", "c\u{7}")
-                .expect_err("control")
-                .field,
-            "company_name"
+            (control.field, control.problem),
+            ("company_name", Problem::BadCharacters)
+        );
+    }
+
+    #[test]
+    fn a_problem_renamed_for_an_api_keeps_its_kind_and_words() {
+        let original = |field| if field == "lat" { "longitude" } else { field };
+        let err = Position::new(95.0, 0.0).expect_err("lat").named(original);
+        assert_eq!((err.field, err.problem), ("longitude", Problem::OutOfRange));
+        assert_eq!(
+            err.to_string(),
+            "longitude: must be a number from -90 to 90, got 95"
         );
     }
 
     #[test]
     fn positions_are_in_range() {
         assert!(Position::new(37.55, -122.29).is_ok());
-        assert_eq!(Position::new(91.0, 0.0).expect_err("lat").field, "lat");
+        let lat = Position::new(91.0, 0.0).expect_err("lat");
+        assert_eq!((lat.field, lat.problem), ("lat", Problem::OutOfRange));
+        assert_eq!(
+            lat.to_string(),
+            "lat: must be a number from -90 to 90, got 91"
+        );
         assert_eq!(Position::new(0.0, -180.5).expect_err("lon").field, "lon");
         assert!(Position::new(f64::NAN, 0.0).is_err());
         let coordinate = Position::new(37.5, -122.25).expect("valid").coordinate();

@@ -20,7 +20,7 @@
 use chrono::NaiveDate;
 
 use crate::{
-    model::{Invalid, Location, LocationId, Person, PersonId, Position},
+    model::{Invalid, Location, LocationId, Person, PersonId, Position, Problem},
     time::{MICROS_PER_DAY, Timestamp},
 };
 
@@ -41,6 +41,7 @@ impl Distance {
         if !metres.is_finite() || !(0.0..=MAX_DISTANCE_M).contains(&metres) {
             return Err(Invalid::new(
                 field,
+                Problem::OutOfRange,
                 format!("must be a distance in metres from 0 to {MAX_DISTANCE_M}, got {metres}"),
             ));
         }
@@ -64,6 +65,7 @@ impl Within {
         if !(1..=MAX_WITHIN_MICROS).contains(&micros) {
             return Err(Invalid::new(
                 field,
+                Problem::OutOfRange,
                 "must be a duration from 1µs to 7 days, such as 10m or 1h",
             ));
         }

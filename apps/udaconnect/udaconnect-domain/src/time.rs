@@ -4,14 +4,27 @@
 //! PostgreSQL keeps `timestamp` to the microsecond; keeping the same
 //! resolution everywhere (and integers, not floats) means both stores
 //! compare times exactly alike, at every boundary of a query window.
+//!
+//! A time from a client, a location's or a query's, is taken only within
+//! the years 1900 to 2100 ([`Timestamp::accepted`]): anything outside is a
+//! mistake (a year 0 would be stored as `0001-01-01 BC`), and refusing it
+//! keeps every time far from the ends of what the stores can hold.
 
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
 
+use crate::model::{Invalid, Problem};
+
 /// Microseconds in a day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The first instant taken from a client: 1900-01-01T00:00:00Z.
+pub const FIRST_ACCEPTED: Timestamp = Timestamp(-2_208_988_800_000_000);
+/// The first instant past the last taken from a client:
+/// 2101-01-01T00:00:00Z (the last day taken is 2100-12-31).
+pub const PAST_ACCEPTED: Timestamp = Timestamp(4_133_980_800_000_000);
 
 /// A UTC instant, to the microsecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +70,21 @@ impl Timestamp {
     /// As a naive UTC date-time, for a `timestamp` column.
     pub fn to_naive(self) -> NaiveDateTime {
         self.to_datetime().naive_utc()
+    }
+
+    /// This instant, if it lies in the years taken from clients, 1900 to
+    /// 2100 (UTC); otherwise a problem with `field`, the client's name for
+    /// it.
+    pub fn accepted(self, field: &'static str) -> Result<Self, Invalid> {
+        if (FIRST_ACCEPTED..PAST_ACCEPTED).contains(&self) {
+            Ok(self)
+        } else {
+            Err(Invalid::new(
+                field,
+                Problem::OutOfRange,
+                format!("must be from 1900-01-01 to 2100-12-31 (UTC), got {self}"),
+            ))
+        }
     }
 
     /// This instant moved by `micros` (saturating).
@@ -120,6 +148,32 @@ mod tests {
             "2020-08-18T10:37:06.000120"
         );
         assert_eq!(time.to_string(), "2020-08-18T10:37:06Z");
+    }
+
+    #[test]
+    fn only_the_years_1900_to_2100_are_accepted() {
+        let day = |year, month, day| {
+            Timestamp::start_of(NaiveDate::from_ymd_opt(year, month, day).expect("a date"))
+        };
+        assert_eq!(day(1900, 1, 1), FIRST_ACCEPTED);
+        assert_eq!(day(2101, 1, 1), PAST_ACCEPTED);
+        assert!(FIRST_ACCEPTED.accepted("time").is_ok());
+        assert!(PAST_ACCEPTED.plus_micros(-1).accepted("time").is_ok());
+        for refused in [
+            FIRST_ACCEPTED.plus_micros(-1),
+            PAST_ACCEPTED,
+            day(0, 1, 1),
+            Timestamp::from_micros(i64::MIN),
+            Timestamp::from_micros(i64::MAX),
+        ] {
+            let err = refused.accepted("start").expect_err("refused");
+            assert_eq!((err.field, err.problem), ("start", Problem::OutOfRange));
+            assert!(
+                err.to_string()
+                    .starts_with("start: must be from 1900-01-01"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

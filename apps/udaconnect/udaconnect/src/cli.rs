@@ -219,6 +219,9 @@ impl ProvisionArgs {
     }
 }
 
+/// The largest `UDACONNECT_INGEST_MAX_BATCH`.
+pub const INGEST_MAX_BATCH_BOUND: usize = 100_000;
+
 /// Settings of the ingest edge.
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
@@ -228,7 +231,7 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub grpc: GrpcArgs<UdaConnect>,
     /// Most locations one request (HTTP batch or gRPC batch) may carry.
-    #[arg(long, env = "UDACONNECT_INGEST_MAX_BATCH", default_value = "10000", value_parser = parse_bounded::<100_000>)]
+    #[arg(long, env = "UDACONNECT_INGEST_MAX_BATCH", default_value = "10000", value_parser = parse_bounded::<{ INGEST_MAX_BATCH_BOUND as u64 }>)]
     pub ingest_max_batch: usize,
     /// Largest request body, bytes (HTTP batch, gRPC message).
     #[arg(long, env = "UDACONNECT_INGEST_MAX_BODY", default_value = "16777216", value_parser = parse_bounded::<268_435_456>)]

@@ -15,13 +15,11 @@ use axum::{
 };
 use platform::http::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
-use udaconnect_domain::{CompatQuery, NewLocation, NewPerson, Position, Timestamp};
+use udaconnect_domain::{CompatQuery, NewPerson};
 use utoipa::IntoParams;
 
 use super::{
-    compat_wire::{
-        CompatConnection, CompatLocation, CompatNewLocation, CompatNewPerson, CompatPerson,
-    },
+    compat_wire::{CompatConnection, CompatLocation, CompatNewPerson, CompatPerson},
     params,
     state::{ApiState, store_error},
     wire::ErrorJson,
@@ -93,40 +91,6 @@ pub async fn get_person(
 ) -> Result<Json<CompatPerson>, ApiError> {
     let person = state.person(params::id("person_id", &person_id)?).await?;
     Ok(Json(CompatPerson::from(&person)))
-}
-
-/// Checks the original's location body: `latitude` (X) is a longitude,
-/// `longitude` (Y) a latitude. The ingest edge stores it (`POST
-/// /api/locations` is served there, over HTTP and gRPC alike).
-pub fn compat_location(body: &CompatNewLocation) -> Result<NewLocation, ApiError> {
-    let person_id = params::id("person_id", &body.person_id.text())?;
-    let number = |name: &str, text: String| {
-        text.parse::<f64>()
-            .ok()
-            .filter(|value| value.is_finite())
-            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number, got {text:?}")))
-    };
-    let x = number("latitude", body.latitude.text())?;
-    let y = number("longitude", body.longitude.text())?;
-    if !(-180.0..=180.0).contains(&x) {
-        return Err(ApiError::bad_request(format!(
-            "latitude must be from -180 to 180, got {x}: this API, like the original, stores `latitude` as the point's X, the longitude"
-        )));
-    }
-    if !(-90.0..=90.0).contains(&y) {
-        return Err(ApiError::bad_request(format!(
-            "longitude must be from -90 to 90, got {y}: this API, like the original, stores `longitude` as the point's Y, the latitude"
-        )));
-    }
-    let time = match &body.creation_time {
-        Some(text) => params::iso_time("creation_time", text)?,
-        None => Timestamp::now(),
-    };
-    Ok(NewLocation {
-        person_id,
-        position: Position::new(y, x).map_err(params::invalid)?,
-        time,
-    })
 }
 
 /// One location.

@@ -3,7 +3,7 @@
 
 use std::{fmt::Display, str::FromStr};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use platform::http::ApiError;
 use udaconnect_domain::{Distance, Invalid, Timestamp, Within, query::MAX_PAGE};
 
@@ -22,49 +22,31 @@ pub fn required<'a>(name: &str, value: &'a Option<String>) -> Result<&'a str, Ap
         .ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
 }
 
-/// A calendar day, `YYYY-MM-DD`.
-pub fn date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
+/// A calendar day, `YYYY-MM-DD`, from 1900 to 2100.
+pub fn date(name: &'static str, value: &str) -> Result<NaiveDate, ApiError> {
+    let day = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
         ApiError::bad_request(format!(
             "{name} must be a date such as 2020-01-01, got {value:?}"
         ))
-    })
+    })?;
+    Timestamp::start_of(day).accepted(name).map_err(invalid)?;
+    Ok(day)
 }
 
 /// An instant: RFC 3339 (`2020-06-01T10:00:00Z`, any offset) or a date,
-/// meaning midnight UTC at its start.
-pub fn instant(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+/// meaning midnight UTC at its start; from 1900 to 2100.
+pub fn instant(name: &'static str, value: &str) -> Result<Timestamp, ApiError> {
     let trimmed = value.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(trimmed) {
-        return Ok(Timestamp::from_datetime(time.with_timezone(&Utc)));
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
-        return Ok(Timestamp::start_of(day));
-    }
-    Err(ApiError::bad_request(format!(
-        "{name} must be an RFC 3339 time such as 2020-06-01T10:00:00Z or a date such as 2020-06-01, got {value:?}"
-    )))
-}
-
-/// A time as the original accepted one (ISO 8601): with an offset, or
-/// without one meaning UTC; `T` or a space between date and time.
-pub fn iso_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
-    let trimmed = value.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(trimmed) {
-        return Ok(Timestamp::from_datetime(time.with_timezone(&Utc)));
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(time) = NaiveDateTime::parse_from_str(trimmed, format) {
-            return Ok(Timestamp::from_naive(time));
-        }
-    }
-    Err(ApiError::bad_request(format!(
-        "{name} must be an ISO 8601 time such as 2020-08-18T10:37:06, got {value:?}"
-    )))
+    let time = if let Ok(time) = DateTime::parse_from_rfc3339(trimmed) {
+        Timestamp::from_datetime(time.with_timezone(&Utc))
+    } else if let Ok(day) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+        Timestamp::start_of(day)
+    } else {
+        return Err(ApiError::bad_request(format!(
+            "{name} must be an RFC 3339 time such as 2020-06-01T10:00:00Z or a date such as 2020-06-01, got {value:?}"
+        )));
+    };
+    time.accepted(name).map_err(invalid)
 }
 
 /// A distance in metres, `5` by default.
@@ -165,17 +147,37 @@ mod tests {
                 .to_string(),
             "2020-06-01T10:00:00Z"
         );
-        assert_eq!(
-            iso_time("creation_time", "2020-08-18 10:37:06.5")
-                .expect("a naive time")
-                .to_string(),
-            "2020-08-18T10:37:06.500Z"
-        );
         assert_eq!(distance("distance", None).expect("default").metres(), 5.0);
         assert_eq!(
             within("within", "10m").expect("valid").micros(),
             600_000_000
         );
         assert_eq!(limit(None, 25).expect("default"), 25);
+    }
+
+    #[test]
+    fn times_and_dates_outside_1900_to_2100_are_refused_naming_the_parameter() {
+        for (name, value) in [
+            ("start", "0000-01-01"),
+            ("start", "1899-12-31T23:59:59.999999Z"),
+            ("end", "2101-01-01T00:00:00Z"),
+            ("end", "2100-12-31T23:00:00-01:00"),
+        ] {
+            let err = instant(name, value).expect_err("refused");
+            assert_eq!(err.status, 400);
+            assert!(
+                err.message
+                    .starts_with(&format!("{name}: must be from 1900-01-01")),
+                "{}",
+                err.message
+            );
+        }
+        for value in ["1899-12-31", "2101-01-01", "0000-06-01"] {
+            let err = date("start_date", value).expect_err("refused");
+            assert!(err.message.starts_with("start_date: "), "{}", err.message);
+        }
+        assert!(instant("start", "1900-01-01T00:00:00Z").is_ok());
+        assert!(instant("end", "2100-12-31T23:59:59.999999Z").is_ok());
+        assert!(date("end_date", "2100-12-31").is_ok());
     }
 }

@@ -1,9 +1,11 @@
-//! The edge's one path, whatever the transport: check each location, find
-//! its person, give it an id, publish the accepted ones on the LOCATIONS
-//! stream in messages of at most `chunk` locations, and answer once the bus
-//! has stored them all. Bad items are listed, good ones still taken; when
-//! the bus is full or away, or no ids can be had, nothing is answered as
-//! taken and the client is told to retry later.
+//! The edge's one path, whatever the transport: check each location as it
+//! is read (a [`Batch`], never more than the item limit), find its person,
+//! give it an id, publish the accepted ones on the LOCATIONS stream in
+//! messages of at most `chunk` locations, and answer once the bus has
+//! stored them all. Bad items are listed (the first hundred) and counted,
+//! good ones still taken; when the bus is full or away, or no ids can be
+//! had, nothing is answered as taken and the client is told to retry
+//! later.
 
 use std::{
     collections::HashMap,
@@ -17,24 +19,17 @@ use platform::{
     bus::{BusError, BusStream},
     health::ReadyFlag,
 };
-use udaconnect_domain::{LocationId, LocationRecord, PersonId, Timestamp};
+use udaconnect_domain::{Invalid, LocationId, LocationRecord, PersonId, Problem, Timestamp};
 
 use super::{
     ids::IdPool,
+    items::Batch,
     metrics::EdgeMetrics,
     persons::{Known, KnownPersons},
-    validate::{self, Checked, Submitted},
+    rejections::Rejections,
+    validate::Checked,
 };
 use crate::{bus_wire, cli::IngestArgs};
-
-/// One item not taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// Its position in the request, from 0.
-    pub index: usize,
-    /// Why, naming the field.
-    pub reason: String,
-}
 
 /// What became of a request's items.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +37,7 @@ pub struct Outcome {
     /// The locations taken, ids assigned, in request order.
     pub accepted: Vec<LocationRecord>,
     /// The items not taken.
-    pub rejected: Vec<Rejection>,
+    pub rejected: Rejections,
 }
 
 impl Outcome {
@@ -76,9 +71,6 @@ impl Refusal {
         }
     }
 }
-
-/// An item that could not even be read, or one to check.
-pub type Item = Result<Submitted, String>;
 
 /// The edge; cheap to clone.
 #[derive(Clone)]
@@ -127,47 +119,48 @@ impl Edge {
         &self.inner.metrics
     }
 
-    /// Takes what is valid of `items`, received over `transport`.
-    pub async fn ingest(
-        &self,
-        transport: &'static str,
-        items: Vec<Item>,
-    ) -> Result<Outcome, Refusal> {
+    /// An empty request, to fill as it is read: checked against the
+    /// current time, and holding at most `UDACONNECT_INGEST_MAX_BATCH`.
+    pub fn batch(&self) -> Batch {
+        let settings = &self.inner.settings;
+        Batch::new(
+            Timestamp::now(),
+            settings.ingest_max_future,
+            settings.ingest_max_batch,
+        )
+    }
+
+    /// Takes what is valid of `batch`, received over `transport`.
+    pub async fn ingest(&self, transport: &'static str, batch: Batch) -> Result<Outcome, Refusal> {
         let inner = &self.inner;
-        let now = Timestamp::now();
-        let mut rejected = Vec::new();
-        let mut checked: Vec<(usize, Checked)> = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            match item.and_then(|item| validate::check(item, now, inner.settings.ingest_max_future))
-            {
-                Ok(item) => checked.push((index, item)),
-                Err(reason) => {
-                    inner.metrics.rejected(transport, reason_label(&reason));
-                    rejected.push(Rejection { index, reason });
-                }
-            }
-        }
+        let (mut checked, mut rejected) = batch.into_parts();
         let unknown = self.unknown_persons(&checked).await;
         if !unknown.is_empty() {
             checked.retain(|(index, item)| match unknown.get(&item.person_id) {
                 None => true,
                 Some(known) => {
-                    let reason = match known {
-                        Known::Unchecked => format!(
-                            "person_id: person {} could not be checked (the database is unavailable); retry later",
-                            item.person_id
+                    let invalid = match known {
+                        Known::Unchecked => Invalid::new(
+                            "person_id",
+                            Problem::Unchecked,
+                            format!(
+                                "person {} could not be checked (the database is unavailable); retry later",
+                                item.person_id
+                            ),
                         ),
-                        _ => format!("person_id: person {} does not exist", item.person_id),
+                        _ => Invalid::new(
+                            "person_id",
+                            Problem::Unknown,
+                            format!("person {} does not exist", item.person_id),
+                        ),
                     };
-                    inner.metrics.rejected(transport, "unknown_person");
-                    rejected.push(Rejection {
-                        index: *index,
-                        reason,
-                    });
+                    rejected.push(*index, invalid);
                     false
                 }
             });
-            rejected.sort_by_key(|rejection| rejection.index);
+        }
+        for (field, problem, count) in rejected.tally() {
+            inner.metrics.rejected(transport, field, problem, count);
         }
         if checked.is_empty() {
             return Ok(Outcome {
@@ -269,16 +262,5 @@ impl Edge {
                 Err(_) => return Err(Refusal::BusUnavailable),
             }
         }
-    }
-}
-
-/// A short label for a rejection reason: the field it names.
-fn reason_label(reason: &str) -> &'static str {
-    match reason.split(':').next().unwrap_or_default() {
-        "person_id" => "bad_person_id",
-        "lat" | "lon" => "bad_position",
-        "time" => "bad_time",
-        "key" => "bad_key",
-        _ => "unreadable",
     }
 }

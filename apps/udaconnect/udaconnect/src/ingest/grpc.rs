@@ -2,21 +2,27 @@
 //! for clients of the common refactor of the original, and
 //! `IngestService.IngestBatch` / `IngestService.Ingest` (a stream of
 //! batches, one reply each, in order) for phones at volume. Every call goes
-//! through the same path as HTTP ([`super::edge`]).
+//! through the same path as HTTP ([`super::edge`]); `Create` reads the
+//! original's body exactly as `POST /api/locations` does
+//! ([`super::single`]). A batch is decoded no further than the item limit
+//! allows ([`crate::proto::LocationBatch`]).
 
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming, metadata::MetadataValue};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use udaconnect_domain::Invalid;
 
 use super::{
     edge::{Edge, Outcome, Refusal},
+    items::TooMany,
+    single::{self, Failure},
     validate::{Submitted, Time},
 };
 use crate::{
-    api::{compat::compat_location, compat_wire::CompatNewLocation, compat_wire::NumberOrText},
+    api::compat_wire::{CompatLocation, CompatNewLocation, NumberOrText},
     proto::v1::{
         BatchReply, Location, LocationBatch, Rejected, ingest_service_server::IngestService,
         location_service_server::LocationService,
@@ -40,30 +46,27 @@ impl GrpcEdge {
     }
 
     async fn batch(&self, batch: LocationBatch) -> Result<BatchReply, Status> {
-        let settings = self.edge.settings();
         if batch.locations.is_empty() {
             return Err(Status::invalid_argument("the batch holds no location"));
         }
-        if batch.locations.len() > settings.ingest_max_batch {
-            return Err(Status::invalid_argument(format!(
-                "the batch holds {} locations; at most {} are taken at once",
-                batch.locations.len(),
-                settings.ingest_max_batch
-            )));
+        let max = self.edge.settings().ingest_max_batch;
+        if batch.locations.len() > max {
+            return Err(Status::invalid_argument(TooMany { max }.to_string()));
         }
-        let items = batch
-            .locations
-            .into_iter()
-            .map(|input| {
-                Ok(Submitted {
-                    person_id: i64::from(input.person_id),
-                    lat: input.lat,
-                    lon: input.lon,
-                    time: Time::Text(input.time),
-                    key: Some(input.key),
+        let mut items = self.edge.batch();
+        for input in batch.locations {
+            items
+                .push(|| {
+                    Ok(Submitted {
+                        person_id: i64::from(input.person_id),
+                        lat: input.lat,
+                        lon: input.lon,
+                        time: Time::Text(input.time),
+                        key: Some(input.key),
+                    })
                 })
-            })
-            .collect();
+                .map_err(|too_many| Status::invalid_argument(too_many.to_string()))?;
+        }
         let outcome = self
             .edge
             .ingest(TRANSPORT, items)
@@ -83,34 +86,36 @@ impl GrpcEdge {
 }
 
 fn reply(batch_id: u64, outcome: &Outcome) -> BatchReply {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     BatchReply {
         batch_id,
-        accepted: u32::try_from(outcome.accepted.len()).unwrap_or(u32::MAX),
+        accepted: count(outcome.accepted.len()),
         ids: outcome.ids(),
         rejected: outcome
             .rejected
+            .listed()
             .iter()
             .map(|rejection| Rejected {
-                index: u32::try_from(rejection.index).unwrap_or(u32::MAX),
-                reason: rejection.reason.clone(),
+                index: count(rejection.index),
+                reason: rejection.invalid.to_string(),
+                field: rejection.invalid.field.to_owned(),
+                problem: rejection.invalid.problem.label().to_owned(),
             })
             .collect(),
+        rejected_count: count(outcome.rejected.count()),
     }
 }
 
-/// INVALID_ARGUMENT naming `field`, with a `google.rpc.BadRequest`.
-fn invalid(field: &str, reason: &str) -> Status {
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming the field and
+/// the kind of problem.
+fn invalid(invalid: &Invalid) -> Status {
+    let mut violation = FieldViolation::new(invalid.field, invalid.message.clone());
+    violation.reason = invalid.problem.code().to_owned();
     Status::with_error_details(
         Code::InvalidArgument,
-        reason.to_owned(),
-        ErrorDetails::with_bad_request_violation(field, reason),
+        invalid.to_string(),
+        ErrorDetails::with_bad_request(vec![violation]),
     )
-}
-
-/// The field an edge or API error message starts with.
-fn field_of(message: &str) -> &str {
-    let first = message.split([':', ' ']).next().unwrap_or_default();
-    if first.is_empty() { "location" } else { first }
 }
 
 #[tonic::async_trait]
@@ -124,28 +129,13 @@ impl LocationService for GrpcEdge {
             longitude: NumberOrText::Text(location.longitude),
             creation_time: (!location.creation_time.is_empty()).then_some(location.creation_time),
         };
-        let checked =
-            compat_location(&body).map_err(|err| invalid(field_of(&err.message), &err.message))?;
-        let item = Submitted {
-            person_id: i64::from(checked.person_id),
-            lat: checked.position.lat,
-            lon: checked.position.lon,
-            time: Time::Parsed(checked.time),
-            key: None,
-        };
-        let outcome = self
-            .edge
-            .ingest(TRANSPORT, vec![Ok(item)])
+        let record = single::original(&self.edge, TRANSPORT, &body)
             .await
-            .map_err(|refusal| self.unavailable(&refusal))?;
-        if let Some(rejection) = outcome.rejected.first() {
-            return Err(invalid(field_of(&rejection.reason), &rejection.reason));
-        }
-        let record = outcome
-            .accepted
-            .first()
-            .ok_or_else(|| Status::internal("the location was neither taken nor rejected"))?;
-        let stored = crate::api::compat_wire::CompatLocation::fetched(&record.location());
+            .map_err(|failure| match failure {
+                Failure::Invalid(problem) => invalid(&problem),
+                Failure::Refused(refusal) => self.unavailable(&refusal),
+            })?;
+        let stored = CompatLocation::fetched(&record.location());
         Ok(Response::new(Location {
             id: stored.id,
             person_id: stored.person_id,

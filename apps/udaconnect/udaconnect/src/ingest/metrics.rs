@@ -1,12 +1,13 @@
-//! What the edge counts: locations accepted and rejected (by reason and
-//! transport), how long the bus takes to store them, and requests refused
-//! for backpressure.
+//! What the edge counts: locations accepted, and rejected (by transport,
+//! field and kind of problem), how long the bus takes to store them, and
+//! requests refused for backpressure.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::{Registry, Unit},
 };
+use udaconnect_domain::Problem;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabel {
@@ -16,7 +17,8 @@ struct TransportLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectLabel {
     transport: &'static str,
-    reason: &'static str,
+    field: &'static str,
+    problem: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,7 +54,7 @@ impl EdgeMetrics {
         );
         registry.register(
             "ingest_rejected",
-            "Locations rejected at the edge, by transport and reason",
+            "Locations rejected at the edge, by transport, field (as the v2 API names it) and problem",
             metrics.rejected.clone(),
         );
         registry.register(
@@ -81,11 +83,22 @@ impl EdgeMetrics {
             .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
-    /// One location rejected over `transport` for `reason`.
-    pub fn rejected(&self, transport: &'static str, reason: &'static str) {
+    /// `count` locations rejected over `transport` for `problem` with
+    /// `field`.
+    pub fn rejected(
+        &self,
+        transport: &'static str,
+        field: &'static str,
+        problem: Problem,
+        count: u64,
+    ) {
         self.rejected
-            .get_or_create(&RejectLabel { transport, reason })
-            .inc();
+            .get_or_create(&RejectLabel {
+                transport,
+                field,
+                problem: problem.label(),
+            })
+            .inc_by(count);
     }
 
     /// A request refused for `cause`.

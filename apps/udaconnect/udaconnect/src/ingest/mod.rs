@@ -11,8 +11,11 @@ pub mod edge;
 pub mod grpc;
 pub mod http;
 pub mod ids;
+pub mod items;
 pub mod metrics;
 pub mod persons;
+pub mod rejections;
+pub mod single;
 pub mod validate;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

@@ -213,7 +213,10 @@ async fn send_http(http: &reqwest::Client, url: &str, batch: Vec<LocationInput>)
             .as_array()
             .map(|ids| ids.iter().filter_map(serde_json::Value::as_i64).collect())
             .unwrap_or_default(),
-        rejected: body["rejected"].as_array().map_or(0, Vec::len),
+        rejected: body["rejected_count"]
+            .as_u64()
+            .and_then(|count| usize::try_from(count).ok())
+            .unwrap_or(0),
     }
 }
 
@@ -247,7 +250,7 @@ impl GrpcStream {
         }
         match self.replies.message().await {
             Ok(Some(reply)) if reply.batch_id == batch_id => Sent::Acked {
-                rejected: reply.rejected.len(),
+                rejected: usize::try_from(reply.rejected_count).unwrap_or(usize::MAX),
                 ids: reply.ids,
             },
             Ok(_) => Sent::Failed,

@@ -54,7 +54,7 @@ async fn a_batch_takes_the_good_items_and_lists_the_bad_ones() {
         item(ada, 91.0, "2021-03-01T10:01:00Z"),
         item(99_999, 45.0, "2021-03-01T10:02:00Z"),
         item(ada, 45.0, "yesterday"),
-        item(ada, 45.0, "2999-01-01T00:00:00Z"),
+        item(ada, 45.0, "2099-01-01T00:00:00Z"),
         {"person_id": ada, "lat": "north", "lon": 7.0, "time": "2021-03-01T10:03:00Z"},
         item(ada, 45.0001, "2021-03-01T10:04:00Z"),
     ]});
@@ -96,7 +96,7 @@ async fn a_batch_takes_the_good_items_and_lists_the_bad_ones() {
     assert_eq!(
         metric(
             &app,
-            "udaconnect_ingest_rejected_total{transport=\"http\",reason=\"unknown_person\"}"
+            "udaconnect_ingest_rejected_total{transport=\"http\",field=\"person_id\",problem=\"unknown\"}"
         )
         .await,
         Some(1.0)

@@ -14,7 +14,11 @@
 //! with the manifest readers Beacon's tests use (`kustomize`, `workloads`);
 //! `roles` holds each target's PostgreSQL role, made by the manifests'
 //! script, to what its target does and nothing more; `grpc_limits` holds
-//! the edge's gRPC server to the platform's limits over raw connections.
+//! the edge's gRPC server to the platform's limits over raw connections;
+//! `hostile` holds the ingest edge to hostile input: a request's memory
+//! bounded by the item limit (measured on the `udaconnect ingest`
+//! binary), rejections named and typed, years outside 1900..=2100
+//! refused.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -26,6 +30,7 @@ mod embedded;
 mod errors;
 mod grpc_limits;
 mod helpers;
+mod hostile;
 mod ingest;
 mod manifests;
 mod original;

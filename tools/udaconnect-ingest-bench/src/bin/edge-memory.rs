@@ -1,0 +1,326 @@
+//! `edge-memory` (`make bench-edge-memory`): what one hostile request
+//! costs an ingest edge in memory. Each body below goes to a fresh
+//! `udaconnect ingest` (so that memory an earlier request freed, and the
+//! allocator kept, hides nothing), and the kernel's own accounting says
+//! how far the edge's peak resident memory rose above what it held just
+//! before (`VmHWM`, reset through `clear_refs`), and how much more it still
+//! holds once answered (`VmRSS`):
+//!
+//! - NDJSON of `1` lines and JSON `{"locations":[1,1,…]}`, 2 MB and
+//!   `UDACONNECT_INGEST_MAX_BODY` (16 MiB, the default), to
+//!   `POST /api/v2/locations:batch`;
+//! - a gRPC `LocationBatch` of empty items, as large as the edge takes.
+//!
+//! `BENCH_UDACONNECT` names the binary to measure (by default the release
+//! build beside this one), so that an older build can be measured side by
+//! side; `BENCH_LABEL` says which build it is in the rows. It prints a
+//! `RESULT {...}` line and adds a row per body to BENCHMARKS.md
+//! (`BENCH_OUTPUT=-`: none).
+//!
+//! The edge's database is never reached by these requests (each is
+//! refused before any person is looked up), so it points nowhere.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::Context as _;
+use bytes::{Buf, BufMut, Bytes};
+use serde_json::json;
+use testkit::{AppProcess, NatsServer, bench, free_port};
+use tonic::{
+    Request, Status,
+    codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+    transport::Channel,
+};
+
+/// The table in BENCHMARKS.md this benchmark adds its rows to.
+const HEADING: &str = "## UdaConnect edge memory per request";
+const HEADER: &str = "| date | build measured | request | bytes | answer | seconds | peak memory rise MB | held after MB | load avg | machine | command |";
+/// The edge's default `UDACONNECT_INGEST_MAX_BODY`, and its largest gRPC
+/// message.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Long enough for the slowest build measured to answer.
+const PATIENCE: Duration = Duration::from_secs(600);
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// One request to measure.
+struct Case {
+    what: &'static str,
+    body: Body,
+}
+
+enum Body {
+    Http {
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    },
+    Grpc(Bytes),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Http { bytes, .. } => bytes.len(),
+            Body::Grpc(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// `len` bytes of NDJSON lines `1`.
+fn ndjson_ones(len: usize) -> Vec<u8> {
+    b"1\n".repeat(len / 2)
+}
+
+/// `{"locations":[1,1,…]}`, at most `len` bytes.
+fn json_ones(len: usize) -> Vec<u8> {
+    let count = (len - 15) / 2;
+    let mut body = b"{\"locations\":[".to_vec();
+    body.extend_from_slice(&b"1,".repeat(count - 1));
+    body.extend_from_slice(b"1]}");
+    body
+}
+
+/// An encoded `LocationBatch` of empty items, `len` bytes.
+fn grpc_empty_items(len: usize) -> Bytes {
+    let mut encoded = Vec::with_capacity(len);
+    encoded.extend_from_slice(&[0x08, 0x01]);
+    encoded.extend_from_slice(&[0x12, 0x00].repeat((len - 2) / 2));
+    Bytes::from(encoded)
+}
+
+fn cases() -> Vec<Case> {
+    let ndjson = "application/x-ndjson";
+    let json = "application/json";
+    let two_mb = 2 * 1024 * 1024;
+    vec![
+        Case {
+            what: "NDJSON of `1` lines, 2 MB",
+            body: Body::Http {
+                content_type: ndjson,
+                bytes: ndjson_ones(two_mb),
+            },
+        },
+        Case {
+            what: "JSON `[1,1,…]`, 2 MB",
+            body: Body::Http {
+                content_type: json,
+                bytes: json_ones(two_mb),
+            },
+        },
+        Case {
+            what: "NDJSON of `1` lines, 16 MiB",
+            body: Body::Http {
+                content_type: ndjson,
+                bytes: ndjson_ones(MAX_BODY),
+            },
+        },
+        Case {
+            what: "JSON `[1,1,…]`, 16 MiB",
+            body: Body::Http {
+                content_type: json,
+                bytes: json_ones(MAX_BODY),
+            },
+        },
+        Case {
+            what: "gRPC `LocationBatch` of 8.4 M empty items, 16 MiB",
+            body: Body::Grpc(grpc_empty_items(MAX_BODY)),
+        },
+    ]
+}
+
+/// What one request cost.
+struct Cost {
+    answer: String,
+    seconds: f64,
+    peak_rise_mb: f64,
+    held_after_mb: f64,
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+async fn measure(binary: &Path, nats: &NatsServer, body: Body) -> anyhow::Result<Cost> {
+    let grpc_port = free_port();
+    let envs = [
+        ("NATS_URL", nats.url()),
+        (
+            "DATABASE_URL",
+            format!("postgres://nobody@127.0.0.1:{}/nowhere", free_port()),
+        ),
+        ("UDACONNECT_MIGRATE", "false".to_owned()),
+        ("UDACONNECT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+    ];
+    let binary = binary.to_owned();
+    let edge = tokio::task::spawn_blocking(move || {
+        AppProcess::spawn(&binary, "UDACONNECT", &["ingest"], &envs)
+    })
+    .await?;
+    let pid = edge.pid();
+    let channel = match &body {
+        Body::Grpc(_) => Some(
+            Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))?
+                .connect_timeout(Duration::from_secs(30))
+                .connect()
+                .await
+                .context("connect to the edge's gRPC port")?,
+        ),
+        Body::Http { .. } => None,
+    };
+    bench::reset_peak_rss(pid)?;
+    let before = bench::peak_rss_kb(pid)?;
+    let started = Instant::now();
+    let answer = match body {
+        Body::Http {
+            content_type,
+            bytes,
+        } => {
+            let response = reqwest::Client::builder()
+                .timeout(PATIENCE)
+                .build()?
+                .post(format!("{}/api/v2/locations:batch", edge.base_url()))
+                .header("content-type", content_type)
+                .body(bytes)
+                .send()
+                .await?;
+            response.status().as_u16().to_string()
+        }
+        Body::Grpc(encoded) => {
+            let channel = channel.context("a channel")?;
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await?;
+            let reply = tokio::time::timeout(
+                PATIENCE,
+                grpc.unary(
+                    Request::new(encoded),
+                    PathAndQuery::from_static("/udaconnect.v1.IngestService/IngestBatch"),
+                    RawBatch,
+                ),
+            )
+            .await?;
+            match reply {
+                Ok(_) => "OK".to_owned(),
+                Err(status) => format!("{:?}", status.code()),
+            }
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = bench::peak_rss_kb(pid)?;
+    let held = bench::rss_kb(pid)?;
+    Ok(Cost {
+        answer,
+        seconds,
+        peak_rise_mb: mb(peak.saturating_sub(before)),
+        held_after_mb: mb(held.saturating_sub(before)),
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let binary = match std::env::var_os("BENCH_UDACONNECT") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()?.with_file_name("udaconnect"),
+    };
+    anyhow::ensure!(
+        binary.is_file(),
+        "no udaconnect binary at {} (build it, or set BENCH_UDACONNECT)",
+        binary.display()
+    );
+    let label = env("BENCH_LABEL", &bench::build());
+    let mut command = "make bench-edge-memory".to_owned();
+    if let Ok(path) = std::env::var("BENCH_UDACONNECT") {
+        command.push_str(&format!(" BENCH_UDACONNECT={path}"));
+    }
+    let nats = tokio::task::spawn_blocking(NatsServer::start).await?;
+    let path = PathBuf::from(env("BENCH_OUTPUT", "BENCHMARKS.md"));
+    let mut results = Vec::new();
+    for case in cases() {
+        let bytes = case.body.len();
+        let load = bench::load_average();
+        let cost = measure(&binary, &nats, case.body).await?;
+        eprintln!(
+            "edge-memory: {}: {bytes} bytes, answered {} in {:.2} s, peak +{:.1} MB, held after +{:.1} MB",
+            case.what, cost.answer, cost.seconds, cost.peak_rise_mb, cost.held_after_mb
+        );
+        let row = format!(
+            "| {} | {label} | {} | {bytes} | {} | {:.2} | {:.1} | {:.1} | {load} | {} | `{command}` |",
+            humantime::format_rfc3339_seconds(SystemTime::now()),
+            case.what,
+            cost.answer,
+            cost.seconds,
+            cost.peak_rise_mb,
+            cost.held_after_mb,
+            bench::machine(),
+        );
+        if path.as_os_str() != "-" {
+            bench::append_row(&path, HEADING, HEADER, &row)?;
+        }
+        results.push(json!({
+            "request": case.what,
+            "bytes": bytes,
+            "answer": cost.answer,
+            "seconds": cost.seconds,
+            "peak_rise_mb": cost.peak_rise_mb,
+            "held_after_mb": cost.held_after_mb,
+        }));
+    }
+    println!(
+        "RESULT {}",
+        json!({"build": label, "binary": binary.display().to_string(), "requests": results})
+    );
+    Ok(())
+}
+
+/// Sends an encoded message as it is, whatever it holds; reads the reply
+/// only to its end.
+#[derive(Clone, Copy)]
+struct RawBatch;
+
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+struct Drain;
+
+impl Decoder for Drain {
+    type Item = ();
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+impl Codec for RawBatch {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = Drain;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Drain {
+        Drain
+    }
+}
