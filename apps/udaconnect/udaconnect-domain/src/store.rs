@@ -15,7 +15,9 @@ use crate::{
 /// Why a store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or failed; retrying later may work.
+    /// The database cannot be reached, is busy or failed in passing
+    /// (SQLSTATE classes 08, 40, 53, 57, 58, or no SQLSTATE at all);
+    /// retrying later may work.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     /// A location names a person the store does not have.
@@ -28,6 +30,16 @@ pub enum StoreError {
     /// (fewer days, a shorter distance) may be answered in time.
     #[error("the query took longer than {0:?} and was stopped")]
     TimedOut(std::time::Duration),
+    /// The database refused the statement for a reason that trying again
+    /// will not change (a constraint, a privilege, the schema, a value):
+    /// PostgreSQL's SQLSTATE `code` and its message.
+    #[error("the database rejected the statement (SQLSTATE {code}): {message}")]
+    Rejected {
+        /// The SQLSTATE, five characters; its first two are the class.
+        code: String,
+        /// The server's message (never the row it was about).
+        message: String,
+    },
 }
 
 /// What storing a batch of records did.
