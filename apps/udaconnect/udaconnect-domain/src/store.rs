@@ -15,7 +15,9 @@ use crate::{
 /// Why a store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or failed; retrying later may work.
+    /// The database cannot be reached, is busy or failed in passing
+    /// (SQLSTATE classes 08, 40, 53, 57, 58, or no SQLSTATE at all);
+    /// retrying later may work.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     /// A location names a person the store does not have.
@@ -28,6 +30,32 @@ pub enum StoreError {
     /// (fewer days, a shorter distance) may be answered in time.
     #[error("the query took longer than {0:?} and was stopped")]
     TimedOut(std::time::Duration),
+    /// The database refused the statement for a reason that trying again
+    /// will not change (a constraint, a privilege, the schema, a value):
+    /// PostgreSQL's SQLSTATE `code` and its message.
+    #[error("the database rejected the statement (SQLSTATE {code}): {message}")]
+    Rejected {
+        /// The SQLSTATE, five characters; its first two are the class.
+        code: String,
+        /// The server's message (never the row it was about).
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether a rejection is the rows' own doing, so that a batch stored
+    /// in parts may be stored but for some of them: a value the database
+    /// cannot take (SQLSTATE class 22), a constraint the rows break (23),
+    /// or a trigger's exception (P0). A rejection of the statement itself
+    /// (a privilege, a column missing) is every row's alike.
+    pub fn blames_the_rows(&self) -> bool {
+        match self {
+            StoreError::Rejected { code, .. } => ["22", "23", "P0"]
+                .iter()
+                .any(|class| code.starts_with(class)),
+            _ => false,
+        }
+    }
 }
 
 /// What storing a batch of records did.
@@ -104,4 +132,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many persons and locations are stored.
     async fn stats(&self) -> Result<Stats, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(code: &str) -> StoreError {
+        StoreError::Rejected {
+            code: code.to_owned(),
+            message: "refused".to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_data_constraint_and_trigger_rejections_blame_the_rows() {
+        for code in ["22003", "23514", "23502", "P0001"] {
+            assert!(rejected(code).blames_the_rows(), "{code}");
+        }
+        for code in ["42501", "42703", "42P01", "28P01", "XX000"] {
+            assert!(!rejected(code).blames_the_rows(), "{code}");
+        }
+        assert!(!StoreError::Unavailable("22 minutes".into()).blames_the_rows());
+        assert_eq!(
+            rejected("23514").to_string(),
+            "the database rejected the statement (SQLSTATE 23514): refused"
+        );
+    }
 }

@@ -5,12 +5,15 @@
 //! each statement have timeouts, so a database that goes away makes calls
 //! fail fast with [`StoreError::Unavailable`] instead of hanging, and the
 //! pool replaces its dead connections by itself once the database is back.
+//! A statement the database refuses for good (a constraint, a privilege,
+//! the schema) is [`StoreError::Rejected`] instead ([`sqlstate`]).
 
 mod batch;
 mod copy;
 mod replica;
 mod rows;
 mod sql;
+mod sqlstate;
 mod store;
 mod tls;
 mod wkb;
@@ -205,7 +208,12 @@ impl PgStore {
         Ok(migrate::migrate(&mut client).await?)
     }
 
-    /// A pooled connection.
+    /// A pooled connection. Failing to get one is `Unavailable` whatever
+    /// the server said, a refused password or a database that does not
+    /// exist (SQLSTATE 28, 3D) too: no statement was tried, so nothing is
+    /// the rows' fault, and a password rotated before the processes using
+    /// it restart must make a writer hold its batch, not set every message
+    /// aside.
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|err| {
             StoreError::Unavailable(format!("no database connection: {}", with_causes(&err)))

@@ -93,9 +93,10 @@ fn valid_position(lat: f64, lon: f64, what: &str) -> Result<Position, StoreError
     Position::new(lat, lon).map_err(|err| StoreError::Corrupt(format!("{what}: point {err}")))
 }
 
-/// A database that failed or went away: worth retrying later.
+/// A database error, sorted by its SQLSTATE (see [`super::sqlstate`]):
+/// worth retrying later, or rejected for good.
 pub fn database(err: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(describe(&err))
+    super::sqlstate::classify(&err, describe)
 }
 
 fn describe(err: &tokio_postgres::Error) -> String {

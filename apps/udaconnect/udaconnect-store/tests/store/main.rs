@@ -8,7 +8,7 @@
 //! batches and paging under inserts; `outage` takes the database away and
 //! brings it back; `plans` checks that the v2 query uses its index;
 //! `replica` has the connection queries' replica catch up on commits in
-//! any order.
+//! any order; `rejected` has the database refuse statements for good.
 
 mod compat;
 mod differential;
@@ -16,5 +16,6 @@ mod helpers;
 mod migrations;
 mod outage;
 mod plans;
+mod rejected;
 mod replica;
 mod writes;

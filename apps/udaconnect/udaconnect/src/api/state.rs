@@ -115,7 +115,9 @@ impl ApiState {
 
 /// How a store's failure is answered: 503 while the database is away (the
 /// client may retry), 400 for a person that does not exist, 500 for a row
-/// that should not be in the database.
+/// that should not be in the database and for a statement the database
+/// rejects for good (its SQLSTATE and message go to the log, never to the
+/// client).
 pub fn store_error(err: StoreError) -> ApiError {
     match err {
         StoreError::Unavailable(reason) => {
@@ -140,6 +142,23 @@ pub fn store_error(err: StoreError) -> ApiError {
         StoreError::TimedOut(after) => ApiError::unavailable(format!(
             "the store took longer than {after:?} and was stopped; retry shortly"
         )),
+        StoreError::Rejected { code, message } => {
+            // A privilege or a column missing fails every request alike:
+            // one line every ten seconds, with how many.
+            static REJECTED: Throttled = Throttled::new(Duration::from_secs(10));
+            if let Some(requests) = REJECTED.hit() {
+                tracing::error!(
+                    code,
+                    message,
+                    requests,
+                    "the database rejected a query: requests answered 500"
+                );
+            }
+            ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "the database rejected the query; the server's log says why".to_owned(),
+            }
+        }
     }
 }
 

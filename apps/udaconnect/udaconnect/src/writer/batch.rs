@@ -1,12 +1,10 @@
 //! One fetched batch, written: decoded, cut into transactions of whole
-//! messages, each committed (retried while the database is away) before
-//! its messages are acknowledged; what can never be written set aside on
-//! the dead-letter stream first.
+//! messages, each committed (retried while the database is away, stored
+//! in parts when the database rejects it, see [`super::parts`]) before its
+//! messages are acknowledged; what can never be written set aside on the
+//! dead-letter stream first.
 
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant},
-};
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures::{StreamExt as _, future::join_all, stream};
@@ -15,9 +13,9 @@ use platform::{
     bus::{BusStream, Delivery},
 };
 use tokio_util::sync::CancellationToken;
-use udaconnect_domain::{InsertReport, LocationId, LocationRecord, Store};
+use udaconnect_domain::{LocationRecord, Store};
 
-use super::metrics::WriterMetrics;
+use super::{metrics::WriterMetrics, parts::Written};
 use crate::{bus_wire, cli::WriterArgs};
 
 /// What a writer needs to write a batch.
@@ -31,9 +29,10 @@ pub struct Writer<'a> {
 
 /// Messages written in one transaction, and their rows.
 #[derive(Default)]
-struct Group {
-    deliveries: Vec<(Delivery, usize)>,
-    records: Vec<LocationRecord>,
+pub(super) struct Group {
+    /// Each message, with how many of `records` are its own (in order).
+    pub(super) deliveries: Vec<(Delivery, usize)>,
+    pub(super) records: Vec<LocationRecord>,
 }
 
 impl Writer<'_> {
@@ -88,90 +87,82 @@ impl Writer<'_> {
     }
 
     async fn write_group(&self, group: Group) {
-        let Some(report) = self.insert(&group).await else {
+        let Some(written) = self.store_group(&group).await else {
             return;
         };
         let mut done = Vec::with_capacity(group.deliveries.len());
-        if report.unknown_person.is_empty() {
+        if written.is_complete() {
             done.extend(group.deliveries.into_iter().map(|(delivery, _)| delivery));
         } else {
-            let unknown: HashSet<LocationId> = report.unknown_person.iter().copied().collect();
             let mut records = group.records.into_iter();
             for (delivery, count) in group.deliveries {
                 let mine: Vec<LocationRecord> = records.by_ref().take(count).collect();
-                let orphans: Vec<LocationRecord> = mine
-                    .into_iter()
-                    .filter(|record| unknown.contains(&record.id))
-                    .collect();
-                if !orphans.is_empty() {
-                    let persons: HashSet<i32> =
-                        orphans.iter().map(|record| record.person_id).collect();
-                    let letter = bus_wire::dead_letter(
-                        "unknown_person",
-                        format!(
-                            "{} location(s) of persons that do not exist: {persons:?}",
-                            orphans.len()
-                        ),
-                        delivery.seq(),
-                        bus_wire::encode(&orphans),
-                    );
-                    let id = format!("dead-{}-unknown_person", delivery.seq());
-                    if !self.set_aside(&id, letter, "unknown_person").await {
-                        // Not acknowledged: it comes again, and is set aside then.
-                        continue;
-                    }
+                if self.set_aside_unwritten(&delivery, mine, &written).await {
+                    done.push(delivery);
                 }
-                done.push(delivery);
+                // Otherwise not acknowledged: it comes again, and is set
+                // aside then.
             }
         }
         acknowledge(&done).await;
     }
 
-    /// Inserts the group's rows, retrying while the database is away and
-    /// keeping its messages from being delivered elsewhere meanwhile;
-    /// `None` if shutdown came first.
-    async fn insert(&self, group: &Group) -> Option<InsertReport> {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let mut extended = Instant::now();
-        loop {
-            let started = Instant::now();
-            let outcome = tokio::select! {
-                outcome = self.store.insert_locations(&group.records) => outcome,
-                () = self.shutdown.cancelled() => return None,
-            };
-            match outcome {
-                Ok(report) => {
-                    self.metrics.committed(
-                        group.records.len(),
-                        report.inserted,
-                        report.duplicates,
-                        started.elapsed().as_secs_f64(),
-                    );
-                    return Some(report);
-                }
-                Err(err) => {
-                    self.metrics.retried();
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, rows = group.records.len(), retry_in = ?delay, "writer: cannot store a batch yet");
-                    if extended.elapsed() >= self.settings.writer_ack_wait / 3 {
-                        let deliveries = group
-                            .deliveries
-                            .iter()
-                            .map(|(delivery, _)| delivery.in_progress());
-                        for outcome in join_all(deliveries).await {
-                            if let Err(err) = outcome {
-                                tracing::debug!(error = %err, "cannot extend a delivery");
-                            }
-                        }
-                        extended = Instant::now();
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = self.shutdown.cancelled() => return None,
-                    }
-                }
+    /// Sets aside what of `mine`, the rows of `delivery`, was not stored:
+    /// the locations of persons who do not exist, and those the database
+    /// rejected, one dead letter each; `false` if shutdown came first.
+    async fn set_aside_unwritten(
+        &self,
+        delivery: &Delivery,
+        mine: Vec<LocationRecord>,
+        written: &Written,
+    ) -> bool {
+        let (orphans, rest): (Vec<LocationRecord>, Vec<LocationRecord>) = mine
+            .into_iter()
+            .partition(|record| written.unknown.contains(&record.id));
+        if !orphans.is_empty() {
+            let persons: HashSet<i32> = orphans.iter().map(|record| record.person_id).collect();
+            let letter = bus_wire::dead_letter(
+                "unknown_person",
+                format!(
+                    "{} location(s) of persons that do not exist: {persons:?}",
+                    orphans.len()
+                ),
+                delivery.seq(),
+                bus_wire::encode(&orphans),
+            );
+            let id = format!("dead-{}-unknown_person", delivery.seq());
+            if !self.set_aside(&id, letter, "unknown_person").await {
+                return false;
             }
         }
+        let refused: Vec<LocationRecord> = rest
+            .into_iter()
+            .filter(|record| written.rejected.contains_key(&record.id))
+            .collect();
+        if refused.is_empty() {
+            return true;
+        }
+        let mut why: Vec<&str> = refused
+            .iter()
+            .filter_map(|record| written.rejected.get(&record.id))
+            .map(|reason| &**reason)
+            .collect();
+        why.sort_unstable();
+        why.dedup();
+        let detail = format!(
+            "{} location(s) not stored: {}",
+            refused.len(),
+            why.join("; ")
+        );
+        tracing::warn!(seq = delivery.seq(), %detail, "writer: locations the database rejected, set aside");
+        let letter = bus_wire::dead_letter(
+            "database_rejected",
+            detail,
+            delivery.seq(),
+            bus_wire::encode(&refused),
+        );
+        let id = format!("dead-{}-database_rejected", delivery.seq());
+        self.set_aside(&id, letter, "database_rejected").await
     }
 
     /// Publishes a dead letter, retrying until stored; `false` if shutdown

@@ -18,11 +18,15 @@
 //! batch, retrying, and tells the bus it is still working on it, so its
 //! memory stays bounded by one batch while the stream fills. What can never
 //! be written (a message that does not decode, a location of a person who
-//! does not exist) goes to the dead-letter stream with the reason, and the
-//! writer goes on.
+//! does not exist, a location the database rejects for good: a constraint
+//! it breaks, a privilege the writer lacks) goes to the dead-letter stream
+//! with the reason, and the writer goes on; a transaction the database
+//! rejects for its rows' sake is stored in parts, so that only the rows it
+//! rejects are set aside ([`parts`]).
 
 mod batch;
 pub mod metrics;
+mod parts;
 
 use std::{
     sync::Arc,

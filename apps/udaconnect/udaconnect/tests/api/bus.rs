@@ -1,17 +1,21 @@
 //! The edge and the writer on a real nats-server and PostgreSQL: a full
 //! stream and a lost broker answered "retry later" (and `/readyz` says
 //! so), poison set aside on the dead-letter stream, redeliveries stored
-//! once, and a database that goes away and comes back.
+//! once, a database that goes away and comes back, and rows the database
+//! rejects set aside while the rest are stored.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use platform::bus::{Bus, NatsArgs, NatsBus, StreamSettings};
+use platform::bus::{Bus, BusStream, NatsArgs, NatsBus, StreamSettings};
 use serde_json::{Value, json};
 use testkit::{NatsServer, PostgresServer, eventually};
 use udaconnect::{
     bus_wire,
-    proto::v1::{LocationBatch, LocationInput, ingest_service_client::IngestServiceClient},
+    proto::{
+        bus::DeadLetter,
+        v1::{LocationBatch, LocationInput, ingest_service_client::IngestServiceClient},
+    },
 };
 use udaconnect_domain::{LocationRecord, Position, Timestamp};
 
@@ -324,5 +328,140 @@ async fn poison_is_set_aside_redeliveries_are_stored_once_and_an_outage_is_waite
             .filter(|n| *n == 0.0)
     })
     .await;
+    writer.stop().await;
+}
+
+/// Runs `sql` on `db`.
+async fn execute(db: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    client.batch_execute(sql).await.expect("executed");
+}
+
+/// The first `count` dead letters, once there are that many.
+async fn dead_letters(dead: &BusStream, count: usize) -> Vec<DeadLetter> {
+    eventually(&format!("{count} dead letters"), PATIENCE, || async {
+        let letters = dead.fetch(1, 10).await.ok()?;
+        (letters.len() == count).then(|| {
+            letters
+                .iter()
+                .map(|letter| bus_wire::read_dead_letter(&letter.payload).expect("a letter"))
+                .collect()
+        })
+    })
+    .await
+}
+
+/// Waits until every message of `locations` is acknowledged (a work
+/// queue keeps only those): nothing is left to retry.
+async fn drained(locations: &BusStream) {
+    eventually("LOCATIONS drained", PATIENCE, || async {
+        locations.messages().await.ok().filter(|n| *n == 0)
+    })
+    .await;
+}
+
+fn at(id: i64, person_id: i32, lat: f64) -> LocationRecord {
+    LocationRecord {
+        position: Position::new(lat, 7.0).expect("valid"),
+        ..record(id, person_id)
+    }
+}
+
+#[tokio::test]
+async fn rows_the_database_rejects_are_set_aside_and_the_rest_stored_without_a_retry() {
+    let stack = stack().await;
+    let nats = stack.nats.url();
+    let writer = spawn_target("writer", &stack.args(&nats, &["--writer-linger", "200ms"])).await;
+    let person = i32::try_from(migrated(&stack).await).expect("small");
+    let bus = stack.bus().await;
+    let subject = "udaconnect.locations";
+    let locations = bus.stream(StreamSettings::log("LOCATIONS", subject, 100));
+    let dead = bus.stream(StreamSettings::log(
+        "LOCATIONS_DEAD",
+        "udaconnect.locations.dead",
+        100,
+    ));
+    // An operator's constraint on new rows: nothing north of 50°.
+    execute(
+        &stack.db,
+        "ALTER TABLE location ADD CONSTRAINT no_north CHECK (ST_Y(coordinate) < 50) NOT VALID",
+    )
+    .await;
+    let mixed = vec![
+        at(4_000_001, person, 45.0),
+        at(4_000_002, person, 55.0),
+        at(4_000_003, person, 46.0),
+        at(4_000_004, person, 60.0),
+    ];
+    let fine = vec![at(4_000_011, person, 45.0), at(4_000_012, person, 49.9)];
+    let north = vec![at(4_000_021, person, 51.0)];
+    for (id, records) in [("mixed", &mixed), ("fine", &fine), ("north", &north)] {
+        bus.publish(subject, id, bus_wire::encode(records))
+            .await
+            .expect("stored");
+    }
+    let mut letters_now = dead_letters(&dead, 2).await;
+    rows(&stack.db, 4).await;
+    drained(&locations).await;
+    letters_now.sort_by_key(|letter| letter.source_seq);
+    for (letter, refused) in letters_now
+        .iter()
+        .zip([vec![mixed[1].clone(), mixed[3].clone()], north.clone()])
+    {
+        assert_eq!(letter.reason, "database_rejected");
+        assert!(
+            letter.detail.contains("SQLSTATE 23514") && letter.detail.contains("no_north"),
+            "{}",
+            letter.detail
+        );
+        assert_eq!(bus_wire::decode(&letter.payload), Ok(refused));
+    }
+    assert_eq!(
+        metric(
+            &writer,
+            "udaconnect_writer_dead_letters_total{reason=\"database_rejected\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&writer, "udaconnect_writer_store_retries_total").await,
+        Some(0.0),
+        "a rejection is not retried"
+    );
+
+    // A column renamed from under the writer rejects the statement itself,
+    // whatever the rows: the message is set aside whole, at once, and the
+    // writer goes on once the column is back.
+    execute(
+        &stack.db,
+        "ALTER TABLE location RENAME COLUMN ingest_key TO ingest_key_renamed",
+    )
+    .await;
+    let renamed = vec![at(4_000_031, person, 45.0), at(4_000_032, person, 45.0)];
+    bus.publish(subject, "renamed", bus_wire::encode(&renamed))
+        .await
+        .expect("stored");
+    let letters_now = dead_letters(&dead, 3).await;
+    drained(&locations).await;
+    let letter = letters_now
+        .iter()
+        .find(|letter| letter.detail.contains("SQLSTATE 42703"))
+        .unwrap_or_else(|| panic!("the renamed column's letter: {letters_now:?}"));
+    assert_eq!(bus_wire::decode(&letter.payload), Ok(renamed));
+    execute(
+        &stack.db,
+        "ALTER TABLE location RENAME COLUMN ingest_key_renamed TO ingest_key",
+    )
+    .await;
+    let later = vec![at(4_000_041, person, 45.0)];
+    bus.publish(subject, "later", bus_wire::encode(&later))
+        .await
+        .expect("stored");
+    rows(&stack.db, 5).await;
+    drained(&locations).await;
     writer.stop().await;
 }

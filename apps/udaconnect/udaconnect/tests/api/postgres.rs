@@ -1,14 +1,16 @@
 //! The API on PostgreSQL: migrated at start, paging under inserts (with
 //! the embedded store beside it), and a database that goes away and comes
 //! back, the connections (answered from
-//! the API's replica) up to date with every stored location throughout.
+//! the API's replica) up to date with every stored location throughout;
+//! a query the database refuses for good (a privilege revoked) answered
+//! 500, not "retry later".
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use testkit::PostgresServer;
 
-use super::helpers::{PATIENCE, TestApp, eventually_get, metric, spawn_app};
+use super::helpers::{PATIENCE, TestApp, eventually_get, metric, spawn_app, spawn_target};
 
 /// Adds a person with one location at the same place and time as every
 /// other attendee's (through the bus and the writer), and waits until it
@@ -119,6 +121,14 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
         asked.elapsed()
     );
     assert_eq!(met(&app, ada).await.0, 503);
+    let response = app
+        .http
+        .get(format!("{}/api/v2/persons/{ada}", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
 
     let server = tokio::task::spawn_blocking(move || {
         server.start_again();
@@ -144,6 +154,54 @@ async fn a_database_that_goes_away_fails_fast_and_is_back_without_a_restart() {
     assert!(asked.elapsed() < PATIENCE * 2);
     drop(server);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_the_database_refuses_for_good_is_answered_500_not_retry_later() {
+    let server = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("the server starts");
+    let url = server.create_database("refused");
+    let owner = spawn_app(&["--database-url", &url]).await;
+    let (ada, bob) = (attendee(&owner, "Ada").await, attendee(&owner, "Bob").await);
+    owner.stop().await;
+    // The API as a role of its own, which may read everything, for now.
+    server.psql(
+        "refused",
+        "CREATE ROLE reader LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader",
+    );
+    let reader = url.replacen("postgres@", "reader@", 1);
+    let api = spawn_target("api", &["--database-url", &reader, "--migrate", "false"]).await;
+    assert_eq!(met(&api, ada).await, (200, vec![bob]));
+
+    server.psql("refused", "REVOKE SELECT ON location FROM reader");
+    let compat = format!(
+        "/api/persons/{ada}/connection?start_date=2020-06-01&end_date=2020-06-02&distance=5"
+    );
+    for path in [
+        format!("/api/v2/persons/{ada}/connections?start=2020-06-01&end=2020-06-02"),
+        compat,
+        format!("/api/v2/persons/{ada}/locations"),
+    ] {
+        let response = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 500, "{path}");
+        assert!(response.headers().get("retry-after").is_none(), "{path}");
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("rejected"), "{path}: {body}");
+        assert!(
+            !error.contains("42501") && !error.contains("location"),
+            "no SQL details for the client: {body}"
+        );
+    }
+    let (status, _) = api.get(&format!("/api/v2/persons/{ada}")).await;
+    assert_eq!(status, 200, "persons are still readable");
+    api.stop().await;
 }
 
 /// Walks every page of `/api/v2/persons`, `limit` at a time, adding a
