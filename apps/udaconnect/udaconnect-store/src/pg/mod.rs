@@ -7,6 +7,7 @@
 //! pool replaces its dead connections by itself once the database is back.
 
 mod batch;
+mod claims;
 mod copy;
 mod replica;
 mod rows;

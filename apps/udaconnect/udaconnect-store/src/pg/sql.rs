@@ -109,6 +109,42 @@ pub const PERSON_IDS_AFTER: &str = "SELECT id FROM person WHERE id > $1 ORDER BY
 pub const RESERVE_LOCATION_IDS: &str =
     "SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8)";
 
+/// One statement per request: claims the keys `$1` (each once, in key
+/// order, so that two edges claiming the same keys at once take their
+/// locks in the same order) for the locations of ids `$2`, persons `$3`,
+/// positions `$4`/`$5` (longitude, latitude) and times `$6`. Returns the
+/// keys claimed now, and the claims held before the statement began.
+///
+/// A key that another edge claims at the same moment is neither: the
+/// insert waits for that edge's claim to commit and then leaves the key
+/// alone, but the statement reads as of its start; [`KEY_CLAIMS`] reads
+/// those afterwards.
+pub const CLAIM_KEYS: &str = r#"
+WITH claim AS (
+    SELECT *
+    FROM unnest($1::text[], $2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::timestamp[])
+         AS c(ingest_key, location_id, person_id, lon, lat, creation_time)
+),
+claimed AS (
+    INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time)
+    SELECT ingest_key, location_id, person_id, lon, lat, creation_time
+    FROM claim
+    ORDER BY ingest_key
+    ON CONFLICT (ingest_key) DO NOTHING
+    RETURNING ingest_key
+)
+SELECT ingest_key, true AS claimed_now,
+       NULL::int8, NULL::int4, NULL::float8, NULL::float8, NULL::timestamp
+FROM claimed
+UNION ALL
+SELECT k.ingest_key, false, k.location_id, k.person_id, k.lon, k.lat, k.creation_time
+FROM ingest_key_claim k
+JOIN claim c ON c.ingest_key = k.ingest_key"#;
+
+/// The claims of the keys `$1`, in [`CLAIM_KEYS`]'s columns.
+pub const KEY_CLAIMS: &str = "SELECT ingest_key, false, location_id, person_id, lon, lat, \
+     creation_time FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[])";
+
 /// `$1` person, `[$2, $3)` times, after (`$4` time, `$5` id) or nulls,
 /// `$6` limit.
 pub const LOCATIONS_OF: &str = concat!(
@@ -419,7 +455,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 23] = [
+    const STATEMENTS: [(&str, &str); 25] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -431,6 +467,8 @@ mod tests {
         ("COPY_LOCATIONS", COPY_LOCATIONS),
         ("PERSON_IDS_AFTER", PERSON_IDS_AFTER),
         ("RESERVE_LOCATION_IDS", RESERVE_LOCATION_IDS),
+        ("CLAIM_KEYS", CLAIM_KEYS),
+        ("KEY_CLAIMS", KEY_CLAIMS),
         ("LOCATIONS_OF", LOCATIONS_OF),
         ("COMPAT_CONNECTIONS", COMPAT_CONNECTIONS),
         ("CONNECTIONS", CONNECTIONS),
