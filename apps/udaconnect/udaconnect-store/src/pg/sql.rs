@@ -93,10 +93,16 @@ SELECT (SELECT count(*) FROM inserted),
        array(SELECT id FROM known WHERE NOT known ORDER BY ord)"#;
 
 /// Before a batch is copied: the geometry type's oid (for the binary
-/// `COPY`) and which of the persons `$1` do not exist.
-pub const BATCH_PREAMBLE: &str = "SELECT 'geometry'::regtype::oid, \
-     array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u \
-           WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u))";
+/// `COPY`), which of the persons `$1` do not exist, and which of the ids
+/// `$2` and the idempotency keys `$3` are stored already (a redelivery, a
+/// retry published again), so that the copy leaves them out.
+pub const BATCH_PREAMBLE: &str = r#"
+SELECT 'geometry'::regtype::oid,
+       array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
+             WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
+       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.ingest_key FROM location l
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL)"#;
 
 /// A batch none of whose ids or keys is stored yet: the columns in the
 /// order [`super::batch`] writes them.

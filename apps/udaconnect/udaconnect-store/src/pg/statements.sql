@@ -50,7 +50,12 @@ SELECT (SELECT count(*) FROM inserted),
        array(SELECT id FROM known WHERE NOT known ORDER BY ord);
 
 -- BATCH_PREAMBLE
-SELECT 'geometry'::regtype::oid, array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u));
+SELECT 'geometry'::regtype::oid,
+       array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
+             WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
+       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.ingest_key FROM location l
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL);
 
 -- COPY_LOCATIONS
 COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY;

@@ -6,7 +6,8 @@
 //! `compat` replays the original's own SQL against the compatibility
 //! query; `differential` holds the PostGIS and embedded stores to the
 //! same answers on the same random data; `writes` covers ids, idempotent
-//! batches and paging under inserts; `outage` takes the database
+//! batches (what is stored already left out of the copy, and writers that
+//! never deadlock) and paging under inserts; `outage` takes the database
 //! away and brings it back; `plans` checks that the v2 query uses its
 //! index; `replica` has the connection queries' replica catch up on
 //! commits in any order.
