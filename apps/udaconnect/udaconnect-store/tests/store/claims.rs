@@ -71,9 +71,19 @@ async fn a_key_is_held_to_its_first_claim(store: &dyn Store) {
     );
     let mut other_person = claim("c", 12, 45.0, 0);
     other_person.person_id = 2;
+    // A later claim, retry or conflict, changes nothing of the first.
     assert_eq!(
-        claims(store, &[other_person, claim("c", 13, 45.0, 0)]).await,
-        [Conflict(8), Same(8)],
+        claims(
+            store,
+            &[
+                other_person,
+                claim("c", 13, 45.0, 0),
+                claim("b", 14, 45.0, 0),
+                claim("a", 15, 45.0, 0),
+            ]
+        )
+        .await,
+        [Conflict(8), Same(8), Same(2), Same(1)],
         "{}",
         store.kind()
     );
