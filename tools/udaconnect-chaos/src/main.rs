@@ -6,10 +6,14 @@
 //! them, sending again whatever was not acknowledged. Meanwhile it SIGKILLs
 //! a writer and starts it again, SIGKILLs the broker and restarts it on the
 //! same store, stops PostgreSQL (fast shutdown) and starts it again, and
-//! puts poison straight on the bus. At the end every location the edge
-//! acknowledged must be in the database exactly once, none it rejected,
-//! and the dead-letter stream must hold exactly the poison. It prints one
-//! `RESULT {...}` line and exits non-zero on any loss or duplicate.
+//! puts poison straight on the bus. The clients also send locations again,
+//! as they were (a retry, to be answered with the id first answered) and
+//! with another latitude under their key (a conflict, to be rejected naming
+//! that id). At the end every location the edge acknowledged must be in
+//! the database exactly once, under the id answered and as first sent,
+//! none it rejected, and the dead-letter stream must hold exactly the
+//! poison. It prints one `RESULT {...}` line and exits non-zero on any
+//! loss, duplicate, wrong id or location, or broken answer.
 
 mod clients;
 mod faults;

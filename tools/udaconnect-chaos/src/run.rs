@@ -3,7 +3,7 @@
 //! then check.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -42,6 +42,15 @@ pub struct Report {
     pub duplicated: u64,
     pub rejected: u64,
     pub rejected_stored: u64,
+    /// Acknowledged keys stored under another id than answered, and
+    /// conflicts naming an id that is not their key's.
+    pub wrong_id: u64,
+    /// Acknowledged keys stored with another location than first sent.
+    pub wrong_location: u64,
+    /// Keys sent again with another location, each answered a conflict.
+    pub conflicts: u64,
+    /// Answers that broke the edge's promises (see `clients`).
+    pub mismatches: u64,
     pub dead_letters: u64,
     pub poison: u32,
     pub unexpected_dead_letters: u64,
@@ -53,9 +62,14 @@ pub struct Report {
 }
 
 impl Report {
-    /// Nothing rejected was stored, and the dead letters are the poison.
+    /// Nothing rejected was stored, every id answered is the id stored
+    /// with the location first acknowledged, every answer kept its
+    /// promise, and the dead letters are the poison.
     pub fn clean(&self) -> bool {
         self.rejected_stored == 0
+            && self.wrong_id == 0
+            && self.wrong_location == 0
+            && self.mismatches == 0
             && self.unexpected_dead_letters == 0
             && self.dead_letters == u64::from(self.poison)
     }
@@ -63,11 +77,15 @@ impl Report {
     /// The `RESULT` payload.
     pub fn to_json(&self) -> String {
         format!(
-            r#"{{"accepted": {}, "in_db": {}, "lost": {}, "duplicated": {}, "writer_kills": {}, "broker_kills": {}, "db_restarts": {}, "seconds": {:.1}, "rejected": {}, "rejected_stored": {}, "dead_letters": {}, "poison": {}, "client_retries": {}}}"#,
+            r#"{{"accepted": {}, "in_db": {}, "lost": {}, "duplicated": {}, "wrong_id": {}, "wrong_location": {}, "conflicts": {}, "mismatches": {}, "writer_kills": {}, "broker_kills": {}, "db_restarts": {}, "seconds": {:.1}, "rejected": {}, "rejected_stored": {}, "dead_letters": {}, "poison": {}, "client_retries": {}}}"#,
             self.accepted,
             self.in_db,
             self.lost,
             self.duplicated,
+            self.wrong_id,
+            self.wrong_location,
+            self.conflicts,
+            self.mismatches,
             self.writer_kills,
             self.broker_kills,
             self.db_restarts,
@@ -187,6 +205,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
     ]);
     let edge = tokio::task::block_in_place(|| spawn(&binary, "ingest", &edge_envs));
     // The edge migrates the database; then the persons are made.
+    let latest = udaconnect_store::MIGRATIONS
+        .last()
+        .map_or(0, |migration| migration.version);
     let (client_db, connection) =
         eventually("the migrated database", Duration::from_secs(60), || async {
             let (client, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
@@ -195,8 +216,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
             let handle = tokio::spawn(connection);
             let migrated = client
                 .query_one(
-                    "SELECT count(*) FROM udaconnect_migrations WHERE version = 3",
-                    &[],
+                    "SELECT count(*) FROM udaconnect_migrations WHERE version = $1",
+                    &[&latest],
                 )
                 .await
                 .ok()?
@@ -362,23 +383,26 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
     let broker_kills = broker_task.await?;
     let db_restarts = db_task.await?;
     stop.cancel();
-    let mut accepted = HashSet::new();
+    let mut accepted = HashMap::new();
     let mut rejected = HashSet::new();
-    let mut retries = 0;
+    let mut conflicts = Vec::new();
+    let (mut mismatches, mut retries) = (0, 0);
     for task in clients {
-        let ClientLog {
-            accepted: a,
-            rejected: r,
-            retries: n,
-        } = task.await?;
-        accepted.extend(a);
-        rejected.extend(r);
-        retries += n;
+        let log: ClientLog = task.await?;
+        for example in &log.examples {
+            eprintln!("chaos: {example}");
+        }
+        accepted.extend(log.accepted);
+        rejected.extend(log.rejected);
+        conflicts.extend(log.conflicts);
+        mismatches += log.mismatches;
+        retries += log.retries;
     }
     eprintln!(
-        "chaos: {} acknowledged, {} rejected; waiting for the writers",
+        "chaos: {} acknowledged, {} rejected, {} conflicts named; waiting for the writers",
         accepted.len(),
-        rejected.len()
+        rejected.len(),
+        conflicts.len()
     );
 
     // The writers drain the stream.
@@ -398,7 +422,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
     };
     drain(&expected, (&locations, &dead), &writers, &broker).await?;
     eprintln!("chaos: checking the database");
-    let mut findings = verify::database(&db, &accepted, &rejected).await?;
+    let mut findings = verify::database(&db, &accepted, &conflicts, &rejected).await?;
     eprintln!("chaos: checking the dead letters");
     verify::dead_letters(&dead, &poison_ids, &poison_junk, &mut findings).await?;
     for example in &findings.examples {
@@ -415,6 +439,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
         duplicated: findings.duplicated,
         rejected: u64::try_from(rejected.len()).unwrap_or(u64::MAX),
         rejected_stored: findings.rejected_stored,
+        wrong_id: findings.wrong_id,
+        wrong_location: findings.wrong_location,
+        conflicts: u64::try_from(conflicts.len()).unwrap_or(u64::MAX),
+        mismatches,
         dead_letters: findings.dead_letters,
         poison: args.poison,
         unexpected_dead_letters: findings.unexpected_dead_letters,

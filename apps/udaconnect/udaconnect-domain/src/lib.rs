@@ -5,10 +5,12 @@
 //! ellipsoid) to one of the person's own, within a time range. This crate
 //! holds the records ([`model`]), the exact semantics of both connection
 //! queries ([`query`]: the original API's, kept, and the summarised v2
-//! one), geodesic distances ([`geodesic`]), and the contract every store
+//! one), geodesic distances ([`geodesic`]), clients' idempotency keys and how
+//! their claims are decided ([`claim`]), and the contract every store
 //! keeps ([`store`]), so that PostGIS and the embedded store give the same
 //! answers; [`conference`] makes up data for benchmarks, tests and demos.
 
+pub mod claim;
 pub mod conference;
 pub mod geodesic;
 pub mod model;
@@ -17,6 +19,7 @@ pub mod store;
 pub mod time;
 
 pub use self::{
+    claim::{ClaimOutcome, KeyClaim},
     model::{
         Coordinate, Invalid, Location, LocationId, LocationRecord, NewLocation, NewPerson, Person,
         PersonId, Position, Problem,

@@ -81,6 +81,9 @@ pub enum Problem {
     Unknown,
     /// Names a record that could not be looked up now: retry later.
     Unchecked,
+    /// Stands for another record already: an idempotency key sent before
+    /// with another location.
+    Conflict,
 }
 
 impl Problem {
@@ -97,6 +100,7 @@ impl Problem {
             Problem::UnknownField => "unknown_field",
             Problem::Unknown => "unknown",
             Problem::Unchecked => "unchecked",
+            Problem::Conflict => "conflict",
         }
     }
 
@@ -113,6 +117,7 @@ impl Problem {
             Problem::UnknownField => "UNKNOWN_FIELD",
             Problem::Unknown => "UNKNOWN",
             Problem::Unchecked => "UNCHECKED",
+            Problem::Conflict => "CONFLICT",
         }
     }
 }

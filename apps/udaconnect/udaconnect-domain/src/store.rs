@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use crate::{
+    claim::{ClaimOutcome, KeyClaim},
     model::{Location, LocationId, LocationRecord, NewPerson, Person, PersonId},
     query::{CompatConnection, CompatQuery, ConnectionQuery, Contact, LocationRange, PersonSearch},
 };
@@ -116,6 +117,14 @@ pub trait Store: Send + Sync + 'static {
     /// `count` fresh location ids, never returned before, for an edge to
     /// assign.
     async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError>;
+
+    /// Claims each of `claims`' keys for its location, durably, before the
+    /// edge publishes it; each claim's outcome, in order (see
+    /// [`crate::claim`]). A key claimed before, by any edge, or by a claim
+    /// earlier in `claims`, keeps its first claim: a later one is
+    /// [`ClaimOutcome::Same`] or [`ClaimOutcome::Conflict`] with its id.
+    /// Keys stored with locations before claims existed count as claimed.
+    async fn claim_keys(&self, claims: &[KeyClaim]) -> Result<Vec<ClaimOutcome>, StoreError>;
 
     /// A page of one person's locations, by time then id.
     async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError>;

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "written_by",
         sql: include_str!("../migrations/0006_written_by.sql"),
     },
+    Migration {
+        version: 7,
+        name: "key_claims",
+        sql: include_str!("../migrations/0007_key_claims.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -2,10 +2,12 @@
 //! chunk of an accepted batch) and a writer reads back, checked, and the
 //! dead letters a writer sets aside.
 //!
-//! A message's `Nats-Msg-Id` is made of its first location id and its
-//! length: ids are given out once, so no two messages share a first id,
-//! and an edge that publishes the same chunk again (its acknowledgement
-//! was lost) is deduplicated by the broker.
+//! A message's `Nats-Msg-Id` is made of its locations' ids (the first, how
+//! many, and a hash of them all): an edge that publishes the same chunk
+//! again (its acknowledgement was lost) is deduplicated by the broker, and
+//! two chunks of different locations never share one. A retry is
+//! published again under the id its key was first given, beside new
+//! locations, so the first id alone would not tell two chunks apart.
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -66,10 +68,19 @@ fn stored(record: &LocationRecord) -> StoredLocation {
     }
 }
 
-/// The `Nats-Msg-Id` of the message carrying `records` (never empty).
+/// The `Nats-Msg-Id` of the message carrying `records` (never empty): the
+/// first id, how many, and the 64-bit FNV-1a hash of every id in order.
 pub fn message_id(records: &[LocationRecord]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = records
+        .iter()
+        .flat_map(|record| record.id.to_le_bytes())
+        .fold(OFFSET, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        });
     let first = records.first().map_or(0, |record| record.id);
-    format!("loc-{first}-{}", records.len())
+    format!("loc-{first}-{}-{hash:016x}", records.len())
 }
 
 /// The records of a message, each checked as the edge checks it.
@@ -141,7 +152,19 @@ mod tests {
     fn records_round_trip_with_and_without_keys() {
         let records = vec![record(10, Some("phone:1")), record(11, None)];
         assert_eq!(decode(&encode(&records)), Ok(records.clone()));
-        assert_eq!(message_id(&records), "loc-10-2");
+        assert!(message_id(&records).starts_with("loc-10-2-"));
+    }
+
+    #[test]
+    fn chunks_of_other_locations_have_other_message_ids() {
+        let first = vec![record(10, Some("a")), record(11, Some("b"))];
+        // A retry of "a" beside a new location: the same first id, the
+        // same length.
+        let retry = vec![record(10, Some("a")), record(42, Some("c"))];
+        assert_ne!(message_id(&first), message_id(&retry));
+        assert_eq!(message_id(&first), message_id(&first.clone()));
+        // FNV-1a of no bytes is its offset basis.
+        assert_eq!(message_id(&[]), "loc-0-0-cbf29ce484222325");
     }
 
     #[test]

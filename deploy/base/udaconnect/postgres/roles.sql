@@ -1,6 +1,7 @@
 -- UdaConnect's PostgreSQL roles: one login role per target, so that each
 -- may do only what it does (the grants are the migrations':
--- apps/udaconnect/udaconnect-store/migrations/0004_roles.sql). The migrate Job's first
+-- apps/udaconnect/udaconnect-store/migrations/0004_roles.sql, and each later
+-- migration's for what it adds, such as 0007_key_claims.sql). The migrate Job's first
 -- container runs it on every `make up`, as the superuser the image creates
 -- (POSTGRES_USER), before `udaconnect migrate` runs as the owner role:
 --

@@ -12,9 +12,12 @@ use std::{
 
 use rstar::{AABB, RTree, primitives::GeomWithData};
 use udaconnect_domain::{
-    Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
-    LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Position,
-    Stats, StoreError, Timestamp, geodesic::search_boxes, query::round_to_mm,
+    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
+    KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
+    PersonSearch, Position, Stats, StoreError, Timestamp,
+    claim::{first_of_each_key, outcomes},
+    geodesic::search_boxes,
+    query::round_to_mm,
 };
 
 use super::{
@@ -48,6 +51,8 @@ pub struct Data {
     slots: HashMap<LocationId, u32>,
     /// The idempotency keys stored, with their locations' ids.
     keys: HashMap<String, LocationId>,
+    /// The edges' claims of idempotency keys, each key's first.
+    claims: HashMap<String, KeyClaim>,
     /// Each person's locations by (time, id).
     by_person: HashMap<PersonId, BTreeMap<(Timestamp, LocationId), u32>>,
     tree: RTree<Entry>,
@@ -106,6 +111,15 @@ impl Data {
                 continue;
             }
             if let Some(key) = key {
+                // Stored before any claim: its location claims it, as
+                // migration 0007 does in PostgreSQL.
+                data.claims.entry(key.clone()).or_insert_with(|| KeyClaim {
+                    key: key.clone(),
+                    id: location.id,
+                    person_id: location.person_id,
+                    position: location.position,
+                    time: location.time,
+                });
                 data.keys.insert(key, location.id);
             }
             let slot = data.push(location);
@@ -229,6 +243,23 @@ impl Data {
         let count = i64::try_from(count).unwrap_or(i64::MAX);
         self.next_location = first.saturating_add(count);
         (first..self.next_location).collect()
+    }
+
+    /// Records the first claim of each key of `claims` not held yet; each
+    /// claim's outcome (see [`udaconnect_domain::claim`]).
+    pub fn claim_keys(&mut self, claims: &[KeyClaim]) -> Vec<ClaimOutcome> {
+        let mut earlier = HashMap::new();
+        for first in first_of_each_key(claims) {
+            match self.claims.entry(first.key.clone()) {
+                hash_map::Entry::Occupied(held) => {
+                    earlier.insert(first.key.clone(), held.get().clone());
+                }
+                hash_map::Entry::Vacant(free) => {
+                    free.insert(first.clone());
+                }
+            }
+        }
+        outcomes(claims, &earlier)
     }
 
     /// The person's locations with `start <= time < end`, by (time, id).

@@ -22,9 +22,9 @@ use std::{
 
 use async_trait::async_trait;
 use udaconnect_domain::{
-    CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location, LocationId,
-    LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Stats, Store,
-    StoreError, conference::Dataset,
+    ClaimOutcome, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, KeyClaim,
+    Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch,
+    Stats, Store, StoreError, conference::Dataset,
 };
 
 use self::{data::Data, deadline::Deadline};
@@ -219,6 +219,11 @@ impl Store for MemoryStore {
     async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError> {
         self.write(move |data| data.reserve_location_ids(count))
             .await
+    }
+
+    async fn claim_keys(&self, claims: &[KeyClaim]) -> Result<Vec<ClaimOutcome>, StoreError> {
+        let claims = claims.to_vec();
+        self.write(move |data| data.claim_keys(&claims)).await
     }
 
     async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError> {

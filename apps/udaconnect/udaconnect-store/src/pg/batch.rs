@@ -3,13 +3,23 @@
 //! A batch is almost always new: its locations were given ids at the edge
 //! and are stored once, so a binary `COPY` takes them at the database's
 //! bulk speed, without the planning, the `unnest` and the speculative
-//! insertion `INSERT ... ON CONFLICT` costs per row. Only after a crash
-//! between commit and acknowledgement (a redelivery), a client's retry
-//! under an idempotency key already stored, or a person deleted in the
-//! meantime does the copy fail; it is then rolled back to its savepoint and
-//! the batch stored by [`sql::INSERT_LOCATIONS`], which skips what is there
-//! and what names no one. Either way the batch is one transaction, and the
-//! report is the same.
+//! insertion `INSERT ... ON CONFLICT` costs per row. What is known not to
+//! be new is left out first: the rows of persons who do not exist, the
+//! repeats within the batch, and the ids and idempotency keys stored
+//! already (a redelivery after a crash between commit and
+//! acknowledgement, a client's retry the edge published again), read in
+//! the same statement as the persons. Only a row stored by another writer
+//! in the meantime, or a person deleted in the meantime, makes the copy
+//! fail; it is then rolled back to its savepoint and the rows stored by
+//! [`sql::INSERT_LOCATIONS`], which skips what is there and what names no
+//! one. Either way the batch is one transaction, and the report is the
+//! same.
+//!
+//! Rows are written in the order of their ids, by the copy and by the
+//! insert alike: two writers storing overlapping batches (a redelivery
+//! while the first delivery is still being written) then wait on each
+//! other's rows in the same order, never in a circle. Each idempotency
+//! key is claimed with one id at the edge, so that is the keys' order too.
 
 use std::{collections::HashSet, pin::pin};
 
@@ -35,23 +45,26 @@ impl PgStore {
         let mut persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
         persons.sort_unstable();
         persons.dedup();
+        let ids: Vec<LocationId> = batch.iter().map(|record| record.id).collect();
+        let keys: Vec<&str> = batch
+            .iter()
+            .filter_map(|record| record.key.as_deref())
+            .collect();
         let preamble = transaction
-            .query_one(sql::BATCH_PREAMBLE, &[&persons])
+            .query_one(sql::BATCH_PREAMBLE, &[&persons, &ids, &keys])
             .await
             .map_err(database)?;
         let oid: u32 = get(&preamble, 0, "the geometry type")?;
         let unknown: Vec<PersonId> = get(&preamble, 1, "unknown persons")?;
+        let stored_ids: Vec<LocationId> = get(&preamble, 2, "stored ids")?;
+        let stored_keys: Vec<String> = get(&preamble, 3, "stored keys")?;
         let geometry = geometry_type(oid);
 
-        let unknown_person: Vec<LocationId> = batch
-            .iter()
-            .filter(|record| unknown.contains(&record.person_id))
-            .map(|record| record.id)
-            .collect();
         // What `INSERT ... ON CONFLICT` would keep of a batch that names
-        // an id or a key twice: the first.
-        let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
-        let rows: Vec<&LocationRecord> = batch
+        // an id or a key twice, or one stored already: the first new one.
+        let mut ids: HashSet<LocationId> = stored_ids.into_iter().collect();
+        let mut keys: HashSet<&str> = stored_keys.iter().map(String::as_str).collect();
+        let mut rows: Vec<&LocationRecord> = batch
             .iter()
             .filter(|record| !unknown.contains(&record.person_id))
             .filter(|record| {
@@ -60,27 +73,36 @@ impl PgStore {
                 new_id && new_key
             })
             .collect();
+        rows.sort_by_key(|record| record.id);
 
-        let copy = transaction.savepoint("copy").await.map_err(database)?;
-        match copy_rows(&copy, &rows, geometry).await {
-            Ok(()) => {
-                copy.commit().await.map_err(database)?;
-                transaction.commit().await.map_err(database)?;
-                Ok(InsertReport {
-                    inserted: rows.len(),
-                    duplicates: batch.len() - rows.len() - unknown_person.len(),
-                    unknown_person,
-                })
+        let (inserted, gone) = if rows.is_empty() {
+            (0, Vec::new())
+        } else {
+            let copy = transaction.savepoint("copy").await.map_err(database)?;
+            match copy_rows(&copy, &rows, geometry).await {
+                Ok(()) => {
+                    copy.commit().await.map_err(database)?;
+                    (rows.len(), Vec::new())
+                }
+                Err(err) if is_already_stored_or_unknown(&err) => {
+                    copy.rollback().await.map_err(database)?;
+                    insert_rows(&transaction, &rows).await?
+                }
+                // Dropped, the savepoint and the transaction roll back.
+                Err(err) => return Err(database(err)),
             }
-            Err(err) if is_already_stored_or_unknown(&err) => {
-                copy.rollback().await.map_err(database)?;
-                let report = insert_rows(&transaction, batch).await?;
-                transaction.commit().await.map_err(database)?;
-                Ok(report)
-            }
-            // Dropped, the savepoint and the transaction roll back.
-            Err(err) => Err(database(err)),
-        }
+        };
+        transaction.commit().await.map_err(database)?;
+        let unknown_person: Vec<LocationId> = batch
+            .iter()
+            .filter(|record| unknown.contains(&record.person_id) || gone.contains(&record.id))
+            .map(|record| record.id)
+            .collect();
+        Ok(InsertReport {
+            inserted,
+            duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
+            unknown_person,
+        })
     }
 }
 
@@ -126,17 +148,19 @@ fn is_already_stored_or_unknown(err: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// The whole batch through [`sql::INSERT_LOCATIONS`].
+/// `rows` through [`sql::INSERT_LOCATIONS`], in their order: how many were
+/// stored, and the ids of those whose person was deleted since the
+/// preamble.
 async fn insert_rows(
     transaction: &deadpool_postgres::Transaction<'_>,
-    batch: &[LocationRecord],
-) -> Result<InsertReport, StoreError> {
-    let ids: Vec<LocationId> = batch.iter().map(|record| record.id).collect();
-    let persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
-    let lons: Vec<f64> = batch.iter().map(|record| record.position.lon).collect();
-    let lats: Vec<f64> = batch.iter().map(|record| record.position.lat).collect();
-    let times: Vec<_> = batch.iter().map(|record| record.time.to_naive()).collect();
-    let keys: Vec<Option<&str>> = batch.iter().map(|record| record.key.as_deref()).collect();
+    rows: &[&LocationRecord],
+) -> Result<(usize, Vec<LocationId>), StoreError> {
+    let ids: Vec<LocationId> = rows.iter().map(|record| record.id).collect();
+    let persons: Vec<PersonId> = rows.iter().map(|record| record.person_id).collect();
+    let lons: Vec<f64> = rows.iter().map(|record| record.position.lon).collect();
+    let lats: Vec<f64> = rows.iter().map(|record| record.position.lat).collect();
+    let times: Vec<_> = rows.iter().map(|record| record.time.to_naive()).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|record| record.key.as_deref()).collect();
     let statement = transaction
         .prepare_cached(sql::INSERT_LOCATIONS)
         .await
@@ -146,11 +170,6 @@ async fn insert_rows(
         .await
         .map_err(database)?;
     let inserted: i64 = get(&row, 0, "insert report")?;
-    let unknown_person: Vec<LocationId> = get(&row, 1, "insert report")?;
-    let inserted = usize::try_from(inserted).unwrap_or_default();
-    Ok(InsertReport {
-        inserted,
-        duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
-        unknown_person,
-    })
+    let gone: Vec<LocationId> = get(&row, 1, "insert report")?;
+    Ok((usize::try_from(inserted).unwrap_or_default(), gone))
 }

@@ -9,6 +9,7 @@
 //! the schema) is [`StoreError::Rejected`] instead ([`sqlstate`]).
 
 mod batch;
+mod claims;
 mod copy;
 mod replica;
 mod rows;

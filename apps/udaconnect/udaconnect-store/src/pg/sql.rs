@@ -93,10 +93,16 @@ SELECT (SELECT count(*) FROM inserted),
        array(SELECT id FROM known WHERE NOT known ORDER BY ord)"#;
 
 /// Before a batch is copied: the geometry type's oid (for the binary
-/// `COPY`) and which of the persons `$1` do not exist.
-pub const BATCH_PREAMBLE: &str = "SELECT 'geometry'::regtype::oid, \
-     array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u \
-           WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u))";
+/// `COPY`), which of the persons `$1` do not exist, and which of the ids
+/// `$2` and the idempotency keys `$3` are stored already (a redelivery, a
+/// retry published again), so that the copy leaves them out.
+pub const BATCH_PREAMBLE: &str = r#"
+SELECT 'geometry'::regtype::oid,
+       array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
+             WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
+       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.ingest_key FROM location l
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL)"#;
 
 /// A batch none of whose ids or keys is stored yet: the columns in the
 /// order [`super::batch`] writes them.
@@ -108,6 +114,42 @@ pub const PERSON_IDS_AFTER: &str = "SELECT id FROM person WHERE id > $1 ORDER BY
 
 pub const RESERVE_LOCATION_IDS: &str =
     "SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8)";
+
+/// One statement per request: claims the keys `$1` (each once, in key
+/// order, so that two edges claiming the same keys at once take their
+/// locks in the same order) for the locations of ids `$2`, persons `$3`,
+/// positions `$4`/`$5` (longitude, latitude) and times `$6`. Returns the
+/// keys claimed now, and the claims held before the statement began.
+///
+/// A key that another edge claims at the same moment is neither: the
+/// insert waits for that edge's claim to commit and then leaves the key
+/// alone, but the statement reads as of its start; [`KEY_CLAIMS`] reads
+/// those afterwards.
+pub const CLAIM_KEYS: &str = r#"
+WITH claim AS (
+    SELECT *
+    FROM unnest($1::text[], $2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::timestamp[])
+         AS c(ingest_key, location_id, person_id, lon, lat, creation_time)
+),
+claimed AS (
+    INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time)
+    SELECT ingest_key, location_id, person_id, lon, lat, creation_time
+    FROM claim
+    ORDER BY ingest_key
+    ON CONFLICT (ingest_key) DO NOTHING
+    RETURNING ingest_key
+)
+SELECT ingest_key, true AS claimed_now,
+       NULL::int8, NULL::int4, NULL::float8, NULL::float8, NULL::timestamp
+FROM claimed
+UNION ALL
+SELECT k.ingest_key, false, k.location_id, k.person_id, k.lon, k.lat, k.creation_time
+FROM ingest_key_claim k
+JOIN claim c ON c.ingest_key = k.ingest_key"#;
+
+/// The claims of the keys `$1`, in [`CLAIM_KEYS`]'s columns.
+pub const KEY_CLAIMS: &str = "SELECT ingest_key, false, location_id, person_id, lon, lat, \
+     creation_time FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[])";
 
 /// `$1` person, `[$2, $3)` times, after (`$4` time, `$5` id) or nulls,
 /// `$6` limit.
@@ -419,7 +461,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 23] = [
+    const STATEMENTS: [(&str, &str); 25] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -431,6 +473,8 @@ mod tests {
         ("COPY_LOCATIONS", COPY_LOCATIONS),
         ("PERSON_IDS_AFTER", PERSON_IDS_AFTER),
         ("RESERVE_LOCATION_IDS", RESERVE_LOCATION_IDS),
+        ("CLAIM_KEYS", CLAIM_KEYS),
+        ("KEY_CLAIMS", KEY_CLAIMS),
         ("LOCATIONS_OF", LOCATIONS_OF),
         ("COMPAT_CONNECTIONS", COMPAT_CONNECTIONS),
         ("CONNECTIONS", CONNECTIONS),

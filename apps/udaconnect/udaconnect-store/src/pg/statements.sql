@@ -50,7 +50,12 @@ SELECT (SELECT count(*) FROM inserted),
        array(SELECT id FROM known WHERE NOT known ORDER BY ord);
 
 -- BATCH_PREAMBLE
-SELECT 'geometry'::regtype::oid, array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u));
+SELECT 'geometry'::regtype::oid,
+       array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
+             WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
+       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.ingest_key FROM location l
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL);
 
 -- COPY_LOCATIONS
 COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY;
@@ -60,6 +65,31 @@ SELECT id FROM person WHERE id > $1 ORDER BY id;
 
 -- RESERVE_LOCATION_IDS
 SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8);
+
+-- CLAIM_KEYS
+WITH claim AS (
+    SELECT *
+    FROM unnest($1::text[], $2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::timestamp[])
+         AS c(ingest_key, location_id, person_id, lon, lat, creation_time)
+),
+claimed AS (
+    INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time)
+    SELECT ingest_key, location_id, person_id, lon, lat, creation_time
+    FROM claim
+    ORDER BY ingest_key
+    ON CONFLICT (ingest_key) DO NOTHING
+    RETURNING ingest_key
+)
+SELECT ingest_key, true AS claimed_now,
+       NULL::int8, NULL::int4, NULL::float8, NULL::float8, NULL::timestamp
+FROM claimed
+UNION ALL
+SELECT k.ingest_key, false, k.location_id, k.person_id, k.lon, k.lat, k.creation_time
+FROM ingest_key_claim k
+JOIN claim c ON c.ingest_key = k.ingest_key;
+
+-- KEY_CLAIMS
+SELECT ingest_key, false, location_id, person_id, lon, lat, creation_time FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[]);
 
 -- LOCATIONS_OF
 SELECT l.id, l.person_id, l.coordinate, l.point, l.creation_time FROM location l WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3 AND ($4::timestamp IS NULL OR (l.creation_time, l.id) > ($4, $5::int8)) ORDER BY l.creation_time, l.id LIMIT $6;

@@ -1,6 +1,7 @@
 //! [`Store`] on PostGIS: each call is one statement (two for the
-//! compatibility query: its rows, then their persons), prepared once per
-//! connection.
+//! compatibility query: its rows, then their persons; two for keys another
+//! edge claims at the same moment, see [`super::claims`]), prepared once
+//! per connection.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,9 +11,9 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
-    Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, Location,
-    LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch, Stats,
-    Store, StoreError, Timestamp, query::round_to_mm,
+    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
+    KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
+    PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,
 };
 
 use super::{
@@ -32,7 +33,8 @@ fn limit(limit: usize) -> i64 {
 }
 
 impl PgStore {
-    async fn query(
+    /// `statement`'s rows, within the store's deadline.
+    pub(super) async fn query(
         &self,
         what: &str,
         statement: &str,
@@ -220,6 +222,13 @@ impl Store for PgStore {
             )
             .await?;
         rows.iter().map(|row| get(row, 0, "location id")).collect()
+    }
+
+    async fn claim_keys(&self, claims: &[KeyClaim]) -> Result<Vec<ClaimOutcome>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.claim(claims).await
     }
 
     async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError> {

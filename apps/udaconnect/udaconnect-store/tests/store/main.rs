@@ -1,15 +1,19 @@
 //! The stores' integration tests: one binary, a real PostgreSQL with
 //! PostGIS from the testkit (never the machine's own), started per test.
 //!
-//! `migrations` upgrades fresh databases and the original's; `compat`
-//! replays the original's own SQL against the compatibility query;
-//! `differential` holds the PostGIS and embedded stores to the same
-//! answers on the same random data; `writes` covers ids, idempotent
-//! batches and paging under inserts; `outage` takes the database away and
-//! brings it back; `plans` checks that the v2 query uses its index;
-//! `replica` has the connection queries' replica catch up on commits in
-//! any order; `rejected` has the database refuse statements for good.
+//! `migrations` upgrades fresh databases and the original's; `claims`
+//! holds both stores to the same answers for the edges' idempotency keys;
+//! `compat` replays the original's own SQL against the compatibility
+//! query; `differential` holds the PostGIS and embedded stores to the
+//! same answers on the same random data; `writes` covers ids, idempotent
+//! batches (what is stored already left out of the copy, and writers that
+//! never deadlock) and paging under inserts; `outage` takes the database
+//! away and brings it back; `plans` checks that the v2 query uses its
+//! index; `replica` has the connection queries' replica catch up on
+//! commits in any order; `rejected` has the database refuse statements
+//! for good.
 
+mod claims;
 mod compat;
 mod differential;
 mod helpers;

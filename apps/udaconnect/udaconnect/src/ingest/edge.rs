@@ -1,11 +1,22 @@
 //! The edge's one path, whatever the transport: check each location as it
 //! is read (a [`Batch`], never more than the item limit), find its person,
-//! give it an id, publish the accepted ones on the LOCATIONS stream in
-//! messages of at most `chunk` locations, and answer once the bus has
-//! stored them all. Bad items are listed (the first hundred) and counted,
-//! good ones still taken; when the bus is full or away, or no ids can be
-//! had, nothing is answered as taken and the client is told to retry
+//! give it an id, claim its idempotency key if it has one, publish the
+//! accepted ones on the LOCATIONS stream in messages of at most `chunk`
+//! locations, and answer once the bus has stored them all. Bad items are
+//! listed (the first hundred) and counted, good ones still taken; when the
+//! bus is full or away, or no ids can be had, or the keys cannot be
+//! claimed, nothing is answered as taken and the client is told to retry
 //! later.
+//!
+//! The id answered is the id stored, for retries too: a key is claimed in
+//! the store (`Store::claim_keys`) before its location is published, with
+//! the id the edge gave it. A key claimed before for the same location (a
+//! retry, through this edge or another) is answered with the id of its
+//! first claim, and the location published again under that id, so that a
+//! first attempt whose publish failed after its claim still comes to be
+//! stored (a writer stores nothing twice, by id); a key claimed before for
+//! another location is rejected, the answer naming the location it stands
+//! for. The ids taken for items answered so go unused.
 
 use std::{
     collections::HashMap,
@@ -19,11 +30,12 @@ use platform::{
     bus::{BusError, BusStream},
     health::ReadyFlag,
 };
-use udaconnect_domain::{Invalid, LocationId, LocationRecord, PersonId, Problem, Timestamp};
+use udaconnect_domain::{Invalid, LocationId, LocationRecord, PersonId, Problem, Store, Timestamp};
 
 use super::{
     ids::IdPool,
     items::Batch,
+    keys::{self, Claimed},
     metrics::EdgeMetrics,
     persons::{Known, KnownPersons},
     rejections::Rejections,
@@ -31,10 +43,14 @@ use super::{
 };
 use crate::{bus_wire, cli::IngestArgs};
 
+/// How long claiming a request's keys may take before it is refused.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// What became of a request's items.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
-    /// The locations taken, ids assigned, in request order.
+    /// The locations taken, ids assigned (a retry's, its key's first), in
+    /// request order.
     pub accepted: Vec<LocationRecord>,
     /// The items not taken.
     pub rejected: Rejections,
@@ -59,6 +75,9 @@ pub enum Refusal {
     /// No location ids could be reserved (the database is away).
     #[error("no location ids can be reserved now; retry later")]
     IdsUnavailable,
+    /// The idempotency keys could not be claimed (the database is away).
+    #[error("idempotency keys cannot be checked now; retry later")]
+    KeysUnavailable,
 }
 
 impl Refusal {
@@ -68,6 +87,7 @@ impl Refusal {
             Refusal::Full => "bus_full",
             Refusal::BusUnavailable => "bus_unavailable",
             Refusal::IdsUnavailable => "ids_unavailable",
+            Refusal::KeysUnavailable => "keys_unavailable",
         }
     }
 }
@@ -81,6 +101,7 @@ pub struct Edge {
 struct Inner {
     persons: KnownPersons,
     ids: IdPool,
+    store: Arc<dyn Store>,
     stream: BusStream,
     settings: IngestArgs,
     metrics: EdgeMetrics,
@@ -88,10 +109,11 @@ struct Inner {
 }
 
 impl Edge {
-    /// An edge publishing on `stream`.
+    /// An edge publishing on `stream`, claiming keys in `store`.
     pub fn new(
         persons: KnownPersons,
         ids: IdPool,
+        store: Arc<dyn Store>,
         stream: BusStream,
         settings: IngestArgs,
         metrics: EdgeMetrics,
@@ -101,6 +123,7 @@ impl Edge {
             inner: Arc::new(Inner {
                 persons,
                 ids,
+                store,
                 stream,
                 settings,
                 metrics,
@@ -173,22 +196,45 @@ impl Edge {
             inner.metrics.refused(transport, "ids_unavailable");
             Refusal::IdsUnavailable
         })?;
-        let accepted: Vec<LocationRecord> = checked
-            .into_iter()
-            .zip(ids)
-            .map(|((_, item), id)| LocationRecord {
+        let records = checked.into_iter().zip(ids).map(|((index, item), id)| {
+            let record = LocationRecord {
                 id,
                 person_id: item.person_id,
                 position: item.position,
                 time: item.time,
                 key: item.key,
-            })
-            .collect();
-        if let Err(refusal) = self.publish(&accepted).await {
+            };
+            (index, record)
+        });
+        let claimed = keys::claim(&*inner.store, records.collect(), CLAIM_TIMEOUT)
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "cannot claim idempotency keys");
+                inner.metrics.refused(transport, "keys_unavailable");
+                Refusal::KeysUnavailable
+            })?;
+        let published = match claimed.to_publish() {
+            records if records.is_empty() => Ok(()),
+            records => self.publish(&records).await,
+        };
+        if let Err(refusal) = published {
             inner.metrics.refused(transport, refusal.cause());
             return Err(refusal);
         }
+        let Claimed {
+            accepted,
+            conflicts,
+        } = claimed;
         inner.metrics.accepted(transport, accepted.len());
+        if !conflicts.is_empty() {
+            let count = u64::try_from(conflicts.len()).unwrap_or(u64::MAX);
+            inner
+                .metrics
+                .rejected(transport, "key", Problem::Conflict, count);
+        }
+        for (index, stored_id) in conflicts {
+            rejected.conflict(index, stored_id, keys::conflict(stored_id));
+        }
         Ok(Outcome { accepted, rejected })
     }
 

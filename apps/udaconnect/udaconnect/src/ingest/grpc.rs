@@ -100,6 +100,7 @@ fn reply(batch_id: u64, outcome: &Outcome) -> BatchReply {
                 reason: rejection.invalid.to_string(),
                 field: rejection.invalid.field.to_owned(),
                 problem: rejection.invalid.problem.label().to_owned(),
+                stored_id: rejection.stored_id,
             })
             .collect(),
         rejected_count: count(outcome.rejected.count()),

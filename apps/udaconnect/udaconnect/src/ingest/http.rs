@@ -61,8 +61,10 @@ pub struct BatchItemJson {
     /// `UDACONNECT_INGEST_MAX_FUTURE` ahead.
     #[schema(example = "2020-06-01T10:00:00Z")]
     pub time: String,
-    /// Optional idempotency key (at most 128 characters): sent again, the
-    /// location is stored once.
+    /// Optional idempotency key (at most 128 characters): sent again with
+    /// the same location, through any edge, it is answered with the id
+    /// first answered and stored once; sent with another location, that
+    /// item is rejected (`conflict`).
     pub key: Option<String>,
 }
 
@@ -84,10 +86,15 @@ pub struct RejectedJson {
     /// What kind of problem: `missing`, `malformed`, `out_of_range`,
     /// `in_future`, `too_long`, `bad_characters`, `unknown_field`,
     /// `unknown` (no such person), `unchecked` (the person could not be
-    /// looked up now: retry).
+    /// looked up now: retry), `conflict` (the `key` was sent before with
+    /// another location: see `stored_id`).
     pub problem: &'static str,
     /// Why, for a person, naming the field.
     pub reason: String,
+    /// With `conflict`: the id of the location the key stands for, as it
+    /// was first sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_id: Option<LocationId>,
 }
 
 /// What became of a batch.
@@ -516,6 +523,7 @@ fn rejected_json(rejection: &Rejection) -> RejectedJson {
         field: rejection.invalid.field,
         problem: rejection.invalid.problem.label(),
         reason: rejection.invalid.to_string(),
+        stored_id: rejection.stored_id,
     }
 }
 
@@ -667,6 +675,21 @@ mod tests {
                 ]
             )
         );
+    }
+
+    #[test]
+    fn a_decimal_is_read_as_the_double_nearest_it() {
+        // serde_json's default parser reads this one a bit off: a gRPC
+        // client sends the nearest double, and the two must be the same
+        // location.
+        let text = "54.772360933540028";
+        let raw = format!(
+            r#"{{"person_id": 1, "lat": {text}, "lon": -{text}, "time": "2020-06-01T10:00:00Z"}}"#
+        );
+        let item = item(&raw).expect("a location");
+        let nearest: f64 = text.parse().expect("a number");
+        assert_eq!(item.lat.to_bits(), nearest.to_bits());
+        assert_eq!(item.lon.to_bits(), (-nearest).to_bits());
     }
 
     #[test]

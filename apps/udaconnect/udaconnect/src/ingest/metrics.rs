@@ -59,7 +59,7 @@ impl EdgeMetrics {
         );
         registry.register(
             "ingest_refused",
-            "Requests answered \"retry later\", by transport and cause (bus_full, bus_unavailable, ids_unavailable)",
+            "Requests answered \"retry later\", by transport and cause (bus_full, bus_unavailable, ids_unavailable, keys_unavailable)",
             metrics.refused.clone(),
         );
         registry.register_with_unit(

@@ -1,7 +1,8 @@
 //! `udaconnect ingest`, the edge: takes locations over gRPC and HTTP,
-//! checks each, gives the good ones ids and answers as soon as they are on
-//! the LOCATIONS stream, never waiting for the database (the writers store
-//! them from there). See [`edge`] for the one path every transport takes.
+//! checks each, gives the good ones ids (claiming their idempotency keys,
+//! so that a retry is answered with the id first answered) and answers as
+//! soon as they are on the LOCATIONS stream, never waiting for the writers
+//! (they store them from there). See [`edge`] for the one path every transport takes.
 //!
 //! Ready (`/readyz`, and gRPC health) while the bus is connected, the
 //! stream is in place and has room, the person ids are loaded and location
@@ -12,6 +13,7 @@ pub mod grpc;
 pub mod http;
 pub mod ids;
 pub mod items;
+pub mod keys;
 pub mod metrics;
 pub mod persons;
 pub mod rejections;
@@ -90,10 +92,11 @@ impl IngestComponent {
         let persons_loaded = readiness.flag("ingest: person ids loaded");
         let ids_available = readiness.flag("ingest: location ids at hand");
         let persons = KnownPersons::new(Arc::clone(&store));
-        let ids = IdPool::new(store, settings.ingest_id_block);
+        let ids = IdPool::new(Arc::clone(&store), settings.ingest_id_block);
         let edge = Edge::new(
             persons.clone(),
             ids.clone(),
+            store,
             stream.clone(),
             settings,
             metrics,

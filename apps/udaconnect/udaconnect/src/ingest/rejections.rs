@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use udaconnect_domain::{Invalid, Problem};
+use udaconnect_domain::{Invalid, LocationId, Problem};
 
 /// The most rejections an answer lists; the others are only counted.
 pub const MAX_LISTED: usize = 100;
@@ -17,6 +17,9 @@ pub struct Rejection {
     pub index: usize,
     /// Why, the field named as the v2 API and the gRPC batches name it.
     pub invalid: Invalid,
+    /// For an idempotency key that stands for another location already
+    /// ([`Problem::Conflict`]): that location's id.
+    pub stored_id: Option<LocationId>,
 }
 
 /// The items of one request not taken.
@@ -35,6 +38,16 @@ impl Rejections {
     /// Files item `index` as not taken for `invalid`; listed if it is
     /// among the first [`MAX_LISTED`] by index, counted in any case.
     pub fn push(&mut self, index: usize, invalid: Invalid) {
+        self.file(index, invalid, None);
+    }
+
+    /// Files item `index` as not taken because its idempotency key stands
+    /// for the location `stored_id` already (`invalid` says so).
+    pub fn conflict(&mut self, index: usize, stored_id: LocationId, invalid: Invalid) {
+        self.file(index, invalid, Some(stored_id));
+    }
+
+    fn file(&mut self, index: usize, invalid: Invalid, stored_id: Option<LocationId>) {
         self.count += 1;
         *self
             .tally
@@ -44,7 +57,14 @@ impl Rejections {
             .listed
             .partition_point(|rejection| rejection.index < index);
         if at < MAX_LISTED {
-            self.listed.insert(at, Rejection { index, invalid });
+            self.listed.insert(
+                at,
+                Rejection {
+                    index,
+                    invalid,
+                    stored_id,
+                },
+            );
             self.listed.truncate(MAX_LISTED);
         }
     }

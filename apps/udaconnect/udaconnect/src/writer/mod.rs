@@ -7,22 +7,24 @@
 //! transactions of at most `UDACONNECT_WRITER_BATCH_ROWS` rows (whole
 //! messages; up to `UDACONNECT_WRITER_CONCURRENCY` of them at once), and
 //! acknowledges a message only once its transaction has committed. Each
-//! transaction stores its rows with one binary `COPY`, the rows of persons
-//! who do not exist and the repeats within the batch left out first; should
-//! the copy meet a row already stored or a person deleted meanwhile (a
-//! unique or foreign-key violation), it rolls back to a savepoint and
-//! stores the batch with `INSERT ... ON CONFLICT DO NOTHING` instead
+//! transaction stores its rows, in id order, with one binary `COPY`, the
+//! rows of persons who do not exist, the rows stored already and the
+//! repeats within the batch left out first; should the copy meet a row
+//! another writer stored meanwhile or a person deleted meanwhile (a unique
+//! or foreign-key violation), it rolls back to a savepoint and stores the
+//! rows with `INSERT ... ON CONFLICT DO NOTHING` instead
 //! (`udaconnect_store`'s `pg/batch.rs`). A writer that dies between commit
 //! and acknowledgement loses nothing and stores nothing twice: the message
-//! comes again, and its rows are duplicates by id (or by idempotency key). While the database is away it holds its
-//! batch, retrying, and tells the bus it is still working on it, so its
-//! memory stays bounded by one batch while the stream fills. What can never
-//! be written (a message that does not decode, a location of a person who
-//! does not exist, a location the database rejects for good: a constraint
-//! it breaks, a privilege the writer lacks) goes to the dead-letter stream
-//! with the reason, and the writer goes on; a transaction the database
-//! rejects for its rows' sake is stored in parts, so that only the rows it
-//! rejects are set aside ([`parts`]).
+//! comes again, and its rows are duplicates by id (or by idempotency key).
+//! While the database is away it holds its batch, retrying, and tells the
+//! bus it is still working on it, so its memory stays bounded by one batch
+//! while the stream fills. What can never be written (a message that does
+//! not decode, a location of a person who does not exist, a location the
+//! database rejects for good: a constraint it breaks, a privilege the
+//! writer lacks) goes to the dead-letter stream with the reason, and the
+//! writer goes on; a transaction the database rejects for its rows' sake
+//! is stored in parts, so that only the rows it rejects are set aside
+//! ([`parts`]).
 
 mod batch;
 pub mod metrics;

@@ -185,6 +185,9 @@ async fn a_retry_with_the_same_key_is_stored_once() {
     let again = json!({"locations": [keyed("cy:1", 0), keyed("cy:2", 1), keyed("cy:3", 2)]});
     let (status, two) = app.post("/api/v2/locations:batch", &again).await;
     assert_eq!(status, 200, "{two}");
+    // Answered with the ids first answered.
+    assert_eq!(two["ids"][0], one["ids"][0], "{one} {two}");
+    assert_eq!(two["ids"][1], one["ids"][1], "{one} {two}");
     let last = two["ids"][2].as_i64().expect("an id");
     eventually_get(&app, &format!("/api/v2/locations/{last}")).await;
     eventually("the writer to report the duplicates", PATIENCE, || async {

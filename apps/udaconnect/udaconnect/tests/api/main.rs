@@ -18,7 +18,8 @@
 //! `hostile` holds the ingest edge to hostile input: a request's memory
 //! bounded by the item limit (measured on the `udaconnect ingest`
 //! binary), rejections named and typed, years outside 1900..=2100
-//! refused.
+//! refused; `keys` holds idempotency keys to "the id answered is the id
+//! stored" across retries, transports and edges.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -32,6 +33,7 @@ mod grpc_limits;
 mod helpers;
 mod hostile;
 mod ingest;
+mod keys;
 mod manifests;
 mod original;
 mod postgres;

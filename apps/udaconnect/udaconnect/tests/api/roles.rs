@@ -22,7 +22,7 @@ use testkit::{
     },
 };
 use tokio_postgres::{Client, NoTls, error::SqlState};
-use udaconnect_domain::{LocationRecord, Position, Store, Timestamp};
+use udaconnect_domain::{ClaimOutcome, KeyClaim, LocationRecord, Position, Store, Timestamp};
 use udaconnect_store::{PgConfig, PgStore};
 
 use super::{
@@ -282,8 +282,9 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
 ];
 
 /// What each target's role may not do beyond that: nobody updates or
-/// deletes, the API writes no location, the edge writes nothing and reads
-/// no location, the writer creates no person.
+/// deletes, the API writes no location, the edge writes nothing but its
+/// claims of keys and reads no location, the writer creates no person and
+/// reads of a location only its id and key; only the edge reads claims.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "api",
@@ -294,6 +295,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "UPDATE person SET first_name = 'x'",
             "DELETE FROM person",
             "INSERT INTO person (id, first_name, last_name, company_name) VALUES (99, 'a', 'b', 'c')",
+            "SELECT count(*) FROM ingest_key_claim",
         ],
     ),
     (
@@ -306,6 +308,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "INSERT INTO person (first_name, last_name, company_name) VALUES ('a', 'b', 'c')",
             "UPDATE person SET first_name = 'x'",
             "DELETE FROM person",
+            "UPDATE ingest_key_claim SET location_id = 0",
+            "DELETE FROM ingest_key_claim",
         ],
     ),
     (
@@ -313,12 +317,14 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &[
             "UPDATE location SET person_id = person_id",
             "DELETE FROM location",
-            "SELECT count(*) FROM location",
+            "SELECT creation_time FROM location",
+            "SELECT coordinate FROM location",
             "INSERT INTO person (first_name, last_name, company_name) VALUES ('a', 'b', 'c')",
             "UPDATE person SET first_name = 'x'",
             "DELETE FROM person",
             "SELECT first_name FROM person",
             "SELECT nextval('location_id_seq')",
+            "SELECT count(*) FROM ingest_key_claim",
         ],
     ),
 ];
@@ -352,7 +358,12 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     let tables = owners(&owner).await;
     assert_eq!(
         tables.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["location", "person", "udaconnect_migrations"]
+        [
+            "ingest_key_claim",
+            "location",
+            "person",
+            "udaconnect_migrations"
+        ]
     );
     assert!(tables.values().all(|o| *o == migrate_role), "{tables:?}");
     for target in ["migrate", "api", "ingest", "writer"] {
@@ -391,12 +402,37 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     assert_eq!(status, 200, "{persons}");
     assert_eq!(persons.as_array().map(Vec::len), Some(2), "{persons}");
 
-    // The edge: person ids, one person, location ids from the sequence.
+    // The edge: person ids, one person, location ids from the sequence,
+    // idempotency keys claimed and read back.
     let edge = store(&url("ingest"));
     assert_eq!(edge.person_ids_after(0).await.expect("person ids"), ids);
     let ada = edge.person(ids[0]).await.expect("a person").expect("Ada");
     assert_eq!(ada.first_name, "Ada");
     let reserved = edge.reserve_location_ids(2).await.expect("location ids");
+    let claim = KeyClaim {
+        key: format!("roles:{}", reserved[0]),
+        id: reserved[0],
+        person_id: ids[0],
+        position: Position {
+            lat: 45.0,
+            lon: 7.0,
+        },
+        time: at("2021-03-01T10:00:00Z"),
+    };
+    let retry = KeyClaim {
+        id: reserved[1],
+        ..claim.clone()
+    };
+    assert_eq!(
+        edge.claim_keys(std::slice::from_ref(&claim))
+            .await
+            .expect("claimed"),
+        [ClaimOutcome::Claimed]
+    );
+    assert_eq!(
+        edge.claim_keys(&[retry]).await.expect("read back"),
+        [ClaimOutcome::Same(reserved[0])]
+    );
 
     // The writer: a batch with the edge's ids, its duplicates left alone
     // (by id and by key), a location of nobody set aside.
@@ -482,9 +518,10 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
     let pg = postgres_like_the_image(&rendered, &passwords).await;
     let nats = start_nats(&rendered, &passwords);
 
-    // The earlier deploy: `udaconnect migrate` as the superuser. 0004 found
-    // no role and changed nothing; before it existed, the database was left
-    // at version 3.
+    // The earlier deploy: `udaconnect migrate` as the superuser. 0004 and
+    // 0007 found no role and granted nothing; before they existed, the
+    // database was left at version 3 (0007 makes its table again only if
+    // it is not there).
     let (user, db) = (
         server_setting(&rendered, "POSTGRES_USER"),
         server_setting(&rendered, "POSTGRES_DB"),
@@ -500,7 +537,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
     let earlier = connect(&superuser).await.expect("the superuser logs in");
     earlier
         .batch_execute(
-            "DELETE FROM udaconnect_migrations WHERE version = 4;
+            "DELETE FROM udaconnect_migrations WHERE version IN (4, 7);
              INSERT INTO person (first_name, last_name, company_name)
                  VALUES ('Old', 'Deploy', 'Co'), ('Older', 'Deploy', 'Co');
              INSERT INTO location (person_id, coordinate, creation_time)
@@ -529,7 +566,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6");
+    assert_eq!(versions, "1,2,3,4,5,6,7");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \

@@ -1,0 +1,221 @@
+//! Idempotency keys claimed by the edges: both stores answer every claim
+//! alike (a key's first claim owns it, within a call and across calls),
+//! PostgreSQL also under edges claiming the same keys at once, and keys
+//! stored before claims existed are claimed by their locations.
+
+use std::sync::Arc;
+
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use udaconnect_domain::{
+    ClaimOutcome::{self, Claimed, Conflict, Same},
+    KeyClaim, LocationId, LocationRecord, NewPerson, Position, Store,
+};
+use udaconnect_store::MemoryStore;
+
+use crate::helpers::{june, migrated};
+
+fn claim(key: &str, id: LocationId, lat: f64, micros: i64) -> KeyClaim {
+    KeyClaim {
+        key: key.to_owned(),
+        id,
+        person_id: 1,
+        position: Position { lat, lon: 7.0 },
+        time: june().plus_micros(micros),
+    }
+}
+
+async fn claims(store: &dyn Store, claims: &[KeyClaim]) -> Vec<ClaimOutcome> {
+    store.claim_keys(claims).await.expect("claimed")
+}
+
+async fn a_key_is_held_to_its_first_claim(store: &dyn Store) {
+    assert_eq!(claims(store, &[]).await, [], "{}", store.kind());
+    // Within one call: the first claim of a key owns it.
+    let first = claims(
+        store,
+        &[
+            claim("a", 1, 45.0, 0),
+            claim("b", 2, 45.0, 0),
+            claim("a", 3, 45.0, 0),
+            claim("a", 4, 46.0, 0),
+            claim("b", 5, 45.0, 1),
+        ],
+    )
+    .await;
+    assert_eq!(
+        first,
+        [Claimed, Claimed, Same(1), Conflict(1), Conflict(2)],
+        "{}",
+        store.kind()
+    );
+    // Across calls: the claims held before own their keys, whatever the
+    // order, the same location to the bit and the microsecond.
+    let one_bit_north = f64::from_bits(45.0_f64.to_bits() + 1);
+    let second = claims(
+        store,
+        &[
+            claim("b", 6, 45.0, 1),
+            claim("a", 7, 45.0, 0),
+            claim("c", 8, 45.0, 0),
+            claim("b", 9, 45.0, 0),
+            claim("c", 10, one_bit_north, 0),
+            claim("a", 11, 45.0, 0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        second,
+        [Conflict(2), Same(1), Claimed, Same(2), Conflict(8), Same(1)],
+        "{}",
+        store.kind()
+    );
+    let mut other_person = claim("c", 12, 45.0, 0);
+    other_person.person_id = 2;
+    // A later claim, retry or conflict, changes nothing of the first.
+    assert_eq!(
+        claims(
+            store,
+            &[
+                other_person,
+                claim("c", 13, 45.0, 0),
+                claim("b", 14, 45.0, 0),
+                claim("a", 15, 45.0, 0),
+            ]
+        )
+        .await,
+        [Conflict(8), Same(8), Same(2), Same(1)],
+        "{}",
+        store.kind()
+    );
+}
+
+#[tokio::test]
+async fn both_stores_hold_a_key_to_its_first_claim() {
+    let db = migrated().await;
+    a_key_is_held_to_its_first_claim(&db.store).await;
+    a_key_is_held_to_its_first_claim(&MemoryStore::new()).await;
+}
+
+/// Edges claiming the same keys at once, each in its own order with its
+/// own ids, `round` after round: every key is claimed by one of them, and
+/// every edge is answered that claim's id. (Most rounds, an edge's claims
+/// wait for another's to commit, and are read once they have.)
+async fn edges_at_once_agree(store: Arc<dyn Store>) {
+    for round in 0..10 {
+        edges_at_once_agree_on(&store, round).await;
+    }
+}
+
+async fn edges_at_once_agree_on(store: &Arc<dyn Store>, round: usize) {
+    const EDGES: usize = 8;
+    const KEYS: usize = 200;
+    let calls = (0..EDGES).map(|edge| {
+        let store = Arc::clone(store);
+        let mut order: Vec<usize> = (0..KEYS).collect();
+        order.shuffle(&mut StdRng::seed_from_u64((round * EDGES + edge) as u64));
+        let batch: Vec<KeyClaim> = order
+            .iter()
+            .map(|key| {
+                let id =
+                    LocationId::try_from((round * EDGES + edge) * KEYS + key + 1).expect("an id");
+                claim(&format!("{round}-key-{key}"), id, 45.0, 0)
+            })
+            .collect();
+        async move {
+            let outcomes = store
+                .claim_keys(&batch)
+                .await
+                .expect("claimed, no deadlock");
+            batch.into_iter().zip(outcomes).collect::<Vec<_>>()
+        }
+    });
+    let mut owners: Vec<Option<LocationId>> = vec![None; KEYS];
+    let mut answered: Vec<Vec<LocationId>> = vec![Vec::new(); KEYS];
+    for outcomes in futures::future::join_all(calls).await {
+        for (claim, outcome) in outcomes {
+            let key: usize = claim
+                .key
+                .rsplit('-')
+                .next()
+                .and_then(|key| key.parse().ok())
+                .expect("a key number");
+            let id = match outcome {
+                Claimed => {
+                    assert_eq!(owners[key], None, "{} claimed twice", claim.key);
+                    owners[key] = Some(claim.id);
+                    claim.id
+                }
+                Same(id) => id,
+                Conflict(id) => panic!("{}: the same location is a conflict with {id}", claim.key),
+            };
+            answered[key].push(id);
+        }
+    }
+    for (key, ids) in answered.iter().enumerate() {
+        let owner = owners[key].unwrap_or_else(|| panic!("key-{key} claimed by nobody"));
+        assert!(ids.iter().all(|id| *id == owner), "key-{key}: {ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn edges_claiming_the_same_keys_at_once_agree_in_both_stores() {
+    let db = migrated().await;
+    edges_at_once_agree(Arc::new(db.store.clone())).await;
+    edges_at_once_agree(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn keys_stored_before_claims_are_claimed_by_their_locations() {
+    let db = migrated().await;
+    let person = db
+        .store
+        .create_person(&NewPerson::new("Ada", "Lovelace", "Analytical").expect("valid"))
+        .await
+        .expect("a person");
+    // The schema before migration 0007, with a keyed location stored as
+    // a writer stores it.
+    db.server.psql(
+        "udaconnect",
+        "DROP TABLE ingest_key_claim; DELETE FROM udaconnect_migrations WHERE version = 7",
+    );
+    let id = db.store.reserve_location_ids(1).await.expect("an id")[0];
+    let record = LocationRecord {
+        id,
+        person_id: person.id,
+        position: Position::new(54.772_360_933_540_03, -122.29).expect("valid"),
+        time: june().plus_micros(123_456),
+        key: Some("phone:1".to_owned()),
+    };
+    let report = db
+        .store
+        .insert_locations(std::slice::from_ref(&record))
+        .await
+        .expect("stored");
+    assert_eq!(report.inserted, 1);
+    let migrated = db.store.migrate().await.expect("migrated");
+    assert_eq!(migrated.applied, [7]);
+
+    let retry = KeyClaim {
+        id: id + 100,
+        ..KeyClaim::of(&record).expect("a key")
+    };
+    let moved = KeyClaim {
+        id: id + 101,
+        position: Position::new(54.0, -122.29).expect("valid"),
+        ..retry.clone()
+    };
+    assert_eq!(
+        claims(&db.store, &[retry, moved]).await,
+        [Same(id), Conflict(id)]
+    );
+    // The embedded store counts the keys it holds alike.
+    let memory = MemoryStore::from_dataset(&udaconnect_domain::conference::Dataset {
+        persons: vec![person],
+        locations: vec![record.clone()],
+    });
+    let retry = KeyClaim {
+        id: id + 100,
+        ..KeyClaim::of(&record).expect("a key")
+    };
+    assert_eq!(claims(&memory, &[retry]).await, [Same(id)]);
+}
