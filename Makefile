@@ -133,6 +133,11 @@ bench-queries: ## UdaConnect connections query benchmark (BENCH_PERSONS, BENCH_L
 	BENCH_ORIGINAL_MONTH=$(BENCH_ORIGINAL_MONTH) BENCH_ORIGINAL_BUDGET=$(BENCH_ORIGINAL_BUDGET) \
 	  $(TARGET_DIR)/release/udaconnect-query-bench
 
+.PHONY: bench-answer-memory
+bench-answer-memory: ## What one large answer of the original's endpoint costs the API in memory (BENCH_UDACONNECT=<binary>, BENCH_LABEL); adds rows to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-query-bench
+	$(TARGET_DIR)/release/answer-memory
+
 .PHONY: bench-queries-smoke
 bench-queries-smoke: ## A small connections query benchmark, well under a minute; checks the answers, writes nothing (part of make test)
 	$(CARGO) build -p udaconnect -p udaconnect-query-bench

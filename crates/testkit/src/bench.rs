@@ -39,6 +39,73 @@ pub fn reset_peak_rss(pid: u32) -> io::Result<()> {
     fs::write(format!("/proc/{pid}/clear_refs"), "5")
 }
 
+/// What one operation cost a process in resident memory, in megabytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryCost {
+    /// How far its peak rose above what it held before.
+    pub peak_rise_mb: f64,
+    /// How much more than before it still holds.
+    pub held_after_mb: f64,
+}
+
+/// Starts measuring what `pid` holds: resets its peak and returns its
+/// resident memory now, for [`memory_cost`] afterwards.
+pub fn memory_before(pid: u32) -> io::Result<u64> {
+    reset_peak_rss(pid)?;
+    rss_kb(pid)
+}
+
+/// What `pid` gained since [`memory_before`] returned `before_kb`.
+pub fn memory_cost(pid: u32, before_kb: u64) -> io::Result<MemoryCost> {
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let peak = peak_rss_kb(pid)?;
+    let held = rss_kb(pid)?;
+    Ok(MemoryCost {
+        peak_rise_mb: mb(peak.saturating_sub(before_kb)),
+        held_after_mb: mb(held.saturating_sub(before_kb)),
+    })
+}
+
+/// The build a benchmark that starts `binary` measures: `variable` names
+/// another one (an older build, measured side by side), else it is the
+/// `default` binary beside the benchmark's own; `BENCH_LABEL` names it in
+/// the rows, else the working tree's commit.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// The binary to start.
+    pub binary: std::path::PathBuf,
+    /// Which build it is, for the rows.
+    pub label: String,
+    /// The command that ran the benchmark, as the rows quote it.
+    pub command: String,
+}
+
+/// See [`Measured`]: `make_target` is the `make` target that runs the
+/// benchmark.
+pub fn measured(variable: &str, default: &str, make_target: &str) -> io::Result<Measured> {
+    let named = std::env::var_os(variable);
+    let binary = match &named {
+        Some(path) => std::path::PathBuf::from(path),
+        None => std::env::current_exe()?.with_file_name(default),
+    };
+    if !binary.is_file() {
+        return Err(io::Error::other(format!(
+            "no {default} binary at {} (build it, or set {variable})",
+            binary.display()
+        )));
+    }
+    let label = std::env::var("BENCH_LABEL").unwrap_or_else(|_| build());
+    let mut command = format!("make {make_target}");
+    if let Some(path) = named {
+        command.push_str(&format!(" {variable}={}", path.to_string_lossy()));
+    }
+    Ok(Measured {
+        binary,
+        label,
+        command,
+    })
+}
+
 /// CPU time (user + system) `pid` has used so far, in seconds.
 pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;

@@ -138,12 +138,7 @@ fn cases() -> Vec<Case> {
 struct Cost {
     answer: String,
     seconds: f64,
-    peak_rise_mb: f64,
-    held_after_mb: f64,
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
+    memory: bench::MemoryCost,
 }
 
 async fn measure(binary: &Path, nats: &NatsServer, body: Body) -> anyhow::Result<Cost> {
@@ -173,8 +168,7 @@ async fn measure(binary: &Path, nats: &NatsServer, body: Body) -> anyhow::Result
         ),
         Body::Http { .. } => None,
     };
-    bench::reset_peak_rss(pid)?;
-    let before = bench::peak_rss_kb(pid)?;
+    let before = bench::memory_before(pid)?;
     let started = Instant::now();
     let answer = match body {
         Body::Http {
@@ -211,32 +205,20 @@ async fn measure(binary: &Path, nats: &NatsServer, body: Body) -> anyhow::Result
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    let peak = bench::peak_rss_kb(pid)?;
-    let held = bench::rss_kb(pid)?;
     Ok(Cost {
         answer,
         seconds,
-        peak_rise_mb: mb(peak.saturating_sub(before)),
-        held_after_mb: mb(held.saturating_sub(before)),
+        memory: bench::memory_cost(pid, before)?,
     })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let binary = match std::env::var_os("BENCH_UDACONNECT") {
-        Some(path) => PathBuf::from(path),
-        None => std::env::current_exe()?.with_file_name("udaconnect"),
-    };
-    anyhow::ensure!(
-        binary.is_file(),
-        "no udaconnect binary at {} (build it, or set BENCH_UDACONNECT)",
-        binary.display()
-    );
-    let label = env("BENCH_LABEL", &bench::build());
-    let mut command = "make bench-edge-memory".to_owned();
-    if let Ok(path) = std::env::var("BENCH_UDACONNECT") {
-        command.push_str(&format!(" BENCH_UDACONNECT={path}"));
-    }
+    let bench::Measured {
+        binary,
+        label,
+        command,
+    } = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-edge-memory")?;
     let nats = tokio::task::spawn_blocking(NatsServer::start).await?;
     let path = PathBuf::from(env("BENCH_OUTPUT", "BENCHMARKS.md"));
     let mut results = Vec::new();
@@ -246,7 +228,11 @@ async fn main() -> anyhow::Result<()> {
         let cost = measure(&binary, &nats, case.body).await?;
         eprintln!(
             "edge-memory: {}: {bytes} bytes, answered {} in {:.2} s, peak +{:.1} MB, held after +{:.1} MB",
-            case.what, cost.answer, cost.seconds, cost.peak_rise_mb, cost.held_after_mb
+            case.what,
+            cost.answer,
+            cost.seconds,
+            cost.memory.peak_rise_mb,
+            cost.memory.held_after_mb
         );
         let row = format!(
             "| {} | {label} | {} | {bytes} | {} | {:.2} | {:.1} | {:.1} | {load} | {} | `{command}` |",
@@ -254,8 +240,8 @@ async fn main() -> anyhow::Result<()> {
             case.what,
             cost.answer,
             cost.seconds,
-            cost.peak_rise_mb,
-            cost.held_after_mb,
+            cost.memory.peak_rise_mb,
+            cost.memory.held_after_mb,
             bench::machine(),
         );
         if path.as_os_str() != "-" {
@@ -266,8 +252,8 @@ async fn main() -> anyhow::Result<()> {
             "bytes": bytes,
             "answer": cost.answer,
             "seconds": cost.seconds,
-            "peak_rise_mb": cost.peak_rise_mb,
-            "held_after_mb": cost.held_after_mb,
+            "peak_rise_mb": cost.memory.peak_rise_mb,
+            "held_after_mb": cost.memory.held_after_mb,
         }));
     }
     println!(
