@@ -255,10 +255,12 @@ impl Report {
         out
     }
 
-    /// This run's rows of the BENCHMARKS.md table.
+    /// This run's rows of the BENCHMARKS.md table: a question asked of
+    /// nobody (`BENCH_ORIGINAL_MONTH=0`) measured nothing and has none.
     fn rows(&self) -> String {
         self.measurements
             .iter()
+            .filter(|m| !m.samples.is_empty())
             .map(|m| {
                 let mut cells = vec![
                     self.date.clone(),
