@@ -80,6 +80,38 @@ pub struct Measured {
     pub command: String,
 }
 
+impl Measured {
+    /// Adds a row for one run of this build to the table `header` under
+    /// `heading` in `BENCH_OUTPUT` (by default `BENCHMARKS.md`; `-`:
+    /// nowhere): the date and the build, then `cells`, then what the run
+    /// cost in `memory`, the `load` read before it, the machine and the
+    /// command.
+    pub fn record_memory(
+        &self,
+        heading: &str,
+        header: &str,
+        cells: &[String],
+        memory: &MemoryCost,
+        load: &str,
+    ) -> io::Result<()> {
+        let path = std::env::var("BENCH_OUTPUT").unwrap_or_else(|_| "BENCHMARKS.md".to_owned());
+        if path == "-" {
+            return Ok(());
+        }
+        let row = format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {load} | {} | `{}` |",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+            self.label,
+            cells.join(" | "),
+            memory.peak_rise_mb,
+            memory.held_after_mb,
+            machine(),
+            self.command,
+        );
+        append_row(Path::new(&path), heading, header, &row)
+    }
+}
+
 /// See [`Measured`]: `make_target` is the `make` target that runs the
 /// benchmark.
 pub fn measured(variable: &str, default: &str, make_target: &str) -> io::Result<Measured> {

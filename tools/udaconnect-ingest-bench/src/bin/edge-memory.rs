@@ -21,8 +21,8 @@
 //! refused before any person is looked up), so it points nowhere.
 
 use std::{
-    path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime},
+    path::Path,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -44,10 +44,6 @@ const HEADER: &str = "| date | build measured | request | bytes | answer | secon
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Long enough for the slowest build measured to answer.
 const PATIENCE: Duration = Duration::from_secs(600);
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 /// One request to measure.
 struct Case {
@@ -214,18 +210,13 @@ async fn measure(binary: &Path, nats: &NatsServer, body: Body) -> anyhow::Result
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let bench::Measured {
-        binary,
-        label,
-        command,
-    } = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-edge-memory")?;
+    let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-edge-memory")?;
     let nats = tokio::task::spawn_blocking(NatsServer::start).await?;
-    let path = PathBuf::from(env("BENCH_OUTPUT", "BENCHMARKS.md"));
     let mut results = Vec::new();
     for case in cases() {
         let bytes = case.body.len();
         let load = bench::load_average();
-        let cost = measure(&binary, &nats, case.body).await?;
+        let cost = measure(&measured.binary, &nats, case.body).await?;
         eprintln!(
             "edge-memory: {}: {bytes} bytes, answered {} in {:.2} s, peak +{:.1} MB, held after +{:.1} MB",
             case.what,
@@ -234,19 +225,18 @@ async fn main() -> anyhow::Result<()> {
             cost.memory.peak_rise_mb,
             cost.memory.held_after_mb
         );
-        let row = format!(
-            "| {} | {label} | {} | {bytes} | {} | {:.2} | {:.1} | {:.1} | {load} | {} | `{command}` |",
-            humantime::format_rfc3339_seconds(SystemTime::now()),
-            case.what,
-            cost.answer,
-            cost.seconds,
-            cost.memory.peak_rise_mb,
-            cost.memory.held_after_mb,
-            bench::machine(),
-        );
-        if path.as_os_str() != "-" {
-            bench::append_row(&path, HEADING, HEADER, &row)?;
-        }
+        measured.record_memory(
+            HEADING,
+            HEADER,
+            &[
+                case.what.to_owned(),
+                bytes.to_string(),
+                cost.answer.clone(),
+                format!("{:.2}", cost.seconds),
+            ],
+            &cost.memory,
+            &load,
+        )?;
         results.push(json!({
             "request": case.what,
             "bytes": bytes,
@@ -258,7 +248,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "RESULT {}",
-        json!({"build": label, "binary": binary.display().to_string(), "requests": results})
+        json!({"build": measured.label, "binary": measured.binary.display().to_string(), "requests": results})
     );
     Ok(())
 }

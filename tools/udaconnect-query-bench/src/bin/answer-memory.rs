@@ -23,8 +23,8 @@
 //! (`BENCH_OUTPUT=-`: none).
 
 use std::{
-    path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime},
+    path::Path,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -96,13 +96,7 @@ async fn measure(binary: &Path, settings: &[(&str, &str)]) -> anyhow::Result<Cos
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let bench::Measured {
-        binary,
-        label,
-        command,
-    } = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-answer-memory")?;
-    let path =
-        PathBuf::from(std::env::var("BENCH_OUTPUT").unwrap_or_else(|_| "BENCHMARKS.md".into()));
+    let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-answer-memory")?;
     // A build without a query deadline ignores the setting.
     let cases: [(&str, &[(&str, &str)]); 2] = [
         (
@@ -117,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for (what, settings) in cases {
         let load = bench::load_average();
-        let cost = measure(&binary, settings)
+        let cost = measure(&measured.binary, settings)
             .await
             .with_context(|| format!("measuring {what}"))?;
         eprintln!(
@@ -128,19 +122,18 @@ async fn main() -> anyhow::Result<()> {
             cost.memory.peak_rise_mb,
             cost.memory.held_after_mb
         );
-        let row = format!(
-            "| {} | {label} | {what} | {} | {} | {:.2} | {:.1} | {:.1} | {load} | {} | `{command}` |",
-            humantime::format_rfc3339_seconds(SystemTime::now()),
-            cost.rows,
-            cost.bytes,
-            cost.seconds,
-            cost.memory.peak_rise_mb,
-            cost.memory.held_after_mb,
-            bench::machine(),
-        );
-        if path.as_os_str() != "-" {
-            bench::append_row(&path, HEADING, HEADER, &row)?;
-        }
+        measured.record_memory(
+            HEADING,
+            HEADER,
+            &[
+                what.to_owned(),
+                cost.rows.to_string(),
+                cost.bytes.to_string(),
+                format!("{:.2}", cost.seconds),
+            ],
+            &cost.memory,
+            &load,
+        )?;
         results.push(json!({
             "answer": what, "rows": cost.rows, "bytes": cost.bytes, "seconds": cost.seconds,
             "peak_rise_mb": cost.memory.peak_rise_mb, "held_after_mb": cost.memory.held_after_mb,
@@ -148,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "RESULT {}",
-        json!({"build": label, "binary": binary.display().to_string(), "answers": results})
+        json!({"build": measured.label, "binary": measured.binary.display().to_string(), "answers": results})
     );
     Ok(())
 }
