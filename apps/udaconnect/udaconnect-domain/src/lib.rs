@@ -5,7 +5,8 @@
 //! ellipsoid) to one of the person's own, within a time range. This crate
 //! holds the records ([`model`]), the exact semantics of both connection
 //! queries ([`query`]: the original API's, kept, and the summarised v2
-//! one), geodesic distances ([`geodesic`]), clients' idempotency keys and how
+//! one), meetings: whom a person was with, when, where and for how long
+//! ([`meeting`]), geodesic distances ([`geodesic`]), clients' idempotency keys and how
 //! their claims are decided ([`claim`]), and the contract every store
 //! keeps ([`store`]), so that PostGIS and the embedded store give the same
 //! answers; [`conference`] makes up data for benchmarks, tests and demos.
@@ -13,6 +14,7 @@
 pub mod claim;
 pub mod conference;
 pub mod geodesic;
+pub mod meeting;
 pub mod model;
 pub mod query;
 pub mod store;
