@@ -390,6 +390,102 @@ impl Group {
     }
 }
 
+/// The side of a cell of the grid meetings look locations up in, degrees
+/// (about 11 m of latitude): a 5 m search covers a few cells.
+pub const CELL_DEG: f64 = 0.0001;
+/// Columns in a row of the grid (360° of longitude, and one more).
+const CELL_COLUMNS: i64 = 3_600_001;
+
+/// The cell `position` lies in.
+pub fn cell_of(position: Position) -> i64 {
+    let row = ((position.lat + 90.0) / CELL_DEG).floor() as i64;
+    let column = ((position.lon + 180.0) / CELL_DEG).floor() as i64;
+    row * CELL_COLUMNS + column
+}
+
+/// Every cell holding a position within `metres` of `center`.
+pub fn cells_near(center: Position, metres: f64) -> Vec<i64> {
+    let mut cells = Vec::new();
+    for b in geodesic::search_boxes(center, metres) {
+        let corner = |lat: f64, lon: f64| {
+            (
+                ((lat + 90.0) / CELL_DEG).floor() as i64,
+                ((lon + 180.0) / CELL_DEG).floor() as i64,
+            )
+        };
+        let (low_row, low_column) = corner(b.min_lat, b.min_lon);
+        let (high_row, high_column) = corner(b.max_lat, b.max_lon);
+        for row in low_row..=high_row {
+            for column in low_column..=high_column {
+                cells.push(row * CELL_COLUMNS + column);
+            }
+        }
+    }
+    cells.sort_unstable();
+    cells.dedup();
+    cells
+}
+
+/// What folding a batch of locations into the meetings did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeetingChanges {
+    /// Locations folded in now.
+    pub applied: usize,
+    /// Locations folded in before (a redelivery), left alone.
+    pub already: usize,
+    /// Meetings that began, under their new ids.
+    pub started: Vec<Kept>,
+    /// Meetings that grew (or took others in), as they are now.
+    pub grown: Vec<Kept>,
+    /// Meetings taken into another one, gone.
+    pub joined: Vec<i64>,
+}
+
+/// The most meetings one page may hold.
+pub const MAX_MEETINGS_PAGE: usize = 1000;
+
+/// Where a page of a person's meetings continues: after the meeting that
+/// started at `start` with id `id` (most recent first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeetingCursor {
+    /// The last meeting's start.
+    pub start: Timestamp,
+    /// The last meeting's id.
+    pub id: i64,
+}
+
+/// A page of one person's meetings that overlap `[start, end)`, most
+/// recent (by start, then id) first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeetingQuery {
+    /// Whose.
+    pub person: PersonId,
+    /// Meetings ending at or after this.
+    pub start: Timestamp,
+    /// Meetings starting before this.
+    pub end: Timestamp,
+    /// Continue after this one.
+    pub after: Option<MeetingCursor>,
+    /// At most this many, 1 ..= [`MAX_MEETINGS_PAGE`].
+    pub limit: usize,
+}
+
+impl MeetingQuery {
+    /// Whether `kept` is on this query's pages at all.
+    pub fn matches(&self, kept: &Kept) -> bool {
+        let m = &kept.meeting;
+        (m.persons.0 == self.person || m.persons.1 == self.person)
+            && m.end >= self.start
+            && m.start < self.end
+    }
+
+    /// Whether `kept` comes after the cursor.
+    pub fn is_after_cursor(&self, kept: &Kept) -> bool {
+        self.after
+            .is_none_or(|cursor| (kept.meeting.start, kept.id) < (cursor.start, cursor.id))
+    }
+}
+
 /// Groups contacts by pair of persons, each pair's in time order.
 pub fn by_pair(contacts: Vec<Meeting>) -> BTreeMap<(PersonId, PersonId), Vec<Meeting>> {
     let mut pairs: BTreeMap<_, Vec<Meeting>> = BTreeMap::new();

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::{
     claim::{ClaimOutcome, KeyClaim},
+    meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
     model::{Location, LocationId, LocationRecord, NewPerson, Person, PersonId},
     query::{CompatConnection, CompatQuery, ConnectionQuery, Contact, LocationRange, PersonSearch},
 };
@@ -141,6 +142,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many persons and locations are stored.
     async fn stats(&self) -> Result<Stats, StoreError>;
+
+    /// Folds stored locations into the meetings `rules` define (see
+    /// [`crate::meeting`]), atomically: each location is applied once
+    /// however often it comes, and against every location applied before
+    /// it, by any process.
+    async fn apply_meetings(
+        &self,
+        rules: &MeetingRules,
+        sightings: &[Sighting],
+    ) -> Result<MeetingChanges, StoreError>;
+
+    /// A page of one person's meetings, most recent first.
+    async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError>;
 }
 
 #[cfg(test)]

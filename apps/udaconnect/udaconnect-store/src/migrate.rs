@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "key_claims",
         sql: include_str!("../migrations/0007_key_claims.sql"),
     },
+    Migration {
+        version: 8,
+        name: "meetings",
+        sql: include_str!("../migrations/0008_meetings.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -258,3 +258,28 @@ fn folding_in_any_order_gives_the_reference_meetings() {
     assert!(met > 200, "{met} meetings");
     assert!(joins > 10, "{joins} joins");
 }
+
+#[test]
+fn the_cells_near_a_position_hold_every_position_within_the_distance() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..2000 {
+        let center = Position {
+            lat: rng.random_range(-85.0..85.0),
+            lon: rng.random_range(-179.9..179.9),
+        };
+        let metres = rng.random_range(0.0..MAX_MEETING_DISTANCE_M);
+        let cells = cells_near(center, metres);
+        // A point at that distance in a random direction.
+        let bearing: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+        let lat = center.lat + metres * bearing.cos() / 111_000.0;
+        let lon = center.lon + metres * bearing.sin() / (111_500.0 * center.lat.to_radians().cos());
+        let other = Position { lat, lon };
+        if geodesic::distance(center, other) <= metres {
+            assert!(
+                cells.contains(&cell_of(other)),
+                "{center:?} {other:?} {metres}"
+            );
+        }
+        assert!(cells.contains(&cell_of(center)));
+    }
+}

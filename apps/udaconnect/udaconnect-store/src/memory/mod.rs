@@ -10,6 +10,7 @@
 
 mod data;
 mod deadline;
+mod meetings;
 mod near;
 
 use std::{
@@ -24,10 +25,12 @@ use async_trait::async_trait;
 use udaconnect_domain::{
     ClaimOutcome, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, KeyClaim,
     Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch,
-    Stats, Store, StoreError, conference::Dataset,
+    Stats, Store, StoreError,
+    conference::Dataset,
+    meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
 };
 
-use self::{data::Data, deadline::Deadline};
+use self::{data::Data, deadline::Deadline, meetings::MeetingBook};
 
 /// The in-memory store.
 #[derive(Clone)]
@@ -39,6 +42,9 @@ pub struct MemoryStore {
     held: Arc<AtomicU64>,
     /// Longest a connection query may run before it is stopped.
     query_timeout: Option<Duration>,
+    /// The meetings, apart from the data: folding locations in never
+    /// waits for a connection query.
+    meetings: Arc<Mutex<MeetingBook>>,
 }
 
 /// Rows queued for the data.
@@ -73,6 +79,7 @@ impl MemoryStore {
             pending: Arc::default(),
             held: Arc::new(AtomicU64::new(held)),
             query_timeout: None,
+            meetings: Arc::default(),
         }
     }
 
@@ -248,5 +255,31 @@ impl Store for MemoryStore {
 
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.read(Data::stats).await
+    }
+
+    async fn apply_meetings(
+        &self,
+        rules: &MeetingRules,
+        sightings: &[Sighting],
+    ) -> Result<MeetingChanges, StoreError> {
+        let (book, rules, sightings) = (Arc::clone(&self.meetings), *rules, sightings.to_vec());
+        tokio::task::spawn_blocking(move || {
+            book.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(&rules, &sightings)
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
+    }
+
+    async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {
+        let (book, query) = (Arc::clone(&self.meetings), *query);
+        tokio::task::spawn_blocking(move || {
+            book.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .of_person(&query)
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
     }
 }

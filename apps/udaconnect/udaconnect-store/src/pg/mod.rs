@@ -11,6 +11,7 @@
 mod batch;
 mod claims;
 mod copy;
+mod meetings;
 mod replica;
 mod rows;
 mod sql;

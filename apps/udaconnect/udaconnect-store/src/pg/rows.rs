@@ -85,7 +85,7 @@ pub fn position(row: &Row, index: usize, what: &str) -> Result<Position, StoreEr
 }
 
 /// A position from the latitude at `index` and the longitude after it.
-fn lat_lon(row: &Row, index: usize, what: &str) -> Result<Position, StoreError> {
+pub fn lat_lon(row: &Row, index: usize, what: &str) -> Result<Position, StoreError> {
     valid_position(get(row, index, what)?, get(row, index + 1, what)?, what)
 }
 

@@ -151,6 +151,121 @@ JOIN claim c ON c.ingest_key = k.ingest_key"#;
 pub const KEY_CLAIMS: &str = "SELECT ingest_key, false, location_id, person_id, lon, lat, \
      creation_time FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[])";
 
+/// Which of the locations `$1` the meetings were computed from already.
+pub const MEETING_APPLIED: &str =
+    "SELECT location_id FROM meeting_position WHERE location_id = ANY ($1::int8[])";
+
+/// The locations the meetings were computed from that lie in cell `$1[i]`
+/// with a time in `[$2[i], $3[i]]`, for each `i`.
+pub const MEETING_CANDIDATES: &str = r#"
+SELECT p.location_id, p.person_id, p.creation_time, p.lat, p.lon
+FROM unnest($1::int8[], $2::timestamp[], $3::timestamp[]) AS probe(cell, low, high)
+JOIN meeting_position p
+  ON p.cell = probe.cell AND p.creation_time BETWEEN probe.low AND probe.high"#;
+
+/// Records locations (ids `$1`, persons `$2`, times `$3`, latitudes `$4`,
+/// longitudes `$5`, cells `$6`) as computed from.
+pub const MEETING_POSITIONS: &str = r#"
+INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell)
+SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamp[], $4::float8[], $5::float8[], $6::int8[])
+ON CONFLICT (location_id) DO NOTHING"#;
+
+macro_rules! meeting_columns {
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            ".id, ",
+            $alias,
+            ".person_a, ",
+            $alias,
+            ".person_b, ",
+            $alias,
+            ".start_time, ",
+            $alias,
+            ".end_time, ",
+            $alias,
+            ".contacts, ",
+            $alias,
+            ".closest_m, ",
+            $alias,
+            ".closest_at, ",
+            $alias,
+            ".closest_lat, ",
+            $alias,
+            ".closest_lon, ",
+            $alias,
+            ".closest_location_a, ",
+            $alias,
+            ".closest_location_b"
+        )
+    };
+}
+
+/// The meetings of persons `$1[i]` and `$2[i]` that overlap
+/// `[$3[i], $4[i]]`, for each `i`.
+pub const MEETINGS_OF_PAIRS: &str = concat!(
+    "SELECT ",
+    meeting_columns!("m"),
+    r#"
+FROM unnest($1::int4[], $2::int4[], $3::timestamp[], $4::timestamp[]) AS pair(a, b, low, high)
+JOIN meeting m
+  ON m.person_a = pair.a AND m.person_b = pair.b
+ AND m.start_time <= pair.high AND m.end_time >= pair.low"#
+);
+
+/// `$1` fresh meeting ids.
+pub const MEETING_IDS: &str = "SELECT nextval('meeting_id_seq') FROM generate_series(1, $1::int4)";
+
+/// Writes meetings, new or grown, by id: ids `$1`, persons `$2`/`$3`,
+/// period `$4`/`$5`, contacts `$6`, closest distance `$7`, time `$8`,
+/// place `$9`/`$10` (latitude, longitude) and locations `$11`/`$12`.
+pub const UPSERT_MEETINGS: &str = r#"
+INSERT INTO meeting (id, person_a, person_b, start_time, end_time, contacts,
+                     closest_m, closest_at, closest_lat, closest_lon,
+                     closest_location_a, closest_location_b)
+SELECT * FROM unnest($1::int8[], $2::int4[], $3::int4[], $4::timestamp[], $5::timestamp[],
+                     $6::int8[], $7::float8[], $8::timestamp[], $9::float8[], $10::float8[],
+                     $11::int8[], $12::int8[])
+ON CONFLICT (id) DO UPDATE SET
+    start_time = excluded.start_time,
+    end_time = excluded.end_time,
+    contacts = excluded.contacts,
+    closest_m = excluded.closest_m,
+    closest_at = excluded.closest_at,
+    closest_lat = excluded.closest_lat,
+    closest_lon = excluded.closest_lon,
+    closest_location_a = excluded.closest_location_a,
+    closest_location_b = excluded.closest_location_b"#;
+
+/// Removes the meetings `$1` (taken into others).
+pub const DELETE_MEETINGS: &str = "DELETE FROM meeting WHERE id = ANY ($1::int8[])";
+
+macro_rules! meetings_of_person_side {
+    ($side:literal) => {
+        concat!(
+            "(SELECT ",
+            meeting_columns!("m"),
+            " FROM meeting m WHERE m.",
+            $side,
+            " = $1 AND m.end_time >= $2 AND m.start_time < $3 \
+             AND ($4::timestamp IS NULL OR (m.start_time, m.id) < ($4, $5)) \
+             ORDER BY m.start_time DESC, m.id DESC LIMIT $6)"
+        )
+    };
+}
+
+/// Person `$1`'s meetings overlapping `[$2, $3)`, after (`$4` start, `$5`
+/// id) or nulls, most recent first, at most `$6`: the person's meetings
+/// as the first and as the second of the two, each read in order from
+/// its index, merged.
+pub const MEETINGS_OF_PERSON: &str = concat!(
+    "SELECT * FROM (",
+    meetings_of_person_side!("person_a"),
+    " UNION ALL ",
+    meetings_of_person_side!("person_b"),
+    ") AS m ORDER BY start_time DESC, id DESC LIMIT $6"
+);
+
 /// `$1` person, `[$2, $3)` times, after (`$4` time, `$5` id) or nulls,
 /// `$6` limit.
 pub const LOCATIONS_OF: &str = concat!(
@@ -461,7 +576,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 25] = [
+    const STATEMENTS: [(&str, &str); 33] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -487,6 +602,14 @@ mod tests {
         ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),
         ("REPLICA_PERSONS_SINCE", REPLICA_PERSONS_SINCE),
         ("REPLICA_LOCATIONS_SINCE", REPLICA_LOCATIONS_SINCE),
+        ("MEETING_APPLIED", MEETING_APPLIED),
+        ("MEETING_CANDIDATES", MEETING_CANDIDATES),
+        ("MEETING_POSITIONS", MEETING_POSITIONS),
+        ("MEETINGS_OF_PAIRS", MEETINGS_OF_PAIRS),
+        ("MEETING_IDS", MEETING_IDS),
+        ("UPSERT_MEETINGS", UPSERT_MEETINGS),
+        ("DELETE_MEETINGS", DELETE_MEETINGS),
+        ("MEETINGS_OF_PERSON", MEETINGS_OF_PERSON),
     ];
 
     /// `statements.sql` as these statements make it.

@@ -409,3 +409,51 @@ SELECT id, first_name, last_name, company_name FROM person WHERE written_by >= p
 
 -- REPLICA_LOCATIONS_SINCE
 SELECT id, person_id, coordinate, lat, lon, creation_time FROM location WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot);
+
+-- MEETING_APPLIED
+SELECT location_id FROM meeting_position WHERE location_id = ANY ($1::int8[]);
+
+-- MEETING_CANDIDATES
+SELECT p.location_id, p.person_id, p.creation_time, p.lat, p.lon
+FROM unnest($1::int8[], $2::timestamp[], $3::timestamp[]) AS probe(cell, low, high)
+JOIN meeting_position p
+  ON p.cell = probe.cell AND p.creation_time BETWEEN probe.low AND probe.high;
+
+-- MEETING_POSITIONS
+INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell)
+SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamp[], $4::float8[], $5::float8[], $6::int8[])
+ON CONFLICT (location_id) DO NOTHING;
+
+-- MEETINGS_OF_PAIRS
+SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b
+FROM unnest($1::int4[], $2::int4[], $3::timestamp[], $4::timestamp[]) AS pair(a, b, low, high)
+JOIN meeting m
+  ON m.person_a = pair.a AND m.person_b = pair.b
+ AND m.start_time <= pair.high AND m.end_time >= pair.low;
+
+-- MEETING_IDS
+SELECT nextval('meeting_id_seq') FROM generate_series(1, $1::int4);
+
+-- UPSERT_MEETINGS
+INSERT INTO meeting (id, person_a, person_b, start_time, end_time, contacts,
+                     closest_m, closest_at, closest_lat, closest_lon,
+                     closest_location_a, closest_location_b)
+SELECT * FROM unnest($1::int8[], $2::int4[], $3::int4[], $4::timestamp[], $5::timestamp[],
+                     $6::int8[], $7::float8[], $8::timestamp[], $9::float8[], $10::float8[],
+                     $11::int8[], $12::int8[])
+ON CONFLICT (id) DO UPDATE SET
+    start_time = excluded.start_time,
+    end_time = excluded.end_time,
+    contacts = excluded.contacts,
+    closest_m = excluded.closest_m,
+    closest_at = excluded.closest_at,
+    closest_lat = excluded.closest_lat,
+    closest_lon = excluded.closest_lon,
+    closest_location_a = excluded.closest_location_a,
+    closest_location_b = excluded.closest_location_b;
+
+-- DELETE_MEETINGS
+DELETE FROM meeting WHERE id = ANY ($1::int8[]);
+
+-- MEETINGS_OF_PERSON
+SELECT * FROM ((SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b FROM meeting m WHERE m.person_a = $1 AND m.end_time >= $2 AND m.start_time < $3 AND ($4::timestamp IS NULL OR (m.start_time, m.id) < ($4, $5)) ORDER BY m.start_time DESC, m.id DESC LIMIT $6) UNION ALL (SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b FROM meeting m WHERE m.person_b = $1 AND m.end_time >= $2 AND m.start_time < $3 AND ($4::timestamp IS NULL OR (m.start_time, m.id) < ($4, $5)) ORDER BY m.start_time DESC, m.id DESC LIMIT $6)) AS m ORDER BY start_time DESC, id DESC LIMIT $6;

@@ -13,7 +13,9 @@ use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
     ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
     KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,
+    PersonSearch, Stats, Store, StoreError, Timestamp,
+    meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
+    query::round_to_mm,
 };
 
 use super::{
@@ -323,6 +325,18 @@ impl Store for PgStore {
             persons: u64::try_from(persons).unwrap_or_default(),
             locations: u64::try_from(locations).unwrap_or_default(),
         })
+    }
+
+    async fn apply_meetings(
+        &self,
+        rules: &MeetingRules,
+        sightings: &[Sighting],
+    ) -> Result<MeetingChanges, StoreError> {
+        self.fold_meetings(rules, sightings).await
+    }
+
+    async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {
+        self.meetings_of(query).await
     }
 }
 

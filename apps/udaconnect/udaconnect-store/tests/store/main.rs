@@ -11,12 +11,14 @@
 //! away and brings it back; `plans` checks that the v2 query uses its
 //! index; `replica` has the connection queries' replica catch up on
 //! commits in any order; `rejected` has the database refuse statements
-//! for good.
+//! for good; `meetings` holds both stores' meetings to the one-pass
+//! reference.
 
 mod claims;
 mod compat;
 mod differential;
 mod helpers;
+mod meetings;
 mod migrations;
 mod outage;
 mod plans;

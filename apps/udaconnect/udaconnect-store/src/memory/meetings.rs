@@ -1,0 +1,150 @@
+//! Meetings kept in memory, for the embedded store: the locations folded
+//! in so far, in a grid of cells each ordered by time (what a new location
+//! is matched against), and the meetings under ids. It grows with the
+//! history, as the embedded store's locations do; the PostGIS store keeps
+//! the same in tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use udaconnect_domain::{
+    LocationId, PersonId, Timestamp,
+    meeting::{
+        Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting, Sweep, by_pair, cell_of,
+        cells_near, new_contacts,
+    },
+};
+
+/// The meetings and what they were made of.
+#[derive(Default)]
+pub struct MeetingBook {
+    applied: HashSet<LocationId>,
+    /// Cell → (time, id) → the location.
+    grid: HashMap<i64, BTreeMap<(Timestamp, LocationId), Sighting>>,
+    meetings: HashMap<i64, Kept>,
+    /// Pair → ids of its meetings.
+    pairs: HashMap<(PersonId, PersonId), BTreeSet<i64>>,
+    /// Person → ids of their meetings.
+    persons: HashMap<PersonId, BTreeSet<i64>>,
+    last_id: i64,
+}
+
+impl MeetingBook {
+    /// Folds `sightings` in; see [`udaconnect_domain::Store::apply_meetings`].
+    pub fn apply(&mut self, rules: &MeetingRules, sightings: &[Sighting]) -> MeetingChanges {
+        let mut changes = MeetingChanges::default();
+        let mut new = Vec::new();
+        let mut fresh = HashSet::new();
+        for sighting in sightings {
+            if self.applied.contains(&sighting.id) || !fresh.insert(sighting.id) {
+                changes.already += 1;
+            } else {
+                new.push(*sighting);
+            }
+        }
+        changes.applied = new.len();
+        let candidates = self.candidates(rules, &new);
+        let contacts = new_contacts(rules, &new, &candidates);
+        for (pair, contacts) in by_pair(contacts) {
+            let Some((low, high)) = Sweep::span(rules, &contacts) else {
+                continue;
+            };
+            let kept: Vec<Kept> = self
+                .pairs
+                .get(&pair)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.meetings.get(id))
+                .filter(|k| k.meeting.end >= low && k.meeting.start <= high)
+                .copied()
+                .collect();
+            let fold = Sweep::fold(rules, &kept, &contacts);
+            for id in &fold.joined {
+                self.remove(*id);
+            }
+            for grown in &fold.grown {
+                self.meetings.insert(grown.id, *grown);
+            }
+            for meeting in fold.started {
+                self.last_id += 1;
+                let kept = Kept {
+                    id: self.last_id,
+                    meeting,
+                };
+                self.meetings.insert(kept.id, kept);
+                self.pairs.entry(pair).or_default().insert(kept.id);
+                for person in [pair.0, pair.1] {
+                    self.persons.entry(person).or_default().insert(kept.id);
+                }
+                changes.started.push(kept);
+            }
+            changes.grown.extend(fold.grown);
+            changes.joined.extend(fold.joined);
+        }
+        for sighting in new {
+            self.applied.insert(sighting.id);
+            self.grid
+                .entry(cell_of(sighting.position))
+                .or_default()
+                .insert((sighting.at, sighting.id), sighting);
+        }
+        changes
+    }
+
+    /// The applied locations that may be contacts of `new` ones.
+    fn candidates(&self, rules: &MeetingRules, new: &[Sighting]) -> Vec<Sighting> {
+        let within = rules.within_micros();
+        let mut seen = HashSet::new();
+        let mut candidates = Vec::new();
+        for sighting in new {
+            let low = (
+                Timestamp::from_micros(sighting.at.micros().saturating_sub(within)),
+                i64::MIN,
+            );
+            let high = (
+                Timestamp::from_micros(sighting.at.micros().saturating_add(within)),
+                i64::MAX,
+            );
+            for cell in cells_near(sighting.position, rules.distance()) {
+                let Some(times) = self.grid.get(&cell) else {
+                    continue;
+                };
+                for other in times.range(low..=high).map(|(_, s)| s) {
+                    if seen.insert(other.id) {
+                        candidates.push(*other);
+                    }
+                }
+            }
+        }
+        candidates
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some(kept) = self.meetings.remove(&id) {
+            let (a, b) = kept.meeting.persons;
+            if let Some(ids) = self.pairs.get_mut(&(a, b)) {
+                ids.remove(&id);
+            }
+            for person in [a, b] {
+                if let Some(ids) = self.persons.get_mut(&person) {
+                    ids.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// A page of one person's meetings, most recent first.
+    pub fn of_person(&self, query: &MeetingQuery) -> Vec<Kept> {
+        let mut page: Vec<Kept> = self
+            .persons
+            .get(&query.person)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.meetings.get(id))
+            .filter(|k| query.matches(k) && query.is_after_cursor(k))
+            .copied()
+            .collect();
+        page.sort_by_key(|k| std::cmp::Reverse((k.meeting.start, k.id)));
+        page.truncate(query.limit);
+        page
+    }
+}

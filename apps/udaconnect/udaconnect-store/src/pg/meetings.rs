@@ -1,0 +1,364 @@
+//! Meetings in PostgreSQL (migration 0008): a batch of stored locations
+//! is folded in by one serializable transaction that skips the locations
+//! folded in already (`meeting_position`, by id), reads the ones they may
+//! be contacts of by grid cell and time, folds the contacts into the
+//! meetings they touch ([`udaconnect_domain::meeting::Sweep`]) and records
+//! the locations as folded in. Serializable, so that processes folding
+//! nearby locations at once never miss each other's: the database makes
+//! one of them start again (SQLSTATE 40001), and that one then sees the
+//! other's locations.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::NaiveDateTime;
+use tokio_postgres::{IsolationLevel, Row, Transaction, error::SqlState};
+use udaconnect_domain::{
+    LocationId, StoreError, Timestamp,
+    meeting::{
+        Closest, Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting, Sweep, by_pair,
+        cell_of, cells_near, new_contacts,
+    },
+};
+
+use super::{
+    PgStore,
+    rows::{database, lat_lon},
+    sql,
+};
+
+/// How often a batch is tried when the database makes it start again for
+/// another's sake, before the caller is told to retry later.
+const SERIALIZATION_ATTEMPTS: usize = 8;
+/// The longest pause between two attempts (each pauses a random part of
+/// it, times the attempt, so that two folders fall out of step).
+const SERIALIZATION_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl PgStore {
+    /// See [`udaconnect_domain::Store::apply_meetings`].
+    pub(super) async fn fold_meetings(
+        &self,
+        rules: &MeetingRules,
+        sightings: &[Sighting],
+    ) -> Result<MeetingChanges, StoreError> {
+        self.bounded("folding locations into meetings", async {
+            let mut client = self.client().await?;
+            let mut attempt = 1;
+            loop {
+                let transaction = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()
+                    .await
+                    .map_err(database)?;
+                match fold(&transaction, rules, sightings).await {
+                    Ok(changes) => match transaction.commit().await {
+                        Ok(()) => return Ok(changes),
+                        Err(err) if retry(&err, attempt) => {}
+                        Err(err) => return Err(database(err)),
+                    },
+                    Err(err) if retry(&err, attempt) => {}
+                    Err(err) => return Err(database(err)),
+                }
+                let pause = SERIALIZATION_PAUSE.mul_f64(jitter() * attempt as f64);
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+        })
+        .await
+    }
+
+    /// See [`udaconnect_domain::Store::meetings`].
+    pub(super) async fn meetings_of(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {
+        let after_start: Option<NaiveDateTime> = query.after.map(|c| c.start.to_naive());
+        let after_id: Option<i64> = query.after.map(|c| c.id);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "reading a person's meetings",
+                sql::MEETINGS_OF_PERSON,
+                &[
+                    &query.person,
+                    &query.start.to_naive(),
+                    &query.end.to_naive(),
+                    &after_start,
+                    &after_id,
+                    &limit,
+                ],
+            )
+            .await?;
+        rows.iter().map(kept).collect()
+    }
+}
+
+/// A number in `[0, 1)`, different each call (std's hasher keys are
+/// random).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1_u64 << 53) as f64
+}
+
+fn retry(err: &tokio_postgres::Error, attempt: usize) -> bool {
+    attempt < SERIALIZATION_ATTEMPTS
+        && matches!(
+            err.code(),
+            Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED)
+        )
+}
+
+async fn fold(
+    transaction: &Transaction<'_>,
+    rules: &MeetingRules,
+    sightings: &[Sighting],
+) -> Result<MeetingChanges, tokio_postgres::Error> {
+    let mut changes = MeetingChanges::default();
+    let ids: Vec<LocationId> = sightings.iter().map(|s| s.id).collect();
+    let applied: HashSet<LocationId> = transaction
+        .query(sql::MEETING_APPLIED, &[&ids])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut fresh = HashSet::new();
+    let new: Vec<Sighting> = sightings
+        .iter()
+        .filter(|s| !applied.contains(&s.id) && fresh.insert(s.id))
+        .copied()
+        .collect();
+    changes.applied = new.len();
+    changes.already = sightings.len() - new.len();
+    if new.is_empty() {
+        return Ok(changes);
+    }
+    let candidates = candidates(transaction, rules, &new).await?;
+    let pairs = by_pair(new_contacts(rules, &new, &candidates));
+    let kept = kept_of_pairs(transaction, rules, &pairs).await?;
+    let mut written: Vec<Kept> = Vec::new();
+    let mut started = Vec::new();
+    for (pair, contacts) in &pairs {
+        let fold = Sweep::fold(
+            rules,
+            kept.get(pair).map_or(&[][..], Vec::as_slice),
+            contacts,
+        );
+        written.extend(&fold.grown);
+        changes.grown.extend(fold.grown);
+        changes.joined.extend(fold.joined);
+        started.extend(fold.started);
+    }
+    if !started.is_empty() {
+        let count = i32::try_from(started.len()).unwrap_or(i32::MAX);
+        let ids = transaction.query(sql::MEETING_IDS, &[&count]).await?;
+        for (row, meeting) in ids.iter().zip(started) {
+            let kept = Kept {
+                id: row.try_get(0)?,
+                meeting,
+            };
+            written.push(kept);
+            changes.started.push(kept);
+        }
+    }
+    if !changes.joined.is_empty() {
+        transaction
+            .execute(sql::DELETE_MEETINGS, &[&changes.joined])
+            .await?;
+    }
+    if !written.is_empty() {
+        upsert(transaction, &written).await?;
+    }
+    record(transaction, &new).await?;
+    Ok(changes)
+}
+
+/// The folded-in locations `new` ones may be contacts of: one probe per
+/// cell near each, its time range merged with the others of that cell.
+async fn candidates(
+    transaction: &Transaction<'_>,
+    rules: &MeetingRules,
+    new: &[Sighting],
+) -> Result<Vec<Sighting>, tokio_postgres::Error> {
+    let within = rules.within_micros();
+    let mut ranges: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    for sighting in new {
+        let t = sighting.at.micros();
+        for cell in cells_near(sighting.position, rules.distance()) {
+            ranges
+                .entry(cell)
+                .or_default()
+                .push((t.saturating_sub(within), t.saturating_add(within)));
+        }
+    }
+    let (mut cells, mut lows, mut highs) = (Vec::new(), Vec::new(), Vec::new());
+    for (cell, mut spans) in ranges {
+        spans.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (low, high) in spans {
+            match merged.last_mut() {
+                Some(last) if low <= last.1 => last.1 = last.1.max(high),
+                _ => merged.push((low, high)),
+            }
+        }
+        for (low, high) in merged {
+            cells.push(cell);
+            lows.push(Timestamp::from_micros(low).to_naive());
+            highs.push(Timestamp::from_micros(high).to_naive());
+        }
+    }
+    let rows = transaction
+        .query(sql::MEETING_CANDIDATES, &[&cells, &lows, &highs])
+        .await?;
+    rows.iter().map(sighting).collect()
+}
+
+fn sighting(row: &Row) -> Result<Sighting, tokio_postgres::Error> {
+    let time: NaiveDateTime = row.try_get(2)?;
+    Ok(Sighting {
+        id: row.try_get(0)?,
+        person: row.try_get(1)?,
+        at: Timestamp::from_naive(time),
+        position: udaconnect_domain::Position {
+            lat: row.try_get(3)?,
+            lon: row.try_get(4)?,
+        },
+    })
+}
+
+/// Each pair's kept meetings that its contacts may touch.
+async fn kept_of_pairs(
+    transaction: &Transaction<'_>,
+    rules: &MeetingRules,
+    pairs: &BTreeMap<(i32, i32), Vec<udaconnect_domain::meeting::Meeting>>,
+) -> Result<BTreeMap<(i32, i32), Vec<Kept>>, tokio_postgres::Error> {
+    let (mut firsts, mut seconds, mut lows, mut highs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (pair, contacts) in pairs {
+        if let Some((low, high)) = Sweep::span(rules, contacts) {
+            firsts.push(pair.0);
+            seconds.push(pair.1);
+            lows.push(low.to_naive());
+            highs.push(high.to_naive());
+        }
+    }
+    let mut kept: BTreeMap<(i32, i32), Vec<Kept>> = BTreeMap::new();
+    if firsts.is_empty() {
+        return Ok(kept);
+    }
+    let rows = transaction
+        .query(sql::MEETINGS_OF_PAIRS, &[&firsts, &seconds, &lows, &highs])
+        .await?;
+    for row in &rows {
+        let meeting = kept_row(row)?;
+        kept.entry(meeting.meeting.persons)
+            .or_default()
+            .push(meeting);
+    }
+    Ok(kept)
+}
+
+async fn upsert(
+    transaction: &Transaction<'_>,
+    meetings: &[Kept],
+) -> Result<(), tokio_postgres::Error> {
+    let column = |f: &dyn Fn(&Kept) -> NaiveDateTime| meetings.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<i64> = meetings.iter().map(|k| k.id).collect();
+    let firsts: Vec<i32> = meetings.iter().map(|k| k.meeting.persons.0).collect();
+    let seconds: Vec<i32> = meetings.iter().map(|k| k.meeting.persons.1).collect();
+    let starts = column(&|k| k.meeting.start.to_naive());
+    let ends = column(&|k| k.meeting.end.to_naive());
+    let contacts: Vec<i64> = meetings.iter().map(|k| k.meeting.contacts).collect();
+    let metres: Vec<f64> = meetings.iter().map(|k| k.meeting.closest.metres).collect();
+    let ats = column(&|k| k.meeting.closest.at.to_naive());
+    let lats: Vec<f64> = meetings
+        .iter()
+        .map(|k| k.meeting.closest.place.lat)
+        .collect();
+    let lons: Vec<f64> = meetings
+        .iter()
+        .map(|k| k.meeting.closest.place.lon)
+        .collect();
+    let location_a: Vec<i64> = meetings
+        .iter()
+        .map(|k| k.meeting.closest.locations.0)
+        .collect();
+    let location_b: Vec<i64> = meetings
+        .iter()
+        .map(|k| k.meeting.closest.locations.1)
+        .collect();
+    transaction
+        .execute(
+            sql::UPSERT_MEETINGS,
+            &[
+                &ids,
+                &firsts,
+                &seconds,
+                &starts,
+                &ends,
+                &contacts,
+                &metres,
+                &ats,
+                &lats,
+                &lons,
+                &location_a,
+                &location_b,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records `new` as folded in.
+async fn record(
+    transaction: &Transaction<'_>,
+    new: &[Sighting],
+) -> Result<(), tokio_postgres::Error> {
+    let ids: Vec<i64> = new.iter().map(|s| s.id).collect();
+    let persons: Vec<i32> = new.iter().map(|s| s.person).collect();
+    let times: Vec<NaiveDateTime> = new.iter().map(|s| s.at.to_naive()).collect();
+    let lats: Vec<f64> = new.iter().map(|s| s.position.lat).collect();
+    let lons: Vec<f64> = new.iter().map(|s| s.position.lon).collect();
+    let cells: Vec<i64> = new.iter().map(|s| cell_of(s.position)).collect();
+    transaction
+        .execute(
+            sql::MEETING_POSITIONS,
+            &[&ids, &persons, &times, &lats, &lons, &cells],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A meeting from [`sql::MEETINGS_OF_PAIRS`]' columns, in the
+/// transaction's error type.
+fn kept_row(row: &Row) -> Result<Kept, tokio_postgres::Error> {
+    let time = |index: usize| -> Result<Timestamp, tokio_postgres::Error> {
+        row.try_get::<_, NaiveDateTime>(index)
+            .map(Timestamp::from_naive)
+    };
+    Ok(Kept {
+        id: row.try_get(0)?,
+        meeting: udaconnect_domain::meeting::Meeting {
+            persons: (row.try_get(1)?, row.try_get(2)?),
+            start: time(3)?,
+            end: time(4)?,
+            contacts: row.try_get(5)?,
+            closest: Closest {
+                metres: row.try_get(6)?,
+                at: time(7)?,
+                place: udaconnect_domain::Position {
+                    lat: row.try_get(8)?,
+                    lon: row.try_get(9)?,
+                },
+                locations: (row.try_get(10)?, row.try_get(11)?),
+            },
+        },
+    })
+}
+
+/// A meeting read for an answer: its place checked like every position.
+fn kept(row: &Row) -> Result<Kept, StoreError> {
+    let what = "meeting";
+    let mut meeting = kept_row(row).map_err(|err| StoreError::Corrupt(format!("{what}: {err}")))?;
+    meeting.meeting.closest.place = lat_lon(row, 8, what)?;
+    Ok(meeting)
+}
