@@ -24,7 +24,7 @@ use platform::{
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use udaconnect_domain::{Store, Timestamp, conference};
+use udaconnect_domain::{Store, Timestamp, conference, meeting::Sighting};
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -36,6 +36,7 @@ use crate::{
     },
     cli::{BusConfig, Config, StoreConfig, redacted},
     ingest::IngestComponent,
+    meetings::MeetingsComponent,
     writer::WriterComponent,
 };
 
@@ -60,6 +61,7 @@ impl Application {
     /// Binds the HTTP listener, opens the store and builds the components
     /// `config` asks for. Errors are settings that cannot be used.
     pub async fn build(config: Config) -> Result<Self, ConfigError> {
+        let mut backlog = Vec::new();
         let (store, pg): (Arc<dyn Store>, Option<Postgres>) = match &config.store {
             StoreConfig::Postgres {
                 url,
@@ -81,7 +83,20 @@ impl Application {
             }
             StoreConfig::Embedded { seed } => {
                 let first_day = demo_first_day();
-                let mut store = MemoryStore::from_dataset(&conference::demo(first_day, *seed));
+                let demo = conference::demo(first_day, *seed);
+                let mut store = MemoryStore::from_dataset(&demo);
+                if config.meetings.is_some() {
+                    backlog = demo
+                        .locations
+                        .iter()
+                        .map(|record| Sighting {
+                            id: record.id,
+                            person: record.person_id,
+                            at: record.time,
+                            position: record.position,
+                        })
+                        .collect();
+                }
                 if let Some(api) = &config.api {
                     store = store.with_query_timeout(api.query_timeout);
                 }
@@ -93,13 +108,14 @@ impl Application {
                 (Arc::new(store), None)
             }
         };
-        Self::assemble(config, store, pg).await
+        Self::assemble(config, store, pg, backlog).await
     }
 
     async fn assemble(
         config: Config,
         store: Arc<dyn Store>,
         pg: Option<Postgres>,
+        backlog: Vec<Sighting>,
     ) -> Result<Self, ConfigError> {
         let mut service = ServiceBuilder::bind(config.target, &config.http, "udaconnect").await?;
         if let Some(pg) = &pg {
@@ -160,9 +176,22 @@ impl Application {
                         .with_provisioning(bus_config.provisioning),
                     bus.stream(bus_config.dead.clone())
                         .with_provisioning(bus_config.provisioning),
+                    bus.stream(bus_config.stored.clone())
+                        .with_provisioning(bus_config.provisioning),
                     settings,
                 );
                 service.add(writer);
+            }
+            if let Some(settings) = config.meetings.clone() {
+                let meetings = MeetingsComponent::new(
+                    &mut service,
+                    Arc::clone(&store),
+                    bus.stream(bus_config.stored.clone())
+                        .with_provisioning(bus_config.provisioning),
+                    settings,
+                )
+                .with_backlog(backlog);
+                service.add(meetings);
             }
         }
         if let Some(routes) = routes {

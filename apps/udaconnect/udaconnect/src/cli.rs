@@ -12,12 +12,12 @@ use platform::{
     http::HttpArgs,
     telemetry::LogArgs,
 };
-use udaconnect_domain::{Timestamp, conference::ScaleConfig};
+use udaconnect_domain::{Timestamp, conference::ScaleConfig, meeting::MeetingRules};
 use udaconnect_store::{PgConfig, SslMode};
 
 use crate::{
     simulate::SimulateArgs,
-    streams::{self, DeadLetters, Locations},
+    streams::{self, DeadLetters, Locations, Stored},
 };
 
 /// UdaConnect's names for the settings every service has:
@@ -44,9 +44,11 @@ pub struct Cli {
 }
 
 /// What a process runs.
+// Parsed once at start: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Target {
-    /// Everything in one process (API, ingest edge, writer); the embedded store with a demo conference unless DATABASE_URL is set, the in-process bus unless NATS_URL is set.
+    /// Everything in one process (API, ingest edge, writer, meetings); the embedded store with a demo conference unless DATABASE_URL is set, the in-process bus unless NATS_URL is set.
     All(AllArgs),
     /// The HTTP API (the original's under /api, v2 under /api/v2) and its documentation; locations are written through `ingest`.
     Api(ServeArgs),
@@ -54,6 +56,8 @@ pub enum Target {
     Ingest(IngestTargetArgs),
     /// Writes the locations from the bus into PostgreSQL, in batches.
     Writer(WriterTargetArgs),
+    /// Computes the meetings from the stored locations as the writers store them.
+    Meetings(MeetingsTargetArgs),
     /// Attendees walking between venues, sending their positions to an edge: the demo feed and the load generator.
     Simulate(SimulateArgs),
     /// Brings the database's schema up to date (a database created by the original too), then exits.
@@ -168,6 +172,8 @@ pub struct BusArgs {
     pub locations: StreamArgs<Locations>,
     #[command(flatten)]
     pub dead: StreamArgs<DeadLetters>,
+    #[command(flatten)]
+    pub stored: StreamArgs<Stored>,
     /// Create the streams if they are missing; `false`: only look them up and wait (`udaconnect provision` creates them, with the only NATS user allowed to).
     #[arg(long, env = "UDACONNECT_CREATE_STREAMS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub create_streams: bool,
@@ -184,6 +190,8 @@ pub struct ProvisionArgs {
     pub locations: StreamArgs<Locations>,
     #[command(flatten)]
     pub dead: StreamArgs<DeadLetters>,
+    #[command(flatten)]
+    pub stored: StreamArgs<Stored>,
 }
 
 /// A checked configuration for `udaconnect provision`.
@@ -196,7 +204,7 @@ pub struct Provision {
     /// Credentials.
     pub nats: NatsArgs,
     /// The streams to create or update.
-    pub streams: [StreamSettings; 2],
+    pub streams: [StreamSettings; 3],
 }
 
 impl ProvisionArgs {
@@ -208,13 +216,17 @@ impl ProvisionArgs {
                 "is required by `udaconnect provision`",
             )
         })?;
-        let (locations, dead) = (self.locations.settings(), self.dead.settings());
-        streams::check_distinct(&locations, &dead)?;
+        let (locations, dead, stored) = (
+            self.locations.settings(),
+            self.dead.settings(),
+            self.stored.settings(),
+        );
+        check_streams(&locations, &dead, &stored)?;
         Ok(Provision {
             log: self.log,
             urls,
             nats: self.nats,
-            streams: [locations, dead],
+            streams: [locations, dead, stored],
         })
     }
 }
@@ -279,6 +291,76 @@ pub struct WriterArgs {
     pub writer_consumer: String,
 }
 
+/// Settings of the meetings target (see `udaconnect_domain::meeting`).
+#[derive(Debug, Clone, Args)]
+pub struct MeetingsArgs {
+    /// Two persons' locations at most this far apart, metres, may be a meeting (0 to 100).
+    #[arg(long, env = "UDACONNECT_MEETINGS_DISTANCE", default_value = "5")]
+    pub meetings_distance: f64,
+    /// ... and at most this far apart in time (at most 7 days).
+    #[arg(long, env = "UDACONNECT_MEETINGS_WITHIN", default_value = "2m", value_parser = parse_duration)]
+    pub meetings_within: Duration,
+    /// Contacts at most this far apart in time belong to one meeting (at most 7 days).
+    #[arg(long, env = "UDACONNECT_MEETINGS_GAP", default_value = "2m", value_parser = parse_duration)]
+    pub meetings_gap: Duration,
+    /// Most bus messages taken at a time (each of up to UDACONNECT_WRITER_BATCH_ROWS locations), folded in one transaction.
+    #[arg(long, env = "UDACONNECT_MEETINGS_FETCH", default_value = "16", value_parser = parse_bounded::<1000>)]
+    pub meetings_fetch: usize,
+    /// After the first message of a batch, how long to wait for more.
+    #[arg(long, env = "UDACONNECT_MEETINGS_LINGER", default_value = "50ms", value_parser = parse_duration)]
+    pub meetings_linger: Duration,
+    /// A message not acknowledged within this time (a meetings process that died) is delivered to another.
+    #[arg(long, env = "UDACONNECT_MEETINGS_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub meetings_ack_wait: Duration,
+    /// Name of the durable consumer the meetings processes share.
+    #[arg(long, env = "UDACONNECT_MEETINGS_CONSUMER", default_value = "meetings", value_parser = parse_consumer)]
+    pub meetings_consumer: String,
+}
+
+impl MeetingsArgs {
+    /// The rules, checked.
+    pub fn rules(&self) -> Result<MeetingRules, ConfigError> {
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        MeetingRules::new(
+            self.meetings_distance,
+            micros(self.meetings_within),
+            micros(self.meetings_gap),
+        )
+        .map_err(|err| {
+            let (var, flag) = match err.field {
+                "distance" => ("UDACONNECT_MEETINGS_DISTANCE", "--meetings-distance"),
+                "within" => ("UDACONNECT_MEETINGS_WITHIN", "--meetings-within"),
+                _ => ("UDACONNECT_MEETINGS_GAP", "--meetings-gap"),
+            };
+            ConfigError::new(var, flag, err.message)
+        })
+    }
+}
+
+/// A checked meetings target.
+#[derive(Debug, Clone)]
+pub struct MeetingsConfig {
+    /// What a meeting is.
+    pub rules: MeetingRules,
+    /// How it consumes.
+    pub args: MeetingsArgs,
+}
+
+/// Settings of `udaconnect meetings`.
+#[derive(Debug, Clone, Args)]
+pub struct MeetingsTargetArgs {
+    #[command(flatten)]
+    pub http: HttpArgs<UdaConnect>,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub meetings: MeetingsArgs,
+}
+
 /// Settings of `udaconnect all`.
 #[derive(Debug, Clone, Args)]
 pub struct AllArgs {
@@ -290,6 +372,8 @@ pub struct AllArgs {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub writer: WriterArgs,
+    #[command(flatten)]
+    pub meetings: MeetingsArgs,
 }
 
 /// Settings of `udaconnect ingest`.
@@ -485,6 +569,8 @@ pub struct BusConfig {
     pub locations: StreamSettings,
     /// The dead-letter stream.
     pub dead: StreamSettings,
+    /// The stored locations' stream.
+    pub stored: StreamSettings,
     /// Who creates the streams: this process, or a provisioning step.
     pub provisioning: Provisioning,
 }
@@ -498,12 +584,17 @@ impl BusArgs {
                 format!("is required by `udaconnect {target}`"),
             ));
         }
-        let (locations, dead) = (self.locations.settings(), self.dead.settings());
-        streams::check_distinct(&locations, &dead)?;
+        let (locations, dead, stored) = (
+            self.locations.settings(),
+            self.dead.settings(),
+            self.stored.settings(),
+        );
+        check_streams(&locations, &dead, &stored)?;
         Ok(BusConfig {
             nats: self.nats.clone(),
             locations,
             dead,
+            stored,
             provisioning: if self.create_streams {
                 Provisioning::CreateIfMissing
             } else {
@@ -543,6 +634,8 @@ pub struct Config {
     pub ingest: Option<IngestArgs>,
     /// The writer, if it runs one.
     pub writer: Option<WriterArgs>,
+    /// The meetings, if it computes them.
+    pub meetings: Option<MeetingsConfig>,
 }
 
 /// What the process does.
@@ -573,6 +666,10 @@ impl Cli {
                 bus: Some(args.bus.config("all", false)?),
                 ingest: Some(args.ingest),
                 writer: Some(args.writer),
+                meetings: Some(MeetingsConfig {
+                    rules: args.meetings.rules()?,
+                    args: args.meetings,
+                }),
             },
             Target::Api(args) => Config {
                 target: "api",
@@ -583,6 +680,7 @@ impl Cli {
                 bus: None,
                 ingest: None,
                 writer: None,
+                meetings: None,
             },
             Target::Ingest(args) => Config {
                 target: "ingest",
@@ -593,6 +691,7 @@ impl Cli {
                 api: None,
                 ingest: Some(args.ingest),
                 writer: None,
+                meetings: None,
             },
             Target::Writer(args) => Config {
                 target: "writer",
@@ -603,6 +702,21 @@ impl Cli {
                 api: None,
                 ingest: None,
                 writer: Some(args.writer),
+                meetings: None,
+            },
+            Target::Meetings(args) => Config {
+                target: "meetings",
+                store: args.database.config(),
+                bus: Some(args.bus.config("meetings", true)?),
+                http: args.http,
+                log: args.log,
+                api: None,
+                ingest: None,
+                writer: None,
+                meetings: Some(MeetingsConfig {
+                    rules: args.meetings.rules()?,
+                    args: args.meetings,
+                }),
             },
             Target::Migrate(args) => return Ok(Plan::Migrate(args)),
             Target::Generate(args) => return Ok(Plan::Generate(args)),
@@ -611,6 +725,19 @@ impl Cli {
         };
         Ok(Plan::Serve(Box::new(config)))
     }
+}
+
+/// Refuses UdaConnect's streams if two would collide.
+fn check_streams(
+    locations: &StreamSettings,
+    dead: &StreamSettings,
+    stored: &StreamSettings,
+) -> Result<(), ConfigError> {
+    streams::check_distinct(&[
+        ("UDACONNECT_LOCATIONS", locations),
+        ("UDACONNECT_DEAD", dead),
+        ("UDACONNECT_STORED", stored),
+    ])
 }
 
 /// The database's address without its credentials, for logs.

@@ -2,8 +2,9 @@
 //! names: `LOCATIONS` carries accepted locations from the edges to the
 //! writers and refuses new ones when full (the edges then answer "retry
 //! later"); `LOCATIONS_DEAD` keeps what a writer could never store, with
-//! why. The dead-letter subject is not captured by `LOCATIONS`: each
-//! stream captures exactly its one subject.
+//! why; `LOCATIONS_STORED` carries what the writers stored, once
+//! committed, to the meetings target. Each stream captures exactly its one
+//! subject.
 
 use platform::{
     bus::{Retention, StreamSpec},
@@ -40,31 +41,56 @@ impl StreamSpec for DeadLetters {
     const RETENTION: Retention = Retention::Log;
 }
 
-/// Refuses two streams that would collide: the same name, or the same
-/// subject (a publish would land in either).
+/// The locations stored, as the writers committed them: a history the
+/// meetings target follows. When full it drops its oldest, never holding
+/// up a writer; the meetings target's lag says how far behind it is.
+#[derive(Debug, Clone)]
+pub struct Stored;
+
+impl StreamSpec for Stored {
+    const ENV_PREFIX: &'static str = "UDACONNECT_STORED";
+    const FLAG_PREFIX: &'static str = "stored-";
+    const HOLDS: &'static str = "stored locations, for the meetings";
+    const NAME: &'static str = "LOCATIONS_STORED";
+    const SUBJECT: &'static str = "udaconnect.stored";
+    const MAX_AGE: &'static str = "1d";
+    const MAX_MESSAGES: &'static str = "1000000";
+    const RETENTION: Retention = Retention::Log;
+}
+
+/// Refuses streams that would collide: two of the same name, or of the
+/// same subject (a publish would land in either).
 pub fn check_distinct(
-    locations: &platform::bus::StreamSettings,
-    dead: &platform::bus::StreamSettings,
+    streams: &[(&str, &platform::bus::StreamSettings)],
 ) -> Result<(), ConfigError> {
-    if locations.name == dead.name {
-        return Err(ConfigError::new(
-            "UDACONNECT_DEAD_STREAM",
-            "--dead-stream",
-            format!(
-                "must differ from UDACONNECT_LOCATIONS_STREAM ({})",
-                locations.name
-            ),
-        ));
-    }
-    if locations.subject == dead.subject {
-        return Err(ConfigError::new(
-            "UDACONNECT_DEAD_SUBJECT",
-            "--dead-subject",
-            format!(
-                "must differ from UDACONNECT_LOCATIONS_SUBJECT ({})",
-                locations.subject
-            ),
-        ));
+    for (i, (prefix, stream)) in streams.iter().enumerate() {
+        for (other_prefix, other) in &streams[..i] {
+            if stream.name == other.name {
+                return Err(ConfigError::new(
+                    &format!("{prefix}_STREAM"),
+                    &format!("--{}-stream", flag(prefix)),
+                    format!("must differ from {other_prefix}_STREAM ({})", other.name),
+                ));
+            }
+            if stream.subject == other.subject {
+                return Err(ConfigError::new(
+                    &format!("{prefix}_SUBJECT"),
+                    &format!("--{}-subject", flag(prefix)),
+                    format!(
+                        "must differ from {other_prefix}_SUBJECT ({})",
+                        other.subject
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// The flag prefix of an env prefix: `UDACONNECT_DEAD` → `dead`.
+fn flag(prefix: &str) -> String {
+    prefix
+        .trim_start_matches("UDACONNECT_")
+        .to_ascii_lowercase()
+        .replace('_', "-")
 }

@@ -8,7 +8,9 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use platform::http::ApiError;
-use udaconnect_domain::{ContactCursor, LocationCursor, PersonId, Timestamp};
+use udaconnect_domain::{
+    ContactCursor, LocationCursor, PersonId, Timestamp, meeting::MeetingCursor,
+};
 
 fn encode(text: &str) -> String {
     URL_SAFE_NO_PAD.encode(text)
@@ -51,6 +53,22 @@ pub fn parse_location(value: &str) -> Result<LocationCursor, ApiError> {
     let (micros, id) = rest.split_once('.').ok_or_else(bad)?;
     Ok(LocationCursor {
         time: Timestamp::from_micros(micros.parse().map_err(|_| bad())?),
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
+/// The cursor after a meeting.
+pub fn meeting(cursor: MeetingCursor) -> String {
+    encode(&format!("m.{}.{}", cursor.start.micros(), cursor.id))
+}
+
+/// The meeting a meetings cursor stands for.
+pub fn parse_meeting(value: &str) -> Result<MeetingCursor, ApiError> {
+    let text = decode(value)?;
+    let rest = text.strip_prefix("m.").ok_or_else(bad)?;
+    let (micros, id) = rest.split_once('.').ok_or_else(bad)?;
+    Ok(MeetingCursor {
+        start: Timestamp::from_micros(micros.parse().map_err(|_| bad())?),
         id: id.parse().map_err(|_| bad())?,
     })
 }

@@ -96,7 +96,7 @@ pub async fn persons(
 }
 
 /// Keeps the first `limit` items; the last kept one if there were more.
-fn next_page<T>(items: &mut Vec<T>, limit: usize) -> Option<&T> {
+pub(super) fn next_page<T>(items: &mut Vec<T>, limit: usize) -> Option<&T> {
     if items.len() > limit {
         items.truncate(limit);
         items.last()
@@ -161,13 +161,13 @@ const fn date(year: i32, month: u32, day: u32) -> chrono::NaiveDate {
 }
 
 /// Before any location: the default `start`.
-fn earliest() -> Timestamp {
+pub(super) fn earliest() -> Timestamp {
     const EARLIEST: chrono::NaiveDate = date(1900, 1, 1);
     Timestamp::start_of(EARLIEST)
 }
 
 /// After any location: the default `end`.
-fn latest() -> Timestamp {
+pub(super) fn latest() -> Timestamp {
     const LATEST: chrono::NaiveDate = date(3000, 1, 1);
     Timestamp::start_of(LATEST)
 }

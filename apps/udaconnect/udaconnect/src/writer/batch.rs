@@ -22,6 +22,7 @@ use crate::{bus_wire, cli::WriterArgs};
 pub struct Writer<'a> {
     pub store: &'a dyn Store,
     pub dead: &'a BusStream,
+    pub stored: &'a BusStream,
     pub settings: &'a WriterArgs,
     pub metrics: &'a WriterMetrics,
     pub shutdown: &'a CancellationToken,
@@ -90,6 +91,19 @@ impl Writer<'_> {
         let Some(written) = self.store_group(&group).await else {
             return;
         };
+        let stored: Vec<LocationRecord> = group
+            .records
+            .iter()
+            .filter(|record| {
+                !written.unknown.contains(&record.id) && !written.rejected.contains_key(&record.id)
+            })
+            .cloned()
+            .collect();
+        if !stored.is_empty() && !self.announce(&stored).await {
+            // Shutdown came first: not acknowledged, the messages come
+            // again, are found stored, and are announced then.
+            return;
+        }
         let mut done = Vec::with_capacity(group.deliveries.len());
         if written.is_complete() {
             done.extend(group.deliveries.into_iter().map(|(delivery, _)| delivery));
@@ -163,6 +177,31 @@ impl Writer<'_> {
         );
         let id = format!("dead-{}-database_rejected", delivery.seq());
         self.set_aside(&id, letter, "database_rejected").await
+    }
+
+    /// Publishes the rows stored for the meetings, in messages of at most
+    /// a transaction's rows, retrying until the bus has them; `false` if
+    /// shutdown came first.
+    async fn announce(&self, stored: &[LocationRecord]) -> bool {
+        for chunk in stored.chunks(self.settings.writer_batch_rows.max(1)) {
+            let id = format!("stored-{}", bus_wire::message_id(chunk));
+            let payload = bus_wire::encode(chunk);
+            let mut backoff = Backoff::default();
+            loop {
+                match self.stored.publish(&id, payload.clone()).await {
+                    Ok(_) => break,
+                    Err(err) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %err, retry_in = ?delay, "writer: cannot announce stored locations yet");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = self.shutdown.cancelled() => return false,
+                        }
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Publishes a dead letter, retrying until stored; `false` if shutdown

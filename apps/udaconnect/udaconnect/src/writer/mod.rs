@@ -24,7 +24,11 @@
 //! writer lacks) goes to the dead-letter stream with the reason, and the
 //! writer goes on; a transaction the database rejects for its rows' sake
 //! is stored in parts, so that only the rows it rejects are set aside
-//! ([`parts`]).
+//! ([`parts`]). Once committed, and before the messages are acknowledged,
+//! the rows stored are published on the stored-locations stream, which
+//! the meetings target follows: a writer that dies in between stores
+//! nothing again when the message comes back, and publishes it again
+//! (under the same message id, which the broker deduplicates).
 
 mod batch;
 pub mod metrics;
@@ -55,6 +59,7 @@ pub struct WriterComponent {
     store: Arc<dyn Store>,
     locations: BusStream,
     dead: BusStream,
+    stored: BusStream,
     settings: WriterArgs,
     metrics: WriterMetrics,
     consuming: ReadyFlag,
@@ -67,6 +72,7 @@ impl WriterComponent {
         store: Arc<dyn Store>,
         locations: BusStream,
         dead: BusStream,
+        stored: BusStream,
         settings: WriterArgs,
     ) -> Self {
         let metrics = WriterMetrics::register(service.registry());
@@ -81,6 +87,7 @@ impl WriterComponent {
             store,
             locations,
             dead,
+            stored,
             settings,
             metrics,
             consuming,
@@ -88,7 +95,10 @@ impl WriterComponent {
     }
 
     async fn open(&self, shutdown: &CancellationToken) -> Option<WorkQueue> {
-        if !self.locations.prepare(shutdown).await || !self.dead.prepare(shutdown).await {
+        if !self.locations.prepare(shutdown).await
+            || !self.dead.prepare(shutdown).await
+            || !self.stored.prepare(shutdown).await
+        {
             return None;
         }
         retry(shutdown, "cannot open the writers' consumer yet", || {
@@ -137,6 +147,7 @@ impl WriterComponent {
         let writer = batch::Writer {
             store: &*self.store,
             dead: &self.dead,
+            stored: &self.stored,
             settings: &self.settings,
             metrics: &self.metrics,
             shutdown,

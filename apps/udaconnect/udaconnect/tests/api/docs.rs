@@ -21,7 +21,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// Every operation `udaconnect all` serves.
-const OPERATIONS: [(&str, &str); 14] = [
+const OPERATIONS: [(&str, &str); 15] = [
     ("get", "/api/persons"),
     ("post", "/api/persons"),
     ("get", "/api/persons/{person_id}"),
@@ -32,6 +32,7 @@ const OPERATIONS: [(&str, &str); 14] = [
     ("post", "/api/v2/persons"),
     ("get", "/api/v2/persons/{person_id}"),
     ("get", "/api/v2/persons/{person_id}/locations"),
+    ("get", "/api/v2/persons/{person_id}/meetings"),
     ("get", "/api/v2/persons/{person_id}/connections"),
     ("post", "/api/v2/locations"),
     ("post", "/api/v2/locations:batch"),

@@ -35,6 +35,13 @@ impl TestApp {
             .expect("served");
     }
 
+    /// Stops it the way a kill would: its work dropped where it stands,
+    /// nothing acknowledged, no transaction committed.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
     /// GET `path`: status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self

@@ -19,7 +19,10 @@
 //! bounded by the item limit (measured on the `udaconnect ingest`
 //! binary), rejections named and typed, years outside 1900..=2100
 //! refused; `keys` holds idempotency keys to "the id answered is the id
-//! stored" across retries, transports and edges.
+//! stored" across retries, transports and edges; `meetings` holds the
+//! meetings the pipeline computes, locations arriving late and out of
+//! order and a meetings process killed mid-stream, to the one-pass
+//! reference.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -35,6 +38,7 @@ mod hostile;
 mod ingest;
 mod keys;
 mod manifests;
+mod meetings;
 mod original;
 mod postgres;
 mod roles;

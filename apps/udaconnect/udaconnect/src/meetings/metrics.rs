@@ -1,0 +1,111 @@
+//! What the meetings target counts: locations folded in (and those that
+//! came again), meetings started, grown and joined, fold latency, retries,
+//! unreadable messages, and how far behind it is.
+
+use std::{sync::atomic::AtomicU64, time::Duration};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+use udaconnect_domain::meeting::MeetingChanges;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// The meetings target's metrics; cheap to clone.
+#[derive(Clone)]
+pub struct MeetingsMetrics {
+    locations: Family<OutcomeLabel, Counter>,
+    meetings: Family<OutcomeLabel, Counter>,
+    fold: Histogram,
+    retries: Counter,
+    unreadable: Counter,
+    pending: Gauge,
+    oldest: Gauge<f64, AtomicU64>,
+}
+
+impl MeetingsMetrics {
+    /// Creates the families and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            locations: Family::default(),
+            meetings: Family::default(),
+            fold: platform::metrics::latency_histogram(),
+            retries: Counter::default(),
+            unreadable: Counter::default(),
+            pending: Gauge::default(),
+            oldest: Gauge::default(),
+        };
+        registry.register(
+            "meetings_locations",
+            "Stored locations folded into the meetings: applied, or already (folded in before: a redelivery)",
+            metrics.locations.clone(),
+        );
+        registry.register(
+            "meetings_changes",
+            "Meetings started, grown, or joined into another",
+            metrics.meetings.clone(),
+        );
+        registry.register_with_unit(
+            "meetings_fold_duration",
+            "Time to fold one batch in, committed",
+            Unit::Seconds,
+            metrics.fold.clone(),
+        );
+        registry.register(
+            "meetings_retries",
+            "Batches tried again because the store could not fold them in",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            "meetings_unreadable",
+            "Messages of the stored-locations stream that could not be read, passed over",
+            metrics.unreadable.clone(),
+        );
+        registry.register(
+            "meetings_pending_messages",
+            "Messages of the stored-locations stream not folded in yet",
+            metrics.pending.clone(),
+        );
+        registry.register_with_unit(
+            "meetings_oldest_pending_age",
+            "Age of the oldest message not folded in yet",
+            Unit::Seconds,
+            metrics.oldest.clone(),
+        );
+        metrics
+    }
+
+    /// A batch folded in.
+    pub fn folded(&self, changes: &MeetingChanges, took: Duration) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let locations = |outcome| self.locations.get_or_create(&OutcomeLabel { outcome });
+        locations("applied").inc_by(count(changes.applied));
+        locations("already").inc_by(count(changes.already));
+        let meetings = |outcome| self.meetings.get_or_create(&OutcomeLabel { outcome });
+        meetings("started").inc_by(count(changes.started.len()));
+        meetings("grown").inc_by(count(changes.grown.len()));
+        meetings("joined").inc_by(count(changes.joined.len()));
+        self.fold.observe(took.as_secs_f64());
+    }
+
+    /// A batch that will be tried again.
+    pub fn retry(&self) {
+        self.retries.inc();
+    }
+
+    /// A message passed over.
+    pub fn unreadable(&self) {
+        self.unreadable.inc();
+    }
+
+    /// How far behind: messages pending, and the oldest one's age.
+    pub fn lag(&self, pending: u64, oldest_seconds: f64) {
+        self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.oldest.set(oldest_seconds);
+    }
+}
