@@ -325,7 +325,7 @@ function renderContacts(fresh) {
     const person = contact.person;
     const row = el("tr", { "data-person": String(person.id) },
       el("td", { class: "name" }, el("span", { class: "swatch", style: `background:${colour(person.id)}` }), `${person.first_name} ${person.last_name}`),
-      el("td", {}, person.company_name),
+      el("td", { class: "company" }, person.company_name),
       el("td", { class: "num encounters" }, numberFormat.format(contact.encounters)),
       el("td", { class: "first" }, formatTime(contact.first_met)),
       el("td", { class: "last" }, formatTime(contact.last_met)),

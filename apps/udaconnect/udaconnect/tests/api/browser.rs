@@ -17,7 +17,7 @@ use testkit::{
     AppProcess, Browser, NatsServer, Page, PostgresServer, Viewport, eventually, free_port,
 };
 
-use super::helpers::{PATIENCE, UDACONNECT, run};
+use super::helpers::{PATIENCE, UDACONNECT, run, spawn_app};
 
 /// `udaconnect <target>` as an operator starts it.
 fn start(target: &str, envs: &[(&str, String)]) -> AppProcess {
@@ -464,4 +464,103 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     .await;
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
     drop((ingest, writer));
+}
+
+/// The contacts table's width against its box's, where its Closest header
+/// is in the window once scrolled to, and whether that is what shows there
+/// (not hidden under something else).
+const TABLE_FIT: &str = r#"(() => {
+  const table = document.getElementById('contacts');
+  const header = table.querySelector('th.closest');
+  header.scrollIntoView({ block: 'center', inline: 'nearest' });
+  const box = header.getBoundingClientRect();
+  const seen = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return {
+    table: table.scrollWidth,
+    column: table.parentElement.clientWidth,
+    scrolled: table.parentElement.scrollLeft,
+    page: document.documentElement.scrollWidth,
+    window: [window.innerWidth, window.innerHeight],
+    closest: [box.left, box.top, box.right, box.bottom],
+    shown: seen !== null && header.contains(seen),
+  };
+})()"#;
+
+/// Asserts that the contacts table fits its column and its Closest header
+/// is in the window, at the page's current size.
+async fn table_fits(page: &Page, what: &str) {
+    let fit = page.eval(TABLE_FIT).await;
+    let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
+    let (width, height) = (number(&fit["window"][0]), number(&fit["window"][1]));
+    assert!(
+        number(&fit["table"]) <= number(&fit["column"]),
+        "{what}: the table is wider than its column: {fit}"
+    );
+    assert!(
+        number(&fit["page"]) <= width,
+        "{what}: the page is wider than the window: {fit}"
+    );
+    let closest: Vec<f64> = (0..4).map(|i| number(&fit["closest"][i])).collect();
+    assert!(
+        closest[2] > closest[0]
+            && closest[0] >= 0.0
+            && closest[1] >= 0.0
+            && closest[2] <= width
+            && closest[3] <= height
+            && fit["shown"] == json!(true)
+            && fit["scrolled"] == json!(0),
+        "{what}: the Closest header is not in the window: {fit}"
+    );
+}
+
+#[tokio::test]
+async fn the_contacts_table_fits_its_column_at_every_width() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&[]).await;
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/#person=1", app.base)).await;
+    page.wait_for(
+        "the person shown",
+        PATIENCE,
+        "!document.getElementById('person-view').hidden && document.getElementById('start').value !== ''",
+    )
+    .await;
+    // A day of the demo, where attendee 1 met many, some of them from
+    // companies with long names.
+    set_control(&page, "start", "2020-06-08").await;
+    set_control(&page, "end", "2020-06-09").await;
+    set_control(&page, "distance", "2").await;
+    page.wait_for(
+        "the contacts",
+        PATIENCE,
+        "document.querySelectorAll('#contacts tbody tr').length >= 10 \
+         && document.getElementById('end').value === '2020-06-09'",
+    )
+    .await;
+    let companies = page
+        .eval("Math.max(...[...document.querySelectorAll('#contacts td.company')].map((td) => td.textContent.length))")
+        .await;
+    assert!(
+        companies.as_u64().is_some_and(|longest| longest >= 20),
+        "a long company name among the contacts: {companies}"
+    );
+    table_fits(&page, "1280 x 800").await;
+    page.screenshot(&screenshots().join("udaconnect-table-1280.png"))
+        .await;
+    for (width, height, mobile) in [(1024, 768, false), (900, 800, false), (700, 900, false)] {
+        page.set_viewport(Viewport {
+            width,
+            height,
+            scale: 1.0,
+            mobile,
+        })
+        .await;
+        table_fits(&page, &format!("{width} x {height}")).await;
+    }
+    page.set_viewport(Viewport::PHONE).await;
+    table_fits(&page, "a phone").await;
+    page.screenshot(&screenshots().join("udaconnect-table-phone.png"))
+        .await;
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
 }
