@@ -89,6 +89,13 @@ function formatTime(iso) {
   return year === yearFormat.format(new Date()) ? short : `${short}, ${year}`;
 }
 
+const rateFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+/** Locations per second: a tenth shown below ten ("4.8"), whole above. */
+function formatRate(rate) {
+  return rate < 10 ? rateFormat.format(rate) : numberFormat.format(Math.round(rate));
+}
+
 function formatMetres(metres) {
   return metres < 10 ? `${metres.toFixed(2)} m` : `${metres.toFixed(1)} m`;
 }
@@ -502,7 +509,7 @@ function connectLive(retry = LIVE_RETRY_FIRST) {
       return;
     }
     setLive("live");
-    $("rate").textContent = numberFormat.format(Math.round(stats.rate));
+    $("rate").textContent = formatRate(stats.rate);
     $("locations-total").textContent = numberFormat.format(stats.locations);
     $("persons-total").textContent = numberFormat.format(stats.persons);
     const grew = state.liveLocations !== null && stats.locations > state.liveLocations;
