@@ -13,7 +13,7 @@ use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
     ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
     KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,
+    PersonOrder, PersonSearch, Stats, Store, StoreError, Timestamp, query::round_to_mm,
 };
 
 use super::{
@@ -157,7 +157,10 @@ impl Store for PgStore {
         let rows = self
             .query(
                 "searching persons",
-                sql::SEARCH_PERSONS,
+                match search.order {
+                    PersonOrder::Id => sql::SEARCH_PERSONS,
+                    PersonOrder::Newest => sql::SEARCH_PERSONS_NEWEST,
+                },
                 &[&search.after, &search.text, &limit(search.limit)],
             )
             .await?;

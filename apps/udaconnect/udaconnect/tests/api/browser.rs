@@ -282,7 +282,7 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         "the list shows them",
         PATIENCE,
         "JSON.stringify([...document.querySelectorAll('#person-list .name')]\
-         .map((n) => n.textContent)) === '[\"Ada Lovelace\",\"Grace Hopper\"]'",
+         .map((n) => n.textContent)) === '[\"Grace Hopper\",\"Ada Lovelace\"]'",
     )
     .await;
 
@@ -561,6 +561,140 @@ async fn the_contacts_table_fits_its_column_at_every_width() {
     table_fits(&page, "a phone").await;
     page.screenshot(&screenshots().join("udaconnect-table-phone.png"))
         .await;
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
+}
+
+/// The people listed (their ids, in order), whether there are more to
+/// list, and the count shown.
+const READ_PEOPLE: &str = r#"({
+  ids: [...document.querySelectorAll('#person-list li')].map((li) => Number(li.dataset.id)),
+  more: !document.getElementById('people-more').hidden,
+  count: document.getElementById('people-count').textContent,
+})"#;
+
+/// Types `text` into the people search, as a person would.
+async fn search_people(page: &Page, text: &str) {
+    page.eval(&format!(
+        r#"(() => {{
+            const search = document.getElementById('search');
+            search.value = {text};
+            search.dispatchEvent(new Event('input', {{ bubbles: true }}));
+        }})()"#,
+        text = json!(text)
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_person_added_through_the_api_is_listed_and_counted_at_once() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&[]).await;
+    let (_, stats) = app.get("/api/v2/stats").await;
+    let everyone = stats["persons"].as_u64().expect("a count");
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/", app.base)).await;
+    // Newest first, everyone counted (not "50+").
+    let listed = page
+        .wait_for(
+            "the people and their count",
+            PATIENCE,
+            &format!(
+                "(() => {{ const shown = {READ_PEOPLE}; \
+                 return shown.ids.length === 50 && shown.count === numberFormat.format({everyone}) ? shown : null; }})()"
+            ),
+        )
+        .await;
+    let ids: Vec<u64> = serde_json::from_value(listed["ids"].clone()).expect("ids");
+    assert_eq!(ids[0], everyone, "the newest first: {listed}");
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{listed}");
+
+    // Someone else adds a person while the page is open.
+    let (status, person) = app
+        .post(
+            "/api/v2/persons",
+            &json!({"first_name": "Zelda", "last_name": "Quartermain", "company_name": "Late Arrivals"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    let id = person["id"].as_u64().expect("an id");
+    let listed = page
+        .wait_for(
+            "the new person on top, counted",
+            PATIENCE,
+            &format!(
+                "(() => {{ const shown = {READ_PEOPLE}; \
+                 return shown.ids[0] === {id} && shown.count === numberFormat.format({}) ? shown : null; }})()",
+                everyone + 1
+            ),
+        )
+        .await;
+    assert_eq!(listed["ids"].as_array().map(Vec::len), Some(51), "{listed}");
+    let name = page
+        .eval("document.querySelector('#person-list li .name').textContent")
+        .await;
+    assert_eq!(name, json!("Zelda Quartermain"));
+
+    // Found by a search, alone, and counted.
+    search_people(&page, "quartermain").await;
+    page.wait_for(
+        "the search's answer",
+        PATIENCE,
+        &format!(
+            "(() => {{ const shown = {READ_PEOPLE}; \
+             return JSON.stringify(shown.ids) === '[{id}]' && shown.count === '1' && !shown.more; }})()"
+        ),
+    )
+    .await;
+
+    // A search that finds more than a page: "more than" those listed
+    // until every one is, then how many.
+    search_people(&page, "a").await;
+    let found = every_page(
+        &format!("{}/api/v2/persons?q=a&limit=1000", app.base),
+        "persons",
+    )
+    .await
+    .len();
+    assert!(found > 100, "{found} persons with an a");
+    page.wait_for(
+        "more than a page found",
+        PATIENCE,
+        &format!(
+            "(() => {{ const shown = {READ_PEOPLE}; \
+             return shown.ids.length === 50 && shown.more && shown.count === 'more than ' + numberFormat.format(50); }})()"
+        ),
+    )
+    .await;
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let shown = page.eval(READ_PEOPLE).await;
+        if shown["more"] == json!(false) {
+            assert_eq!(
+                shown["ids"].as_array().map(Vec::len),
+                Some(found),
+                "{shown}"
+            );
+            let count = page.eval(&format!("numberFormat.format({found})")).await;
+            assert_eq!(shown["count"], count, "{shown}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "every match listed within {PATIENCE:?}: {shown}"
+        );
+        page.eval("document.getElementById('people-more').click()")
+            .await;
+        page.wait_for(
+            "the next page",
+            PATIENCE,
+            &format!(
+                "document.querySelectorAll('#person-list li').length > {}",
+                shown["ids"].as_array().map_or(0, Vec::len)
+            ),
+        )
+        .await;
+    }
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
     app.stop().await;
 }

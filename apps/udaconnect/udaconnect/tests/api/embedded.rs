@@ -585,3 +585,67 @@ async fn a_cut_answer_is_the_start_of_the_whole_answer() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn persons_page_newest_first_so_the_last_added_comes_first() {
+    let app = spawn_app(&[]).await;
+    let (status, added) = app
+        .post(
+            "/api/v2/persons",
+            &json!({"first_name": "Nia", "last_name": "Newcomer", "company_name": "Latecomers"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_i64().expect("an id");
+    let (_, stats) = app.get("/api/v2/stats").await;
+    let everyone = stats["persons"].as_u64().expect("a count");
+    // Every page, newest first: everyone once, the one just added first.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = app
+            .get(&format!("/api/v2/persons?order=newest&limit=7{cursor}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let persons = page["persons"].as_array().expect("persons");
+        seen.extend(
+            persons
+                .iter()
+                .map(|person| person["id"].as_i64().expect("an id")),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.first(), Some(&id));
+    assert_eq!(seen.last(), Some(&1));
+    assert!(seen.windows(2).all(|pair| pair[0] > pair[1]), "{seen:?}");
+    assert_eq!(u64::try_from(seen.len()).ok(), Some(everyone));
+    // A search, newest first.
+    let (_, found) = app.get("/api/v2/persons?order=newest&q=NEWCOMER").await;
+    assert_eq!(found["persons"], json!([added]));
+    // A cursor pages in the order it was made for; the order and the text
+    // are checked.
+    let (_, first) = app.get("/api/v2/persons?order=newest&limit=1").await;
+    let newest_cursor = first["next_cursor"].as_str().expect("a cursor");
+    for (path, named) in [
+        (format!("/api/v2/persons?cursor={newest_cursor}"), "cursor"),
+        ("/api/v2/persons?order=oldest".to_owned(), "order"),
+        (format!("/api/v2/persons?q={}", "x".repeat(201)), "q"),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|error| error.contains(named)),
+            "{path}: {body} should name {named}"
+        );
+    }
+    let (status, _) = app
+        .get(&format!("/api/v2/persons?q={}", "x".repeat(200)))
+        .await;
+    assert_eq!(status, 200, "200 characters are searched");
+    app.stop().await;
+}
