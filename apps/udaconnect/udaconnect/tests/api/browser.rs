@@ -698,3 +698,52 @@ async fn a_person_added_through_the_api_is_listed_and_counted_at_once() {
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
     app.stop().await;
 }
+
+/// Whether the header's rate reads from `low` to `high` locations a
+/// second, as the page writes rates (its own formatter, whatever the
+/// locale).
+fn rate_between(low: f64, high: f64) -> String {
+    format!(
+        "(() => {{ const shown = document.getElementById('rate').textContent; \
+         for (let tenths = {}; tenths <= {}; tenths++) if (formatRate(tenths / 10) === shown) return shown; \
+         return null; }})()",
+        (low * 10.0).round(),
+        (high * 10.0).round()
+    )
+}
+
+#[tokio::test]
+async fn the_demo_feed_shows_a_steady_rate_in_the_header() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&["--demo-feed", "5"]).await;
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/", app.base)).await;
+    page.wait_for("five a second shown", PATIENCE, &rate_between(4.5, 5.5))
+        .await;
+    // Every second after, the count grows and the rate stays near five:
+    // never 0 between batches, never twice the rate.
+    let total = "document.getElementById('locations-total').textContent";
+    let mut counted = page.eval(total).await;
+    for second in 0..8 {
+        counted = page
+            .wait_for(
+                "the next count",
+                PATIENCE,
+                &format!(
+                    "(() => {{ const now = {total}; return now !== {counted} ? now : null; }})()"
+                ),
+            )
+            .await;
+        let rate = page
+            .eval("document.getElementById('rate').textContent")
+            .await;
+        let steady = page.eval(&rate_between(4.5, 5.5)).await;
+        assert_ne!(
+            steady,
+            Value::Null,
+            "{rate} locations/s shown {second} s on"
+        );
+    }
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
+}
