@@ -4,8 +4,11 @@
 //! simulator walks two of them around one venue, and what is checked is
 //! what a person sees: the contacts the API answers, with its counts and
 //! times, for each setting of the controls; a point per location on the
-//! plot; a message, not a blank page, when the API is gone. Screenshots go
-//! to `target/e2e/`, and one to `docs/` for the README.
+//! plot; a message, not a blank page, when the API is gone. The other
+//! tests run the embedded demo in this process, as `cargo run` serves it:
+//! the contacts table fitting its column at every width, a person added
+//! through the API listed and counted at once, and the demo feed's steady
+//! rate in the header. Screenshots go to `target/e2e/`.
 
 use std::{
     path::{Path, PathBuf},
