@@ -28,7 +28,7 @@ pub use self::{
     },
     query::{
         Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance,
-        LocationCursor, LocationRange, PersonSearch, Within,
+        LocationCursor, LocationRange, PersonOrder, PersonSearch, Within,
     },
     store::{InsertReport, Stats, Store, StoreError},
     time::Timestamp,

@@ -223,16 +223,29 @@ pub fn round_to_mm(metres: f64) -> f64 {
     (metres * 1000.0).round() / 1000.0
 }
 
-/// A page of persons: by id, optionally only those whose first name, last
-/// name or company contains `text` (case-insensitive).
+/// A page of persons: in `order`, optionally only those whose first name,
+/// last name or company contains `text` (case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonSearch {
     /// The text to look for; `None` for everyone.
     pub text: Option<String>,
-    /// Ids greater than this one.
+    /// Which way the ids run.
+    pub order: PersonOrder,
+    /// Past this id, in `order`: greater ids by id, smaller ones newest
+    /// first.
     pub after: Option<PersonId>,
     /// At most this many (1 ..= [`MAX_PAGE`]).
     pub limit: usize,
+}
+
+/// The order of a page of persons.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PersonOrder {
+    /// By id, the first created first.
+    #[default]
+    Id,
+    /// By id descending: the last created first.
+    Newest,
 }
 
 /// A page of one person's locations, by time then id.

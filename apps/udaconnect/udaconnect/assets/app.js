@@ -20,6 +20,8 @@ const state = {
   search: "",
   peopleCursor: null,
   peopleRun: 0,
+  /** Persons stored, as the live stream last said. */
+  livePersons: null,
   person: null,
   query: null,
   contacts: [],
@@ -89,6 +91,13 @@ function formatTime(iso) {
   return year === yearFormat.format(new Date()) ? short : `${short}, ${year}`;
 }
 
+const rateFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+/** Locations per second: a tenth shown below ten ("4.8"), whole above. */
+function formatRate(rate) {
+  return rate < 10 ? rateFormat.format(rate) : numberFormat.format(Math.round(rate));
+}
+
 function formatMetres(metres) {
   return metres < 10 ? `${metres.toFixed(2)} m` : `${metres.toFixed(1)} m`;
 }
@@ -113,10 +122,17 @@ function svg(tag, attributes = {}) {
 
 // ---- People ----------------------------------------------------------
 
+/** A page of people: newest first, so that whoever was just added is on
+ *  top; only those matching the search, if any. */
+function peopleParams() {
+  const params = new URLSearchParams({ limit: String(PEOPLE_PAGE), order: "newest" });
+  if (state.search) params.set("q", state.search);
+  return params;
+}
+
 async function loadPeople(reset) {
   const run = ++state.peopleRun;
-  const params = new URLSearchParams({ limit: String(PEOPLE_PAGE) });
-  if (state.search) params.set("q", state.search);
+  const params = peopleParams();
   if (!reset && state.peopleCursor) params.set("cursor", state.peopleCursor);
   let page;
   try {
@@ -131,10 +147,54 @@ async function loadPeople(reset) {
   if (reset) list.replaceChildren();
   for (const person of page.persons) list.append(personItem(person));
   state.peopleCursor = page.next_cursor;
-  $("people-more").hidden = !page.next_cursor;
-  $("people-empty").hidden = list.children.length > 0;
-  $("people-count").textContent = page.next_cursor ? `${list.children.length}+` : `${list.children.length}`;
+  showPeopleCount();
   markCurrent();
+}
+
+/** Someone was added (the live count grew): the newest page again, and
+ *  whoever is not listed yet on top of the list. */
+async function refreshNewestPeople() {
+  const run = state.peopleRun;
+  let page;
+  try {
+    page = await api(`/api/v2/persons?${peopleParams()}`);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  // A search or a page asked for meanwhile answers for itself.
+  if (run !== state.peopleRun) return;
+  const list = $("person-list");
+  const top = list.firstElementChild ? Number(list.firstElementChild.dataset.id) : 0;
+  const fresh = page.persons.filter((person) => person.id > top);
+  if (fresh.length === page.persons.length && page.next_cursor && list.firstElementChild) {
+    // More were added than a page holds: start the list again.
+    loadPeople(true);
+    return;
+  }
+  if (list.children.length === 0) state.peopleCursor = page.next_cursor;
+  list.prepend(...fresh.map(personItem));
+  showPeopleCount();
+  markCurrent();
+}
+
+/** How many people: everyone, as the live stream counts them; for a
+ *  search, those found, or "more than" those listed while there are more
+ *  to list. */
+function showPeopleCount() {
+  const listed = $("person-list").children.length;
+  const more = state.peopleCursor !== null;
+  $("people-more").hidden = !more;
+  $("people-empty").hidden = listed > 0;
+  let text;
+  if (!state.search && state.livePersons !== null) {
+    text = numberFormat.format(Math.max(state.livePersons, listed));
+  } else if (more) {
+    text = `more than ${numberFormat.format(listed)}`;
+  } else {
+    text = numberFormat.format(listed);
+  }
+  $("people-count").textContent = text;
 }
 
 function personItem(person) {
@@ -325,7 +385,7 @@ function renderContacts(fresh) {
     const person = contact.person;
     const row = el("tr", { "data-person": String(person.id) },
       el("td", { class: "name" }, el("span", { class: "swatch", style: `background:${colour(person.id)}` }), `${person.first_name} ${person.last_name}`),
-      el("td", {}, person.company_name),
+      el("td", { class: "company" }, person.company_name),
       el("td", { class: "num encounters" }, numberFormat.format(contact.encounters)),
       el("td", { class: "first" }, formatTime(contact.first_met)),
       el("td", { class: "last" }, formatTime(contact.last_met)),
@@ -502,11 +562,15 @@ function connectLive(retry = LIVE_RETRY_FIRST) {
       return;
     }
     setLive("live");
-    $("rate").textContent = numberFormat.format(Math.round(stats.rate));
+    $("rate").textContent = formatRate(stats.rate);
     $("locations-total").textContent = numberFormat.format(stats.locations);
     $("persons-total").textContent = numberFormat.format(stats.persons);
     const grew = state.liveLocations !== null && stats.locations > state.liveLocations;
     state.liveLocations = stats.locations;
+    const added = state.livePersons !== null && stats.persons > state.livePersons;
+    state.livePersons = stats.persons;
+    showPeopleCount();
+    if (added) refreshNewestPeople();
     if (grew) refreshIfOpen();
   });
 }

@@ -5,6 +5,8 @@
 //! The HTTP routes are composed here, once: the query API's (`all`,
 //! `api`), the ingest edge's location writes (`all`, `ingest`), and one
 //! OpenAPI document describing exactly those; no path is routed twice.
+//! `all` on the embedded store also runs the demo's live feed
+//! ([`crate::demo`]), through its edge.
 //! `writer` serves only `/livez`, `/readyz` and `/metrics`.
 //!
 //! [`Application::build`] binds the listener first, so tests (and the log
@@ -35,6 +37,7 @@ use crate::{
         live::{LiveStats, RateMeter},
     },
     cli::{BusConfig, Config, StoreConfig, redacted},
+    demo::DemoFeed,
     ingest::IngestComponent,
     meetings::MeetingsComponent,
     writer::WriterComponent,
@@ -161,6 +164,9 @@ impl Application {
                 )
                 .await?;
                 grpc = edge.grpc_addr().ok();
+                if let Some(feed) = config.demo_feed {
+                    service.add(DemoFeed::new(edge.edge(), Arc::clone(&store), feed));
+                }
                 let edge_routes = edge.routes();
                 routes = Some(match routes {
                     Some(api) => api.merge(edge_routes),

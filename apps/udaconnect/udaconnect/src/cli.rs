@@ -361,6 +361,59 @@ pub struct MeetingsTargetArgs {
     pub meetings: MeetingsArgs,
 }
 
+/// The demo feed's locations a second when the embedded store is used
+/// and `UDACONNECT_DEMO_FEED` is not set.
+pub const DEMO_FEED_DEFAULT: f64 = 5.0;
+/// The largest `UDACONNECT_DEMO_FEED`.
+pub const DEMO_FEED_MAX: f64 = 1_000.0;
+
+/// The embedded demo's live feed.
+#[derive(Debug, Clone, Args)]
+pub struct DemoFeedArgs {
+    /// Locations a second, in all, that the embedded demo's attendees report as they walk between booths, taken by the ingest edge like any client's; 0: none. Only with the embedded store [default: 5 without DATABASE_URL, 0 with it].
+    #[arg(long, env = "UDACONNECT_DEMO_FEED", value_parser = parse_feed_rate)]
+    pub demo_feed: Option<f64>,
+    /// Most locations the demo feed sends before it stops (the embedded store keeps every location in memory).
+    #[arg(long, env = "UDACONNECT_DEMO_FEED_LIMIT", default_value = "1000000", value_parser = parse_count)]
+    pub demo_feed_limit: usize,
+}
+
+/// The demo feed, checked: on, with the embedded store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DemoFeedConfig {
+    /// Locations a second, more than 0.
+    pub rate: f64,
+    /// Locations sent in all, at most.
+    pub limit: u64,
+    /// Where the attendees start and which way they walk.
+    pub seed: u64,
+}
+
+impl DemoFeedArgs {
+    /// The feed for `store`: on by default with the embedded store, never
+    /// with PostgreSQL (made-up locations are not written to a database).
+    fn config(&self, store: &StoreConfig) -> Result<Option<DemoFeedConfig>, ConfigError> {
+        match store {
+            StoreConfig::Embedded { seed } => {
+                let rate = self.demo_feed.unwrap_or(DEMO_FEED_DEFAULT);
+                Ok((rate > 0.0).then(|| DemoFeedConfig {
+                    rate,
+                    limit: u64::try_from(self.demo_feed_limit).unwrap_or(u64::MAX),
+                    seed: *seed,
+                }))
+            }
+            StoreConfig::Postgres { .. } => match self.demo_feed {
+                Some(rate) if rate > 0.0 => Err(ConfigError::new(
+                    "UDACONNECT_DEMO_FEED",
+                    "--demo-feed",
+                    "feeds only the embedded store's demo, never a database: unset it, or DATABASE_URL",
+                )),
+                _ => Ok(None),
+            },
+        }
+    }
+}
+
 /// Settings of `udaconnect all`.
 #[derive(Debug, Clone, Args)]
 pub struct AllArgs {
@@ -374,6 +427,8 @@ pub struct AllArgs {
     pub writer: WriterArgs,
     #[command(flatten)]
     pub meetings: MeetingsArgs,
+    #[command(flatten)]
+    pub demo: DemoFeedArgs,
 }
 
 /// Settings of `udaconnect ingest`.
@@ -510,6 +565,17 @@ fn parse_count(input: &str) -> Result<usize, String> {
         .ok_or_else(|| "must be at most 100000000".to_owned())
 }
 
+fn parse_feed_rate(input: &str) -> Result<f64, String> {
+    let rate: f64 = input
+        .trim()
+        .parse()
+        .map_err(|_| "expected locations a second, such as 5 or 0.5".to_owned())?;
+    if !(0.0..=DEMO_FEED_MAX).contains(&rate) {
+        return Err(format!("must be from 0 to {DEMO_FEED_MAX}"));
+    }
+    Ok(rate)
+}
+
 fn parse_days(input: &str) -> Result<u32, String> {
     let days = parse_positive(input)?;
     u32::try_from(days)
@@ -636,6 +702,8 @@ pub struct Config {
     pub writer: Option<WriterArgs>,
     /// The meetings, if it computes them.
     pub meetings: Option<MeetingsConfig>,
+    /// The embedded demo's live feed, if on.
+    pub demo_feed: Option<DemoFeedConfig>,
 }
 
 /// What the process does.
@@ -657,22 +725,27 @@ impl Cli {
     /// Checks what clap cannot check alone.
     pub fn plan(self) -> Result<Plan, ConfigError> {
         let config = match self.target.unwrap_or(Target::All(self.all)) {
-            Target::All(args) => Config {
-                target: "all",
-                store: args.serve.store.config(),
-                http: args.serve.http,
-                log: args.serve.log,
-                api: Some(args.serve.api),
-                bus: Some(args.bus.config("all", false)?),
-                ingest: Some(args.ingest),
-                writer: Some(args.writer),
-                meetings: Some(MeetingsConfig {
-                    rules: args.meetings.rules()?,
-                    args: args.meetings,
-                }),
-            },
+            Target::All(args) => {
+                let store = args.serve.store.config();
+                Config {
+                    target: "all",
+                    demo_feed: args.demo.config(&store)?,
+                    store,
+                    http: args.serve.http,
+                    log: args.serve.log,
+                    api: Some(args.serve.api),
+                    bus: Some(args.bus.config("all", false)?),
+                    ingest: Some(args.ingest),
+                    writer: Some(args.writer),
+                    meetings: Some(MeetingsConfig {
+                        rules: args.meetings.rules()?,
+                        args: args.meetings,
+                    }),
+                }
+            }
             Target::Api(args) => Config {
                 target: "api",
+                demo_feed: None,
                 store: args.store.config(),
                 http: args.http,
                 log: args.log,
@@ -684,6 +757,7 @@ impl Cli {
             },
             Target::Ingest(args) => Config {
                 target: "ingest",
+                demo_feed: None,
                 store: args.database.config(),
                 bus: Some(args.bus.config("ingest", true)?),
                 http: args.http,
@@ -695,6 +769,7 @@ impl Cli {
             },
             Target::Writer(args) => Config {
                 target: "writer",
+                demo_feed: None,
                 store: args.database.config(),
                 bus: Some(args.bus.config("writer", true)?),
                 http: args.http,
@@ -706,6 +781,7 @@ impl Cli {
             },
             Target::Meetings(args) => Config {
                 target: "meetings",
+                demo_feed: None,
                 store: args.database.config(),
                 bus: Some(args.bus.config("meetings", true)?),
                 http: args.http,
@@ -753,6 +829,59 @@ pub fn redacted(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_feed_runs_on_the_embedded_demo_only() {
+        let feed = |rate: Option<f64>| DemoFeedArgs {
+            demo_feed: rate,
+            demo_feed_limit: 1_000,
+        };
+        let embedded = StoreConfig::Embedded { seed: 7 };
+        let on = |rate| {
+            Some(DemoFeedConfig {
+                rate,
+                limit: 1_000,
+                seed: 7,
+            })
+        };
+        assert_eq!(feed(None).config(&embedded).ok(), Some(on(5.0)));
+        assert_eq!(feed(Some(0.5)).config(&embedded).ok(), Some(on(0.5)));
+        assert_eq!(feed(Some(0.0)).config(&embedded).ok(), Some(None));
+        let postgres = StoreConfig::Postgres {
+            url: "postgres://db/x".to_owned(),
+            pg: PgArgs {
+                pg_sslmode: None,
+                pg_sslrootcert: None,
+                pg_pool_size: 16,
+                pg_statement_timeout: Duration::from_secs(10),
+            },
+            migrate: true,
+            replica: true,
+        };
+        assert_eq!(feed(None).config(&postgres).ok(), Some(None));
+        assert_eq!(feed(Some(0.0)).config(&postgres).ok(), Some(None));
+        let refused = feed(Some(5.0))
+            .config(&postgres)
+            .err()
+            .map(|err| err.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|err| err.contains("UDACONNECT_DEMO_FEED")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn the_demo_feed_rate_is_bounded() {
+        assert_eq!(parse_feed_rate("5"), Ok(5.0));
+        assert_eq!(parse_feed_rate(" 0.5 "), Ok(0.5));
+        assert_eq!(parse_feed_rate("0"), Ok(0.0));
+        assert_eq!(parse_feed_rate("1000"), Ok(1000.0));
+        for bad in ["-1", "1000.5", "NaN", "inf", "fast", ""] {
+            assert!(parse_feed_rate(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn database_urls_are_checked_and_never_logged_with_a_password() {

@@ -1,12 +1,13 @@
 //! The `udaconnect` binary as a library: its command line, the application
 //! that runs a target, the HTTP API, the ingest edge, the writer, the
-//! meetings and the simulator, so integration tests, the chaos harness and
-//! the benchmark build exactly what `main` runs.
+//! meetings, the simulator and the embedded demo's live feed, so integration
+//! tests, the chaos harness and the benchmark build exactly what `main` runs.
 
 pub mod api;
 pub mod app;
 pub mod bus_wire;
 pub mod cli;
+pub mod demo;
 pub mod ingest;
 pub mod meetings;
 pub mod proto;

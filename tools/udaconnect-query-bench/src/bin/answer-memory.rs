@@ -56,6 +56,8 @@ async fn measure(binary: &Path, settings: &[(&str, &str)]) -> anyhow::Result<Cos
         .map(|(name, value)| (*name, (*value).to_owned()))
         .collect();
     env.push(("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()));
+    // The demo as it was made: no live feed adding locations meanwhile.
+    env.push(("UDACONNECT_DEMO_FEED", "0".to_owned()));
     let app = AppProcess::spawn(binary, "UDACONNECT", &["all"], &env);
     let http = reqwest::Client::builder().timeout(PATIENCE).build()?;
     let base = app.base_url().trim_end_matches('/').to_owned();

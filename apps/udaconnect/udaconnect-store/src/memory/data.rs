@@ -14,7 +14,7 @@ use rstar::{AABB, RTree, primitives::GeomWithData};
 use udaconnect_domain::{
     ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
     KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonSearch, Position, Stats, StoreError, Timestamp,
+    PersonOrder, PersonSearch, Position, Stats, StoreError, Timestamp,
     claim::{first_of_each_key, outcomes},
     geodesic::search_boxes,
     query::round_to_mm,
@@ -172,9 +172,12 @@ impl Data {
 
     pub fn search_persons(&self, search: &PersonSearch) -> Vec<Person> {
         let needle = search.text.as_deref().map(str::to_lowercase);
-        let from = search.after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.persons
-            .range((from, Bound::Unbounded))
+        let past = search.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let in_order: Box<dyn Iterator<Item = (&PersonId, &Person)>> = match search.order {
+            PersonOrder::Id => Box::new(self.persons.range((past, Bound::Unbounded))),
+            PersonOrder::Newest => Box::new(self.persons.range((Bound::Unbounded, past)).rev()),
+        };
+        in_order
             .map(|(_, person)| person)
             .filter(|person| match &needle {
                 None => true,

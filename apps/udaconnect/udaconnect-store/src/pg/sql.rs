@@ -57,6 +57,18 @@ WHERE ($1::int4 IS NULL OR id > $1)
 ORDER BY id
 LIMIT $3"#;
 
+/// [`SEARCH_PERSONS`] newest first: ids below `$1`, descending.
+pub const SEARCH_PERSONS_NEWEST: &str = r#"
+SELECT id, first_name, last_name, company_name
+FROM person
+WHERE ($1::int4 IS NULL OR id < $1)
+  AND ($2::text IS NULL
+       OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(company_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0)
+ORDER BY id DESC
+LIMIT $3"#;
+
 pub const CREATE_PERSON: &str = "INSERT INTO person (first_name, last_name, company_name) \
      VALUES ($1, $2, $3) RETURNING id";
 
@@ -576,11 +588,12 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 33] = [
+    const STATEMENTS: [(&str, &str); 34] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
         ("SEARCH_PERSONS", SEARCH_PERSONS),
+        ("SEARCH_PERSONS_NEWEST", SEARCH_PERSONS_NEWEST),
         ("CREATE_PERSON", CREATE_PERSON),
         ("LOCATION", LOCATION),
         ("INSERT_LOCATIONS", INSERT_LOCATIONS),

@@ -21,6 +21,17 @@ WHERE ($1::int4 IS NULL OR id > $1)
 ORDER BY id
 LIMIT $3;
 
+-- SEARCH_PERSONS_NEWEST
+SELECT id, first_name, last_name, company_name
+FROM person
+WHERE ($1::int4 IS NULL OR id < $1)
+  AND ($2::text IS NULL
+       OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
+       OR strpos(lower(company_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0)
+ORDER BY id DESC
+LIMIT $3;
+
 -- CREATE_PERSON
 INSERT INTO person (first_name, last_name, company_name) VALUES ($1, $2, $3) RETURNING id;
 

@@ -13,7 +13,7 @@ use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
     ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
     KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonSearch, Stats, Store, StoreError, Timestamp,
+    PersonOrder, PersonSearch, Stats, Store, StoreError, Timestamp,
     meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
     query::round_to_mm,
 };
@@ -159,7 +159,10 @@ impl Store for PgStore {
         let rows = self
             .query(
                 "searching persons",
-                sql::SEARCH_PERSONS,
+                match search.order {
+                    PersonOrder::Id => sql::SEARCH_PERSONS,
+                    PersonOrder::Newest => sql::SEARCH_PERSONS_NEWEST,
+                },
                 &[&search.after, &search.text, &limit(search.limit)],
             )
             .await?;

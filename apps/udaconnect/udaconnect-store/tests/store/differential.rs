@@ -4,7 +4,7 @@
 
 use udaconnect_domain::{
     CompatQuery, ConnectionQuery, Contact, ContactCursor, Distance, LocationCursor, LocationRange,
-    PersonId, PersonSearch, Store, Timestamp, Within, conference::Dataset,
+    PersonId, PersonOrder, PersonSearch, Store, Timestamp, Within, conference::Dataset,
 };
 use udaconnect_store::{MemoryStore, PgStore};
 
@@ -122,13 +122,17 @@ async fn compare(seed: u64, pg: &PgStore, url: &str, data: &Dataset) {
             }
         }
     }
-    for text in [
+    for (text, order) in [
         None,
         Some("first1".to_owned()),
         Some("COMPANY 2".to_owned()),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|text| [(text.clone(), PersonOrder::Id), (text, PersonOrder::Newest)])
+    {
         let mut search = PersonSearch {
-            text: text.clone(),
+            text,
+            order,
             after: None,
             limit: 4,
         };

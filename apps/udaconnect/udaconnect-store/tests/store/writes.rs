@@ -3,7 +3,7 @@
 
 use udaconnect_domain::{
     CompatQuery, Distance, InsertReport, LocationRange, LocationRecord, NewLocation, NewPerson,
-    PersonSearch, Position, Store, StoreError, Timestamp,
+    PersonOrder, PersonSearch, Position, Store, StoreError, Timestamp,
 };
 use udaconnect_store::MemoryStore;
 
@@ -223,6 +223,7 @@ async fn search_pages_see_everyone_once(store: &dyn Store) {
     let mut seen = Vec::new();
     let mut search = PersonSearch {
         text: None,
+        order: PersonOrder::Id,
         after: None,
         limit: 3,
     };
@@ -246,6 +247,40 @@ async fn search_pages_see_everyone_once(store: &dyn Store) {
     assert!(seen.len() > 10, "{seen:?}");
 }
 
+/// Newest first, those added while paging sort before the cursor: each
+/// page goes on where the last ended, and everyone there at the start is
+/// seen once, the last created first.
+async fn newest_first_pages_see_everyone_once(store: &dyn Store) {
+    let first = store
+        .search_persons(&PersonSearch {
+            text: None,
+            order: PersonOrder::Newest,
+            after: None,
+            limit: 1,
+        })
+        .await
+        .expect("the newest");
+    let newest = first.first().expect("someone").id;
+    let mut seen = Vec::new();
+    let mut search = PersonSearch {
+        text: None,
+        order: PersonOrder::Newest,
+        after: None,
+        limit: 3,
+    };
+    loop {
+        let page = store.search_persons(&search).await.expect("page");
+        seen.extend(page.iter().map(|person| person.id));
+        let Some(last) = page.last() else { break };
+        search.after = Some(last.id);
+        store
+            .create_person(&NewPerson::new("Late", "Comer", "Elsewhere").expect("valid"))
+            .await
+            .expect("insert between pages");
+    }
+    assert_eq!(seen, (1..=newest).rev().collect::<Vec<i32>>());
+}
+
 #[tokio::test]
 async fn search_pages_see_everyone_once_while_persons_are_added() {
     let data = clustered(4, 10, 50);
@@ -253,6 +288,10 @@ async fn search_pages_see_everyone_once_while_persons_are_added() {
     db.store.bulk_load(&data).await.expect("load");
     search_pages_see_everyone_once(&db.store).await;
     search_pages_see_everyone_once(&MemoryStore::from_dataset(&data)).await;
+    let db = migrated().await;
+    db.store.bulk_load(&data).await.expect("load");
+    newest_first_pages_see_everyone_once(&db.store).await;
+    newest_first_pages_see_everyone_once(&MemoryStore::from_dataset(&data)).await;
 }
 
 #[tokio::test]

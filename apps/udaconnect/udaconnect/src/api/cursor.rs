@@ -9,7 +9,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use platform::http::ApiError;
 use udaconnect_domain::{
-    ContactCursor, LocationCursor, PersonId, Timestamp, meeting::MeetingCursor,
+    ContactCursor, LocationCursor, PersonId, PersonOrder, Timestamp, meeting::MeetingCursor,
 };
 
 fn encode(text: &str) -> String {
@@ -28,15 +28,24 @@ fn bad() -> ApiError {
     ApiError::bad_request("cursor is not one this API returned")
 }
 
-/// The cursor after person `id`.
-pub fn person(id: PersonId) -> String {
-    encode(&format!("p.{id}"))
+/// A persons cursor's prefix: the order it pages in.
+fn person_prefix(order: PersonOrder) -> &'static str {
+    match order {
+        PersonOrder::Id => "p.",
+        PersonOrder::Newest => "n.",
+    }
 }
 
-/// The person id a persons cursor stands for.
-pub fn parse_person(value: &str) -> Result<PersonId, ApiError> {
+/// The cursor after person `id`, in `order`.
+pub fn person(id: PersonId, order: PersonOrder) -> String {
+    encode(&format!("{}{id}", person_prefix(order)))
+}
+
+/// The person id a persons cursor stands for; refused if it was made for
+/// another order.
+pub fn parse_person(value: &str, order: PersonOrder) -> Result<PersonId, ApiError> {
     let text = decode(value)?;
-    text.strip_prefix("p.")
+    text.strip_prefix(person_prefix(order))
         .and_then(|id| id.parse().ok())
         .ok_or_else(bad)
 }
@@ -115,7 +124,11 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_forgeries() {
-        assert_eq!(parse_person(&person(42)).expect("valid"), 42);
+        for order in [PersonOrder::Id, PersonOrder::Newest] {
+            assert_eq!(parse_person(&person(42, order), order).expect("valid"), 42);
+        }
+        assert!(parse_person(&person(42, PersonOrder::Id), PersonOrder::Newest).is_err());
+        assert!(parse_person(&person(42, PersonOrder::Newest), PersonOrder::Id).is_err());
         let at = LocationCursor {
             time: Timestamp::from_micros(1_591_000_000_000_000),
             id: 7,
@@ -131,7 +144,7 @@ mod tests {
             after
         );
         assert!(parse_contact(&token, fingerprint("q2")).is_err());
-        assert!(parse_person("not base64 at all!").is_err());
-        assert!(parse_person(&location(at)).is_err());
+        assert!(parse_person("not base64 at all!", PersonOrder::Id).is_err());
+        assert!(parse_person(&location(at), PersonOrder::Id).is_err());
     }
 }

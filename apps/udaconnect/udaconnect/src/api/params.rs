@@ -5,7 +5,7 @@ use std::{fmt::Display, str::FromStr};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::http::ApiError;
-use udaconnect_domain::{Distance, Invalid, Timestamp, Within, query::MAX_PAGE};
+use udaconnect_domain::{Distance, Invalid, PersonOrder, Timestamp, Within, query::MAX_PAGE};
 
 /// An id from a path: a whole number.
 pub fn id<T: FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
@@ -82,6 +82,35 @@ pub fn limit(value: Option<&str>, default: usize) -> Result<usize, ApiError> {
             "limit must be a whole number from 1 to {MAX_PAGE}, got {text:?}"
         ))),
     }
+}
+
+/// The order of a page of persons: `id` (the default) or `newest`.
+pub fn person_order(value: Option<&str>) -> Result<PersonOrder, ApiError> {
+    match value.map(str::trim) {
+        None | Some("id") => Ok(PersonOrder::Id),
+        Some("newest") => Ok(PersonOrder::Newest),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "order must be id or newest, got {other:?}"
+        ))),
+    }
+}
+
+/// The longest text a person search looks for, in characters: as long as
+/// a name or a company may be.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The text a person search looks for: trimmed, `None` if blank, refused
+/// past [`MAX_SEARCH_CHARS`].
+pub fn search_text(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = value.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_SEARCH_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "q must be at most {MAX_SEARCH_CHARS} characters"
+        )));
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// A record that did not validate, as a 400.

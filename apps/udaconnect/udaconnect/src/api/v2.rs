@@ -42,15 +42,18 @@ const CONTACTS_PAGE: usize = 50;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PersonsParams {
-    /// Only persons whose first name, last name or company contains this text (any case).
+    /// Only persons whose first name, last name or company contains this text (any case; at most 200 characters).
     q: Option<String>,
+    /// `id` (the default): the first created first; `newest`: the last created first.
+    order: Option<String>,
     /// Persons per page, 1 to 1000 (default 100).
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (with the same `order`).
     cursor: Option<String>,
 }
 
-/// A page of persons, by id; optionally only those matching `q`.
+/// A page of persons, by id or newest first; optionally only those
+/// matching `q`.
 #[utoipa::path(
     get, path = "/api/v2/persons", tag = "v2",
     params(PersonsParams),
@@ -64,22 +67,19 @@ pub async fn persons(
     ApiQuery(query): ApiQuery<PersonsParams>,
 ) -> Result<Json<PersonsPage>, ApiError> {
     let limit = params::limit(query.limit.as_deref(), PERSONS_PAGE)?;
+    let order = params::person_order(query.order.as_deref())?;
     let after = query
         .cursor
         .as_deref()
-        .map(cursor::parse_person)
+        .map(|token| cursor::parse_person(token, order))
         .transpose()?;
-    let text = query
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned);
+    let text = params::search_text(query.q.as_deref())?;
     let started = Instant::now();
     let mut found = state
         .store
         .search_persons(&PersonSearch {
             text,
+            order,
             after,
             limit: limit + 1,
         })
@@ -88,7 +88,7 @@ pub async fn persons(
     state
         .metrics
         .observe("search_persons", started, found.len());
-    let next_cursor = next_page(&mut found, limit).map(|last| cursor::person(last.id));
+    let next_cursor = next_page(&mut found, limit).map(|last| cursor::person(last.id, order));
     Ok(Json(PersonsPage {
         persons: found.iter().map(PersonJson::from).collect(),
         next_cursor,

@@ -122,6 +122,11 @@ impl IngestComponent {
         self.grpc.local_addr()
     }
 
+    /// The edge itself, for a feed in the same process.
+    pub fn edge(&self) -> Edge {
+        self.edge.clone()
+    }
+
     /// The edge's HTTP routes, documented.
     pub fn routes(&self) -> OpenApiRouter {
         OpenApiRouter::new()

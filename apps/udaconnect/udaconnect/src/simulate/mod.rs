@@ -7,7 +7,7 @@
 //! `make bench-ingest`.
 
 mod send;
-mod walk;
+pub(crate) mod walk;
 
 use std::{
     sync::{

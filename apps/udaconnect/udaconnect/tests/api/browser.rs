@@ -4,8 +4,11 @@
 //! simulator walks two of them around one venue, and what is checked is
 //! what a person sees: the contacts the API answers, with its counts and
 //! times, for each setting of the controls; a point per location on the
-//! plot; a message, not a blank page, when the API is gone. Screenshots go
-//! to `target/e2e/`, and one to `docs/` for the README.
+//! plot; a message, not a blank page, when the API is gone. The other
+//! tests run the embedded demo in this process, as `cargo run` serves it:
+//! the contacts table fitting its column at every width, a person added
+//! through the API listed and counted at once, and the demo feed's steady
+//! rate in the header. Screenshots go to `target/e2e/`.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,7 +20,7 @@ use testkit::{
     AppProcess, Browser, NatsServer, Page, PostgresServer, Viewport, eventually, free_port,
 };
 
-use super::helpers::{PATIENCE, UDACONNECT, run};
+use super::helpers::{PATIENCE, UDACONNECT, run, spawn_app};
 
 /// `udaconnect <target>` as an operator starts it.
 fn start(target: &str, envs: &[(&str, String)]) -> AppProcess {
@@ -282,7 +285,7 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         "the list shows them",
         PATIENCE,
         "JSON.stringify([...document.querySelectorAll('#person-list .name')]\
-         .map((n) => n.textContent)) === '[\"Ada Lovelace\",\"Grace Hopper\"]'",
+         .map((n) => n.textContent)) === '[\"Grace Hopper\",\"Ada Lovelace\"]'",
     )
     .await;
 
@@ -464,4 +467,286 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     .await;
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
     drop((ingest, writer));
+}
+
+/// The contacts table's width against its box's, where its Closest header
+/// is in the window once scrolled to, and whether that is what shows there
+/// (not hidden under something else).
+const TABLE_FIT: &str = r#"(() => {
+  const table = document.getElementById('contacts');
+  const header = table.querySelector('th.closest');
+  header.scrollIntoView({ block: 'center', inline: 'nearest' });
+  const box = header.getBoundingClientRect();
+  const seen = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return {
+    table: table.scrollWidth,
+    column: table.parentElement.clientWidth,
+    scrolled: table.parentElement.scrollLeft,
+    page: document.documentElement.scrollWidth,
+    window: [window.innerWidth, window.innerHeight],
+    closest: [box.left, box.top, box.right, box.bottom],
+    shown: seen !== null && header.contains(seen),
+  };
+})()"#;
+
+/// Asserts that the contacts table fits its column and its Closest header
+/// is in the window, at the page's current size.
+async fn table_fits(page: &Page, what: &str) {
+    let fit = page.eval(TABLE_FIT).await;
+    let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
+    let (width, height) = (number(&fit["window"][0]), number(&fit["window"][1]));
+    assert!(
+        number(&fit["table"]) <= number(&fit["column"]),
+        "{what}: the table is wider than its column: {fit}"
+    );
+    assert!(
+        number(&fit["page"]) <= width,
+        "{what}: the page is wider than the window: {fit}"
+    );
+    let closest: Vec<f64> = (0..4).map(|i| number(&fit["closest"][i])).collect();
+    assert!(
+        closest[2] > closest[0]
+            && closest[0] >= 0.0
+            && closest[1] >= 0.0
+            && closest[2] <= width
+            && closest[3] <= height
+            && fit["shown"] == json!(true)
+            && fit["scrolled"] == json!(0),
+        "{what}: the Closest header is not in the window: {fit}"
+    );
+}
+
+#[tokio::test]
+async fn the_contacts_table_fits_its_column_at_every_width() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&[]).await;
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/#person=1", app.base)).await;
+    page.wait_for(
+        "the person shown",
+        PATIENCE,
+        "!document.getElementById('person-view').hidden && document.getElementById('start').value !== ''",
+    )
+    .await;
+    // A day of the demo, where attendee 1 met many, some of them from
+    // companies with long names.
+    set_control(&page, "start", "2020-06-08").await;
+    set_control(&page, "end", "2020-06-09").await;
+    set_control(&page, "distance", "2").await;
+    page.wait_for(
+        "the contacts",
+        PATIENCE,
+        "document.querySelectorAll('#contacts tbody tr').length >= 10 \
+         && document.getElementById('end').value === '2020-06-09'",
+    )
+    .await;
+    let companies = page
+        .eval("Math.max(...[...document.querySelectorAll('#contacts td.company')].map((td) => td.textContent.length))")
+        .await;
+    assert!(
+        companies.as_u64().is_some_and(|longest| longest >= 20),
+        "a long company name among the contacts: {companies}"
+    );
+    table_fits(&page, "1280 x 800").await;
+    page.screenshot(&screenshots().join("udaconnect-table-1280.png"))
+        .await;
+    for (width, height, mobile) in [(1024, 768, false), (900, 800, false), (700, 900, false)] {
+        page.set_viewport(Viewport {
+            width,
+            height,
+            scale: 1.0,
+            mobile,
+        })
+        .await;
+        table_fits(&page, &format!("{width} x {height}")).await;
+    }
+    page.set_viewport(Viewport::PHONE).await;
+    table_fits(&page, "a phone").await;
+    page.screenshot(&screenshots().join("udaconnect-table-phone.png"))
+        .await;
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
+}
+
+/// The people listed (their ids, in order), whether there are more to
+/// list, and the count shown.
+const READ_PEOPLE: &str = r#"({
+  ids: [...document.querySelectorAll('#person-list li')].map((li) => Number(li.dataset.id)),
+  more: !document.getElementById('people-more').hidden,
+  count: document.getElementById('people-count').textContent,
+})"#;
+
+/// Types `text` into the people search, as a person would.
+async fn search_people(page: &Page, text: &str) {
+    page.eval(&format!(
+        r#"(() => {{
+            const search = document.getElementById('search');
+            search.value = {text};
+            search.dispatchEvent(new Event('input', {{ bubbles: true }}));
+        }})()"#,
+        text = json!(text)
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_person_added_through_the_api_is_listed_and_counted_at_once() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&[]).await;
+    let (_, stats) = app.get("/api/v2/stats").await;
+    let everyone = stats["persons"].as_u64().expect("a count");
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/", app.base)).await;
+    // Newest first, everyone counted (not "50+").
+    let listed = page
+        .wait_for(
+            "the people and their count",
+            PATIENCE,
+            &format!(
+                "(() => {{ const shown = {READ_PEOPLE}; \
+                 return shown.ids.length === 50 && shown.count === numberFormat.format({everyone}) ? shown : null; }})()"
+            ),
+        )
+        .await;
+    let ids: Vec<u64> = serde_json::from_value(listed["ids"].clone()).expect("ids");
+    assert_eq!(ids[0], everyone, "the newest first: {listed}");
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{listed}");
+
+    // Someone else adds a person while the page is open.
+    let (status, person) = app
+        .post(
+            "/api/v2/persons",
+            &json!({"first_name": "Zelda", "last_name": "Quartermain", "company_name": "Late Arrivals"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    let id = person["id"].as_u64().expect("an id");
+    let listed = page
+        .wait_for(
+            "the new person on top, counted",
+            PATIENCE,
+            &format!(
+                "(() => {{ const shown = {READ_PEOPLE}; \
+                 return shown.ids[0] === {id} && shown.count === numberFormat.format({}) ? shown : null; }})()",
+                everyone + 1
+            ),
+        )
+        .await;
+    assert_eq!(listed["ids"].as_array().map(Vec::len), Some(51), "{listed}");
+    let name = page
+        .eval("document.querySelector('#person-list li .name').textContent")
+        .await;
+    assert_eq!(name, json!("Zelda Quartermain"));
+
+    // Found by a search, alone, and counted.
+    search_people(&page, "quartermain").await;
+    page.wait_for(
+        "the search's answer",
+        PATIENCE,
+        &format!(
+            "(() => {{ const shown = {READ_PEOPLE}; \
+             return JSON.stringify(shown.ids) === '[{id}]' && shown.count === '1' && !shown.more; }})()"
+        ),
+    )
+    .await;
+
+    // A search that finds more than a page: "more than" those listed
+    // until every one is, then how many.
+    search_people(&page, "a").await;
+    let found = every_page(
+        &format!("{}/api/v2/persons?q=a&limit=1000", app.base),
+        "persons",
+    )
+    .await
+    .len();
+    assert!(found > 100, "{found} persons with an a");
+    page.wait_for(
+        "more than a page found",
+        PATIENCE,
+        &format!(
+            "(() => {{ const shown = {READ_PEOPLE}; \
+             return shown.ids.length === 50 && shown.more && shown.count === 'more than ' + numberFormat.format(50); }})()"
+        ),
+    )
+    .await;
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let shown = page.eval(READ_PEOPLE).await;
+        if shown["more"] == json!(false) {
+            assert_eq!(
+                shown["ids"].as_array().map(Vec::len),
+                Some(found),
+                "{shown}"
+            );
+            let count = page.eval(&format!("numberFormat.format({found})")).await;
+            assert_eq!(shown["count"], count, "{shown}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "every match listed within {PATIENCE:?}: {shown}"
+        );
+        page.eval("document.getElementById('people-more').click()")
+            .await;
+        page.wait_for(
+            "the next page",
+            PATIENCE,
+            &format!(
+                "document.querySelectorAll('#person-list li').length > {}",
+                shown["ids"].as_array().map_or(0, Vec::len)
+            ),
+        )
+        .await;
+    }
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
+}
+
+/// Whether the header's rate reads from `low` to `high` locations a
+/// second, as the page writes rates (its own formatter, whatever the
+/// locale).
+fn rate_between(low: f64, high: f64) -> String {
+    format!(
+        "(() => {{ const shown = document.getElementById('rate').textContent; \
+         for (let tenths = {}; tenths <= {}; tenths++) if (formatRate(tenths / 10) === shown) return shown; \
+         return null; }})()",
+        (low * 10.0).round(),
+        (high * 10.0).round()
+    )
+}
+
+#[tokio::test]
+async fn the_demo_feed_shows_a_steady_rate_in_the_header() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&["--demo-feed", "5"]).await;
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/", app.base)).await;
+    page.wait_for("five a second shown", PATIENCE, &rate_between(4.5, 5.5))
+        .await;
+    // Every second after, the count grows and the rate stays near five:
+    // never 0 between batches, never twice the rate.
+    let total = "document.getElementById('locations-total').textContent";
+    let mut counted = page.eval(total).await;
+    for second in 0..8 {
+        counted = page
+            .wait_for(
+                "the next count",
+                PATIENCE,
+                &format!(
+                    "(() => {{ const now = {total}; return now !== {counted} ? now : null; }})()"
+                ),
+            )
+            .await;
+        let rate = page
+            .eval("document.getElementById('rate').textContent")
+            .await;
+        let steady = page.eval(&rate_between(4.5, 5.5)).await;
+        assert_ne!(
+            steady,
+            Value::Null,
+            "{rate} locations/s shown {second} s on"
+        );
+    }
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
 }

@@ -49,6 +49,23 @@ async fn bad_settings_name_their_variable() {
     .await;
     assert_refused(&["migrate"], &[], "DATABASE_URL", "required").await;
     assert_refused(
+        &[],
+        &[
+            ("DATABASE_URL", "postgres://db/x"),
+            ("UDACONNECT_DEMO_FEED", "5"),
+        ],
+        "UDACONNECT_DEMO_FEED",
+        "never a database",
+    )
+    .await;
+    assert_refused(
+        &[],
+        &[("UDACONNECT_DEMO_FEED", "5000")],
+        "UDACONNECT_DEMO_FEED",
+        "from 0 to 1000",
+    )
+    .await;
+    assert_refused(
         &["generate", "--persons", "0"],
         &[("DATABASE_URL", "postgres://db/x")],
         "UDACONNECT_GENERATE_PERSONS",

@@ -585,3 +585,158 @@ async fn a_cut_answer_is_the_start_of_the_whole_answer() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn persons_page_newest_first_so_the_last_added_comes_first() {
+    let app = spawn_app(&[]).await;
+    let (status, added) = app
+        .post(
+            "/api/v2/persons",
+            &json!({"first_name": "Nia", "last_name": "Newcomer", "company_name": "Latecomers"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_i64().expect("an id");
+    let (_, stats) = app.get("/api/v2/stats").await;
+    let everyone = stats["persons"].as_u64().expect("a count");
+    // Every page, newest first: everyone once, the one just added first.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = app
+            .get(&format!("/api/v2/persons?order=newest&limit=7{cursor}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let persons = page["persons"].as_array().expect("persons");
+        seen.extend(
+            persons
+                .iter()
+                .map(|person| person["id"].as_i64().expect("an id")),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.first(), Some(&id));
+    assert_eq!(seen.last(), Some(&1));
+    assert!(seen.windows(2).all(|pair| pair[0] > pair[1]), "{seen:?}");
+    assert_eq!(u64::try_from(seen.len()).ok(), Some(everyone));
+    // A search, newest first.
+    let (_, found) = app.get("/api/v2/persons?order=newest&q=NEWCOMER").await;
+    assert_eq!(found["persons"], json!([added]));
+    // A cursor pages in the order it was made for; the order and the text
+    // are checked.
+    let (_, first) = app.get("/api/v2/persons?order=newest&limit=1").await;
+    let newest_cursor = first["next_cursor"].as_str().expect("a cursor");
+    for (path, named) in [
+        (format!("/api/v2/persons?cursor={newest_cursor}"), "cursor"),
+        ("/api/v2/persons?order=oldest".to_owned(), "order"),
+        (format!("/api/v2/persons?q={}", "x".repeat(201)), "q"),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|error| error.contains(named)),
+            "{path}: {body} should name {named}"
+        );
+    }
+    let (status, _) = app
+        .get(&format!("/api/v2/persons?q={}", "x".repeat(200)))
+        .await;
+    assert_eq!(status, 200, "200 characters are searched");
+    app.stop().await;
+}
+
+/// The locations stored, as the live stream says once a second, until
+/// `done` holds of them; panics after [`PATIENCE`] with the last count.
+async fn locations_until(live: &mut SseClient, what: &str, done: impl Fn(u64) -> bool) -> u64 {
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let stats = next_stats(live).await;
+        let locations = stats["locations"].as_u64().expect("a count");
+        if done(locations) {
+            return locations;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "{what}: after {PATIENCE:?} the live stream says {stats}"
+        );
+    }
+}
+
+/// The locations the next three counts (three seconds) say, all the same.
+async fn locations_still(live: &mut SseClient) -> u64 {
+    let first = next_stats(live).await;
+    for _ in 0..3 {
+        let next = next_stats(live).await;
+        assert_eq!(next["locations"], first["locations"], "{first} then {next}");
+    }
+    first["locations"].as_u64().expect("a count")
+}
+
+const FED: &str = "udaconnect_ingest_accepted_total{transport=\"demo\"}";
+
+#[tokio::test]
+async fn the_demo_feed_walks_the_conference_now() {
+    let app = spawn_app(&["--demo-feed", "20"]).await;
+    let mut live = SseClient::connect(&format!("{}/api/v2/live", app.base), None)
+        .await
+        .expect("the live stream opens");
+    let before = next_stats(&mut live).await["locations"]
+        .as_u64()
+        .expect("a count");
+    locations_until(&mut live, "the feed's locations stored", |now| {
+        now >= before + 40
+    })
+    .await;
+    // Taken by the edge, and stored with the time they were sent: the
+    // first attendee walked within the last minute.
+    assert!(metric(&app, FED).await.is_some_and(|fed| fed >= 40.0));
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, recent) = app
+        .get(&format!("/api/v2/persons/1/locations?start={since}"))
+        .await;
+    assert_eq!(status, 200, "{recent}");
+    assert!(
+        !recent["locations"]
+            .as_array()
+            .expect("locations")
+            .is_empty(),
+        "{recent}"
+    );
+    // The rate shown is the feed's, give or take the start.
+    let rate = next_stats(&mut live).await["rate"]
+        .as_f64()
+        .expect("a rate");
+    assert!((10.0..=25.0).contains(&rate), "{rate} for a feed of 20/s");
+    // And it ends with the app, within the shutdown deadline.
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_feed_stops_at_its_limit_and_0_turns_it_off() {
+    // Without the feed, the demo (the same seed, the same conference) stays
+    // as it was made.
+    let still = spawn_app(&["--demo-feed", "0"]).await;
+    let mut live = SseClient::connect(&format!("{}/api/v2/live", still.base), None)
+        .await
+        .expect("the live stream opens");
+    let demo = locations_still(&mut live).await;
+    assert_eq!(metric(&still, FED).await, None);
+    still.stop().await;
+
+    let fed = spawn_app(&["--demo-feed", "50", "--demo-feed-limit", "30"]).await;
+    let mut live = SseClient::connect(&format!("{}/api/v2/live", fed.base), None)
+        .await
+        .expect("the live stream opens");
+    let reached =
+        locations_until(&mut live, "the feed's 30 locations", |now| now >= demo + 30).await;
+    assert_eq!(reached, demo + 30);
+    assert_eq!(locations_still(&mut live).await, demo + 30);
+    assert_eq!(metric(&fed, FED).await, Some(30.0));
+    fed.stop().await;
+}
