@@ -361,6 +361,8 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         [
             "ingest_key_claim",
             "location",
+            "meeting",
+            "meeting_position",
             "person",
             "udaconnect_migrations"
         ]
@@ -566,7 +568,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
@@ -591,7 +593,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relowner = current_user::regrole",
     )
     .await;
-    assert_eq!(sequences, 2, "the serial sequences follow their tables");
+    assert_eq!(sequences, 3, "the serial sequences follow their tables");
 
     // The old rows, read and added to as the targets do.
     let api = store(&url(&passwords, "api"));
