@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "key_claims",
         sql: include_str!("../migrations/0007_key_claims.sql"),
     },
+    Migration {
+        version: 9,
+        name: "location_partitions",
+        sql: include_str!("../migrations/0009_location_partitions.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -202,7 +202,8 @@ macro_rules! pairs_search {
 /// measure is below that: a candidate under 99.9% of the distance flat is
 /// surely within it on the spheroid, one over 100.1% surely not, and only
 /// those in between are measured on the spheroid (`ST_DWithin`, the
-/// original's test, on the other's `point` read by id).
+/// original's test, on the other's `point` read by its primary key, id and
+/// time: the time leaves the other days' partitions out).
 ///
 /// The others are searched through the GiST over (point, time) instead
 /// where the grid does not fit: a box across the antimeridian, beyond 80°,
@@ -275,7 +276,9 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+               AND ST_DWithin((SELECT p.point FROM location p
+                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
+                               c.own_point, $4)))
     UNION ALL
     ",
             pairs_search!($carry, $carried),
@@ -370,7 +373,7 @@ closest AS (
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
     JOIN probe own ON own.id = c.own_id
-    JOIN location o ON o.id = c.id
+    JOIN location o ON o.id = c.id AND o.creation_time = c.creation_time
     WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
@@ -404,13 +407,17 @@ pub const CONNECTIONS_WITHIN: &str = connections_sql!(
 
 pub const COUNT_PERSONS: &str = "SELECT count(*) FROM person";
 
-/// The locations by the statistics: the live-row count every committed
-/// insert moves (within a second), or, if larger, the planner's estimate
-/// kept by `ANALYZE` (the live count starts from zero again after a crash).
+/// The locations by the statistics, summed over the table's partitions
+/// (migration 0009): for each, the live-row count every committed insert
+/// moves (within a second), or, if larger, the planner's estimate kept by
+/// `ANALYZE` (the live count starts from zero again after a crash; a
+/// partition never analysed estimates -1).
 pub const ESTIMATE_LOCATIONS: &str = "
-SELECT GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0))
-FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.oid = 'location'::regclass";
+SELECT COALESCE(sum(GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0), 0)), 0)::int8
+FROM pg_partition_tree('location'::regclass) t
+JOIN pg_class c ON c.oid = t.relid
+LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
+WHERE t.isleaf";
 
 pub const COUNT_LOCATIONS: &str = "SELECT count(*) FROM location";
 
@@ -423,6 +430,17 @@ SELECT setval('location_id_seq', max_id)
 FROM (SELECT max(id) AS max_id FROM location) AS ids
 WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM location_id_seq);
 ";
+
+/// The location table's upkeep at `$1`: partitions for `$2` days ahead,
+/// and with a retention of `$3` microseconds (or null) the days past it
+/// dropped. No row when another process is doing it meanwhile.
+pub const MAINTAIN_LOCATIONS: &str = "SELECT created, dropped, default_deleted \
+     FROM location_maintain($1::timestamp, $2::int4, $3::int8 * interval '1 microsecond')";
+
+/// At most `$3` idempotency keys' claims past the retention of `$2`
+/// microseconds at `$1` deleted: how many.
+pub const PRUNE_KEY_CLAIMS: &str = "SELECT ingest_key_claim_prune($1::timestamp, \
+     $2::int8 * interval '1 microsecond', $3::int4)";
 
 /// The snapshot the replica's read runs under (the transaction's, taken by
 /// its first statement), as text, and whether both tables record who wrote
@@ -461,7 +479,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 25] = [
+    const STATEMENTS: [(&str, &str); 27] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -483,6 +501,8 @@ mod tests {
         ("ESTIMATE_LOCATIONS", ESTIMATE_LOCATIONS),
         ("COUNT_LOCATIONS", COUNT_LOCATIONS),
         ("ADVANCE_SEQUENCES", ADVANCE_SEQUENCES),
+        ("MAINTAIN_LOCATIONS", MAINTAIN_LOCATIONS),
+        ("PRUNE_KEY_CLAIMS", PRUNE_KEY_CLAIMS),
         ("SNAPSHOT", SNAPSHOT),
         ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),
         ("REPLICA_PERSONS_SINCE", REPLICA_PERSONS_SINCE),
