@@ -36,7 +36,7 @@ use crate::{
     },
     cli::{BusConfig, Config, StoreConfig, redacted},
     ingest::IngestComponent,
-    writer::WriterComponent,
+    writer::{MaintenanceComponent, WriterComponent},
 };
 
 /// How often the store is asked for its counts: for `/readyz`, and for
@@ -127,6 +127,10 @@ impl Application {
         } else {
             None
         };
+        if let (Some(settings), Some(pg)) = (&config.writer, &pg) {
+            let upkeep = MaintenanceComponent::new(&mut service, pg.store.clone(), settings);
+            service.add(upkeep);
+        }
         service.add(StoreComponent {
             store: Arc::clone(&store),
             watch,

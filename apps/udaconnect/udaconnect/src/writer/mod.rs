@@ -24,9 +24,11 @@
 //! writer lacks) goes to the dead-letter stream with the reason, and the
 //! writer goes on; a transaction the database rejects for its rows' sake
 //! is stored in parts, so that only the rows it rejects are set aside
-//! ([`parts`]).
+//! ([`parts`]). On PostgreSQL the writers also keep the location table's
+//! partitions ([`maintenance`]).
 
 mod batch;
+mod maintenance;
 pub mod metrics;
 mod parts;
 
@@ -44,6 +46,7 @@ use platform::{
 use tokio_util::sync::CancellationToken;
 use udaconnect_domain::Store;
 
+pub use self::maintenance::MaintenanceComponent;
 use self::metrics::WriterMetrics;
 use crate::cli::WriterArgs;
 

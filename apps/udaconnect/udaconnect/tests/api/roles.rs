@@ -243,8 +243,9 @@ async fn owners(client: &Client) -> BTreeMap<String, String> {
     tokio::time::timeout(
         PATIENCE,
         client.query(
-            "SELECT tablename::text, tableowner::text FROM pg_tables \
-             WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'",
+            "SELECT c.relname::text, pg_get_userbyid(c.relowner)::text FROM pg_class c \
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') \
+               AND NOT c.relispartition AND c.relname <> 'spatial_ref_sys'",
             &[],
         ),
     )
@@ -296,6 +297,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DELETE FROM person",
             "INSERT INTO person (id, first_name, last_name, company_name) VALUES (99, 'a', 'b', 'c')",
             "SELECT count(*) FROM ingest_key_claim",
+            "SELECT location_maintain(localtimestamp, 1, NULL)",
+            "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
     (
@@ -310,6 +313,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DELETE FROM person",
             "UPDATE ingest_key_claim SET location_id = 0",
             "DELETE FROM ingest_key_claim",
+            "SELECT location_maintain(localtimestamp, 1, NULL)",
+            "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
     (
@@ -325,6 +330,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT first_name FROM person",
             "SELECT nextval('location_id_seq')",
             "SELECT count(*) FROM ingest_key_claim",
+            "SELECT id FROM location_history",
+            "DROP TABLE location_default",
+            "ALTER TABLE location DETACH PARTITION location_default",
         ],
     ),
 ];
@@ -366,6 +374,13 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         ]
     );
     assert!(tables.values().all(|o| *o == migrate_role), "{tables:?}");
+    let foreign_partitions: i64 = value(
+        &owner,
+        "SELECT count(*) FROM pg_class WHERE relispartition AND relkind = 'r' \
+         AND relowner <> current_user::regrole",
+    )
+    .await;
+    assert_eq!(foreign_partitions, 0, "the partitions are the owner's");
     for target in ["migrate", "api", "ingest", "writer"] {
         let client = connect(&url(target)).await.expect("the role logs in");
         let powers: bool = value(
@@ -465,6 +480,23 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     let report = writer.insert_locations(&again).await.expect("stored");
     assert_eq!((report.inserted, report.duplicates), (0, 2), "{report:?}");
     assert_eq!(report.unknown_person, vec![nobody.id]);
+
+    // The writer keeps the location table's partitions, through the
+    // owner's functions: ten days ahead (the migration made seven; eight
+    // if a day began since), and a year's retention, which drops nothing
+    // yet.
+    let done = writer
+        .maintain(
+            Timestamp::now(),
+            10,
+            Some(std::time::Duration::from_secs(365 * 24 * 60 * 60)),
+        )
+        .await
+        .expect("maintained");
+    assert!(
+        (3..=4).contains(&done.created) && done.dropped == 0,
+        "{done:?}"
+    );
 
     // Back on the API: Ada met Bob, and the live counts see both rows.
     let connections = format!(
@@ -566,7 +598,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7");
+    assert_eq!(versions, "1,2,3,4,5,6,7,9");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
