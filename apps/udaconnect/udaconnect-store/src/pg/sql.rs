@@ -443,13 +443,22 @@ pub const PRUNE_KEY_CLAIMS: &str = "SELECT ingest_key_claim_prune($1::timestamp,
      $2::int8 * interval '1 microsecond', $3::int4)";
 
 /// The snapshot the replica's read runs under (the transaction's, taken by
-/// its first statement), as text, and whether both tables record who wrote
+/// its first statement), as text; whether both tables record who wrote
 /// their rows (migration 0006): before, rows written after the load could
-/// not be told from those before. From the catalog, which every role reads.
+/// not be told from those before; and whether the location table is
+/// partitioned (migration 0009), so that [`REPLICA_HORIZON`] can be read.
+/// From the catalog, which every role reads.
 pub const SNAPSHOT: &str = "SELECT pg_current_snapshot()::text, \
      (SELECT count(*) = 2 FROM pg_attribute \
       WHERE attrelid IN ('person'::regclass, 'location'::regclass) \
-        AND attname = 'written_by' AND NOT attisdropped)";
+        AND attname = 'written_by' AND NOT attisdropped), \
+     to_regprocedure('location_partitions()') IS NOT NULL";
+
+/// Where the oldest partition of the location table starts, in seconds
+/// since 1970 (-Infinity for the history partition): it moves only when a
+/// retention drops partitions, whose rows the replica must then forget.
+pub const REPLICA_HORIZON: &str = "SELECT min(COALESCE(extract(epoch FROM lower_bound)::float8, \
+     '-Infinity'::float8)) FROM location_partitions()";
 
 /// The locations' columns [`super::rows::found_location`] reads.
 macro_rules! select_found_locations {
@@ -479,7 +488,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 27] = [
+    const STATEMENTS: [(&str, &str); 28] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -504,6 +513,7 @@ mod tests {
         ("MAINTAIN_LOCATIONS", MAINTAIN_LOCATIONS),
         ("PRUNE_KEY_CLAIMS", PRUNE_KEY_CLAIMS),
         ("SNAPSHOT", SNAPSHOT),
+        ("REPLICA_HORIZON", REPLICA_HORIZON),
         ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),
         ("REPLICA_PERSONS_SINCE", REPLICA_PERSONS_SINCE),
         ("REPLICA_LOCATIONS_SINCE", REPLICA_LOCATIONS_SINCE),

@@ -413,7 +413,10 @@ SELECT created, dropped, default_deleted FROM location_maintain($1::timestamp, $
 SELECT ingest_key_claim_prune($1::timestamp, $2::int8 * interval '1 microsecond', $3::int4);
 
 -- SNAPSHOT
-SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped);
+SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped), to_regprocedure('location_partitions()') IS NOT NULL;
+
+-- REPLICA_HORIZON
+SELECT min(COALESCE(extract(epoch FROM lower_bound)::float8, '-Infinity'::float8)) FROM location_partitions();
 
 -- REPLICA_LOCATIONS
 SELECT id, person_id, coordinate, lat, lon, creation_time FROM location;

@@ -4,17 +4,19 @@
 //! own days' partitions, a row of a day without one waits in the default
 //! partition and moves into the day's once it has one, several processes
 //! at once do the work once, and a retention drops whole days (with their
-//! keys' claims) and nothing a clock ahead of the database's would.
+//! keys' claims; the connections replica forgets them too) and nothing a
+//! clock ahead of the database's would.
 
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use udaconnect_domain::{
-    KeyClaim, LocationRecord, NewPerson, Position, Store, StoreError, Timestamp,
+    CompatQuery, Distance, KeyClaim, LocationRecord, NewPerson, Position, Store, StoreError,
+    Timestamp,
 };
 use udaconnect_store::{Maintenance, PgStore};
 
-use crate::helpers::{Db, client, migrated};
+use crate::helpers::{Db, client, migrated, replica_store};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -68,8 +70,9 @@ async fn days(url: &str) -> Vec<String> {
         .collect()
 }
 
-/// Stores one location at each of `times` for a new person; their ids.
-async fn store_at(store: &PgStore, times: &[Timestamp], key: Option<&str>) -> Vec<i64> {
+/// Stores one location at each of `times` for a new person: the person's
+/// id and the locations'.
+async fn store_at(store: &PgStore, times: &[Timestamp], key: Option<&str>) -> (i32, Vec<i64>) {
     let person = store
         .create_person(&NewPerson::new("Grace", "Hopper", "Navy").expect("valid"))
         .await
@@ -88,7 +91,7 @@ async fn store_at(store: &PgStore, times: &[Timestamp], key: Option<&str>) -> Ve
         .collect();
     let report = store.insert_locations(&records).await.expect("stored");
     assert_eq!(report.inserted, records.len(), "{report:?}");
-    ids
+    (person.id, ids)
 }
 
 async fn maintain(
@@ -117,7 +120,7 @@ async fn rows_either_side_of_midnight_land_in_their_own_days_partitions() {
         ]
     );
 
-    let ids = store_at(
+    let (_, ids) = store_at(
         &db.store,
         &[
             at("2021-03-01 23:59:59"),
@@ -203,7 +206,7 @@ async fn a_retention_drops_whole_days_and_their_claims() {
         .map(|day| at(&format!("2021-03-{day:02} 12:00:00")))
         .chain([at("2021-02-01 12:00:00")])
         .collect();
-    let ids = store_at(&db.store, &times, Some("phone")).await;
+    let (_, ids) = store_at(&db.store, &times, Some("phone")).await;
     let claims: Vec<KeyClaim> = ids
         .iter()
         .zip(&times)
@@ -268,4 +271,41 @@ async fn a_retention_drops_whole_days_and_their_claims() {
         Err(StoreError::Rejected { .. }) => {}
         other => panic!("a retention under a day was not refused: {other:?}"),
     }
+}
+
+/// The others' locations `person` met from 2021-03-01 to 2021-03-03, each
+/// once, in order.
+async fn met(store: &PgStore, person: i32) -> Vec<i64> {
+    let day = |d| NaiveDate::from_ymd_opt(2021, 3, d).expect("a date");
+    store
+        .compat_connections(&CompatQuery {
+            person_id: person,
+            start: day(1),
+            end: day(3),
+            distance: Distance::new("distance", 5.0).expect("valid"),
+            limit: usize::MAX,
+        })
+        .await
+        .expect("connections")
+        .iter()
+        .map(|row| row.location.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_replica_forgets_the_days_a_retention_drops() {
+    let db = without_history().await;
+    maintain(&db.store, "2021-03-01 00:00:00", 3, None).await;
+    let times = [at("2021-03-01 10:00:00"), at("2021-03-02 10:00:00")];
+    let (ada, _) = store_at(&db.store, &times, None).await;
+    let (_, bob) = store_at(&db.store, &times, None).await;
+    let replica = replica_store(&db.url);
+    assert_eq!(met(&replica, ada).await, bob);
+
+    let done = maintain(&db.store, "2021-03-04 12:00:00", 0, Some(2 * DAY)).await;
+    assert_eq!(done.dropped, 1, "{done:?}");
+    assert_eq!(met(&replica, ada).await, bob[1..]);
+    assert_eq!(met(&db.store, ada).await, bob[1..]);
 }
