@@ -161,3 +161,29 @@ async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_no
         (SHAPED_PERSONS.len() as u64 + 1, SHAPED_LOCATIONS as u64 + 1)
     );
 }
+
+#[tokio::test]
+async fn rows_stamped_after_the_migrations_day_move_into_the_partitioned_table_as_they_are() {
+    let server = PostgresServer::start();
+    let url = server.create_database("original");
+    server.psql("original", &shaped_script(5));
+    // A clock three days ahead, and a row written by hand for 2099.
+    server.psql(
+        "original",
+        "insert into location (id, person_id, coordinate, creation_time) values \
+         (900, 2, ST_MakePoint(7, 45), \
+          date_trunc('day', now() AT TIME ZONE 'UTC') + interval '3 days 10 hours'), \
+         (901, 3, ST_MakePoint(7, 45), '2099-01-01 10:00')",
+    );
+    let locations = rows(&server, "location");
+    store(&url).migrate().await.expect("migrated");
+    assert_eq!(rows(&server, "location"), locations);
+    let placed = server.psql(
+        "original",
+        "COPY (SELECT id, tableoid::regclass::text = 'location_p' || to_char(creation_time, 'YYYYMMDD') \
+               OR (id = 901 AND tableoid = 'location_default'::regclass) \
+               OR (id < 900 AND tableoid = 'location_history'::regclass) \
+               FROM location WHERE id IN (101, 900, 901) ORDER BY id) TO STDOUT",
+    );
+    assert_eq!(placed, "101\tt\n900\tt\n901\tt\n");
+}
