@@ -267,7 +267,9 @@ REVOKE EXECUTE ON FUNCTION location_maintain(timestamp, integer, interval) FROM 
 REVOKE EXECUTE ON FUNCTION ingest_key_claim_prune(timestamp, interval, integer) FROM PUBLIC;
 
 -- What 0004 and 0007 granted on the table, now on the partitioned one;
--- the partitions are reached through it only. The writers run the upkeep.
+-- the partitions are reached through it only. The writers also read the
+-- time, so that looking for the rows of a batch stored already reads the
+-- batch's days only, and run the upkeep.
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'udaconnect_api') THEN
@@ -277,7 +279,7 @@ BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'udaconnect_writer') THEN
         GRANT INSERT (id, person_id, coordinate, creation_time, ingest_key) ON location
             TO udaconnect_writer;
-        GRANT SELECT (id, ingest_key) ON location TO udaconnect_writer;
+        GRANT SELECT (id, creation_time, ingest_key) ON location TO udaconnect_writer;
         REVOKE ALL ON location_history FROM udaconnect_writer;
         GRANT EXECUTE ON FUNCTION location_maintain(timestamp, integer, interval)
             TO udaconnect_writer;

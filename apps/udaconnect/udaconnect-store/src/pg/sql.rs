@@ -95,14 +95,20 @@ SELECT (SELECT count(*) FROM inserted),
 /// Before a batch is copied: the geometry type's oid (for the binary
 /// `COPY`), which of the persons `$1` do not exist, and which of the ids
 /// `$2` and the idempotency keys `$3` are stored already (a redelivery, a
-/// retry published again), so that the copy leaves them out.
+/// retry published again), so that the copy leaves them out. Only the
+/// partitions of the batch's times, `[$4, $5]`, are read: a row stored
+/// again has the time it was stored with (its id and key are unique with
+/// their time, migration 0009), and the planner leaves the other days out.
 pub const BATCH_PREAMBLE: &str = r#"
 SELECT 'geometry'::regtype::oid,
        array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
              WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
-       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.id FROM location l
+             WHERE l.id = ANY ($2::int8[])
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp),
        array(SELECT l.ingest_key FROM location l
-             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL)"#;
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp)"#;
 
 /// A batch none of whose ids or keys is stored yet: the columns in the
 /// order [`super::batch`] writes them.

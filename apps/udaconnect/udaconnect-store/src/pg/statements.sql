@@ -53,9 +53,12 @@ SELECT (SELECT count(*) FROM inserted),
 SELECT 'geometry'::regtype::oid,
        array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
              WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
-       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.id FROM location l
+             WHERE l.id = ANY ($2::int8[])
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp),
        array(SELECT l.ingest_key FROM location l
-             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL);
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp);
 
 -- COPY_LOCATIONS
 COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY;
