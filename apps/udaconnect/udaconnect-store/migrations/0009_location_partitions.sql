@@ -220,7 +220,8 @@ AS $$
 DECLARE
     pruned bigint;
 BEGIN
-    IF at IS NULL OR NOT retention >= interval '1 day' OR NOT max_rows > 0 THEN
+    IF at IS NULL OR retention IS NULL OR retention < interval '1 day'
+       OR max_rows IS NULL OR max_rows < 1 THEN
         RAISE EXCEPTION 'ingest_key_claim_prune: a time, a retention of at least a day and a positive count are needed'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
