@@ -17,5 +17,5 @@ mod pg;
 pub use self::{
     memory::MemoryStore,
     migrate::{MIGRATIONS, MigrateError, Migration, MigrationReport, migrate},
-    pg::{PgConfig, PgConfigError, PgStore, SslMode, StoreMigrateError, TlsError},
+    pg::{Maintenance, PgConfig, PgConfigError, PgStore, SslMode, StoreMigrateError, TlsError},
 };

@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meetings",
         sql: include_str!("../migrations/0008_meetings.sql"),
     },
+    Migration {
+        version: 9,
+        name: "location_partitions",
+        sql: include_str!("../migrations/0009_location_partitions.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -40,7 +40,7 @@ use crate::{
     demo::DemoFeed,
     ingest::IngestComponent,
     meetings::MeetingsComponent,
-    writer::WriterComponent,
+    writer::{MaintenanceComponent, WriterComponent},
 };
 
 /// How often the store is asked for its counts: for `/readyz`, and for
@@ -146,6 +146,10 @@ impl Application {
         } else {
             None
         };
+        if let (Some(settings), Some(pg)) = (&config.writer, &pg) {
+            let upkeep = MaintenanceComponent::new(&mut service, pg.store.clone(), settings);
+            service.add(upkeep);
+        }
         service.add(StoreComponent {
             store: Arc::clone(&store),
             watch,

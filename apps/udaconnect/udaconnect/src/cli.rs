@@ -289,6 +289,15 @@ pub struct WriterArgs {
     /// Name of the durable consumer the writers share.
     #[arg(long, env = "UDACONNECT_WRITER_CONSUMER", default_value = "writer", value_parser = parse_consumer)]
     pub writer_consumer: String,
+    /// Days ahead (UTC) whose location partitions the writers create in advance (PostgreSQL; 1 to 366).
+    #[arg(long, env = "UDACONNECT_PARTITIONS_AHEAD", default_value = "7", value_parser = parse_days_ahead)]
+    pub partitions_ahead: u16,
+    /// How long locations are kept, such as 90days (PostgreSQL; at least 1day): whole days past it are dropped, with their idempotency keys' claims. Unset, everything is kept.
+    #[arg(long, env = "UDACONNECT_RETENTION", value_parser = parse_retention)]
+    pub retention: Option<Duration>,
+    /// How often the writers run the location table's upkeep (partitions ahead, retention); also at start.
+    #[arg(long, env = "UDACONNECT_MAINTENANCE_EVERY", default_value = "1h", value_parser = parse_duration)]
+    pub maintenance_every: Duration,
 }
 
 /// Settings of the meetings target (see `udaconnect_domain::meeting`).
@@ -541,6 +550,25 @@ fn parse_whole_seconds(input: &str) -> Result<Duration, String> {
         return Err("must be whole seconds, such as 1s".to_owned());
     }
     Ok(duration)
+}
+
+fn parse_days_ahead(input: &str) -> Result<u16, String> {
+    let days = parse_bounded::<366>(input)?;
+    u16::try_from(days).map_err(|_| "must be at most 366".to_owned())
+}
+
+/// Partitions are days: a retention is a day at least (and a century at
+/// most, which keeps it a valid interval however it is written).
+fn parse_retention(input: &str) -> Result<Duration, String> {
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    let retention = parse_duration(input)?;
+    if retention < DAY {
+        return Err("must be at least 1day".to_owned());
+    }
+    if retention > DAY * 36_525 {
+        return Err("must be at most 100years".to_owned());
+    }
+    Ok(retention)
 }
 
 fn parse_consumer(input: &str) -> Result<String, String> {
@@ -881,6 +909,25 @@ mod tests {
         for bad in ["-1", "1000.5", "NaN", "inf", "fast", ""] {
             assert!(parse_feed_rate(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn retention_is_whole_days_or_more_and_partitions_ahead_bounded() {
+        assert_eq!(
+            parse_retention("90days"),
+            Ok(Duration::from_secs(90 * 24 * 60 * 60))
+        );
+        assert_eq!(
+            parse_retention("1day"),
+            Ok(Duration::from_secs(24 * 60 * 60))
+        );
+        assert!(parse_retention("23h").is_err());
+        assert!(parse_retention("200years").is_err());
+        assert!(parse_retention("soon").is_err());
+        assert_eq!(parse_days_ahead("7"), Ok(7));
+        assert_eq!(parse_days_ahead("366"), Ok(366));
+        assert!(parse_days_ahead("0").is_err());
+        assert!(parse_days_ahead("367").is_err());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! repeats within the batch, and the ids and idempotency keys stored
 //! already (a redelivery after a crash between commit and
 //! acknowledgement, a client's retry the edge published again), read in
-//! the same statement as the persons. Only a row stored by another writer
+//! the same statement as the persons, from the partitions of the batch's
+//! times only. Only a row stored by another writer
 //! in the meantime, or a person deleted in the meantime, makes the copy
 //! fail; it is then rolled back to its savepoint and the rows stored by
 //! [`sql::INSERT_LOCATIONS`], which skips what is there and what names no
@@ -40,6 +41,10 @@ impl PgStore {
         &self,
         batch: &[LocationRecord],
     ) -> Result<InsertReport, StoreError> {
+        let times = batch.iter().map(|record| record.time);
+        let (Some(earliest), Some(latest)) = (times.clone().min(), times.max()) else {
+            return Ok(InsertReport::default());
+        };
         let mut client = self.client().await?;
         let mut transaction = client.transaction().await.map_err(database)?;
         let mut persons: Vec<PersonId> = batch.iter().map(|record| record.person_id).collect();
@@ -51,7 +56,16 @@ impl PgStore {
             .filter_map(|record| record.key.as_deref())
             .collect();
         let preamble = transaction
-            .query_one(sql::BATCH_PREAMBLE, &[&persons, &ids, &keys])
+            .query_one(
+                sql::BATCH_PREAMBLE,
+                &[
+                    &persons,
+                    &ids,
+                    &keys,
+                    &earliest.to_naive(),
+                    &latest.to_naive(),
+                ],
+            )
             .await
             .map_err(database)?;
         let oid: u32 = get(&preamble, 0, "the geometry type")?;

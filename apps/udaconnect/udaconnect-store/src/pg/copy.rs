@@ -14,8 +14,11 @@ use super::{
 };
 
 /// The location table's indexes other than its primary key, as names
-/// (quoted as needed) and `CREATE INDEX` statements.
-const SECONDARY_INDEXES: &str = "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) \
+/// (quoted as needed) and `CREATE INDEX` statements. The table is
+/// partitioned (migration 0009): its indexes are defined `ON ONLY` the
+/// table itself, and made again on every partition.
+const SECONDARY_INDEXES: &str = "SELECT indexrelid::regclass::text, \
+     replace(pg_get_indexdef(indexrelid), ' ON ONLY ', ' ON ') \
      FROM pg_index WHERE indrelid = 'location'::regclass AND NOT indisprimary";
 
 /// Cells of this many degrees (about 55 m north–south) order the rows.

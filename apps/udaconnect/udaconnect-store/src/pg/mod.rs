@@ -11,6 +11,7 @@
 mod batch;
 mod claims;
 mod copy;
+mod maintain;
 mod meetings;
 mod replica;
 mod rows;
@@ -27,7 +28,10 @@ use prometheus_client::registry::Registry;
 use udaconnect_domain::StoreError;
 
 use self::replica::Replica;
-pub use self::tls::{SslMode, TlsError};
+pub use self::{
+    maintain::Maintenance,
+    tls::{SslMode, TlsError},
+};
 use crate::migrate::{self, MigrateError, MigrationReport};
 
 /// How to reach the database, and how long to wait for it.

@@ -10,7 +10,9 @@
 //! (by the transaction that wrote them, see migration 0006): an answer
 //! covers every write committed before the query began, as the statement's
 //! would. The database stays the only place anything is written; the
-//! replica is rebuilt from it whenever the process starts.
+//! replica is rebuilt from it whenever the process starts, and whenever
+//! a retention has dropped days of locations (migration 0009) since its
+//! last read.
 //!
 //! A catch-up never waits for a query: the rows it reads are queued, and
 //! the next query applies them on its blocking thread before it reads. So
@@ -73,11 +75,18 @@ struct Caught {
     /// When the read that took that snapshot began: a query that arrived
     /// before needs no read of its own.
     began: Instant,
+    /// Where the oldest partition started then (see [`Read::horizon`]).
+    horizon: Option<f64>,
 }
 
 /// What one read brings: its snapshot, and the rows it did not show before.
 struct Read {
     snapshot: String,
+    /// Where the location table's oldest partition starts
+    /// ([`sql::REPLICA_HORIZON`]; `None` before migration 0009): when it
+    /// has moved, a retention has dropped rows, and the replica is loaded
+    /// anew.
+    horizon: Option<f64>,
     persons: Vec<Person>,
     locations: Vec<Location>,
 }
@@ -130,12 +139,14 @@ impl Replica {
     async fn catch_up(&self, pg: &PgStore, arrived: Instant) -> Result<MemoryStore, StoreError> {
         let mut state = self.state.lock().await;
         let began = Instant::now();
-        match &mut *state {
-            Some(caught) if caught.began >= arrived => Ok(caught.store.clone()),
-            Some(caught) => {
-                let read = pg
-                    .bounded("catching up", read(pg, Some(&caught.snapshot)))
-                    .await?;
+        if let Some(caught) = &mut *state {
+            if caught.began >= arrived {
+                return Ok(caught.store.clone());
+            }
+            let read = pg
+                .bounded("catching up", read(pg, Some(&caught.snapshot)))
+                .await?;
+            if read.horizon == caught.horizon {
                 let rows = read.persons.len() + read.locations.len();
                 caught.store.add_rows(read.persons, read.locations);
                 caught.snapshot = read.snapshot;
@@ -145,44 +156,55 @@ impl Replica {
                     .rows
                     .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
                 self.metrics.catch_up.observe(began.elapsed().as_secs_f64());
-                Ok(caught.store.clone())
+                return Ok(caught.store.clone());
             }
-            None => {
-                let read = tokio::time::timeout(LOAD_DEADLINE, read(pg, None))
-                    .await
-                    .map_err(|_| {
-                        StoreError::Unavailable(format!(
-                            "loading the replica took longer than {LOAD_DEADLINE:?}"
-                        ))
-                    })??;
-                let (snapshot, locations) = (read.snapshot, read.locations.len());
-                // Bulk-loading the R-tree is a second of CPU at a million.
-                let timeout = self.query_timeout;
-                let store = tokio::task::spawn_blocking(move || {
-                    let store = MemoryStore::of_rows(read.persons, read.locations);
-                    match timeout {
-                        Some(timeout) => store.with_query_timeout(timeout),
-                        None => store,
-                    }
-                })
-                .await
-                .map_err(|err| {
-                    StoreError::Unavailable(format!("the replica's index was not built: {err}"))
-                })?;
-                tracing::info!(
-                    locations,
-                    took_ms = began.elapsed().as_millis(),
-                    "connections replica loaded"
-                );
-                self.held(&store);
-                *state = Some(Caught {
-                    store: store.clone(),
-                    snapshot,
-                    began,
-                });
-                Ok(store)
-            }
+            // Rows are only ever added, but for whole days a retention
+            // drops: those are forgotten by loading anew.
+            tracing::info!(
+                "location partitions dropped since the replica's last read: loading it anew"
+            );
         }
+        let caught = self.load(pg, began).await?;
+        let store = caught.store.clone();
+        *state = Some(caught);
+        Ok(store)
+    }
+
+    /// Every row, read and indexed afresh.
+    async fn load(&self, pg: &PgStore, began: Instant) -> Result<Caught, StoreError> {
+        let read = tokio::time::timeout(LOAD_DEADLINE, read(pg, None))
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "loading the replica took longer than {LOAD_DEADLINE:?}"
+                ))
+            })??;
+        let (snapshot, horizon, locations) = (read.snapshot, read.horizon, read.locations.len());
+        // Bulk-loading the R-tree is a second of CPU at a million.
+        let timeout = self.query_timeout;
+        let store = tokio::task::spawn_blocking(move || {
+            let store = MemoryStore::of_rows(read.persons, read.locations);
+            match timeout {
+                Some(timeout) => store.with_query_timeout(timeout),
+                None => store,
+            }
+        })
+        .await
+        .map_err(|err| {
+            StoreError::Unavailable(format!("the replica's index was not built: {err}"))
+        })?;
+        tracing::info!(
+            locations,
+            took_ms = began.elapsed().as_millis(),
+            "connections replica loaded"
+        );
+        self.held(&store);
+        Ok(Caught {
+            store,
+            snapshot,
+            began,
+            horizon,
+        })
     }
 
     /// Records how many locations `store` holds.
@@ -222,6 +244,16 @@ async fn read(pg: &PgStore, since: Option<&str>) -> Result<Read, StoreError> {
             "the replica needs migration 0006 (`written_by`): run `udaconnect migrate`".into(),
         ));
     }
+    let partitioned: bool = get(&row, 2, "schema")?;
+    let horizon: Option<f64> = if partitioned {
+        let row = transaction
+            .query_one(sql::REPLICA_HORIZON, &[])
+            .await
+            .map_err(database)?;
+        get(&row, 0, "the oldest partition")?
+    } else {
+        None
+    };
     let (persons, locations) = match since {
         None => (sql::PERSONS, sql::REPLICA_LOCATIONS),
         Some(_) => (sql::REPLICA_PERSONS_SINCE, sql::REPLICA_LOCATIONS_SINCE),
@@ -235,6 +267,7 @@ async fn read(pg: &PgStore, since: Option<&str>) -> Result<Read, StoreError> {
     transaction.commit().await.map_err(database)?;
     Ok(Read {
         snapshot,
+        horizon,
         persons,
         locations,
     })

@@ -107,14 +107,20 @@ SELECT (SELECT count(*) FROM inserted),
 /// Before a batch is copied: the geometry type's oid (for the binary
 /// `COPY`), which of the persons `$1` do not exist, and which of the ids
 /// `$2` and the idempotency keys `$3` are stored already (a redelivery, a
-/// retry published again), so that the copy leaves them out.
+/// retry published again), so that the copy leaves them out. Only the
+/// partitions of the batch's times, `[$4, $5]`, are read: a row stored
+/// again has the time it was stored with (its id and key are unique with
+/// their time, migration 0009), and the planner leaves the other days out.
 pub const BATCH_PREAMBLE: &str = r#"
 SELECT 'geometry'::regtype::oid,
        array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
              WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
-       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.id FROM location l
+             WHERE l.id = ANY ($2::int8[])
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp),
        array(SELECT l.ingest_key FROM location l
-             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL)"#;
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp)"#;
 
 /// A batch none of whose ids or keys is stored yet: the columns in the
 /// order [`super::batch`] writes them.
@@ -329,7 +335,8 @@ macro_rules! pairs_search {
 /// measure is below that: a candidate under 99.9% of the distance flat is
 /// surely within it on the spheroid, one over 100.1% surely not, and only
 /// those in between are measured on the spheroid (`ST_DWithin`, the
-/// original's test, on the other's `point` read by id).
+/// original's test, on the other's `point` read by its primary key, id and
+/// time: the time leaves the other days' partitions out).
 ///
 /// The others are searched through the GiST over (point, time) instead
 /// where the grid does not fit: a box across the antimeridian, beyond 80°,
@@ -402,7 +409,9 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+               AND ST_DWithin((SELECT p.point FROM location p
+                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
+                               c.own_point, $4)))
     UNION ALL
     ",
             pairs_search!($carry, $carried),
@@ -497,7 +506,7 @@ closest AS (
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
     JOIN probe own ON own.id = c.own_id
-    JOIN location o ON o.id = c.id
+    JOIN location o ON o.id = c.id AND o.creation_time = c.creation_time
     WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
@@ -531,13 +540,17 @@ pub const CONNECTIONS_WITHIN: &str = connections_sql!(
 
 pub const COUNT_PERSONS: &str = "SELECT count(*) FROM person";
 
-/// The locations by the statistics: the live-row count every committed
-/// insert moves (within a second), or, if larger, the planner's estimate
-/// kept by `ANALYZE` (the live count starts from zero again after a crash).
+/// The locations by the statistics, summed over the table's partitions
+/// (migration 0009): for each, the live-row count every committed insert
+/// moves (within a second), or, if larger, the planner's estimate kept by
+/// `ANALYZE` (the live count starts from zero again after a crash; a
+/// partition never analysed estimates -1).
 pub const ESTIMATE_LOCATIONS: &str = "
-SELECT GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0))
-FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.oid = 'location'::regclass";
+SELECT COALESCE(sum(GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0), 0)), 0)::int8
+FROM pg_partition_tree('location'::regclass) t
+JOIN pg_class c ON c.oid = t.relid
+LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
+WHERE t.isleaf";
 
 pub const COUNT_LOCATIONS: &str = "SELECT count(*) FROM location";
 
@@ -551,14 +564,34 @@ FROM (SELECT max(id) AS max_id FROM location) AS ids
 WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM location_id_seq);
 ";
 
+/// The location table's upkeep at `$1`: partitions for `$2` days ahead,
+/// and with a retention of `$3` microseconds (or null) the days past it
+/// dropped. No row when another process is doing it meanwhile.
+pub const MAINTAIN_LOCATIONS: &str = "SELECT created, dropped, default_deleted \
+     FROM location_maintain($1::timestamp, $2::int4, $3::int8 * interval '1 microsecond')";
+
+/// At most `$3` idempotency keys' claims past the retention of `$2`
+/// microseconds at `$1` deleted: how many.
+pub const PRUNE_KEY_CLAIMS: &str = "SELECT ingest_key_claim_prune($1::timestamp, \
+     $2::int8 * interval '1 microsecond', $3::int4)";
+
 /// The snapshot the replica's read runs under (the transaction's, taken by
-/// its first statement), as text, and whether both tables record who wrote
+/// its first statement), as text; whether both tables record who wrote
 /// their rows (migration 0006): before, rows written after the load could
-/// not be told from those before. From the catalog, which every role reads.
+/// not be told from those before; and whether the location table is
+/// partitioned (migration 0009), so that [`REPLICA_HORIZON`] can be read.
+/// From the catalog, which every role reads.
 pub const SNAPSHOT: &str = "SELECT pg_current_snapshot()::text, \
      (SELECT count(*) = 2 FROM pg_attribute \
       WHERE attrelid IN ('person'::regclass, 'location'::regclass) \
-        AND attname = 'written_by' AND NOT attisdropped)";
+        AND attname = 'written_by' AND NOT attisdropped), \
+     to_regprocedure('location_partitions()') IS NOT NULL";
+
+/// Where the oldest partition of the location table starts, in seconds
+/// since 1970 (-Infinity for the history partition): it moves only when a
+/// retention drops partitions, whose rows the replica must then forget.
+pub const REPLICA_HORIZON: &str = "SELECT min(COALESCE(extract(epoch FROM lower_bound)::float8, \
+     '-Infinity'::float8)) FROM location_partitions()";
 
 /// The locations' columns [`super::rows::found_location`] reads.
 macro_rules! select_found_locations {
@@ -588,7 +621,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 34] = [
+    const STATEMENTS: [(&str, &str); 37] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -611,7 +644,10 @@ mod tests {
         ("ESTIMATE_LOCATIONS", ESTIMATE_LOCATIONS),
         ("COUNT_LOCATIONS", COUNT_LOCATIONS),
         ("ADVANCE_SEQUENCES", ADVANCE_SEQUENCES),
+        ("MAINTAIN_LOCATIONS", MAINTAIN_LOCATIONS),
+        ("PRUNE_KEY_CLAIMS", PRUNE_KEY_CLAIMS),
         ("SNAPSHOT", SNAPSHOT),
+        ("REPLICA_HORIZON", REPLICA_HORIZON),
         ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),
         ("REPLICA_PERSONS_SINCE", REPLICA_PERSONS_SINCE),
         ("REPLICA_LOCATIONS_SINCE", REPLICA_LOCATIONS_SINCE),

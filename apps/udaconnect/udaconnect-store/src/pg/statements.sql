@@ -64,9 +64,12 @@ SELECT (SELECT count(*) FROM inserted),
 SELECT 'geometry'::regtype::oid,
        array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
              WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
-       array(SELECT l.id FROM location l WHERE l.id = ANY ($2::int8[])),
+       array(SELECT l.id FROM location l
+             WHERE l.id = ANY ($2::int8[])
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp),
        array(SELECT l.ingest_key FROM location l
-             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL);
+             WHERE l.ingest_key = ANY ($3::text[]) AND l.ingest_key IS NOT NULL
+               AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp);
 
 -- COPY_LOCATIONS
 COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY;
@@ -158,7 +161,9 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+               AND ST_DWithin((SELECT p.point FROM location p
+                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
+                               c.own_point, $4)))
     UNION ALL
     SELECT c.coordinate, c.lat, c.lon, c.own_time, c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
@@ -233,7 +238,9 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+               AND ST_DWithin((SELECT p.point FROM location p
+                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
+                               c.own_point, $4)))
     UNION ALL
     SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
@@ -272,7 +279,7 @@ closest AS (
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
     JOIN probe own ON own.id = c.own_id
-    JOIN location o ON o.id = c.id
+    JOIN location o ON o.id = c.id AND o.creation_time = c.creation_time
     WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
@@ -338,7 +345,9 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p WHERE p.id = c.id), c.own_point, $4)))
+               AND ST_DWithin((SELECT p.point FROM location p
+                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
+                               c.own_point, $4)))
     UNION ALL
     SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
@@ -378,7 +387,7 @@ closest AS (
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
     JOIN probe own ON own.id = c.own_id
-    JOIN location o ON o.id = c.id
+    JOIN location o ON o.id = c.id AND o.creation_time = c.creation_time
     WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
@@ -394,9 +403,11 @@ ORDER BY page.encounters DESC, page.person_id;
 SELECT count(*) FROM person;
 
 -- ESTIMATE_LOCATIONS
-SELECT GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0))
-FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.oid = 'location'::regclass;
+SELECT COALESCE(sum(GREATEST(c.reltuples::int8, COALESCE(s.n_live_tup, 0), 0)), 0)::int8
+FROM pg_partition_tree('location'::regclass) t
+JOIN pg_class c ON c.oid = t.relid
+LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
+WHERE t.isleaf;
 
 -- COUNT_LOCATIONS
 SELECT count(*) FROM location;
@@ -409,8 +420,17 @@ SELECT setval('location_id_seq', max_id)
 FROM (SELECT max(id) AS max_id FROM location) AS ids
 WHERE max_id > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM location_id_seq);;
 
+-- MAINTAIN_LOCATIONS
+SELECT created, dropped, default_deleted FROM location_maintain($1::timestamp, $2::int4, $3::int8 * interval '1 microsecond');
+
+-- PRUNE_KEY_CLAIMS
+SELECT ingest_key_claim_prune($1::timestamp, $2::int8 * interval '1 microsecond', $3::int4);
+
 -- SNAPSHOT
-SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped);
+SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped), to_regprocedure('location_partitions()') IS NOT NULL;
+
+-- REPLICA_HORIZON
+SELECT min(COALESCE(extract(epoch FROM lower_bound)::float8, '-Infinity'::float8)) FROM location_partitions();
 
 -- REPLICA_LOCATIONS
 SELECT id, person_id, coordinate, lat, lon, creation_time FROM location;

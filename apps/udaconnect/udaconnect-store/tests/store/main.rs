@@ -1,7 +1,8 @@
 //! The stores' integration tests: one binary, a real PostgreSQL with
 //! PostGIS from the testkit (never the machine's own), started per test.
 //!
-//! `migrations` upgrades fresh databases and the original's; `claims`
+//! `migrations` upgrades fresh databases and the original's; `partitions`
+//! keeps the location table's days under an injected clock; `claims`
 //! holds both stores to the same answers for the edges' idempotency keys;
 //! `compat` replays the original's own SQL against the compatibility
 //! query; `differential` holds the PostGIS and embedded stores to the
@@ -21,6 +22,7 @@ mod helpers;
 mod meetings;
 mod migrations;
 mod outage;
+mod partitions;
 mod plans;
 mod rejected;
 mod replica;

@@ -15,8 +15,8 @@ async fn a_fresh_database_is_migrated_once() {
     let db = migrated().await;
     let again = db.store.migrate().await.expect("migrate again");
     assert!(again.was_current(), "{again:?}");
-    assert_eq!(again.already, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-    assert_eq!(again.to_string(), "schema current (version 8)");
+    assert_eq!(again.already, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(again.to_string(), "schema current (version 9)");
     let client = client(&db.url).await;
     let id_type: String = client
         .query_one(
@@ -41,7 +41,7 @@ async fn processes_migrating_at_once_apply_each_migration_once() {
         applied.extend(report.expect("migrate").applied);
     }
     applied.sort_unstable();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
 
 #[tokio::test]
@@ -93,9 +93,24 @@ async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_no
         .migrate()
         .await
         .expect("upgrade the original's database");
-    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(rows(&server, "person"), persons);
     assert_eq!(rows(&server, "location"), locations);
+
+    // The table is partitioned by day, its rows all in the partition that
+    // was the table; the sequence belongs to the partitioned table.
+    let layout = server.psql(
+        "original",
+        "COPY (SELECT c.relkind::text, \
+                (SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM location), \
+                pg_get_serial_sequence('location', 'id') \
+         FROM pg_class c WHERE c.oid = 'location'::regclass) TO STDOUT",
+    );
+    assert_eq!(
+        layout.trim(),
+        "p\tlocation_history\tpublic.location_id_seq",
+        "{layout}"
+    );
     assert!(store.migrate().await.expect("again").was_current());
 
     // The original never advanced its sequences; the first inserts now
@@ -145,4 +160,30 @@ async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_no
         (stats.persons, stats.locations),
         (SHAPED_PERSONS.len() as u64 + 1, SHAPED_LOCATIONS as u64 + 1)
     );
+}
+
+#[tokio::test]
+async fn rows_stamped_after_the_migrations_day_move_into_the_partitioned_table_as_they_are() {
+    let server = PostgresServer::start();
+    let url = server.create_database("original");
+    server.psql("original", &shaped_script(5));
+    // A clock three days ahead, and a row written by hand for 2099.
+    server.psql(
+        "original",
+        "insert into location (id, person_id, coordinate, creation_time) values \
+         (900, 2, ST_MakePoint(7, 45), \
+          date_trunc('day', now() AT TIME ZONE 'UTC') + interval '3 days 10 hours'), \
+         (901, 3, ST_MakePoint(7, 45), '2099-01-01 10:00')",
+    );
+    let locations = rows(&server, "location");
+    store(&url).migrate().await.expect("migrated");
+    assert_eq!(rows(&server, "location"), locations);
+    let placed = server.psql(
+        "original",
+        "COPY (SELECT id, tableoid::regclass::text = 'location_p' || to_char(creation_time, 'YYYYMMDD') \
+               OR (id = 901 AND tableoid = 'location_default'::regclass) \
+               OR (id < 900 AND tableoid = 'location_history'::regclass) \
+               FROM location WHERE id IN (101, 900, 901) ORDER BY id) TO STDOUT",
+    );
+    assert_eq!(placed, "101\tt\n900\tt\n901\tt\n");
 }

@@ -29,8 +29,11 @@
 //! the meetings target follows: a writer that dies in between stores
 //! nothing again when the message comes back, and publishes it again
 //! (under the same message id, which the broker deduplicates).
+//! On PostgreSQL the writers also keep the location table's partitions
+//! ([`maintenance`]).
 
 mod batch;
+mod maintenance;
 pub mod metrics;
 mod parts;
 
@@ -48,6 +51,7 @@ use platform::{
 use tokio_util::sync::CancellationToken;
 use udaconnect_domain::Store;
 
+pub use self::maintenance::MaintenanceComponent;
 use self::metrics::WriterMetrics;
 use crate::cli::WriterArgs;
 

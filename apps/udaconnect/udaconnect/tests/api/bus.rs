@@ -1,8 +1,9 @@
 //! The edge and the writer on a real nats-server and PostgreSQL: a full
 //! stream and a lost broker answered "retry later" (and `/readyz` says
 //! so), poison set aside on the dead-letter stream, redeliveries stored
-//! once, a database that goes away and comes back, and rows the database
-//! rejects set aside while the rest are stored.
+//! once, a database that goes away and comes back, rows the database
+//! rejects set aside while the rest are stored, and the location table's
+//! partitions kept from a writer's start.
 
 use std::time::{Duration, Instant};
 
@@ -463,5 +464,38 @@ async fn rows_the_database_rejects_are_set_aside_and_the_rest_stored_without_a_r
         .expect("stored");
     rows(&stack.db, 5).await;
     drained(&locations).await;
+    writer.stop().await;
+}
+
+/// A writer keeps the location table's partitions from its start: it
+/// migrates, then creates the days ahead it is told to (the migration made
+/// a week), once.
+#[tokio::test]
+async fn a_writer_creates_the_days_ahead_at_start() {
+    let stack = stack().await;
+    let nats = stack.nats.url();
+    let writer = spawn_target("writer", &stack.args(&nats, &["--partitions-ahead", "12"])).await;
+    let ahead = "SELECT count(*) FROM location_partitions() \
+                 WHERE lower_bound = date_trunc('day', now() AT TIME ZONE 'UTC') + interval '12 days'";
+    eventually("the twelfth day's partition", PATIENCE, || async {
+        number(&stack.db, ahead).await.filter(|n| *n == 1)
+    })
+    .await;
+    eventually("a round done", PATIENCE, || async {
+        metric(
+            &writer,
+            "udaconnect_writer_maintenance_rounds_total{outcome=\"done\"}",
+        )
+        .await
+        .filter(|rounds| *rounds >= 1.0)
+    })
+    .await;
+    // Days 8 to 12 (and the day after the migration's week, had a day
+    // begun in between).
+    let created = metric(&writer, "udaconnect_writer_partitions_created_total").await;
+    assert!(
+        matches!(created, Some(n) if (5.0..=6.0).contains(&n)),
+        "{created:?}"
+    );
     writer.stop().await;
 }

@@ -23,7 +23,7 @@ use testkit::{
 };
 use tokio_postgres::{Client, NoTls, error::SqlState};
 use udaconnect_domain::{ClaimOutcome, KeyClaim, LocationRecord, Position, Store, Timestamp};
-use udaconnect_store::{PgConfig, PgStore};
+use udaconnect_store::{MIGRATIONS, PgConfig, PgStore};
 
 use super::{
     helpers::PATIENCE,
@@ -243,8 +243,9 @@ async fn owners(client: &Client) -> BTreeMap<String, String> {
     tokio::time::timeout(
         PATIENCE,
         client.query(
-            "SELECT tablename::text, tableowner::text FROM pg_tables \
-             WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'",
+            "SELECT c.relname::text, pg_get_userbyid(c.relowner)::text FROM pg_class c \
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') \
+               AND NOT c.relispartition AND c.relname <> 'spatial_ref_sys'",
             &[],
         ),
     )
@@ -284,7 +285,8 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
 /// What each target's role may not do beyond that: nobody updates or
 /// deletes, the API writes no location, the edge writes nothing but its
 /// claims of keys and reads no location, the writer creates no person and
-/// reads of a location only its id and key; only the edge reads claims.
+/// reads of a location only its id, time and key; only the edge reads
+/// claims.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "api",
@@ -296,6 +298,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DELETE FROM person",
             "INSERT INTO person (id, first_name, last_name, company_name) VALUES (99, 'a', 'b', 'c')",
             "SELECT count(*) FROM ingest_key_claim",
+            "SELECT location_maintain(localtimestamp, 1, NULL)",
+            "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
     (
@@ -310,6 +314,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DELETE FROM person",
             "UPDATE ingest_key_claim SET location_id = 0",
             "DELETE FROM ingest_key_claim",
+            "SELECT location_maintain(localtimestamp, 1, NULL)",
+            "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
     (
@@ -317,7 +323,6 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &[
             "UPDATE location SET person_id = person_id",
             "DELETE FROM location",
-            "SELECT creation_time FROM location",
             "SELECT coordinate FROM location",
             "INSERT INTO person (first_name, last_name, company_name) VALUES ('a', 'b', 'c')",
             "UPDATE person SET first_name = 'x'",
@@ -325,6 +330,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT first_name FROM person",
             "SELECT nextval('location_id_seq')",
             "SELECT count(*) FROM ingest_key_claim",
+            "SELECT id FROM location_history",
+            "DROP TABLE location_default",
+            "ALTER TABLE location DETACH PARTITION location_default",
         ],
     ),
 ];
@@ -368,6 +376,13 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         ]
     );
     assert!(tables.values().all(|o| *o == migrate_role), "{tables:?}");
+    let foreign_partitions: i64 = value(
+        &owner,
+        "SELECT count(*) FROM pg_class WHERE relispartition AND relkind = 'r' \
+         AND relowner <> current_user::regrole",
+    )
+    .await;
+    assert_eq!(foreign_partitions, 0, "the partitions are the owner's");
     for target in ["migrate", "api", "ingest", "writer"] {
         let client = connect(&url(target)).await.expect("the role logs in");
         let powers: bool = value(
@@ -468,6 +483,23 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     assert_eq!((report.inserted, report.duplicates), (0, 2), "{report:?}");
     assert_eq!(report.unknown_person, vec![nobody.id]);
 
+    // The writer keeps the location table's partitions, through the
+    // owner's functions: ten days ahead (the migration made seven; eight
+    // if a day began since), and a year's retention, which drops nothing
+    // yet.
+    let done = writer
+        .maintain(
+            Timestamp::now(),
+            10,
+            Some(std::time::Duration::from_secs(365 * 24 * 60 * 60)),
+        )
+        .await
+        .expect("maintained");
+    assert!(
+        (3..=4).contains(&done.created) && done.dropped == 0,
+        "{done:?}"
+    );
+
     // Back on the API: Ada met Bob, and the live counts see both rows.
     let connections = format!(
         "{base}/api/v2/persons/{}/connections?start=2021-03-01&end=2021-03-02&distance=1",
@@ -520,10 +552,9 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
     let pg = postgres_like_the_image(&rendered, &passwords).await;
     let nats = start_nats(&rendered, &passwords);
 
-    // The earlier deploy: `udaconnect migrate` as the superuser. 0004 and
-    // 0007 found no role and granted nothing; before they existed, the
-    // database was left at version 3 (0007 makes its table again only if
-    // it is not there).
+    // The earlier deploy, before roles existed: migrations 0001 to 0003 as
+    // the superuser, recorded as `udaconnect migrate` records them, and
+    // rows in its tables.
     let (user, db) = (
         server_setting(&rendered, "POSTGRES_USER"),
         server_setting(&rendered, "POSTGRES_DB"),
@@ -533,14 +564,34 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         passwords["postgres.env"]["POSTGRES_PASSWORD"],
         pg.port()
     );
-    let (code, stdout, stderr) =
-        super::helpers::run(&["migrate", "--database-url", &superuser], &[]).await;
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
     let earlier = connect(&superuser).await.expect("the superuser logs in");
     earlier
         .batch_execute(
-            "DELETE FROM udaconnect_migrations WHERE version IN (4, 7);
-             INSERT INTO person (first_name, last_name, company_name)
+            "CREATE TABLE udaconnect_migrations (
+                 version integer PRIMARY KEY,
+                 name text NOT NULL,
+                 checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .expect("the migrations' record");
+    for migration in MIGRATIONS.iter().filter(|migration| migration.version <= 3) {
+        earlier
+            .batch_execute(migration.sql)
+            .await
+            .expect("an earlier migration");
+        earlier
+            .execute(
+                "INSERT INTO udaconnect_migrations (version, name, checksum) \
+                 VALUES ($1, $2, encode(sha256(convert_to($3::text, 'UTF8')), 'hex'))",
+                &[&migration.version, &migration.name, &migration.sql],
+            )
+            .await
+            .expect("recorded");
+    }
+    earlier
+        .batch_execute(
+            "INSERT INTO person (first_name, last_name, company_name)
                  VALUES ('Old', 'Deploy', 'Co'), ('Older', 'Deploy', 'Co');
              INSERT INTO location (person_id, coordinate, creation_time)
                  SELECT id, ST_MakePoint(7, 45), '2021-03-01 10:00' FROM person;",
@@ -558,9 +609,13 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         .expect("the owner logs in");
     let migrate_role: String = value(&owner, "SELECT current_user::text").await;
     let after = owners(&owner).await;
+    // The earlier tables, the claims' of 0007 and the meetings' of 0008.
+    let mut expected: Vec<&str> = before.keys().map(String::as_str).collect();
+    expected.extend(["ingest_key_claim", "meeting", "meeting_position"]);
+    expected.sort_unstable();
     assert_eq!(
-        after.keys().collect::<Vec<_>>(),
-        before.keys().collect::<Vec<_>>()
+        after.keys().map(String::as_str).collect::<Vec<_>>(),
+        expected
     );
     assert!(after.values().all(|o| *o == migrate_role), "{after:?}");
     let versions: String = value(
@@ -568,7 +623,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
