@@ -426,6 +426,84 @@ pub fn cells_near(center: Position, metres: f64) -> Vec<i64> {
     cells
 }
 
+/// Where a reader of the meetings' changes stands: a snapshot of which
+/// writes it has seen, as PostgreSQL writes one (`xmin:xmax:xip,…`, the
+/// transactions below `xmax` seen but for those listed in progress). The
+/// embedded store writes `0:n:`, its n-th change. Opaque to clients; read
+/// back strictly, since a client sends it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedCursor(String);
+
+/// The most transactions a cursor may list as in progress.
+pub const MAX_CURSOR_IN_PROGRESS: usize = 1000;
+
+impl FeedCursor {
+    /// Reads a cursor, `None` unless it is one a store could have written.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split(':');
+        let (xmin, xmax, list) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let number = |digits: &str| -> Option<u64> {
+            (!digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
+        };
+        let (xmin, xmax) = (number(xmin)?, number(xmax)?);
+        if xmin > xmax {
+            return None;
+        }
+        if !list.is_empty() {
+            let listed: Vec<&str> = list.split(',').collect();
+            if listed.len() > MAX_CURSOR_IN_PROGRESS {
+                return None;
+            }
+            let mut previous = None;
+            for xip in listed {
+                let xip = number(xip)?;
+                if xip < xmin || xip >= xmax || previous.is_some_and(|p| xip <= p) {
+                    return None;
+                }
+                previous = Some(xip);
+            }
+        }
+        Some(Self(text.to_owned()))
+    }
+
+    /// The embedded store's cursor after its `count`-th change.
+    pub fn counted(count: u64) -> Self {
+        Self(format!("0:{count}:"))
+    }
+
+    /// The count of an embedded store's cursor (`xmax`).
+    pub fn count(&self) -> u64 {
+        self.0
+            .split(':')
+            .nth(1)
+            .and_then(|xmax| xmax.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The meetings written since a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeetingFeed {
+    /// Where the next read starts.
+    pub cursor: FeedCursor,
+    /// The meetings written since (each as it is now), oldest write first
+    /// as far as the store knows.
+    pub meetings: Vec<Kept>,
+    /// `false` when more were written than the read's limit: the reader
+    /// missed some, and should read the meetings again in full.
+    pub complete: bool,
+}
+
 /// What folding a batch of locations into the meetings did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeetingChanges {

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use crate::{
     claim::{ClaimOutcome, KeyClaim},
-    meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
+    meeting::{
+        FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
+    },
     model::{Location, LocationId, LocationRecord, NewPerson, Person, PersonId},
     query::{CompatConnection, CompatQuery, ConnectionQuery, Contact, LocationRange, PersonSearch},
 };
@@ -155,6 +157,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of one person's meetings, most recent first.
     async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError>;
+
+    /// The meetings (of `person`, or everyone's) written since `since`, at
+    /// most `limit`; without `since`, none, and the cursor of now.
+    async fn meeting_feed(
+        &self,
+        since: Option<&FeedCursor>,
+        person: Option<PersonId>,
+        limit: usize,
+    ) -> Result<MeetingFeed, StoreError>;
 }
 
 #[cfg(test)]

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "location_partitions",
         sql: include_str!("../migrations/0009_location_partitions.sql"),
     },
+    Migration {
+        version: 11,
+        name: "meeting_changes",
+        sql: include_str!("../migrations/0011_meeting_changes.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -283,3 +283,34 @@ fn the_cells_near_a_position_hold_every_position_within_the_distance() {
         assert!(cells.contains(&cell_of(center)));
     }
 }
+
+#[test]
+fn cursors_are_read_back_only_as_a_store_writes_them() {
+    for good in ["0:5:", "10:20:", "10:20:10,15,19", "739:739:"] {
+        assert!(FeedCursor::parse(good).is_some(), "{good}");
+    }
+    for bad in [
+        "",
+        "5",
+        "5:4:",
+        "1:2:3:4",
+        "a:b:",
+        "10:20:9",
+        "10:20:20",
+        "10:20:15,15",
+        "10:20:16,15",
+        " 1:2:",
+        "1:2:,",
+        "-1:2:",
+        "99999999999999999999999:1:",
+    ] {
+        assert!(FeedCursor::parse(bad).is_none(), "{bad}");
+    }
+    let many = (0..1001)
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(FeedCursor::parse(&format!("0:2000:{many}")).is_none());
+    assert_eq!(FeedCursor::counted(7).count(), 7);
+    assert_eq!(FeedCursor::parse("0:7:").map(|c| c.count()), Some(7));
+}

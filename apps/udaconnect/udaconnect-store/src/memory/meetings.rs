@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use udaconnect_domain::{
     LocationId, PersonId, Timestamp,
     meeting::{
-        Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting, Sweep, by_pair, cell_of,
-        cells_near, new_contacts,
+        FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting, Sweep,
+        by_pair, cell_of, cells_near, new_contacts,
     },
 };
 
@@ -26,6 +26,9 @@ pub struct MeetingBook {
     /// Person → ids of their meetings.
     persons: HashMap<PersonId, BTreeSet<i64>>,
     last_id: i64,
+    /// Meetings written, counted; each meeting's count when last written.
+    writes: u64,
+    written: HashMap<i64, u64>,
 }
 
 impl MeetingBook {
@@ -63,6 +66,8 @@ impl MeetingBook {
             }
             for grown in &fold.grown {
                 self.meetings.insert(grown.id, *grown);
+                self.writes += 1;
+                self.written.insert(grown.id, self.writes);
             }
             for meeting in fold.started {
                 self.last_id += 1;
@@ -71,6 +76,8 @@ impl MeetingBook {
                     meeting,
                 };
                 self.meetings.insert(kept.id, kept);
+                self.writes += 1;
+                self.written.insert(kept.id, self.writes);
                 self.pairs.entry(pair).or_default().insert(kept.id);
                 for person in [pair.0, pair.1] {
                     self.persons.entry(person).or_default().insert(kept.id);
@@ -119,6 +126,7 @@ impl MeetingBook {
     }
 
     fn remove(&mut self, id: i64) {
+        self.written.remove(&id);
         if let Some(kept) = self.meetings.remove(&id) {
             let (a, b) = kept.meeting.persons;
             if let Some(ids) = self.pairs.get_mut(&(a, b)) {
@@ -129,6 +137,42 @@ impl MeetingBook {
                     ids.remove(&id);
                 }
             }
+        }
+    }
+
+    /// The meetings written since `since`; see
+    /// [`udaconnect_domain::Store::meeting_feed`].
+    pub fn feed(
+        &self,
+        since: Option<&FeedCursor>,
+        person: Option<PersonId>,
+        limit: usize,
+    ) -> MeetingFeed {
+        let cursor = FeedCursor::counted(self.writes);
+        let Some(since) = since else {
+            return MeetingFeed {
+                cursor,
+                meetings: Vec::new(),
+                complete: true,
+            };
+        };
+        let after = since.count();
+        let mut changed: Vec<(u64, Kept)> = self
+            .written
+            .iter()
+            .filter(|(_, written)| **written > after)
+            .filter_map(|(id, written)| self.meetings.get(id).map(|kept| (*written, *kept)))
+            .filter(|(_, kept)| {
+                person.is_none_or(|p| kept.meeting.persons.0 == p || kept.meeting.persons.1 == p)
+            })
+            .collect();
+        changed.sort_by_key(|(written, _)| *written);
+        let complete = changed.len() <= limit;
+        changed.truncate(limit);
+        MeetingFeed {
+            cursor,
+            meetings: changed.into_iter().map(|(_, kept)| kept).collect(),
+            complete,
         }
     }
 

@@ -27,7 +27,9 @@ use udaconnect_domain::{
     Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch,
     Stats, Store, StoreError,
     conference::Dataset,
-    meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
+    meeting::{
+        FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
+    },
 };
 
 use self::{data::Data, deadline::Deadline, meetings::MeetingBook};
@@ -267,6 +269,22 @@ impl Store for MemoryStore {
             book.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .apply(&rules, &sightings)
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
+    }
+
+    async fn meeting_feed(
+        &self,
+        since: Option<&FeedCursor>,
+        person: Option<PersonId>,
+        limit: usize,
+    ) -> Result<MeetingFeed, StoreError> {
+        let (book, since) = (Arc::clone(&self.meetings), since.cloned());
+        tokio::task::spawn_blocking(move || {
+            book.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .feed(since.as_ref(), person, limit)
         })
         .await
         .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))

@@ -15,8 +15,8 @@ use tokio_postgres::{IsolationLevel, Row, Transaction, error::SqlState};
 use udaconnect_domain::{
     LocationId, StoreError, Timestamp,
     meeting::{
-        Closest, Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting, Sweep, by_pair,
-        cell_of, cells_near, new_contacts,
+        Closest, FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules,
+        Sighting, Sweep, by_pair, cell_of, cells_near, new_contacts,
     },
 };
 
@@ -98,6 +98,62 @@ fn jitter() -> f64 {
         .build_hasher()
         .finish();
     (bits >> 11) as f64 / (1_u64 << 53) as f64
+}
+
+impl PgStore {
+    /// See [`udaconnect_domain::Store::meeting_feed`]: the snapshot and the
+    /// rows read in one repeatable-read transaction, so that the rows are
+    /// exactly those its snapshot shows.
+    pub(super) async fn feed(
+        &self,
+        since: Option<&FeedCursor>,
+        person: Option<i32>,
+        limit: usize,
+    ) -> Result<MeetingFeed, StoreError> {
+        self.bounded("reading the meetings written since", async {
+            let mut client = self.client().await?;
+            let transaction = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(database)?;
+            let snapshot: String = transaction
+                .query_one(sql::MEETINGS_SNAPSHOT, &[])
+                .await
+                .map_err(database)?
+                .try_get(0)
+                .map_err(database)?;
+            let cursor = FeedCursor::parse(&snapshot).ok_or_else(|| {
+                StoreError::Corrupt(format!("the database's snapshot is not one: {snapshot}"))
+            })?;
+            let Some(since) = since else {
+                return Ok(MeetingFeed {
+                    cursor,
+                    meetings: Vec::new(),
+                    complete: true,
+                });
+            };
+            let most = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let rows = transaction
+                .query(
+                    sql::MEETINGS_WRITTEN_SINCE,
+                    &[&since.as_str(), &person, &most],
+                )
+                .await
+                .map_err(database)?;
+            let mut meetings = rows.iter().map(kept).collect::<Result<Vec<_>, _>>()?;
+            let complete = meetings.len() <= limit;
+            meetings.truncate(limit);
+            Ok(MeetingFeed {
+                cursor,
+                meetings,
+                complete,
+            })
+        })
+        .await
+    }
 }
 
 fn retry(err: &tokio_postgres::Error, attempt: usize) -> bool {

@@ -253,7 +253,26 @@ ON CONFLICT (id) DO UPDATE SET
     closest_lat = excluded.closest_lat,
     closest_lon = excluded.closest_lon,
     closest_location_a = excluded.closest_location_a,
-    closest_location_b = excluded.closest_location_b"#;
+    closest_location_b = excluded.closest_location_b,
+    written_by = pg_current_xact_id()"#;
+
+/// The meetings written by transactions not committed in snapshot `$1`
+/// (as text) and committed now, of person `$2` or (null) everyone's, in
+/// the order of their transactions, at most `$3`.
+pub const MEETINGS_WRITTEN_SINCE: &str = concat!(
+    "SELECT ",
+    meeting_columns!("m"),
+    r#"
+FROM meeting m
+WHERE m.written_by >= pg_snapshot_xmin($1::text::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(m.written_by, $1::text::pg_snapshot)
+  AND ($2::int4 IS NULL OR m.person_a = $2 OR m.person_b = $2)
+ORDER BY m.written_by, m.id
+LIMIT $3"#
+);
+
+/// The snapshot a reader of the meetings' changes starts from.
+pub const MEETINGS_SNAPSHOT: &str = "SELECT pg_current_snapshot()::text";
 
 /// Removes the meetings `$1` (taken into others).
 pub const DELETE_MEETINGS: &str = "DELETE FROM meeting WHERE id = ANY ($1::int8[])";
@@ -621,7 +640,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 37] = [
+    const STATEMENTS: [(&str, &str); 39] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -657,6 +676,8 @@ mod tests {
         ("MEETINGS_OF_PAIRS", MEETINGS_OF_PAIRS),
         ("MEETING_IDS", MEETING_IDS),
         ("UPSERT_MEETINGS", UPSERT_MEETINGS),
+        ("MEETINGS_WRITTEN_SINCE", MEETINGS_WRITTEN_SINCE),
+        ("MEETINGS_SNAPSHOT", MEETINGS_SNAPSHOT),
         ("DELETE_MEETINGS", DELETE_MEETINGS),
         ("MEETINGS_OF_PERSON", MEETINGS_OF_PERSON),
     ];

@@ -481,7 +481,20 @@ ON CONFLICT (id) DO UPDATE SET
     closest_lat = excluded.closest_lat,
     closest_lon = excluded.closest_lon,
     closest_location_a = excluded.closest_location_a,
-    closest_location_b = excluded.closest_location_b;
+    closest_location_b = excluded.closest_location_b,
+    written_by = pg_current_xact_id();
+
+-- MEETINGS_WRITTEN_SINCE
+SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b
+FROM meeting m
+WHERE m.written_by >= pg_snapshot_xmin($1::text::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(m.written_by, $1::text::pg_snapshot)
+  AND ($2::int4 IS NULL OR m.person_a = $2 OR m.person_b = $2)
+ORDER BY m.written_by, m.id
+LIMIT $3;
+
+-- MEETINGS_SNAPSHOT
+SELECT pg_current_snapshot()::text;
 
 -- DELETE_MEETINGS
 DELETE FROM meeting WHERE id = ANY ($1::int8[]);

@@ -14,7 +14,9 @@ use udaconnect_domain::{
     ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
     KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
     PersonOrder, PersonSearch, Stats, Store, StoreError, Timestamp,
-    meeting::{Kept, MeetingChanges, MeetingQuery, MeetingRules, Sighting},
+    meeting::{
+        FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
+    },
     query::round_to_mm,
 };
 
@@ -340,6 +342,15 @@ impl Store for PgStore {
 
     async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {
         self.meetings_of(query).await
+    }
+
+    async fn meeting_feed(
+        &self,
+        since: Option<&FeedCursor>,
+        person: Option<PersonId>,
+        limit: usize,
+    ) -> Result<MeetingFeed, StoreError> {
+        self.feed(since, person, limit).await
     }
 }
 

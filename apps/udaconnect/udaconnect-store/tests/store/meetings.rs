@@ -194,3 +194,106 @@ async fn a_persons_meetings_are_paged_most_recent_first_in_both_stores() {
         assert_eq!(sorted, want, "{}", store.kind());
     }
 }
+
+#[tokio::test]
+async fn the_feed_gives_each_meeting_written_since_a_cursor_in_both_stores() {
+    let db = migrated().await;
+    let pg = store(&db.url);
+    let memory = MemoryStore::new();
+    let rules = MeetingRules::new(5.0, MINUTE, MINUTE).expect("rules");
+    let sightings = crowd(31, 4, 100);
+    let (first, second) = sightings.split_at(200);
+    for store in [&pg as &dyn Store, &memory] {
+        let kind = store.kind();
+        let start = store.meeting_feed(None, None, 10).await.expect("now");
+        assert!(start.meetings.is_empty() && start.complete, "{kind}");
+        let changes = store.apply_meetings(&rules, first).await.expect("fold");
+        let feed = store
+            .meeting_feed(Some(&start.cursor), None, 10_000)
+            .await
+            .expect("feed");
+        let mut written: Vec<i64> = changes
+            .started
+            .iter()
+            .chain(&changes.grown)
+            .map(|k| k.id)
+            .collect();
+        written.sort_unstable();
+        let mut fed: Vec<i64> = feed.meetings.iter().map(|k| k.id).collect();
+        fed.sort_unstable();
+        assert!(!written.is_empty(), "{kind}");
+        assert_eq!(fed, written, "{kind}");
+        assert!(feed.complete, "{kind}");
+        // Nothing since; then only what the next batch wrote, and one
+        // person's only when asked so.
+        let none = store
+            .meeting_feed(Some(&feed.cursor), None, 10_000)
+            .await
+            .expect("feed");
+        assert!(none.meetings.is_empty(), "{kind}");
+        let changes = store.apply_meetings(&rules, second).await.expect("fold");
+        let mine = store
+            .meeting_feed(Some(&feed.cursor), Some(3), 10_000)
+            .await
+            .expect("feed");
+        let mut expected: Vec<i64> = changes
+            .started
+            .iter()
+            .chain(&changes.grown)
+            .filter(|k| k.meeting.persons.0 == 3 || k.meeting.persons.1 == 3)
+            .filter(|k| !changes.joined.contains(&k.id))
+            .map(|k| k.id)
+            .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        let mut got: Vec<i64> = mine.meetings.iter().map(|k| k.id).collect();
+        got.sort_unstable();
+        assert_eq!(got, expected, "{kind}");
+        // A limit below what was written says the read is incomplete.
+        let cut = store
+            .meeting_feed(Some(&start.cursor), None, 1)
+            .await
+            .expect("feed");
+        assert_eq!((cut.meetings.len(), cut.complete), (1, false), "{kind}");
+    }
+}
+
+/// A transaction that wrote a meeting before a reader's snapshot and
+/// commits after it is read by the next read, not skipped.
+#[tokio::test]
+async fn a_meeting_committed_after_a_later_one_is_still_fed() {
+    let db = migrated().await;
+    let pg = store(&db.url);
+    let mut slow = crate::helpers::client(&db.url).await;
+    let slow = slow.transaction().await.expect("a transaction");
+    slow.execute(
+        "INSERT INTO meeting (person_a, person_b, start_time, end_time, contacts, closest_m, \
+         closest_at, closest_lat, closest_lon, closest_location_a, closest_location_b) \
+         VALUES (1, 2, '2020-06-01 10:00', '2020-06-01 10:05', 1, 1.0, '2020-06-01 10:05', 0, 0, 1, 2)",
+        &[],
+    )
+    .await
+    .expect("a meeting, not committed yet");
+    let before = pg.meeting_feed(None, None, 10).await.expect("now");
+    let rules = MeetingRules::default();
+    pg.apply_meetings(&rules, &crowd(41, 3, 60))
+        .await
+        .expect("fold");
+    let after = pg
+        .meeting_feed(Some(&before.cursor), None, 10_000)
+        .await
+        .expect("feed");
+    assert!(
+        after
+            .meetings
+            .iter()
+            .all(|k| k.meeting.persons != (1, 2) || k.meeting.start != june())
+    );
+    slow.commit().await.expect("commits");
+    let late = pg
+        .meeting_feed(Some(&after.cursor), None, 10_000)
+        .await
+        .expect("feed");
+    assert_eq!(late.meetings.len(), 1, "{late:?}");
+    assert_eq!(late.meetings[0].meeting.persons, (1, 2));
+}
