@@ -33,10 +33,16 @@ impl SseClient {
     /// Connects to `url`, sending `Last-Event-ID` when given. Fails on a
     /// non-200 answer, returning its status and body.
     pub async fn connect(url: &str, last_event_id: Option<u64>) -> Result<Self, String> {
+        Self::resume(url, last_event_id.map(|id| id.to_string()).as_deref()).await
+    }
+
+    /// Connects to `url`, sending `Last-Event-ID` as given (any text). Fails
+    /// on a non-200 answer, returning its status and body.
+    pub async fn resume(url: &str, last_event_id: Option<&str>) -> Result<Self, String> {
         let client = reqwest::Client::new();
         let mut request = client.get(url).header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id.to_string());
+            request = request.header("last-event-id", id);
         }
         let response = tokio::time::timeout(SSE_PATIENCE, request.send())
             .await

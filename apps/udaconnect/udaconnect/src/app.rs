@@ -35,6 +35,7 @@ use crate::{
         self, ApiMetrics, ApiState,
         gate::QueryGate,
         live::{LiveStats, RateMeter},
+        meetings_live::{self, MeetingsLive},
     },
     cli::{BusConfig, Config, StoreConfig, redacted},
     demo::DemoFeed,
@@ -88,7 +89,11 @@ impl Application {
                 let first_day = demo_first_day();
                 let demo = conference::demo(first_day, *seed);
                 let mut store = MemoryStore::from_dataset(&demo);
-                if config.meetings.is_some() {
+                if config
+                    .meetings
+                    .as_ref()
+                    .is_some_and(|meetings| meetings.args.demo_meetings)
+                {
                     backlog = demo
                         .locations
                         .iter()
@@ -132,6 +137,7 @@ impl Application {
             let metrics = ApiMetrics::register(service.registry());
             let ready = service.readiness().flag("api: store answering");
             let (live, feed) = watch::channel(None);
+            let meetings_reads = meetings_live::channel();
             let queries =
                 QueryGate::new(api.query_concurrency, api.query_timeout, service.registry());
             routes = Some(api::routes(ApiState {
@@ -140,8 +146,15 @@ impl Application {
                 queries,
                 compat_max_rows: api.compat_max_rows,
                 live: feed,
+                meetings_live: meetings_reads.clone(),
                 shutdown: streams.clone(),
             }));
+            service.add(MeetingsLive::new(
+                Arc::clone(&store),
+                meetings_reads,
+                api.meetings_live_every,
+                api.meetings_live_max,
+            ));
             Some(Watch { ready, live })
         } else {
             None

@@ -133,6 +133,12 @@ pub struct ApiArgs {
     /// Connection queries answered at once; one more is answered 503 with Retry-After at once. Persons, health and metrics always answer.
     #[arg(long, env = "UDACONNECT_QUERY_CONCURRENCY", default_value = "4", value_parser = parse_bounded::<1024>)]
     pub query_concurrency: usize,
+    /// How often the API reads the meetings written since its last read, for the live streams of meetings (one read per process, whatever the streams open).
+    #[arg(long, env = "UDACONNECT_MEETINGS_LIVE_EVERY", default_value = "500ms", value_parser = parse_duration)]
+    pub meetings_live_every: Duration,
+    /// Most meetings one such read takes; past it every live stream is told to read its meetings again (event `reset`).
+    #[arg(long, env = "UDACONNECT_MEETINGS_LIVE_MAX", default_value = "10000", value_parser = parse_bounded::<1_000_000>)]
+    pub meetings_live_max: usize,
 }
 
 /// Settings of the serving targets.
@@ -324,6 +330,9 @@ pub struct MeetingsArgs {
     /// Name of the durable consumer the meetings processes share.
     #[arg(long, env = "UDACONNECT_MEETINGS_CONSUMER", default_value = "meetings", value_parser = parse_consumer)]
     pub meetings_consumer: String,
+    /// With the embedded store, fold the demo conference's own locations into meetings at start (in the background; about a second in a release build).
+    #[arg(long, env = "UDACONNECT_DEMO_MEETINGS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub demo_meetings: bool,
 }
 
 impl MeetingsArgs {

@@ -177,7 +177,8 @@ async fn others(
     Ok(others)
 }
 
-fn json(kept: &Kept, with: &PersonJson) -> MeetingJson {
+/// A meeting as the API answers it, with the other person.
+pub(super) fn json(kept: &Kept, with: &PersonJson) -> MeetingJson {
     let meeting = &kept.meeting;
     MeetingJson {
         id: kept.id,

@@ -1,6 +1,6 @@
 //! UdaConnect's HTTP API: the original's endpoints under `/api`, kept
 //! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`], and a
-//! person's meetings: [`meetings`]), the
+//! person's meetings: [`meetings`], live: [`meetings_live`]), the
 //! OpenAPI document they are described by, generated from the handlers
 //! themselves ([`docs`]) so that it cannot drift from the routes, and the
 //! page people use ([`page`]).
@@ -17,6 +17,7 @@ pub mod docs;
 pub mod gate;
 pub mod live;
 pub mod meetings;
+pub mod meetings_live;
 pub mod page;
 pub mod params;
 pub mod state;
@@ -46,6 +47,7 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
         .routes(routes!(v2::person_locations))
         .routes(routes!(v2::connections))
         .routes(routes!(meetings::meetings))
+        .routes(routes!(meetings_live::live))
         .routes(routes!(v2::location))
         .routes(routes!(v2::stats))
         .routes(routes!(live::live))

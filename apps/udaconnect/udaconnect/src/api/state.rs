@@ -32,6 +32,8 @@ pub struct ApiState {
     pub queries: super::gate::QueryGate,
     /// The latest counts, for live streams.
     pub live: LiveFeed,
+    /// The meetings written, read for the live streams of meetings.
+    pub meetings_live: super::meetings_live::MeetingsReads,
     /// Cancelled when the server shuts down: live streams end then.
     pub shutdown: CancellationToken,
 }

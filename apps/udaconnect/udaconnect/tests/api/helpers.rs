@@ -104,8 +104,9 @@ async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
 /// Builds and runs `udaconnect all <args>` on free ports (HTTP and gRPC).
 /// Without `--database-url` in `args` it runs on the embedded store,
 /// without `--nats-url` on the in-process bus, without `--demo-feed` with
-/// no demo feed (so that the counts are the tests' own), whatever the
-/// environment has.
+/// no demo feed (so that the counts are the tests' own), without
+/// `--demo-meetings` with no meetings of the demo conference (folding it
+/// in takes seconds of a debug build), whatever the environment has.
 pub async fn spawn_app(args: &[&str]) -> TestApp {
     spawn_target("all", args).await
 }
@@ -126,6 +127,9 @@ pub async fn spawn_target(target: &str, args: &[&str]) -> TestApp {
         }
         if !args.contains(&"--demo-feed") {
             all.demo.demo_feed = Some(0.0);
+        }
+        if !args.contains(&"--demo-meetings") {
+            all.meetings.demo_meetings = false;
         }
     }
     let Ok(Plan::Serve(config)) = cli.plan() else {

@@ -211,7 +211,7 @@ async fn meetings_computed_as_locations_stream_in_equal_the_reference_after_a_ki
 
 #[tokio::test]
 async fn the_embedded_demo_has_meetings_from_its_conference() {
-    let app = super::helpers::spawn_app(&[]).await;
+    let app = super::helpers::spawn_app(&["--demo-meetings", "true"]).await;
     let page = eventually("the demo's meetings", PATIENCE, || async {
         let (status, page) = app.get("/api/v2/persons/1/meetings?limit=5").await;
         (status == 200 && page["meetings"].as_array().is_some_and(|m| !m.is_empty()))
@@ -233,5 +233,102 @@ async fn the_embedded_demo_has_meetings_from_its_conference() {
             .is_some_and(|d| d <= 5.0),
         "{first}"
     );
+    app.stop().await;
+}
+
+/// Posts, for persons `a` and `b`, a location each `seconds` apart from
+/// `from` (minutes after 2022-05-02 09:00) for `count` reports, side by
+/// side.
+async fn walk_together(app: &super::helpers::TestApp, a: i64, b: i64, from: i64, count: i64) {
+    let base = chrono::NaiveDate::from_ymd_opt(2022, 5, 2)
+        .and_then(|day| day.and_hms_opt(9, 0, 0))
+        .expect("a time");
+    let mut locations = Vec::new();
+    for n in 0..count {
+        let time = base + chrono::Duration::seconds(from * 60 + n * 20);
+        let time = format!("{}Z", time.format("%Y-%m-%dT%H:%M:%S"));
+        locations.push(json!({"person_id": a, "lat": 48.0, "lon": 11.0, "time": time}));
+        locations.push(json!({"person_id": b, "lat": 48.00001, "lon": 11.0, "time": time}));
+    }
+    let (status, reply) = app
+        .post(
+            "/api/v2/locations:batch",
+            &json!({ "locations": locations }),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+async fn person(app: &super::helpers::TestApp, name: &str) -> i64 {
+    let (status, person) = app
+        .post(
+            "/api/v2/persons",
+            &json!({"first_name": name, "last_name": "Live", "company_name": "Co"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    person["id"].as_i64().expect("an id")
+}
+
+/// The next `meeting` event, skipping others.
+async fn next_meeting(stream: &mut testkit::SseClient) -> (Value, Option<String>) {
+    loop {
+        let event = stream.next_event().await.expect("the stream goes on");
+        if event.event.as_deref() == Some("meeting") {
+            let meeting: Value = serde_json::from_str(&event.data).expect("JSON");
+            return (meeting, event.id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_persons_meetings_stream_live_and_resume_from_the_last_event() {
+    let app = super::helpers::spawn_app(&[]).await;
+    let (ada, grace, alan) = (
+        person(&app, "Ada").await,
+        person(&app, "Grace").await,
+        person(&app, "Alan").await,
+    );
+    let url = |id: i64| format!("{}/api/v2/persons/{id}/meetings/live", app.base);
+    let mut stream = testkit::SseClient::connect(&url(ada), None)
+        .await
+        .expect("a stream")
+        .with_patience(PATIENCE);
+    // A meeting starts.
+    walk_together(&app, ada, grace, 0, 4).await;
+    let (meeting, id) = next_meeting(&mut stream).await;
+    assert_eq!(meeting["with"]["id"], grace, "{meeting}");
+    assert_eq!(meeting["start"], "2022-05-02T09:00:00Z", "{meeting}");
+    let first_id = meeting["id"].clone();
+    let cursor = id.expect("the last event of a read carries its cursor");
+    drop(stream);
+
+    // While the page is away, it grows, and another one starts.
+    walk_together(&app, ada, grace, 1, 3).await;
+    walk_together(&app, ada, alan, 30, 2).await;
+    // Someone else's meeting is not Ada's business.
+    walk_together(&app, grace, alan, 60, 2).await;
+    let mut resumed = testkit::SseClient::resume(&url(ada), Some(&cursor))
+        .await
+        .expect("a stream")
+        .with_patience(PATIENCE);
+    let mut seen = std::collections::BTreeMap::new();
+    while !(seen
+        .get(&first_id.to_string())
+        .is_some_and(|m: &Value| m["end"] == "2022-05-02T09:01:40Z")
+        && seen.values().any(|m| m["with"]["id"] == alan))
+    {
+        let (meeting, _) = next_meeting(&mut resumed).await;
+        assert!(
+            meeting["with"]["id"] == grace || meeting["with"]["id"] == alan,
+            "{meeting}"
+        );
+        seen.insert(meeting["id"].to_string(), meeting);
+    }
+
+    let bad = testkit::SseClient::resume(&url(ada), Some("not a cursor")).await;
+    assert!(bad.is_err_and(|err| err.starts_with("400")));
+    let unknown = testkit::SseClient::connect(&url(99_999), None).await;
+    assert!(unknown.is_err_and(|err| err.starts_with("404")));
     app.stop().await;
 }
