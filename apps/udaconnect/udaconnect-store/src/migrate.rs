@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "location_partitions",
         sql: include_str!("../migrations/0009_location_partitions.sql"),
     },
+    Migration {
+        version: 10,
+        name: "meetings_role",
+        sql: include_str!("../migrations/0010_meetings_role.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to
