@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Waits, within one deadline, for NATS and then each app asked for to be
 # ready: Beacon's provisioning Job, broadcaster and receiver; UdaConnect's
-# PostgreSQL, migrate and provision Jobs, edge, writer and API. On failure it
-# shows why: the pods that are not ready, their events and their last log
-# lines.
+# PostgreSQL, migrate and provision Jobs, edge, writer, meetings and API. On
+# failure it shows why: the pods that are not ready, their events and their
+# last log lines.
 #
 #   KUBECTL="kubectl --context=beacon" deploy/scripts/wait.sh SECONDS APP...
 set -euo pipefail
@@ -59,5 +59,6 @@ if [[ "$apps" == *" udaconnect "* ]]; then
   wait_for udaconnect-provision k wait --for=condition=complete job/udaconnect-provision --timeout="$(left)"
   wait_for udaconnect-ingest k rollout status deployment/udaconnect-ingest --timeout="$(left)"
   wait_for udaconnect-writer k rollout status deployment/udaconnect-writer --timeout="$(left)"
+  wait_for udaconnect-meetings k rollout status deployment/udaconnect-meetings --timeout="$(left)"
   wait_for udaconnect-api k rollout status deployment/udaconnect-api --timeout="$(left)"
 fi

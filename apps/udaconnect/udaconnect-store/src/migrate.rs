@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0009_location_partitions.sql"),
     },
     Migration {
+        version: 10,
+        name: "meetings_role",
+        sql: include_str!("../migrations/0010_meetings_role.sql"),
+    },
+    Migration {
         version: 11,
         name: "meeting_changes",
         sql: include_str!("../migrations/0011_meeting_changes.sql"),

@@ -1,9 +1,10 @@
 -- UdaConnect's PostgreSQL roles: one login role per target, so that each
 -- may do only what it does (the grants are the migrations':
 -- apps/udaconnect/udaconnect-store/migrations/0004_roles.sql, and each later
--- migration's for what it adds, such as 0007_key_claims.sql). The migrate Job's first
--- container runs it on every `make up`, as the superuser the image creates
--- (POSTGRES_USER), before `udaconnect migrate` runs as the owner role:
+-- migration's for what it adds, such as 0007_key_claims.sql or
+-- 0010_meetings_role.sql). The migrate Job's first container runs it on
+-- every `make up`, as the superuser the image creates (POSTGRES_USER),
+-- before `udaconnect migrate` runs as the owner role:
 --
 --   psql --no-psqlrc --set=ON_ERROR_STOP=1 --file=roles.sql
 --
@@ -23,11 +24,13 @@
 \getenv api_password POSTGRES_API_PASSWORD
 \getenv writer_password POSTGRES_WRITER_PASSWORD
 \getenv ingest_password POSTGRES_INGEST_PASSWORD
+\getenv meetings_password POSTGRES_MEETINGS_PASSWORD
 -- A password not given is empty, which the transaction below refuses.
 \if :{?migrate_password} \else \set migrate_password '' \endif
 \if :{?api_password} \else \set api_password '' \endif
 \if :{?writer_password} \else \set writer_password '' \endif
 \if :{?ingest_password} \else \set ingest_password '' \endif
+\if :{?meetings_password} \else \set meetings_password '' \endif
 
 BEGIN;
 -- Extensions already there, roles already made: no notice for each.
@@ -41,7 +44,8 @@ CREATE TEMPORARY TABLE login_role (name, password) ON COMMIT DROP AS VALUES
     ('udaconnect_migrate', :'migrate_password'),
     ('udaconnect_api', :'api_password'),
     ('udaconnect_writer', :'writer_password'),
-    ('udaconnect_ingest', :'ingest_password');
+    ('udaconnect_ingest', :'ingest_password'),
+    ('udaconnect_meetings', :'meetings_password');
 
 DO $$
 DECLARE

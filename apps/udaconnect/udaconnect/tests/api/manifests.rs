@@ -46,7 +46,14 @@ fn check_settings(target: &str, env: &BTreeMap<String, String>) -> Result<(), St
     cli.plan().map(|_| ()).map_err(|err| err.to_string())
 }
 
-const TARGETS: [&str; 5] = ["migrate", "provision", "ingest", "writer", "api"];
+const TARGETS: [&str; 6] = [
+    "migrate",
+    "provision",
+    "ingest",
+    "writer",
+    "meetings",
+    "api",
+];
 
 #[test]
 fn every_setting_on_a_udaconnect_container_is_one_its_target_accepts() {
@@ -409,11 +416,13 @@ async fn wait_status(http: &reqwest::Client, url: &str, status: u16) {
 }
 
 /// The dev overlay's UdaConnect, run as the manifests run it: the migrate
-/// and provision Jobs, then the API, the edge and the writer, each with its
-/// own NATS user and the database URL built from the generated password. A
-/// location sent to the edge is stored by the writer and read back from the
-/// API, and no request was refused on the way. Then each user is shown what
-/// it may not do.
+/// and provision Jobs, then the API, the edge, the writer and the meetings
+/// target, each with its own NATS user and the database URL built from the
+/// generated password. Two persons' locations sent to the edge are stored
+/// by the writer and read back from the API, the meeting they make is
+/// folded in by the meetings target and read back from the API too, and no
+/// request was refused on the way. Then each user is shown what it may not
+/// do.
 #[tokio::test]
 async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     let rendered = overlay("dev");
@@ -426,33 +435,54 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     let api = spawn(&rendered, "api", &nats, &pg, &passwords);
     let ingest = spawn(&rendered, "ingest", &nats, &pg, &passwords);
     let writer = spawn(&rendered, "writer", &nats, &pg, &passwords);
+    let meetings = spawn(&rendered, "meetings", &nats, &pg, &passwords);
     let http = reqwest::Client::builder()
         .timeout(PATIENCE)
         .build()
         .unwrap();
-    for process in [&api, &ingest, &writer] {
+    for process in [&api, &ingest, &writer, &meetings] {
         wait_status(&http, &format!("{}/readyz", process.base_url()), 200).await;
     }
 
-    let person = post_until(
-        &http,
-        &format!("{}/api/v2/persons", api.base_url()),
-        &json!({"first_name": "Ada", "last_name": "Lovelace", "company_name": "Engines"}),
-        201,
-    )
+    let mut persons = Vec::new();
+    for (first_name, last_name) in [("Ada", "Lovelace"), ("Charles", "Babbage")] {
+        let person = post_until(
+            &http,
+            &format!("{}/api/v2/persons", api.base_url()),
+            &json!({"first_name": first_name, "last_name": last_name, "company_name": "Engines"}),
+            201,
+        )
+        .await;
+        persons.push(person["id"].clone());
+    }
+    // Both at the same place at the same time. The edge learns new persons
+    // within UDACONNECT_INGEST_PERSON_REFRESH.
+    for person in &persons {
+        let location = post_until(
+            &http,
+            &format!("{}/api/v2/locations", ingest.base_url()),
+            &json!({"person_id": person, "lat": 45.0, "lon": 7.0, "time": "2021-03-01T10:00:00Z"}),
+            201,
+        )
+        .await;
+        let stored = format!("{}/api/v2/locations/{}", api.base_url(), location["id"]);
+        wait_status(&http, &stored, 200).await;
+    }
+    // The writer announces what it stored, and the meetings target folds
+    // it into PostgreSQL, where the API reads the meeting.
+    let met = format!("{}/api/v2/persons/{}/meetings", api.base_url(), persons[0]);
+    let page = eventually("the meeting folded in", PATIENCE, || async {
+        let page: Value = http.get(&met).send().await.ok()?.json().await.ok()?;
+        (page["meetings"].as_array()?.len() == 1).then_some(page)
+    })
     .await;
-    // The edge learns new persons within UDACONNECT_INGEST_PERSON_REFRESH.
-    let location = post_until(
-        &http,
-        &format!("{}/api/v2/locations", ingest.base_url()),
-        &json!({"person_id": person["id"], "lat": 45.0, "lon": 7.0, "time": "2021-03-01T10:00:00Z"}),
-        201,
-    )
-    .await;
-    let stored = format!("{}/api/v2/locations/{}", api.base_url(), location["id"]);
-    wait_status(&http, &stored, 200).await;
+    assert_eq!(page["meetings"][0]["with"]["id"], persons[1], "{page}");
 
-    for (process, target) in [(&ingest, "ingest"), (&writer, "writer")] {
+    for (process, target) in [
+        (&ingest, "ingest"),
+        (&writer, "writer"),
+        (&meetings, "meetings"),
+    ] {
         assert_never_refused(process, target);
     }
     let log = nats.log();
@@ -469,6 +499,10 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     let (dead, dead_subject) = (
         &streams["UDACONNECT_DEAD_STREAM"],
         &streams["UDACONNECT_DEAD_SUBJECT"],
+    );
+    let (stored, stored_subject) = (
+        &streams["UDACONNECT_STORED_STREAM"],
+        &streams["UDACONNECT_STORED_SUBJECT"],
     );
     let manage = |action: &str, stream: &str| format!("$JS.API.STREAM.{action}.{stream}");
 
@@ -529,6 +563,53 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
         }
     }
 
+    // The meetings target consumes the stored locations (what it does
+    // above); it cannot announce stored locations nor publish locations or
+    // dead letters, cannot read a stream but through its consumer, nor use
+    // another consumer, nor manage a stream.
+    let (client, errors) = login(&rendered, "udaconnect", "meetings", &nats, &passwords).await;
+    // It reads the oldest pending stored location's time for its lag
+    // metric.
+    let stream = jetstream::new(client.clone())
+        .get_stream(stored)
+        .await
+        .unwrap();
+    match stream
+        .direct_get_next_for_subject(stored_subject, None)
+        .await
+    {
+        Ok(_) => {}
+        Err(err) if err.kind() == DirectGetErrorKind::NotFound => {}
+        Err(err) => panic!("the meetings target cannot read the oldest pending location: {err}"),
+    }
+    for subject in [stored_subject, subject, dead_subject] {
+        publish_refused(&client, &errors, subject).await;
+    }
+    subscribe_refused(&client, &errors, stored_subject).await;
+    publish_refused(
+        &client,
+        &errors,
+        &format!("$JS.API.CONSUMER.CREATE.{stored}.other"),
+    )
+    .await;
+    publish_refused(
+        &client,
+        &errors,
+        &format!("$JS.API.CONSUMER.MSG.NEXT.{locations}.writer"),
+    )
+    .await;
+    publish_refused(
+        &client,
+        &errors,
+        &format!("$JS.API.STREAM.INFO.{locations}"),
+    )
+    .await;
+    for stream in [locations, dead, stored] {
+        for action in ["CREATE", "UPDATE", "DELETE", "PURGE"] {
+            publish_refused(&client, &errors, &manage(action, stream)).await;
+        }
+    }
+
     // The provision user manages the streams only: no messages either way.
     let (client, errors) = login(&rendered, "udaconnect", "provision", &nats, &passwords).await;
     publish_refused(&client, &errors, subject).await;
@@ -545,9 +626,10 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
         ("udaconnect", "provision"),
         ("udaconnect", "ingest"),
         ("udaconnect", "writer"),
+        ("udaconnect", "meetings"),
         ("beacon", "receiver"),
     ];
-    for (binary, target) in users.into_iter().take(3) {
+    for (binary, target) in users.into_iter().take(4) {
         let (client, errors) = login(&rendered, binary, target, &nats, &passwords).await;
         for (other_binary, other) in users.iter().filter(|user| user.1 != target) {
             let inbox = format!("{}.>", prefix(other_binary, other));
@@ -557,11 +639,11 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     }
 }
 
-/// On a cluster the edge and the writer may start before the provision Job
-/// has created the streams. Their users may not create them, so they only
-/// look them up and wait: not ready meanwhile, a log line saying what they
-/// wait for, and no request the server refuses. Once the Job has run, they
-/// are ready.
+/// On a cluster the edge, the writer and the meetings target may start
+/// before the provision Job has created the streams. Their users may not
+/// create them, so they only look them up and wait: not ready meanwhile, a
+/// log line saying what they wait for, and no request the server refuses.
+/// Once the Job has run, they are ready.
 #[tokio::test]
 async fn targets_that_may_not_manage_the_streams_wait_for_them_quietly() {
     let rendered = overlay("dev");
@@ -572,11 +654,18 @@ async fn targets_that_may_not_manage_the_streams_wait_for_them_quietly() {
 
     let ingest = spawn(&rendered, "ingest", &nats, &pg, &passwords);
     let writer = spawn(&rendered, "writer", &nats, &pg, &passwords);
+    let meetings = spawn(&rendered, "meetings", &nats, &pg, &passwords);
     let http = reqwest::Client::builder()
         .timeout(PATIENCE)
         .build()
         .unwrap();
-    for (process, target) in [(&ingest, "ingest"), (&writer, "writer")] {
+    let waiting = [
+        (&ingest, "ingest", "LOCATIONS"),
+        (&writer, "writer", "LOCATIONS"),
+        (&meetings, "meetings", "LOCATIONS_STORED"),
+    ];
+    for (process, target, stream) in waiting {
+        let line = format!("waiting for stream {stream} to be created");
         eventually(
             &format!("the {target} to say what it waits for"),
             PATIENCE,
@@ -584,7 +673,7 @@ async fn targets_that_may_not_manage_the_streams_wait_for_them_quietly() {
                 process
                     .output()
                     .iter()
-                    .any(|line| line.contains("waiting for stream LOCATIONS to be created"))
+                    .any(|output| output.contains(&line))
                     .then_some(())
             },
         )
@@ -593,7 +682,7 @@ async fn targets_that_may_not_manage_the_streams_wait_for_them_quietly() {
     }
 
     run_job(&rendered, "provision", &nats, &pg, &passwords).await;
-    for (process, target) in [(&ingest, "ingest"), (&writer, "writer")] {
+    for (process, target, _) in waiting {
         wait_status(&http, &format!("{}/readyz", process.base_url()), 200).await;
         assert_never_refused(process, target);
     }

@@ -4,9 +4,10 @@
 //! generated passwords, the ConfigMap's script where its volume is mounted),
 //! then the real `udaconnect migrate` as the owner role, then each target's
 //! role doing what its target does (the API as the real `udaconnect api`
-//! over HTTP, the edge's and the writer's statements through the store they
-//! use) and refused what it must not. The manifests' end-to-end test runs
-//! the edge and the writer themselves on these roles.
+//! over HTTP, the edge's, the writer's and the meetings' statements through
+//! the store they use) and refused what it must not. The manifests'
+//! end-to-end test runs the edge, the writer and the meetings target
+//! themselves on these roles.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,10 @@ use testkit::{
     },
 };
 use tokio_postgres::{Client, NoTls, error::SqlState};
-use udaconnect_domain::{ClaimOutcome, KeyClaim, LocationRecord, Position, Store, Timestamp};
+use udaconnect_domain::{
+    ClaimOutcome, KeyClaim, LocationRecord, Position, Store, Timestamp,
+    meeting::{MeetingRules, Sighting},
+};
 use udaconnect_store::{MIGRATIONS, PgConfig, PgStore};
 
 use super::{
@@ -280,13 +284,20 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
     "ALTER SEQUENCE location_id_seq RESTART",
     "SELECT setval('location_id_seq', 1)",
     "DELETE FROM udaconnect_migrations",
+    "DROP TABLE meeting",
+    "TRUNCATE meeting",
+    "TRUNCATE meeting_position",
+    "ALTER SEQUENCE meeting_id_seq RESTART",
+    "SELECT setval('meeting_id_seq', 1)",
 ];
 
-/// What each target's role may not do beyond that: nobody updates or
-/// deletes, the API writes no location, the edge writes nothing but its
-/// claims of keys and reads no location, the writer creates no person and
-/// reads of a location only its id, time and key; only the edge reads
-/// claims.
+/// What each target's role may not do beyond that: nobody but the meetings
+/// target updates or deletes, and it only meetings; the API writes no
+/// location, the edge writes nothing but its claims of keys and reads no
+/// location, the writer creates no person and reads of a location only its
+/// id, time and key; only the edge reads claims; only the meetings target
+/// writes the meetings' tables, changes no folded-in location and reads no
+/// other table.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "api",
@@ -333,6 +344,28 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT id FROM location_history",
             "DROP TABLE location_default",
             "ALTER TABLE location DETACH PARTITION location_default",
+            "SELECT count(*) FROM meeting",
+            "INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell) \
+             VALUES (99, 1, localtimestamp, 45, 7, 1)",
+        ],
+    ),
+    (
+        "meetings",
+        &[
+            "INSERT INTO location (id, person_id, coordinate) VALUES (99, 1, ST_MakePoint(7, 45))",
+            "SELECT id FROM location",
+            "UPDATE location SET person_id = person_id",
+            "DELETE FROM location",
+            "SELECT first_name FROM person",
+            "INSERT INTO person (first_name, last_name, company_name) VALUES ('a', 'b', 'c')",
+            "DELETE FROM person",
+            "SELECT count(*) FROM ingest_key_claim",
+            "SELECT nextval('location_id_seq')",
+            "SELECT nextval('person_id_seq')",
+            "UPDATE meeting_position SET lat = lat",
+            "DELETE FROM meeting_position",
+            "SELECT location_maintain(localtimestamp, 1, NULL)",
+            "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
 ];
@@ -345,9 +378,9 @@ async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
 }
 
 /// On a fresh database, as the dev overlay deploys it: the roles and the
-/// migrations as the Job makes them, then the API over HTTP, the edge's
-/// and the writer's store calls, each as its own role, and every role
-/// refused the rest.
+/// migrations as the Job makes them, then the API over HTTP, the edge's,
+/// the writer's and the meetings' store calls, each as its own role, and
+/// every role refused the rest.
 #[tokio::test]
 async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     let rendered = overlay("dev");
@@ -383,7 +416,7 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     )
     .await;
     assert_eq!(foreign_partitions, 0, "the partitions are the owner's");
-    for target in ["migrate", "api", "ingest", "writer"] {
+    for target in ["migrate", "api", "ingest", "writer", "meetings"] {
         let client = connect(&url(target)).await.expect("the role logs in");
         let powers: bool = value(
             &client,
@@ -500,7 +533,65 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         "{done:?}"
     );
 
-    // Back on the API: Ada met Bob, and the live counts see both rows.
+    // The meetings target folds the stored locations in, as the writers
+    // announce them: Ada and Bob together at 10:00 and at 10:06 are two
+    // meetings (more than the 3 minutes' gap apart), which their meeting at
+    // 10:03 joins into one (an update and a delete); folding the same
+    // locations again changes nothing.
+    let meetings = store(&url("meetings"));
+    let rules = MeetingRules::new(5.0, 2 * 60_000_000, 3 * 60_000_000).expect("rules");
+    let sighting = |id: i64, person: i32, time: &str| Sighting {
+        id,
+        person,
+        at: at(time),
+        position: Position {
+            lat: 45.0,
+            lon: 7.0,
+        },
+    };
+    let (a, b) = (ids[0], ids[1]);
+    let (first, last) = (reserved[0], reserved[1]);
+    let apart = [
+        sighting(first, a, "2021-03-01T10:00:00Z"),
+        sighting(last, b, "2021-03-01T10:00:00Z"),
+        sighting(last + 1, a, "2021-03-01T10:06:00Z"),
+        sighting(last + 2, b, "2021-03-01T10:06:00Z"),
+    ];
+    let changes = meetings
+        .apply_meetings(&rules, &apart)
+        .await
+        .expect("folded in");
+    assert_eq!(
+        (changes.applied, changes.started.len()),
+        (4, 2),
+        "{changes:?}"
+    );
+    let between = [
+        sighting(last + 3, a, "2021-03-01T10:03:00Z"),
+        sighting(last + 4, b, "2021-03-01T10:03:00Z"),
+    ];
+    let changes = meetings
+        .apply_meetings(&rules, &between)
+        .await
+        .expect("folded in");
+    assert_eq!(
+        (changes.grown.len(), changes.joined.len()),
+        (1, 1),
+        "{changes:?}"
+    );
+    let again = meetings
+        .apply_meetings(&rules, &[apart.as_slice(), between.as_slice()].concat())
+        .await
+        .expect("folded in again");
+    assert_eq!((again.applied, again.already), (0, 6), "{again:?}");
+
+    // Back on the API: Ada met Bob, once, from 10:00 to 10:06; the live
+    // counts see both rows.
+    let (status, page) = get(&http, &format!("{base}/api/v2/persons/{a}/meetings")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["meetings"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["meetings"][0]["with"]["id"], b, "{page}");
+    assert_eq!(page["meetings"][0]["duration_s"], 360.0, "{page}");
     let connections = format!(
         "{base}/api/v2/persons/{}/connections?start=2021-03-01&end=2021-03-02&distance=1",
         ids[0]
@@ -530,13 +621,15 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
             refused(&client, target, sql).await;
         }
     }
-    // Every table is as it was: two persons, two locations.
+    // Every table is as it was: two persons, two locations, six folded-in
+    // locations, one meeting.
     let counts: String = value(
         &owner,
-        "SELECT (SELECT count(*) FROM person) || ' ' || (SELECT count(*) FROM location)",
+        "SELECT (SELECT count(*) FROM person) || ' ' || (SELECT count(*) FROM location) \
+         || ' ' || (SELECT count(*) FROM meeting_position) || ' ' || (SELECT count(*) FROM meeting)",
     )
     .await;
-    assert_eq!(counts, "2 2");
+    assert_eq!(counts, "2 2 6 1");
 }
 
 /// A database an earlier deploy migrated as the superuser (version 3, its
@@ -623,7 +716,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,11");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
