@@ -166,6 +166,17 @@ pub trait Store: Send + Sync + 'static {
         person: Option<PersonId>,
         limit: usize,
     ) -> Result<MeetingFeed, StoreError>;
+
+    /// Where `publisher` has published the meetings' events up to, if it
+    /// has recorded it.
+    async fn event_cursor(&self, publisher: &str) -> Result<Option<FeedCursor>, StoreError>;
+
+    /// Records where `publisher` has published the meetings' events up to.
+    async fn save_event_cursor(
+        &self,
+        publisher: &str,
+        cursor: &FeedCursor,
+    ) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meeting_changes",
         sql: include_str!("../migrations/0011_meeting_changes.sql"),
     },
+    Migration {
+        version: 12,
+        name: "meeting_events",
+        sql: include_str!("../migrations/0012_meeting_events.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

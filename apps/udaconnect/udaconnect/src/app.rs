@@ -211,6 +211,8 @@ impl Application {
                     Arc::clone(&store),
                     bus.stream(bus_config.stored.clone())
                         .with_provisioning(bus_config.provisioning),
+                    bus.stream(bus_config.events.clone())
+                        .with_provisioning(bus_config.provisioning),
                     settings,
                 )
                 .with_backlog(backlog);

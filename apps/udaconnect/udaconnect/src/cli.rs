@@ -17,7 +17,7 @@ use udaconnect_store::{PgConfig, SslMode};
 
 use crate::{
     simulate::SimulateArgs,
-    streams::{self, DeadLetters, Locations, Stored},
+    streams::{self, DeadLetters, Locations, MeetingEvents, Stored},
 };
 
 /// UdaConnect's names for the settings every service has:
@@ -180,6 +180,8 @@ pub struct BusArgs {
     pub dead: StreamArgs<DeadLetters>,
     #[command(flatten)]
     pub stored: StreamArgs<Stored>,
+    #[command(flatten)]
+    pub events: StreamArgs<MeetingEvents>,
     /// Create the streams if they are missing; `false`: only look them up and wait (`udaconnect provision` creates them, with the only NATS user allowed to).
     #[arg(long, env = "UDACONNECT_CREATE_STREAMS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub create_streams: bool,
@@ -198,6 +200,8 @@ pub struct ProvisionArgs {
     pub dead: StreamArgs<DeadLetters>,
     #[command(flatten)]
     pub stored: StreamArgs<Stored>,
+    #[command(flatten)]
+    pub events: StreamArgs<MeetingEvents>,
 }
 
 /// A checked configuration for `udaconnect provision`.
@@ -210,7 +214,7 @@ pub struct Provision {
     /// Credentials.
     pub nats: NatsArgs,
     /// The streams to create or update.
-    pub streams: [StreamSettings; 3],
+    pub streams: [StreamSettings; 4],
 }
 
 impl ProvisionArgs {
@@ -222,17 +226,18 @@ impl ProvisionArgs {
                 "is required by `udaconnect provision`",
             )
         })?;
-        let (locations, dead, stored) = (
+        let (locations, dead, stored, events) = (
             self.locations.settings(),
             self.dead.settings(),
             self.stored.settings(),
+            self.events.settings(),
         );
-        check_streams(&locations, &dead, &stored)?;
+        check_streams(&locations, &dead, &stored, &events)?;
         Ok(Provision {
             log: self.log,
             urls,
             nats: self.nats,
-            streams: [locations, dead, stored],
+            streams: [locations, dead, stored, events],
         })
     }
 }
@@ -330,6 +335,12 @@ pub struct MeetingsArgs {
     /// Name of the durable consumer the meetings processes share.
     #[arg(long, env = "UDACONNECT_MEETINGS_CONSUMER", default_value = "meetings", value_parser = parse_consumer)]
     pub meetings_consumer: String,
+    /// How often the meetings written are published on the events' stream (MEETINGS).
+    #[arg(long, env = "UDACONNECT_MEETINGS_EVENTS_EVERY", default_value = "250ms", value_parser = parse_duration)]
+    pub meetings_events_every: Duration,
+    /// Most meetings published at a time; past it, the others written meanwhile are not published (counted in udaconnect_meetings_events_missed_total).
+    #[arg(long, env = "UDACONNECT_MEETINGS_EVENTS_MAX", default_value = "10000", value_parser = parse_bounded::<1_000_000>)]
+    pub meetings_events_max: usize,
     /// With the embedded store, fold the demo conference's own locations into meetings at start (in the background; about a second in a release build).
     #[arg(long, env = "UDACONNECT_DEMO_MEETINGS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub demo_meetings: bool,
@@ -674,6 +685,8 @@ pub struct BusConfig {
     pub dead: StreamSettings,
     /// The stored locations' stream.
     pub stored: StreamSettings,
+    /// The meetings' events' stream.
+    pub events: StreamSettings,
     /// Who creates the streams: this process, or a provisioning step.
     pub provisioning: Provisioning,
 }
@@ -687,17 +700,19 @@ impl BusArgs {
                 format!("is required by `udaconnect {target}`"),
             ));
         }
-        let (locations, dead, stored) = (
+        let (locations, dead, stored, events) = (
             self.locations.settings(),
             self.dead.settings(),
             self.stored.settings(),
+            self.events.settings(),
         );
-        check_streams(&locations, &dead, &stored)?;
+        check_streams(&locations, &dead, &stored, &events)?;
         Ok(BusConfig {
             nats: self.nats.clone(),
             locations,
             dead,
             stored,
+            events,
             provisioning: if self.create_streams {
                 Provisioning::CreateIfMissing
             } else {
@@ -845,11 +860,13 @@ fn check_streams(
     locations: &StreamSettings,
     dead: &StreamSettings,
     stored: &StreamSettings,
+    events: &StreamSettings,
 ) -> Result<(), ConfigError> {
     streams::check_distinct(&[
         ("UDACONNECT_LOCATIONS", locations),
         ("UDACONNECT_DEAD", dead),
         ("UDACONNECT_STORED", stored),
+        ("UDACONNECT_EVENTS", events),
     ])
 }
 

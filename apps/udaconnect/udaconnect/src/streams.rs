@@ -3,8 +3,9 @@
 //! writers and refuses new ones when full (the edges then answer "retry
 //! later"); `LOCATIONS_DEAD` keeps what a writer could never store, with
 //! why; `LOCATIONS_STORED` carries what the writers stored, once
-//! committed, to the meetings target. Each stream captures exactly its one
-//! subject.
+//! committed, to the meetings target; `MEETINGS` carries each meeting as
+//! it starts and grows, for whoever follows them. Each stream captures
+//! exactly its one subject.
 
 use platform::{
     bus::{Retention, StreamSpec},
@@ -54,6 +55,21 @@ impl StreamSpec for Stored {
     const NAME: &'static str = "LOCATIONS_STORED";
     const SUBJECT: &'static str = "udaconnect.stored";
     const MAX_AGE: &'static str = "1d";
+    const MAX_MESSAGES: &'static str = "1000000";
+    const RETENTION: Retention = Retention::Log;
+}
+
+/// The meetings as they start and grow: a history anyone may follow.
+#[derive(Debug, Clone)]
+pub struct MeetingEvents;
+
+impl StreamSpec for MeetingEvents {
+    const ENV_PREFIX: &'static str = "UDACONNECT_EVENTS";
+    const FLAG_PREFIX: &'static str = "events-";
+    const HOLDS: &'static str = "meetings as they start and grow";
+    const NAME: &'static str = "MEETINGS";
+    const SUBJECT: &'static str = "udaconnect.meetings";
+    const MAX_AGE: &'static str = "7d";
     const MAX_MESSAGES: &'static str = "1000000";
     const RETENTION: Retention = Retention::Log;
 }

@@ -47,6 +47,8 @@ pub struct MemoryStore {
     /// The meetings, apart from the data: folding locations in never
     /// waits for a connection query.
     meetings: Arc<Mutex<MeetingBook>>,
+    /// Where each publisher of the meetings' events has got to.
+    event_cursors: Arc<Mutex<std::collections::HashMap<String, FeedCursor>>>,
 }
 
 /// Rows queued for the data.
@@ -82,6 +84,7 @@ impl MemoryStore {
             held: Arc::new(AtomicU64::new(held)),
             query_timeout: None,
             meetings: Arc::default(),
+            event_cursors: Arc::default(),
         }
     }
 
@@ -288,6 +291,27 @@ impl Store for MemoryStore {
         })
         .await
         .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
+    }
+
+    async fn event_cursor(&self, publisher: &str) -> Result<Option<FeedCursor>, StoreError> {
+        Ok(self
+            .event_cursors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(publisher)
+            .cloned())
+    }
+
+    async fn save_event_cursor(
+        &self,
+        publisher: &str,
+        cursor: &FeedCursor,
+    ) -> Result<(), StoreError> {
+        self.event_cursors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(publisher.to_owned(), cursor.clone());
+        Ok(())
     }
 
     async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {

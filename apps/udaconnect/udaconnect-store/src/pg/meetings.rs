@@ -156,6 +156,44 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// See [`udaconnect_domain::Store::event_cursor`].
+    pub(super) async fn read_event_cursor(
+        &self,
+        publisher: &str,
+    ) -> Result<Option<FeedCursor>, StoreError> {
+        let rows = self
+            .query(
+                "reading the events' cursor",
+                sql::EVENT_CURSOR,
+                &[&publisher],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let text: String = row.try_get(0).map_err(database)?;
+        FeedCursor::parse(&text)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("the events' cursor is not one: {text}")))
+    }
+
+    /// See [`udaconnect_domain::Store::save_event_cursor`].
+    pub(super) async fn write_event_cursor(
+        &self,
+        publisher: &str,
+        cursor: &FeedCursor,
+    ) -> Result<(), StoreError> {
+        self.query(
+            "recording the events' cursor",
+            sql::SAVE_EVENT_CURSOR,
+            &[&publisher, &cursor.as_str()],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 fn retry(err: &tokio_postgres::Error, attempt: usize) -> bool {
     attempt < SERIALIZATION_ATTEMPTS
         && matches!(

@@ -274,6 +274,14 @@ LIMIT $3"#
 /// The snapshot a reader of the meetings' changes starts from.
 pub const MEETINGS_SNAPSHOT: &str = "SELECT pg_current_snapshot()::text";
 
+/// Where publisher `$1` has published the meetings' events up to.
+pub const EVENT_CURSOR: &str = "SELECT cursor FROM meeting_event_cursor WHERE publisher = $1";
+
+/// Records that publisher `$1` has published up to `$2`.
+pub const SAVE_EVENT_CURSOR: &str = r#"
+INSERT INTO meeting_event_cursor (publisher, cursor) VALUES ($1, $2)
+ON CONFLICT (publisher) DO UPDATE SET cursor = excluded.cursor, updated_at = now()"#;
+
 /// Removes the meetings `$1` (taken into others).
 pub const DELETE_MEETINGS: &str = "DELETE FROM meeting WHERE id = ANY ($1::int8[])";
 
@@ -640,7 +648,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 39] = [
+    const STATEMENTS: [(&str, &str); 41] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -678,6 +686,8 @@ mod tests {
         ("UPSERT_MEETINGS", UPSERT_MEETINGS),
         ("MEETINGS_WRITTEN_SINCE", MEETINGS_WRITTEN_SINCE),
         ("MEETINGS_SNAPSHOT", MEETINGS_SNAPSHOT),
+        ("EVENT_CURSOR", EVENT_CURSOR),
+        ("SAVE_EVENT_CURSOR", SAVE_EVENT_CURSOR),
         ("DELETE_MEETINGS", DELETE_MEETINGS),
         ("MEETINGS_OF_PERSON", MEETINGS_OF_PERSON),
     ];

@@ -496,6 +496,13 @@ LIMIT $3;
 -- MEETINGS_SNAPSHOT
 SELECT pg_current_snapshot()::text;
 
+-- EVENT_CURSOR
+SELECT cursor FROM meeting_event_cursor WHERE publisher = $1;
+
+-- SAVE_EVENT_CURSOR
+INSERT INTO meeting_event_cursor (publisher, cursor) VALUES ($1, $2)
+ON CONFLICT (publisher) DO UPDATE SET cursor = excluded.cursor, updated_at = now();
+
 -- DELETE_MEETINGS
 DELETE FROM meeting WHERE id = ANY ($1::int8[]);
 

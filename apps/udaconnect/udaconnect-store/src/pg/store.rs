@@ -352,6 +352,18 @@ impl Store for PgStore {
     ) -> Result<MeetingFeed, StoreError> {
         self.feed(since, person, limit).await
     }
+
+    async fn event_cursor(&self, publisher: &str) -> Result<Option<FeedCursor>, StoreError> {
+        self.read_event_cursor(publisher).await
+    }
+
+    async fn save_event_cursor(
+        &self,
+        publisher: &str,
+        cursor: &FeedCursor,
+    ) -> Result<(), StoreError> {
+        self.write_event_cursor(publisher, cursor).await
+    }
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;

@@ -1,6 +1,6 @@
 //! What the meetings target counts: locations folded in (and those that
 //! came again), meetings started, grown and joined, fold latency, retries,
-//! unreadable messages, and how far behind it is.
+//! unreadable messages, events published, and how far behind it is.
 
 use std::{sync::atomic::AtomicU64, time::Duration};
 
@@ -24,6 +24,8 @@ pub struct MeetingsMetrics {
     fold: Histogram,
     retries: Counter,
     unreadable: Counter,
+    events: Family<OutcomeLabel, Counter>,
+    events_missed: Counter,
     pending: Gauge,
     oldest: Gauge<f64, AtomicU64>,
 }
@@ -37,6 +39,8 @@ impl MeetingsMetrics {
             fold: platform::metrics::latency_histogram(),
             retries: Counter::default(),
             unreadable: Counter::default(),
+            events: Family::default(),
+            events_missed: Counter::default(),
             pending: Gauge::default(),
             oldest: Gauge::default(),
         };
@@ -65,6 +69,16 @@ impl MeetingsMetrics {
             "meetings_unreadable",
             "Messages of the stored-locations stream that could not be read, passed over",
             metrics.unreadable.clone(),
+        );
+        registry.register(
+            "meetings_events",
+            "Meetings published on the events' stream: published, or duplicate (published before, dropped by the broker)",
+            metrics.events.clone(),
+        );
+        registry.register(
+            "meetings_events_missed",
+            "Rounds that read more meetings written than UDACONNECT_MEETINGS_EVENTS_MAX: some were not published",
+            metrics.events_missed.clone(),
         );
         registry.register(
             "meetings_pending_messages",
@@ -96,6 +110,17 @@ impl MeetingsMetrics {
     /// A batch that will be tried again.
     pub fn retry(&self) {
         self.retries.inc();
+    }
+
+    /// An event published (or found published before).
+    pub fn event(&self, duplicate: bool) {
+        let outcome = if duplicate { "duplicate" } else { "published" };
+        self.events.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// A round that could not publish every meeting written.
+    pub fn events_missed(&self) {
+        self.events_missed.inc();
     }
 
     /// A message passed over.

@@ -14,7 +14,11 @@
 //! hours late makes the meetings it would have made on time. While the
 //! database is away it holds its batch, retrying, and tells the bus it is
 //! still working on it.
+//!
+//! It also publishes every meeting written on the `MEETINGS` stream
+//! ([`events`]), at least once.
 
+mod events;
 mod metrics;
 
 use std::{
@@ -44,6 +48,7 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 pub struct MeetingsComponent {
     store: Arc<dyn Store>,
     stored: BusStream,
+    events: BusStream,
     settings: MeetingsConfig,
     metrics: MeetingsMetrics,
     consuming: ReadyFlag,
@@ -58,6 +63,7 @@ impl MeetingsComponent {
         service: &mut ServiceBuilder,
         store: Arc<dyn Store>,
         stored: BusStream,
+        events: BusStream,
         settings: MeetingsConfig,
     ) -> Self {
         let metrics = MeetingsMetrics::register(service.registry());
@@ -71,6 +77,7 @@ impl MeetingsComponent {
         Self {
             store,
             stored,
+            events,
             settings,
             metrics,
             consuming,
@@ -255,7 +262,14 @@ impl Component for MeetingsComponent {
             tokio::join!(
                 self.fold_backlog(&shutdown),
                 self.consume(&shutdown),
-                self.watch_lag(&shutdown)
+                self.watch_lag(&shutdown),
+                events::publish(
+                    &*self.store,
+                    &self.events,
+                    &self.settings.args,
+                    &self.metrics,
+                    &shutdown
+                )
             );
         })
     }

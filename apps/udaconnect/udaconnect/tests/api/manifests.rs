@@ -604,11 +604,13 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
         &format!("$JS.API.STREAM.INFO.{locations}"),
     )
     .await;
-    for stream in [locations, dead, stored] {
+    for stream in [locations, dead, stored, "MEETINGS"] {
         for action in ["CREATE", "UPDATE", "DELETE", "PURGE"] {
             publish_refused(&client, &errors, &manage(action, stream)).await;
         }
     }
+    // It publishes the meetings' events, and reads none back.
+    subscribe_refused(&client, &errors, "udaconnect.meetings").await;
 
     // The provision user manages the streams only: no messages either way.
     let (client, errors) = login(&rendered, "udaconnect", "provision", &nats, &passwords).await;

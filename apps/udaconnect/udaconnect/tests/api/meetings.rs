@@ -177,6 +177,50 @@ async fn meetings_computed_as_locations_stream_in_equal_the_reference_after_a_ki
         .collect();
     assert_eq!(stored, expected, "no meeting lost, doubled or cut in two");
 
+    // Every meeting was published on the events' stream, its last event
+    // as it is stored (events come at least once, in write order).
+    let bus = platform::bus::Bus::Nats(
+        platform::bus::NatsBus::connect(
+            &url.parse().expect("a URL"),
+            &platform::bus::NatsArgs::default(),
+            "test",
+        )
+        .await
+        .expect("connects"),
+    );
+    let events = bus.stream(platform::bus::StreamSettings::log(
+        "MEETINGS",
+        "udaconnect.meetings",
+        1_000_000,
+    ));
+    let stored_ids: std::collections::BTreeMap<i64, (NaiveDateTime, i64)> = admin
+        .query("SELECT id, end_time, contacts FROM meeting", &[])
+        .await
+        .expect("meetings")
+        .iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2))))
+        .collect();
+    eventually(
+        "the last events equal the stored meetings",
+        PATIENCE,
+        || async {
+            let mut last = std::collections::BTreeMap::new();
+            for envelope in events.fetch(1, 100_000).await.ok()? {
+                let event: Value = serde_json::from_slice(envelope.payload.as_ref()).ok()?;
+                let id = event["id"].as_i64()?;
+                let end = chrono::DateTime::parse_from_rfc3339(event["end"].as_str()?)
+                    .ok()?
+                    .naive_utc();
+                last.insert(id, (end, event["contacts"].as_i64()?));
+            }
+            let matches = stored_ids
+                .iter()
+                .all(|(id, stored)| last.get(id) == Some(stored));
+            matches.then_some(())
+        },
+    )
+    .await;
+
     // The API pages person 1's meetings, most recent first.
     let api = spawn_target("api", &["--database-url", db.as_str()]).await;
     let mut seen = Vec::new();

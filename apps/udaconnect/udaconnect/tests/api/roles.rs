@@ -403,6 +403,7 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
             "ingest_key_claim",
             "location",
             "meeting",
+            "meeting_event_cursor",
             "meeting_position",
             "person",
             "udaconnect_migrations"
@@ -584,6 +585,19 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         .await
         .expect("folded in again");
     assert_eq!((again.applied, again.already), (0, 6), "{again:?}");
+    // It reads the meetings written and records where its events are.
+    let feed = meetings
+        .meeting_feed(None, None, 10)
+        .await
+        .expect("the meetings' snapshot");
+    meetings
+        .save_event_cursor("meetings", &feed.cursor)
+        .await
+        .expect("the events' cursor recorded");
+    assert_eq!(
+        meetings.event_cursor("meetings").await.expect("read back"),
+        Some(feed.cursor)
+    );
 
     // Back on the API: Ada met Bob, once, from 10:00 to 10:06; the live
     // counts see both rows.
@@ -702,9 +716,15 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         .expect("the owner logs in");
     let migrate_role: String = value(&owner, "SELECT current_user::text").await;
     let after = owners(&owner).await;
-    // The earlier tables, the claims' of 0007 and the meetings' of 0008.
+    // The earlier tables, the claims' of 0007 and the meetings' of 0008 and
+    // 0012.
     let mut expected: Vec<&str> = before.keys().map(String::as_str).collect();
-    expected.extend(["ingest_key_claim", "meeting", "meeting_position"]);
+    expected.extend([
+        "ingest_key_claim",
+        "meeting",
+        "meeting_event_cursor",
+        "meeting_position",
+    ]);
     expected.sort_unstable();
     assert_eq!(
         after.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -716,7 +736,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
