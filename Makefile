@@ -34,7 +34,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: test-prereqs check-quickstart fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke ## Run every check CI runs
+test: test-prereqs check-quickstart fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke bench-meetings-smoke ## Run every check CI runs
 
 .PHONY: test-prereqs
 test-prereqs: ## Say in one message what the tests need and this machine lacks, before compiling
@@ -111,6 +111,17 @@ bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grp
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(if $(filter sse ws,$(BENCH_TRANSPORT)),grpc,$(BENCH_TRANSPORT)) \
 	  BENCH_API_REPLICA=$(BENCH_API_REPLICA) \
 	  $(TARGET_DIR)/release/udaconnect-ingest-bench
+
+.PHONY: bench-meetings
+bench-meetings: ## How soon a meeting shows (API live stream and bus) after the edge took its location, under BENCH_RATE locations/s for BENCH_SECONDS; adds a row to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
+	BENCH_RATE=$(or $(BENCH_RATE),10000) BENCH_SECONDS=$(BENCH_SECONDS) \
+	  $(TARGET_DIR)/release/meetings-freshness
+
+.PHONY: bench-meetings-smoke
+bench-meetings-smoke: ## A small meetings freshness run on the debug build, about half a minute; checks that meetings show, writes nothing (part of make test)
+	$(CARGO) build -p udaconnect -p udaconnect-ingest-bench
+	BENCH_RATE=200 BENCH_SECONDS=5 BENCH_OUTPUT=- $(TARGET_DIR)/debug/meetings-freshness
 
 .PHONY: bench-edge-memory
 bench-edge-memory: ## What one hostile request costs an ingest edge in memory (BENCH_UDACONNECT=<binary>, BENCH_LABEL: measure another build); adds rows to BENCHMARKS.md
