@@ -67,6 +67,34 @@ impl WorkQueue {
             Inner::Nats(queue) => queue.lag().await,
         }
     }
+
+    /// Reads the lag every `every` until `shutdown`, handing `report` the
+    /// messages pending and the age of the oldest in seconds (0 when none
+    /// is); a read that fails is skipped.
+    pub async fn report_lag(
+        &self,
+        every: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+        report: impl Fn(u64, f64),
+    ) {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match self.lag().await {
+                Ok(lag) => {
+                    let age = lag
+                        .oldest
+                        .and_then(|oldest| SystemTime::now().duration_since(oldest).ok())
+                        .map_or(0.0, |age| age.as_secs_f64());
+                    report(lag.pending, age);
+                }
+                Err(err) => tracing::debug!(error = %err, "cannot read a work queue's lag"),
+            }
+        }
+    }
 }
 
 /// One delivery of a message.

@@ -23,7 +23,7 @@ mod metrics;
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use futures::future::join_all;
@@ -132,23 +132,11 @@ impl MeetingsComponent {
         let Some(queue) = self.open(shutdown).await else {
             return;
         };
-        let mut interval = tokio::time::interval(LAG_EVERY);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
-            match queue.lag().await {
-                Ok(lag) => {
-                    let age = lag
-                        .oldest
-                        .and_then(|oldest| SystemTime::now().duration_since(oldest).ok())
-                        .map_or(0.0, |age| age.as_secs_f64());
-                    self.metrics.lag(lag.pending, age);
-                }
-                Err(err) => tracing::debug!(error = %err, "cannot read the meetings' lag"),
-            }
-        }
+        queue
+            .report_lag(LAG_EVERY, shutdown, |pending, age| {
+                self.metrics.lag(pending, age);
+            })
+            .await;
     }
 
     async fn consume(&self, shutdown: &CancellationToken) {
