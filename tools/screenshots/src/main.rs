@@ -5,7 +5,7 @@
 //! them (no settings but a free port and JSON logs, which is where the
 //! port is read from), opens each page in headless Chromium at a laptop's
 //! window size, waits until it shows what a user would look at (a few
-//! messages; a person's contacts on the demo conference), and saves
+//! messages; whom a person met on the demo conference), and saves
 //! `docs/beacon.png` and `docs/udaconnect.png` (or into
 //! `$SCREENSHOTS_DIR`). Every wait has a deadline.
 
@@ -56,7 +56,7 @@ async fn beacon(browser: &Browser, binary: &Path, shot: &Path) {
 }
 
 /// UdaConnect's page on the demo conference, the first person clicked and
-/// their contacts shown.
+/// whom they met shown.
 async fn udaconnect(browser: &Browser, binary: &Path, shot: &Path) {
     let app = AppProcess::spawn(binary, "UDACONNECT", &["all"], &[]);
     let page = browser.new_page(Viewport::DESKTOP).await;
@@ -71,7 +71,7 @@ async fn udaconnect(browser: &Browser, binary: &Path, shot: &Path) {
     page.eval("document.querySelector('#person-list li button').click()")
         .await;
     page.wait_for(
-        "the contacts",
+        "whom they met",
         PATIENCE,
         "document.querySelectorAll('#contacts tbody tr').length > 0",
     )

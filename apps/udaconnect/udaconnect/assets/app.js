@@ -1,18 +1,25 @@
 "use strict";
 // UdaConnect's page: search and add people; pick one to see whom they met
-// (the v2 API: one row per person), where (an SVG plot drawn here, no map
-// tiles), and live counts from the server over Server-Sent Events. Every
-// failure is shown as a message; nothing is fetched from the internet.
+// as meetings (the v2 API: periods two persons spent together, grouped per
+// person, most time together first), where (an SVG plot drawn here, no map
+// tiles), and live counts and meetings from the server over Server-Sent
+// Events. Every failure is shown as a message; nothing is fetched from the
+// internet.
 
 const PEOPLE_PAGE = 50;
-const CONTACTS_PAGE = 50;
+/** Meetings read per request (the API's most). */
+const MEETINGS_PAGE = 1000;
+/** The most of a person's meetings read for a range: the most recent. */
+const MAX_MEETINGS = 5000;
 const LOCATIONS_PAGE = 1000;
 /** The most of a person's locations drawn. */
 const MAX_PLOTTED = 5000;
-/** The original frontend's question. */
-const ORIGINAL = { start: "2020-01-01", end: "2020-12-30", distance: "5", within: "" };
-/** A live refresh of the contacts is asked at most this often (ms). */
+/** The original frontend's date range. */
+const ORIGINAL = { start: "2020-01-01", end: "2020-12-30" };
+/** A live refresh of the person's locations is asked at most this often (ms). */
 const REFRESH_EVERY = 5000;
+/** How long a row that just changed stands out (ms; the `fresh` animation's). */
+const FRESH_FOR = 2000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -24,9 +31,17 @@ const state = {
   livePersons: null,
   person: null,
   query: null,
-  contacts: [],
-  contactsCursor: null,
-  contactsRun: 0,
+  /** The person's meetings in the range, by id. */
+  meetings: new Map(),
+  /** Whether there were more than MAX_MEETINGS. */
+  meetingsCapped: false,
+  meetingsRun: 0,
+  /** Meetings streamed while the list is read, or null. */
+  pending: null,
+  meetingsSource: null,
+  meetingsRetry: null,
+  /** When each row ("p" and a person's id, "m" and a meeting's) last changed. */
+  fresh: new Map(),
   own: [],
   ownTruncated: false,
   liveLocations: null,
@@ -89,6 +104,31 @@ function formatTime(iso) {
   const year = yearFormat.format(date);
   const short = timeFormat.format(date);
   return year === yearFormat.format(new Date()) ? short : `${short}, ${year}`;
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC" });
+
+/** "Jun 8, 09:05–09:30" within a day (with the year when it is not this
+ *  one), "Jun 8, 23:50 – Jun 9, 00:20" across days. UTC. */
+function formatPeriod(start, end) {
+  const [from, until] = [new Date(start), new Date(end)];
+  if (from.toISOString().slice(0, 10) !== until.toISOString().slice(0, 10)) {
+    return `${formatTime(start)} – ${formatTime(end)}`;
+  }
+  const year = yearFormat.format(from);
+  const day = year === yearFormat.format(new Date()) ? dayFormat.format(from) : `${dayFormat.format(from)}, ${year}`;
+  return `${day}, ${clockFormat.format(from)}–${clockFormat.format(until)}`;
+}
+
+/** "40 s", "25 min", "3 h 05 min": time spent together. */
+function formatDuration(seconds) {
+  if (seconds < 59.5) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const rest = minutes % 60;
+  const hours = numberFormat.format(Math.floor(minutes / 60));
+  return rest === 0 ? `${hours} h` : `${hours} h ${String(rest).padStart(2, "0")} min`;
 }
 
 const rateFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
@@ -269,20 +309,28 @@ async function createPerson(event) {
   }
 }
 
-// ---- A person's connections -------------------------------------------
+// ---- Whom a person met -------------------------------------------------
 
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
 }
 
-/** The original's question if the person was seen in 2020 or not lately;
- *  otherwise their last day and true co-location (10 minutes). */
+const DAY = 24 * 3600 * 1000;
+
+/** Their last day if they were seen today; otherwise the 30 days up to
+ *  their last meeting; the original frontend's year for someone who never
+ *  met anyone. */
 async function defaultQuery(person) {
-  const since = new Date(Date.now() - 24 * 3600 * 1000);
+  const since = new Date(Date.now() - DAY);
   try {
     const recent = await api(`/api/v2/persons/${person.id}/locations?start=${encodeURIComponent(since.toISOString())}&limit=1`);
     if (recent.locations.length > 0) {
-      return { start: isoDay(since), end: isoDay(new Date(Date.now() + 24 * 3600 * 1000)), distance: "5", within: "10m" };
+      return { start: isoDay(since), end: isoDay(new Date(Date.now() + DAY)) };
+    }
+    const last = await api(`/api/v2/persons/${person.id}/meetings?limit=1`);
+    if (last.meetings.length > 0) {
+      const end = new Date(last.meetings[0].end);
+      return { start: isoDay(new Date(end.getTime() - 29 * DAY)), end: isoDay(new Date(end.getTime() + DAY)) };
     }
   } catch (err) {
     showError(err);
@@ -298,12 +346,11 @@ async function selectPerson(person) {
   $("person-view").hidden = false;
   $("person-name").textContent = `${person.first_name} ${person.last_name}`;
   $("person-company").textContent = person.company_name;
+  followMeetings(person);
   const query = await defaultQuery(person);
   if (state.person !== person) return;
   $("start").value = query.start;
   $("end").value = query.end;
-  $("distance").value = query.distance;
-  $("within").value = query.within;
   runQuery();
 }
 
@@ -311,54 +358,57 @@ function readQuery() {
   const error = $("query-error");
   const start = $("start").value;
   const end = $("end").value;
-  const distance = Number($("distance").value);
   if (!start || !end) {
     error.textContent = "Pick both dates.";
     return null;
   }
-  if (start > end) {
-    error.textContent = "The first day must not be after the last.";
-    return null;
-  }
-  if ($("distance").value === "" || !Number.isFinite(distance) || distance < 0 || distance > 10000) {
-    error.textContent = "The distance is a number of metres from 0 to 10000.";
+  if (start >= end) {
+    error.textContent = "The first day must be before the last.";
     return null;
   }
   error.textContent = "";
-  return { start, end, distance: String(distance), within: $("within").value };
-}
-
-function queryParams(query) {
-  const params = new URLSearchParams({ start: query.start, end: query.end, distance: query.distance });
-  if (query.within) params.set("within", query.within);
-  return params;
+  return { start, end };
 }
 
 async function runQuery() {
   const query = readQuery();
   if (!query || !state.person) return;
   state.query = query;
-  state.contacts = [];
-  state.contactsCursor = null;
+  state.meetings = new Map();
+  state.meetingsCapped = false;
   state.highlighted = null;
+  state.fresh = new Map();
   $("contacts").tBodies[0].replaceChildren();
   $("contacts-summary").textContent = "searching…";
-  await Promise.all([loadContacts(false), loadOwn()]);
+  await Promise.all([loadMeetings(), loadOwn()]);
   drawPlot();
 }
 
-/** The next page of contacts (or, with `refresh`, the first ones again). */
-async function loadContacts(more, refresh = false) {
+/** The person's meetings in the range, most recent first, a page at a time
+ *  up to MAX_MEETINGS. Meetings streamed meanwhile are applied on top. */
+async function loadMeetings() {
   const person = state.person;
   const query = state.query;
-  const run = ++state.contactsRun;
-  const params = queryParams(query);
-  params.set("limit", String(refresh ? Math.max(CONTACTS_PAGE, state.contacts.length) : CONTACTS_PAGE));
-  if (more && state.contactsCursor) params.set("cursor", state.contactsCursor);
-  let page;
+  const run = ++state.meetingsRun;
+  state.pending = [];
+  const found = [];
+  let cursor = null;
+  let capped = false;
   try {
-    page = await api(`/api/v2/persons/${person.id}/connections?${params}`);
+    do {
+      const params = new URLSearchParams({ start: query.start, end: query.end, limit: String(MEETINGS_PAGE) });
+      if (cursor) params.set("cursor", cursor);
+      const page = await api(`/api/v2/persons/${person.id}/meetings?${params}`);
+      found.push(...page.meetings);
+      cursor = page.next_cursor;
+      if (found.length >= MAX_MEETINGS && cursor) {
+        capped = true;
+        break;
+      }
+    } while (cursor);
   } catch (err) {
+    if (run !== state.meetingsRun) return;
+    state.pending = null;
     $("contacts-summary").textContent = "";
     if (err.status === 400) {
       $("query-error").textContent = err.message;
@@ -367,38 +417,140 @@ async function loadContacts(more, refresh = false) {
     }
     return;
   }
-  if (run !== state.contactsRun || state.person !== person || state.query !== query) return;
+  if (run !== state.meetingsRun || state.person !== person || state.query !== query) return;
   clearError();
-  const before = new Map(state.contacts.map((contact) => [contact.person.id, contact.encounters]));
-  state.contacts = more ? state.contacts.concat(page.contacts) : page.contacts;
-  state.contactsCursor = page.next_cursor;
-  const fresh = refresh
-    ? new Set(page.contacts.filter((c) => before.get(c.person.id) !== c.encounters).map((c) => c.person.id))
-    : new Set();
-  renderContacts(fresh);
+  state.meetings = new Map(found.slice(0, MAX_MEETINGS).map((meeting) => [meeting.id, meeting]));
+  state.meetingsCapped = capped;
+  const pending = state.pending;
+  state.pending = null;
+  for (const meeting of pending) {
+    if (applyMeeting(meeting)) markChanged(meeting);
+  }
+  renderMeetings();
 }
 
-function renderContacts(fresh) {
+/** An RFC 3339 time as milliseconds, to compare (the text does not sort:
+ *  fractions of a second are written only when there are some). */
+const ms = (iso) => Date.parse(iso);
+
+/** Whether `meeting` overlaps the range asked (dates are midnight UTC). */
+function inRange(meeting, query) {
+  return ms(meeting.end) >= ms(`${query.start}T00:00:00Z`) && ms(meeting.start) < ms(`${query.end}T00:00:00Z`);
+}
+
+/** Whether `outer`'s period holds `inner`'s. */
+function within(inner, outer) {
+  return ms(inner.start) >= ms(outer.start) && ms(inner.end) <= ms(outer.end);
+}
+
+/** A meeting as it is now, from the live stream: it replaces its earlier
+ *  state and any meeting of the same two it took in (those lie within its
+ *  period). Returns whether anything changed. */
+function applyMeeting(meeting) {
+  if (!state.query || !inRange(meeting, state.query)) return false;
+  const known = state.meetings.get(meeting.id);
+  if (known && known.contacts >= meeting.contacts && within(meeting, known)) {
+    // Older news than what was read.
+    return false;
+  }
+  for (const [id, other] of state.meetings) {
+    if (other.with.id === meeting.with.id && within(other, meeting)) {
+      state.meetings.delete(id);
+    }
+  }
+  state.meetings.set(meeting.id, meeting);
+  return true;
+}
+
+/** The rows of a meeting that started or grew stand out for a moment. */
+function markChanged(meeting) {
+  const now = Date.now();
+  state.fresh.set(`p${meeting.with.id}`, now);
+  state.fresh.set(`m${meeting.id}`, now);
+}
+
+/** The meetings per other person: their total time together, most first. */
+function groupMeetings() {
+  const groups = new Map();
+  for (const meeting of state.meetings.values()) {
+    let group = groups.get(meeting.with.id);
+    if (!group) {
+      group = { person: meeting.with, meetings: [], seconds: 0, last: meeting.end, closest: meeting };
+      groups.set(meeting.with.id, group);
+    }
+    group.person = meeting.with;
+    group.meetings.push(meeting);
+    group.seconds += meeting.duration_s;
+    if (ms(meeting.end) > ms(group.last)) group.last = meeting.end;
+    if (meeting.closest.distance_m < group.closest.closest.distance_m) group.closest = meeting;
+  }
+  for (const group of groups.values()) {
+    group.meetings.sort((a, b) => ms(b.start) - ms(a.start) || b.id - a.id);
+  }
+  return [...groups.values()].sort((a, b) =>
+    b.seconds - a.seconds || ms(b.last) - ms(a.last) || a.person.id - b.person.id);
+}
+
+/** Marks a row as just changed: it flashes once (FRESH_FOR ms), even when
+ *  drawn again meanwhile. */
+function markFresh(row, key) {
+  const since = state.fresh.get(key);
+  if (since === undefined) return;
+  const elapsed = Date.now() - since;
+  if (elapsed >= FRESH_FOR) {
+    state.fresh.delete(key);
+    return;
+  }
+  row.classList.add("fresh");
+  row.style.animationDelay = `-${elapsed}ms`;
+  row.addEventListener("animationend", () => row.classList.remove("fresh"), { once: true });
+}
+
+function renderMeetings() {
   const body = $("contacts").tBodies[0];
-  body.replaceChildren();
-  for (const contact of state.contacts) {
-    const person = contact.person;
-    const row = el("tr", { "data-person": String(person.id) },
+  const groups = groupMeetings();
+  const rows = [];
+  for (const group of groups) {
+    const person = group.person;
+    const open = state.highlighted === person.id;
+    const count = group.meetings.length;
+    const row = el("tr", { class: "person", "data-person": String(person.id), "aria-expanded": String(open) },
       el("td", { class: "name" }, el("span", { class: "swatch", style: `background:${colour(person.id)}` }), `${person.first_name} ${person.last_name}`),
       el("td", { class: "company" }, person.company_name),
-      el("td", { class: "num encounters" }, numberFormat.format(contact.encounters)),
-      el("td", { class: "first" }, formatTime(contact.first_met)),
-      el("td", { class: "last" }, formatTime(contact.last_met)),
-      el("td", { class: "num closest" }, formatMetres(contact.closest.distance_m)));
-    if (fresh.has(person.id)) row.classList.add("fresh");
+      el("td", { class: "num together" }, formatDuration(group.seconds)),
+      el("td", { class: "num count" }, numberFormat.format(count)),
+      el("td", { class: "last" }, formatTime(group.last)),
+      el("td", { class: "num closest" }, formatMetres(group.closest.closest.distance_m)));
+    if (open) row.classList.add("highlight");
+    markFresh(row, `p${person.id}`);
     row.addEventListener("click", () => highlight(person.id));
-    body.append(row);
+    rows.push(row);
+    if (open) rows.push(meetingsRow(group));
   }
-  const count = state.contacts.length;
-  $("contacts-empty").hidden = count > 0;
-  $("contacts-more").hidden = !state.contactsCursor;
-  $("contacts-summary").textContent = count === 0 ? "" : `${count}${state.contactsCursor ? "+" : ""} ${count === 1 ? "person" : "people"}`;
+  body.replaceChildren(...rows);
+  const people = groups.length;
+  const meetings = state.meetings.size;
+  $("contacts-empty").hidden = people > 0;
+  $("meetings-capped").hidden = !state.meetingsCapped;
+  $("meetings-capped").textContent = `The ${numberFormat.format(MAX_MEETINGS)} most recent meetings in this range are shown: pick fewer days to see the earlier ones.`;
+  $("contacts-summary").textContent = people === 0 ? "" :
+    `${numberFormat.format(people)} ${people === 1 ? "person" : "people"} · ${numberFormat.format(meetings)}${state.meetingsCapped ? "+" : ""} ${meetings === 1 ? "meeting" : "meetings"}`;
   drawPlot();
+}
+
+/** One person's meetings, below their row: when, how long, where. */
+function meetingsRow(group) {
+  const list = el("ol", { class: "meeting-list" });
+  for (const meeting of group.meetings) {
+    const item = el("li", { "data-meeting": String(meeting.id) },
+      el("span", { class: "when" }, `${formatPeriod(meeting.start, meeting.end)} UTC`),
+      el("span", { class: "duration" }, formatDuration(meeting.duration_s)),
+      el("span", { class: "where" }, `${formatMetres(meeting.closest.distance_m)} apart at ${meeting.closest.lat.toFixed(5)}, ${meeting.closest.lon.toFixed(5)}`));
+    markFresh(item, `m${meeting.id}`);
+    list.append(item);
+  }
+  return el("tr", { class: "meetings", "data-person": String(group.person.id) },
+    el("td", { colspan: "6" }, list));
 }
 
 /** The person's locations in the range, for the plot (at most MAX_PLOTTED). */
@@ -439,7 +591,7 @@ const PAD = 24;
 function drawPlot() {
   const plot = $("plot");
   plot.replaceChildren();
-  const met = state.contacts.map((contact) => ({ contact, lat: contact.closest.lat, lon: contact.closest.lon }));
+  const met = [...state.meetings.values()].map((meeting) => ({ meeting, lat: meeting.closest.lat, lon: meeting.closest.lon }));
   const points = state.own.concat(met);
   if (points.length === 0) {
     const text = svg("text", { x: WIDTH / 2, y: HEIGHT / 2, "text-anchor": "middle" });
@@ -453,9 +605,13 @@ function drawPlot() {
   const east = Math.cos((lat0 * Math.PI) / 180) * 111320;
   const project = (p) => [(p.lon - lon0) * east, (p.lat - lat0) * 110574];
   const xy = points.map(project);
-  const xs = xy.map((p) => p[0]);
-  const ys = xy.map((p) => p[1]);
-  const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  let [minX, maxX, minY, maxY] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const [x, y] of xy) {
+    minX = Math.min(minX, x);
+    maxX = Math.max(maxX, x);
+    minY = Math.min(minY, y);
+    maxY = Math.max(maxY, y);
+  }
   const span = Math.max(maxX - minX, (maxY - minY) * (WIDTH - 2 * PAD) / (HEIGHT - 2 * PAD), 1);
   const scale = (WIDTH - 2 * PAD) / span;
   const cx = (minX + maxX) / 2;
@@ -469,19 +625,26 @@ function drawPlot() {
     dot.dataset.tip = `${state.person.first_name} ${state.person.last_name} · ${formatTime(location.time)} UTC`;
     ownGroup.append(dot);
   });
-  const metGroup = svg("g");
-  met.forEach(({ contact }, index) => {
+  const metGroup = svg("g", { class: state.highlighted === null ? "met-points" : "met-points focused" });
+  const highlighted = [];
+  met.forEach(({ meeting }, index) => {
     const [x, y] = toScreen(xy[state.own.length + index]);
-    const person = contact.person;
+    const person = meeting.with;
     const dot = svg("circle", {
       cx: x.toFixed(1), cy: y.toFixed(1), r: 5.5, class: "met", "data-kind": "met",
-      "data-person": String(person.id), fill: colour(person.id),
+      "data-person": String(person.id), "data-meeting": String(meeting.id), fill: colour(person.id),
     });
-    if (state.highlighted === person.id) dot.classList.add("highlight");
-    dot.dataset.tip = `${person.first_name} ${person.last_name} · ${formatTime(contact.closest.time)} UTC · ${formatMetres(contact.closest.distance_m)} apart`;
+    dot.dataset.tip = `${person.first_name} ${person.last_name} · ${formatPeriod(meeting.start, meeting.end)} UTC · ${formatDuration(meeting.duration_s)} · ${formatMetres(meeting.closest.distance_m)} apart`;
     dot.addEventListener("click", () => highlight(person.id));
-    metGroup.append(dot);
+    if (state.highlighted === person.id) {
+      dot.classList.add("highlight");
+      highlighted.push(dot);
+    } else {
+      metGroup.append(dot);
+    }
   });
+  // The highlighted person's points drawn last, on top.
+  metGroup.append(...highlighted);
   plot.append(ownGroup, metGroup, scaleBar(scale));
 }
 
@@ -500,14 +663,11 @@ function scaleBar(scale) {
   return group;
 }
 
+/** Picks a person met (or lets them go): their row opens on their meetings
+ *  and their meeting points stand out on the plot. */
 function highlight(personId) {
   state.highlighted = state.highlighted === personId ? null : personId;
-  for (const row of $("contacts").tBodies[0].rows) {
-    row.classList.toggle("highlight", row.dataset.person === String(state.highlighted));
-  }
-  for (const dot of $("plot").querySelectorAll("circle.met")) {
-    dot.classList.toggle("highlight", dot.dataset.person === String(state.highlighted));
-  }
+  renderMeetings();
 }
 
 function onPlotHover(event) {
@@ -523,6 +683,62 @@ function onPlotHover(event) {
   tooltip.style.left = `${box.left + box.width / 2 - frame.left}px`;
   tooltip.style.top = `${box.top - frame.top}px`;
   tooltip.hidden = false;
+}
+
+// ---- Live meetings -----------------------------------------------------
+
+/** Follows the person's meetings as they start and grow. The browser
+ *  reconnects by itself, resending the last event's id, and is sent what
+ *  it missed; a stream opened anew (after a refusal) reads the list again. */
+function followMeetings(person, retry = LIVE_RETRY_FIRST, again = false) {
+  if (state.meetingsSource) state.meetingsSource.close();
+  clearTimeout(state.meetingsRetry);
+  const source = new EventSource(`/api/v2/persons/${person.id}/meetings/live`);
+  state.meetingsSource = source;
+  source.addEventListener("open", () => {
+    if (again && state.person === person && state.query) loadMeetings();
+    again = false;
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED || state.meetingsSource !== source) return;
+    const wait = retry / 2 + Math.random() * (retry / 2);
+    state.meetingsRetry = setTimeout(() => {
+      if (state.person === person) followMeetings(person, Math.min(retry * 2, LIVE_RETRY_LAST), true);
+    }, wait);
+  });
+  source.addEventListener("meeting", (event) => {
+    if (state.meetingsSource !== source) return;
+    let meeting;
+    try {
+      meeting = JSON.parse(event.data);
+    } catch (err) {
+      return;
+    }
+    if (state.pending) {
+      // The list is being read: applied once it is.
+      state.pending.push(meeting);
+      return;
+    }
+    if (!applyMeeting(meeting)) return;
+    markChanged(meeting);
+    scheduleRender();
+    refreshIfOpen(true);
+  });
+  source.addEventListener("reset", () => {
+    if (state.meetingsSource === source && state.query) loadMeetings();
+  });
+}
+
+let renderPending = false;
+
+/** Draws the table and the plot once for the events of one read. */
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => {
+    renderPending = false;
+    renderMeetings();
+  });
 }
 
 // ---- Live counts -------------------------------------------------------
@@ -577,24 +793,25 @@ function connectLive(retry = LIVE_RETRY_FIRST) {
 
 let refreshTimer = null;
 
-/** New locations arrived: if the question reaches up to now, ask again
- *  (at most every REFRESH_EVERY, and once more after the last arrival) and
- *  mark the rows whose encounters changed. */
-async function refreshIfOpen() {
+/** New locations arrived: if the range reaches up to now, or one of the
+ *  person's meetings changed (`theirs`), the person's locations are read
+ *  again for the plot (at most every REFRESH_EVERY, and once more after
+ *  the last arrival); their meetings come on their own stream. */
+async function refreshIfOpen(theirs = false) {
   if (!state.person || !state.query) return;
-  if (state.query.end < isoDay(new Date())) return;
+  if (!theirs && state.query.end <= isoDay(new Date())) return;
   const wait = REFRESH_EVERY - (Date.now() - state.lastRefresh);
   if (wait > 0) {
     if (refreshTimer === null) {
       refreshTimer = setTimeout(() => {
         refreshTimer = null;
-        refreshIfOpen();
+        refreshIfOpen(true);
       }, wait);
     }
     return;
   }
   state.lastRefresh = Date.now();
-  await Promise.all([loadContacts(false, true), loadOwn()]);
+  await loadOwn();
   drawPlot();
 }
 
@@ -609,7 +826,6 @@ async function start() {
     event.preventDefault();
     runQuery();
   });
-  $("contacts-more").addEventListener("click", () => loadContacts(true));
   $("plot").addEventListener("mouseover", onPlotHover);
   $("plot").addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
   connectLive();

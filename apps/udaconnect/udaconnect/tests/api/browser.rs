@@ -1,26 +1,41 @@
 //! The page in a real browser: headless Chromium on the API, with the
-//! edge, the writer, PostgreSQL and nats-server all real and all started
-//! from the built binary. Persons are created through the page, the
-//! simulator walks two of them around one venue, and what is checked is
-//! what a person sees: the contacts the API answers, with its counts and
-//! times, for each setting of the controls; a point per location on the
-//! plot; a message, not a blank page, when the API is gone. The other
-//! tests run the embedded demo in this process, as `cargo run` serves it:
-//! the contacts table fitting its column at every width, a person added
-//! through the API listed and counted at once, and the demo feed's steady
-//! rate in the header. Screenshots go to `target/e2e/`.
+//! edge, the writer, the meetings process, PostgreSQL and nats-server all
+//! real and all started from the built binary. Persons are created through
+//! the page, the simulator walks two of them around one venue, and what is
+//! checked is what a person sees: the meetings the API answers, per person
+//! met with the time together, for the dates asked; a point per location
+//! and per meeting on the plot; a message, not a blank page, when the API
+//! is gone. The other tests run the embedded app in this process, as
+//! `cargo run` serves it: meetings made while the page is open appearing
+//! in it, the table fitting its column at every width on the demo's
+//! meetings, a person added through the API listed and counted at once,
+//! and the demo feed's steady rate in the header. Screenshots go to
+//! `target/e2e/`.
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
+use chrono::{DateTime, FixedOffset};
 use serde_json::{Value, json};
 use testkit::{
     AppProcess, Browser, NatsServer, Page, PostgresServer, Viewport, eventually, free_port,
 };
 
-use super::helpers::{PATIENCE, UDACONNECT, run, spawn_app};
+use super::{
+    helpers::{PATIENCE, UDACONNECT, run, spawn_app},
+    meetings::{person, walk_together},
+};
+
+/// How soon a meeting made while the page is open shows in it: the
+/// meetings are read for the live streams every 500 ms, and folded in as
+/// soon as they are stored; the rest is room for a loaded machine.
+const LIVE: Duration = Duration::from_secs(10);
+
+/// How long the embedded demo's meetings may take to be folded in as the
+/// app starts: tens of seconds of a debug build on a busy machine.
+const DEMO_FOLDED: Duration = Duration::from_secs(120);
 
 /// `udaconnect <target>` as an operator starts it.
 fn start(target: &str, envs: &[(&str, String)]) -> AppProcess {
@@ -87,35 +102,79 @@ async fn ready(base: &str) {
     .await;
 }
 
-/// The contacts table as shown: person id and each cell's text.
-const READ_CONTACTS: &str = r#"[...document.querySelectorAll('#contacts tbody tr')].map((tr) => ({
+/// The table's rows, one per person met, as shown: person id and each
+/// cell's text.
+const READ_CONTACTS: &str = r#"[...document.querySelectorAll('#contacts tbody tr.person')].map((tr) => ({
   person: Number(tr.dataset.person),
   cells: [...tr.cells].map((td) => td.textContent),
 }))"#;
 
-/// The controls' values, as the page asks the API.
-const READ_QUERY: &str = r#"(() => {
-  const params = new URLSearchParams({
-    start: document.getElementById('start').value,
-    end: document.getElementById('end').value,
-    distance: document.getElementById('distance').value,
-  });
-  const within = document.getElementById('within').value;
-  if (within) params.set('within', within);
-  return params.toString();
-})()"#;
+/// The dates asked, as the page asks the API.
+const READ_QUERY: &str = r#"new URLSearchParams({
+  start: document.getElementById('start').value,
+  end: document.getElementById('end').value,
+}).toString()"#;
 
-/// What the contacts table must show for the API's `contacts`: each
-/// person's row, in order, with the numbers and times as the page writes
-/// them (its own formatters, so the test checks values, not a locale).
-async fn expected_rows(page: &Page, contacts: &[Value]) -> Value {
-    let contacts = serde_json::to_string(contacts).expect("JSON");
+fn instant(value: &Value) -> DateTime<FixedOffset> {
+    value
+        .as_str()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .unwrap_or_else(|| panic!("an RFC 3339 time: {value}"))
+}
+
+/// The API's `meetings` (most recent first) per other person: their total
+/// time together (seconds, added up in the API's order), how many, the
+/// last one's end and the closest distance; most time together first,
+/// then the most recently met, then by id.
+fn per_person(meetings: &[Value]) -> Vec<Value> {
+    let mut people: Vec<(i64, Value, f64, u64, Value, f64)> = Vec::new();
+    for meeting in meetings {
+        let id = meeting["with"]["id"].as_i64().expect("an id");
+        let seconds = meeting["duration_s"].as_f64().expect("a duration");
+        let closest = meeting["closest"]["distance_m"].as_f64().expect("metres");
+        match people.iter_mut().find(|p| p.0 == id) {
+            Some(person) => {
+                person.2 += seconds;
+                person.3 += 1;
+                if instant(&meeting["end"]) > instant(&person.4) {
+                    person.4 = meeting["end"].clone();
+                }
+                person.5 = person.5.min(closest);
+            }
+            None => people.push((
+                id,
+                meeting["with"].clone(),
+                seconds,
+                1,
+                meeting["end"].clone(),
+                closest,
+            )),
+        }
+    }
+    people.sort_by(|a, b| {
+        b.2.total_cmp(&a.2)
+            .then_with(|| instant(&b.4).cmp(&instant(&a.4)))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    people
+        .into_iter()
+        .map(|(_, with, seconds, count, last, closest)| {
+            json!({"person": with, "seconds": seconds, "count": count, "last": last, "closest": closest})
+        })
+        .collect()
+}
+
+/// What the table must show for the API's `meetings`: a row per person
+/// met, in order, with the times and distances as the page writes them
+/// (its own formatters, so the test checks values, not a locale).
+async fn expected_rows(page: &Page, meetings: &[Value]) -> Value {
+    let people = serde_json::to_string(&per_person(meetings)).expect("JSON");
     page.eval(&format!(
-        r#"({contacts}).map((c) => ({{
-            person: c.person.id,
-            cells: [`${{c.person.first_name}} ${{c.person.last_name}}`, c.person.company_name,
-                    numberFormat.format(c.encounters), formatTime(c.first_met), formatTime(c.last_met),
-                    formatMetres(c.closest.distance_m)],
+        r#"({people}).map((p) => ({{
+            person: p.person.id,
+            cells: [`${{p.person.first_name}} ${{p.person.last_name}}`, p.person.company_name,
+                    formatDuration(p.seconds), numberFormat.format(p.count), formatTime(p.last),
+                    formatMetres(p.closest)],
         }}))"#
     ))
     .await
@@ -136,27 +195,27 @@ async fn every_page(url: &str, key: &str) -> Vec<Value> {
     }
 }
 
-/// Every contact the API answers for `query`.
-async fn api_contacts(api: &str, person: i64, query: &str) -> Vec<Value> {
+/// Every meeting the API answers for `query`.
+async fn api_meetings(api: &str, person: i64, query: &str) -> Vec<Value> {
     every_page(
-        &format!("{api}/api/v2/persons/{person}/connections?{query}&limit=50"),
-        "contacts",
+        &format!("{api}/api/v2/persons/{person}/meetings?{query}&limit=1000"),
+        "meetings",
     )
     .await
 }
 
-/// Waits until the page shows for its current controls exactly what the
-/// API answers for them; returns the API's contacts.
+/// Waits until the page shows for its current dates exactly what the API
+/// answers for them; returns the API's meetings.
 async fn shows_what_the_api_answers(page: &Page, api: &str, person: i64, what: &str) -> Vec<Value> {
     let give_up = tokio::time::Instant::now() + PATIENCE;
     loop {
         let query = page.eval(READ_QUERY).await;
         let query = query.as_str().expect("a query string").to_owned();
-        let contacts = api_contacts(api, person, &query).await;
-        let expected = expected_rows(page, &contacts).await;
+        let meetings = api_meetings(api, person, &query).await;
+        let expected = expected_rows(page, &meetings).await;
         let shown = page.eval(READ_CONTACTS).await;
         if shown == expected {
-            return contacts;
+            return meetings;
         }
         assert!(
             tokio::time::Instant::now() < give_up,
@@ -165,6 +224,20 @@ async fn shows_what_the_api_answers(page: &Page, api: &str, person: i64, what: &
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Starts recording which persons' rows stand out as just changed
+/// (`fresh`), however briefly: read with [`FRESH_SEEN`].
+const WATCH_FRESH: &str = r#"(() => {
+  window.freshSeen = new Set();
+  const note = () => {
+    for (const row of document.querySelectorAll('#contacts tr.person.fresh')) window.freshSeen.add(Number(row.dataset.person));
+  };
+  new MutationObserver(note).observe(document.getElementById('contacts'), { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+  note();
+})()"#;
+
+/// The persons whose rows stood out since [`WATCH_FRESH`], in id order.
+const FRESH_SEEN: &str = "[...window.freshSeen].sort((a, b) => a - b)";
 
 /// Submits the page's "add a person" form with these values.
 async fn submit_person(page: &Page, first: &str, last: &str, company: &str) {
@@ -222,8 +295,9 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         ],
     );
     let writer = start("writer", &[database.clone(), broker.clone()]);
+    let meetings = start("meetings", &[database.clone(), broker.clone()]);
     let base = api.base_url().to_owned();
-    for process in [&api, &ingest, &writer] {
+    for process in [&api, &ingest, &writer, &meetings] {
         ready(process.base_url()).await;
     }
 
@@ -324,75 +398,97 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Ada met Grace: the page shows what the API answers, for each setting.
+    // Ada met Grace: the page shows what the API answers.
     page.eval(&format!(
         "document.querySelector('#person-list li[data-id=\"{ada}\"] button').click()"
     ))
     .await;
     page.wait_for(
-        "the contacts",
+        "the meetings",
         PATIENCE,
-        "document.querySelectorAll('#contacts tbody tr').length > 0",
+        "document.querySelectorAll('#contacts tbody tr.person').length > 0",
     )
     .await;
-    let within_10m = shows_what_the_api_answers(&page, &base, ada, "the default question").await;
-    assert_eq!(within_10m.len(), 1, "Grace, once: {within_10m:?}");
-    assert_eq!(within_10m[0]["person"]["id"].as_i64(), Some(ada + 1));
-    let query = page.eval(READ_QUERY).await;
+    let today = shows_what_the_api_answers(&page, &base, ada, "the default dates").await;
     assert!(
-        query
-            .as_str()
-            .is_some_and(|q| q.contains("within=10m") && q.contains("distance=5")),
-        "someone seen today: true co-location by default, {query}"
+        !today.is_empty()
+            && today
+                .iter()
+                .all(|m| m["with"]["id"].as_i64() == Some(ada + 1)),
+        "Grace, and only her: {today:?}"
     );
-    let encounters = |contacts: &[Value]| -> u64 {
-        contacts
+    let query = page.eval(READ_QUERY).await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("start=%Y-%m-%d")
+        .to_string();
+    assert!(
+        query.as_str().is_some_and(|q| q.starts_with(&yesterday)),
+        "someone seen today: their last day by default, {query}"
+    );
+    let together = |meetings: &[Value]| -> f64 {
+        meetings
             .iter()
-            .map(|c| c["encounters"].as_u64().unwrap_or(0))
+            .map(|m| m["duration_s"].as_f64().unwrap_or(0.0))
             .sum()
     };
 
-    // Live: more positions arrive, and the open question is asked again.
+    // Live: they walk on together, and the meeting grows (or another
+    // starts) on the open page, its row standing out for a moment.
+    page.eval(WATCH_FRESH).await;
     walk(&api_url, &grpc_url, &ada_text, "1s", Some("2")).await;
-    let refreshed = page
+    page.wait_for(
+        "Grace's row standing out",
+        PATIENCE,
+        &format!("JSON.stringify({FRESH_SEEN}) === '[{}]'", ada + 1),
+    )
+    .await;
+    let later = shows_what_the_api_answers(&page, &base, ada, "after they walked on").await;
+    assert!(
+        together(&later) > together(&today),
+        "more time together: {later:?}"
+    );
+
+    // Picking Grace opens her meetings: when, how long, where.
+    page.eval("document.querySelector('#contacts tbody tr.person').click()")
+        .await;
+    let listed = page
         .wait_for(
-            "the contacts refreshed with new encounters",
+            "Grace's meetings",
             PATIENCE,
-            &format!(
-                "(() => {{ const row = document.querySelector('#contacts tbody tr.fresh'); return row && row.querySelector('.encounters').textContent !== numberFormat.format({}) ? row.dataset.person : null; }})()",
-                encounters(&within_10m)
-            ),
+            "(() => { const items = document.querySelectorAll('#contacts tr.meetings li'); \
+             return items.length > 0 ? [...items].map((li) => [Number(li.dataset.meeting), li.querySelector('.duration').textContent]) : null; })()",
         )
         .await;
-    assert_eq!(refreshed, json!((ada + 1).to_string()));
-    let within_10m = shows_what_the_api_answers(&page, &base, ada, "after the refresh").await;
+    let mut expected = Vec::new();
+    for meeting in &later {
+        let duration = page
+            .eval(&format!("formatDuration({})", meeting["duration_s"]))
+            .await;
+        expected.push(json!([meeting["id"], duration]));
+    }
+    assert_eq!(listed, json!(expected), "most recent first");
 
-    set_control(&page, "distance", "0.5").await;
-    let closer = shows_what_the_api_answers(&page, &base, ada, "distance 0.5 m").await;
-    assert!(
-        encounters(&closer) < encounters(&within_10m),
-        "a shorter distance, fewer encounters"
-    );
-    set_control(&page, "distance", "5").await;
-    set_control(&page, "within", "").await;
-    let any_time = shows_what_the_api_answers(&page, &base, ada, "at any time").await;
-    assert!(
-        encounters(&any_time) >= encounters(&within_10m),
-        "any time, at least as many"
-    );
-    set_control(&page, "within", "1m").await;
-    shows_what_the_api_answers(&page, &base, ada, "within a minute").await;
-
-    // A point per location of Ada's in the range, and one per contact.
-    let query = page.eval(READ_QUERY).await;
-    let query = query.as_str().expect("a query").to_owned();
-    let range: String = query
+    // Days when they did not meet: nobody.
+    set_control(&page, "start", "2020-01-01").await;
+    set_control(&page, "end", "2020-01-02").await;
+    page.wait_for(
+        "nobody met",
+        PATIENCE,
+        "!document.getElementById('contacts-empty').hidden && document.querySelectorAll('#contacts tbody tr').length === 0",
+    )
+    .await;
+    let today_range = query.as_str().expect("a query").to_owned();
+    let range: Vec<&str> = today_range
         .split('&')
-        .filter(|p| p.starts_with("start=") || p.starts_with("end="))
-        .collect::<Vec<_>>()
-        .join("&");
+        .filter_map(|p| p.split_once('=').map(|(_, v)| v))
+        .collect();
+    set_control(&page, "start", range[0]).await;
+    set_control(&page, "end", range[1]).await;
+    shows_what_the_api_answers(&page, &base, ada, "the last day again").await;
+
+    // A point per location of Ada's in the range, and one per meeting.
     let own = every_page(
-        &format!("{base}/api/v2/persons/{ada}/locations?{range}&limit=1000"),
+        &format!("{base}/api/v2/persons/{ada}/locations?{today_range}&limit=1000"),
         "locations",
     )
     .await
@@ -402,18 +498,14 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
         .wait_for(
             "the plot",
             PATIENCE,
-            &format!("(() => {{ const own = document.querySelectorAll('#plot circle[data-kind=own]').length; return own === {own} ? {{ own, met: document.querySelectorAll('#plot circle[data-kind=met]').length, rows: document.querySelectorAll('#contacts tbody tr').length }} : null; }})()"),
+            &format!("(() => {{ const own = document.querySelectorAll('#plot circle[data-kind=own]').length; return own === {own} ? {{ own, met: document.querySelectorAll('#plot circle[data-kind=met]').length }} : null; }})()"),
         )
         .await;
-    assert_eq!(
-        plotted["met"], plotted["rows"],
-        "a meeting point per contact: {plotted}"
-    );
+    let met = api_meetings(&base, ada, &today_range).await.len();
+    assert_eq!(plotted["met"], json!(met), "a point per meeting: {plotted}");
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
 
     let shots = screenshots();
-    set_control(&page, "within", "10m").await;
-    shows_what_the_api_answers(&page, &base, ada, "back to ten minutes").await;
     page.screenshot(&shots.join("udaconnect.png")).await;
     page.set_color_scheme("dark").await;
     page.screenshot(&shots.join("udaconnect-dark.png")).await;
@@ -428,7 +520,7 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
 
     // The API gone: a message, not a blank page.
     api.kill();
-    set_control(&page, "distance", "4").await;
+    set_control(&page, "start", range[0]).await;
     let banner = page
         .wait_for(
             "a message that the API is unreachable",
@@ -466,10 +558,10 @@ async fn the_page_shows_whom_a_person_met_as_the_simulator_walks_them() {
     )
     .await;
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
-    drop((ingest, writer));
+    drop((ingest, writer, meetings));
 }
 
-/// The contacts table's width against its box's, where its Closest header
+/// The table's width against its box's, where its Closest header
 /// is in the window once scrolled to, and whether that is what shows there
 /// (not hidden under something else).
 const TABLE_FIT: &str = r#"(() => {
@@ -489,7 +581,7 @@ const TABLE_FIT: &str = r#"(() => {
   };
 })()"#;
 
-/// Asserts that the contacts table fits its column and its Closest header
+/// Asserts that the table fits its column and its Closest header
 /// is in the window, at the page's current size.
 async fn table_fits(page: &Page, what: &str) {
     let fit = page.eval(TABLE_FIT).await;
@@ -517,9 +609,21 @@ async fn table_fits(page: &Page, what: &str) {
 }
 
 #[tokio::test]
-async fn the_contacts_table_fits_its_column_at_every_width() {
+async fn the_meetings_table_fits_its_column_at_every_width() {
     let browser = Browser::launch().await;
-    let app = spawn_app(&[]).await;
+    let app = spawn_app(&["--demo-meetings", "true"]).await;
+    // A day of the demo, where attendee 1 met many, some of them from
+    // companies with long names; folded in as the app starts.
+    let day = "start=2020-06-08&end=2020-06-09";
+    eventually("the demo's first day folded in", DEMO_FOLDED, || async {
+        let met = every_page(
+            &format!("{}/api/v2/persons/1/meetings?{day}&limit=1000", app.base),
+            "meetings",
+        )
+        .await;
+        (per_person(&met).len() >= 10).then_some(())
+    })
+    .await;
     let page = browser.new_page(Viewport::DESKTOP).await;
     page.goto(&format!("{}/#person=1", app.base)).await;
     page.wait_for(
@@ -528,16 +632,22 @@ async fn the_contacts_table_fits_its_column_at_every_width() {
         "!document.getElementById('person-view').hidden && document.getElementById('start').value !== ''",
     )
     .await;
-    // A day of the demo, where attendee 1 met many, some of them from
-    // companies with long names.
     set_control(&page, "start", "2020-06-08").await;
     set_control(&page, "end", "2020-06-09").await;
-    set_control(&page, "distance", "2").await;
     page.wait_for(
-        "the contacts",
+        "the meetings",
         PATIENCE,
-        "document.querySelectorAll('#contacts tbody tr').length >= 10 \
+        "document.querySelectorAll('#contacts tbody tr.person').length >= 10 \
          && document.getElementById('end').value === '2020-06-09'",
+    )
+    .await;
+    // One person's meetings open below their row.
+    page.eval("document.querySelector('#contacts tbody tr.person').click()")
+        .await;
+    page.wait_for(
+        "their meetings",
+        PATIENCE,
+        "document.querySelectorAll('#contacts tr.meetings li').length > 0",
     )
     .await;
     let companies = page
@@ -545,7 +655,7 @@ async fn the_contacts_table_fits_its_column_at_every_width() {
         .await;
     assert!(
         companies.as_u64().is_some_and(|longest| longest >= 20),
-        "a long company name among the contacts: {companies}"
+        "a long company name among those met: {companies}"
     );
     table_fits(&page, "1280 x 800").await;
     page.screenshot(&screenshots().join("udaconnect-table-1280.png"))
@@ -565,6 +675,110 @@ async fn the_contacts_table_fits_its_column_at_every_width() {
     page.screenshot(&screenshots().join("udaconnect-table-phone.png"))
         .await;
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn meetings_made_while_the_page_is_open_appear_in_it() {
+    let browser = Browser::launch().await;
+    let app = spawn_app(&[]).await;
+    let (ada, grace, alan) = (
+        person(&app, "Ada").await,
+        person(&app, "Grace").await,
+        person(&app, "Alan").await,
+    );
+    // Ada and Grace side by side from 09:00 to 09:05: one meeting.
+    walk_together(&app, ada, grace, 0, 16).await;
+    eventually("Ada's meeting with Grace", PATIENCE, || async {
+        let (status, page) = app.get(&format!("/api/v2/persons/{ada}/meetings")).await;
+        (status == 200 && page["meetings"][0]["end"] == "2022-05-02T09:05:00Z").then_some(())
+    })
+    .await;
+
+    let page = browser.new_page(Viewport::DESKTOP).await;
+    page.goto(&format!("{}/#person={ada}", app.base)).await;
+    // Not seen lately: the 30 days up to the last meeting.
+    page.wait_for(
+        "the dates of Ada's last meeting",
+        PATIENCE,
+        "document.getElementById('start').value === '2022-04-03' && document.getElementById('end').value === '2022-05-03'",
+    )
+    .await;
+    let grace_row = page
+        .eval(&format!(
+            "[{{ person: {grace}, cells: ['Grace Live', 'Co', formatDuration(300), numberFormat.format(1), formatTime('2022-05-02T09:05:00Z'), formatMetres(1.112)] }}]"
+        ))
+        .await;
+    let shown = page
+        .wait_for(
+            "Grace met for 5 minutes",
+            PATIENCE,
+            &format!("(() => {{ const shown = {READ_CONTACTS}; return shown.length > 0 ? shown : null; }})()"),
+        )
+        .await;
+    assert_eq!(shown, grace_row);
+    assert_eq!(page.eval("formatDuration(300)").await, json!("5 min"));
+    shows_what_the_api_answers(&page, &app.base, ada, "Ada's meetings").await;
+
+    // Picking Grace: her meeting, when and how long.
+    page.eval(&format!(
+        "document.querySelector('#contacts tr.person[data-person=\"{grace}\"]').click()"
+    ))
+    .await;
+    let listed = page
+        .wait_for(
+            "Grace's meeting",
+            PATIENCE,
+            "(() => { const li = document.querySelector('#contacts tr.meetings li'); return li && [li.querySelector('.when').textContent, li.querySelector('.duration').textContent]; })()",
+        )
+        .await;
+    let expected = page
+        .eval("[formatPeriod('2022-05-02T09:00:00Z', '2022-05-02T09:05:00Z') + ' UTC', formatDuration(300)]")
+        .await;
+    assert_eq!(listed, expected);
+
+    // While the page is open, Ada meets Alan at 09:30 for a minute: a new
+    // row, standing out, without reloading the page.
+    page.eval("window.stillHere = true").await;
+    page.eval(WATCH_FRESH).await;
+    let posted = tokio::time::Instant::now();
+    walk_together(&app, ada, alan, 30, 4).await;
+    page.wait_for(
+        "Alan's row, standing out",
+        LIVE,
+        &format!("window.freshSeen.has({alan})"),
+    )
+    .await;
+    let took = posted.elapsed();
+    let order = page
+        .eval("[...document.querySelectorAll('#contacts tr.person')].map((tr) => Number(tr.dataset.person))")
+        .await;
+    assert_eq!(order, json!([grace, alan]), "most time together first");
+    assert_eq!(page.eval("window.stillHere === true").await, json!(true));
+    shows_what_the_api_answers(&page, &app.base, ada, "with Alan").await;
+
+    // The meeting with Grace grows to 09:06: her open list says so.
+    walk_together(&app, ada, grace, 5, 4).await;
+    page.wait_for(
+        "Grace's meeting grown, standing out",
+        LIVE,
+        "(() => { const li = document.querySelector('#contacts tr.meetings li.fresh'); return li !== null && li.querySelector('.duration').textContent === formatDuration(360); })()",
+    )
+    .await;
+    assert_eq!(
+        page.eval(&format!("document.querySelectorAll('#plot circle[data-kind=met][data-person=\"{grace}\"]').length")).await,
+        json!(1),
+        "the grown meeting replaces the one it was"
+    );
+    assert!(
+        page.eval(&format!("document.querySelector('#plot circle[data-kind=met][data-person=\"{grace}\"]').classList.contains('highlight')")).await == json!(true),
+        "Grace picked, her meeting point stands out"
+    );
+    shows_what_the_api_answers(&page, &app.base, ada, "the meeting grown").await;
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+    page.screenshot(&screenshots().join("udaconnect-meetings-live.png"))
+        .await;
+    eprintln!("a new meeting shown {took:?} after its locations were posted");
     app.stop().await;
 }
 

@@ -280,10 +280,16 @@ async fn the_embedded_demo_has_meetings_from_its_conference() {
     app.stop().await;
 }
 
-/// Posts, for persons `a` and `b`, a location each `seconds` apart from
+/// Posts, for persons `a` and `b`, a location each 20 seconds apart from
 /// `from` (minutes after 2022-05-02 09:00) for `count` reports, side by
 /// side.
-async fn walk_together(app: &super::helpers::TestApp, a: i64, b: i64, from: i64, count: i64) {
+pub(super) async fn walk_together(
+    app: &super::helpers::TestApp,
+    a: i64,
+    b: i64,
+    from: i64,
+    count: i64,
+) {
     let base = chrono::NaiveDate::from_ymd_opt(2022, 5, 2)
         .and_then(|day| day.and_hms_opt(9, 0, 0))
         .expect("a time");
@@ -303,7 +309,8 @@ async fn walk_together(app: &super::helpers::TestApp, a: i64, b: i64, from: i64,
     assert_eq!(status, 200, "{reply}");
 }
 
-async fn person(app: &super::helpers::TestApp, name: &str) -> i64 {
+/// A person named `name` Live, through the API; their id.
+pub(super) async fn person(app: &super::helpers::TestApp, name: &str) -> i64 {
     let (status, person) = app
         .post(
             "/api/v2/persons",
