@@ -443,7 +443,8 @@ async fn main() -> anyhow::Result<()> {
             env.extend([
                 ("DATABASE_URL", db.clone()),
                 ("UDACONNECT_MIGRATE", "false".to_owned()),
-                ("RUST_LOG", "warn".to_owned()),
+                // The address is logged at `info` by `platform`.
+                ("RUST_LOG", "warn,platform=info".to_owned()),
             ]);
             let started = Instant::now();
             let api = AppProcess::spawn(&binary, "UDACONNECT", &["api"], &env);
