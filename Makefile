@@ -5,7 +5,7 @@
 #                      unit, integration and browser tests, small chaos and benchmark runs
 #   make e2e           the browser tests alone: both pages in headless Chromium, screenshots in target/e2e/
 #   make up            deploy both apps to a local minikube cluster and open their pages
-#   make bench-fanout  Beacon's fan-out benchmark; bench-ingest and bench-queries are UdaConnect's (BENCHMARKS.md)
+#   make bench-fanout  Beacon's fan-out benchmark; bench-ingest, bench-queries and bench-api-memory are UdaConnect's (BENCHMARKS.md)
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -148,6 +148,19 @@ bench-queries: ## UdaConnect connections query benchmark (BENCH_PERSONS, BENCH_L
 bench-answer-memory: ## What one large answer of the original's endpoint costs the API in memory (BENCH_UDACONNECT=<binary>, BENCH_LABEL); adds rows to BENCHMARKS.md
 	$(CARGO) build --release -p udaconnect -p udaconnect-query-bench
 	$(TARGET_DIR)/release/answer-memory
+
+# `make bench-api-memory` defaults (with BENCH_LOCATIONS, BENCH_PERSONS and
+# BENCH_SAMPLE above): the API in SQL and with its replica, each started
+# afresh twice, alternating.
+BENCH_ROUNDS ?= 2
+BENCH_MODES ?= sql,replica
+
+.PHONY: bench-api-memory
+bench-api-memory: ## The API's memory and connection latencies at BENCH_LOCATIONS stored (BENCH_PERSONS, BENCH_SAMPLE, BENCH_ROUNDS, BENCH_MODES=sql,replica); adds rows to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-query-bench
+	BENCH_PERSONS=$(BENCH_PERSONS) BENCH_LOCATIONS=$(BENCH_LOCATIONS) BENCH_SAMPLE=$(BENCH_SAMPLE) \
+	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_MODES=$(BENCH_MODES) \
+	  $(TARGET_DIR)/release/api-memory
 
 .PHONY: bench-queries-smoke
 bench-queries-smoke: ## A small connections query benchmark, well under a minute; checks the answers, writes nothing (part of make test)

@@ -5,9 +5,10 @@
 //! `udaconnect migrate`, loads a made-up June 2020 conference with
 //! `udaconnect generate` (`BENCH_PERSONS`, 1,000; `BENCH_LOCATIONS`,
 //! 1,000,000; 50 venues, a fixed seed), runs `ANALYZE`, prewarms the
-//! buffers, checkpoints and starts `udaconnect api` on it twice: as it
-//! runs by default, with the connection queries answered from its
-//! in-memory replica, and with `UDACONNECT_REPLICA=false`, in SQL. For
+//! buffers, checkpoints and starts `udaconnect api` on it twice: with
+//! `UDACONNECT_REPLICA=true`, the connection queries answered from its
+//! in-memory replica, and with `UDACONNECT_REPLICA=false` (the default),
+//! in SQL. For
 //! persons picked by a fixed seed (`BENCH_SAMPLE`, 20) it then times, one
 //! request after another:
 //!
@@ -53,8 +54,8 @@ use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
 use crate::sample::{Measurement, Range, Sample};
 
-/// The measurements of the API as it runs by default (the connection
-/// queries from its replica), and their labels: the original's endpoint,
+/// The measurements of the API with `UDACONNECT_REPLICA=true` (the
+/// connection queries from its replica), and their labels: the original's endpoint,
 /// v2, v2 within 10 minutes.
 const REPLICA_KEYS: [&str; 3] = ["compat", "v2", "v2_within_10m"];
 const REPLICA_LABELS: [&str; 3] = [

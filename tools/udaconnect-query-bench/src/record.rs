@@ -20,10 +20,10 @@ June 2020 conference with `udaconnect generate` (`BENCH_PERSONS`, default
 1,000; `BENCH_LOCATIONS`, 1,000,000; 50 venues; seed 2020), runs `ANALYZE`,
 reads the tables and indexes into shared buffers (`pg_prewarm`, as a
 server that has been answering for a while has them), checkpoints and
-starts `udaconnect api` on it twice: as it runs by default, answering the
-connection queries from its in-memory replica of the locations (caught up
-with the database before every query), and with `UDACONNECT_REPLICA=false`,
-answering them in SQL. For `BENCH_SAMPLE` (20) persons picked by a fixed
+starts `udaconnect api` on it twice: with `UDACONNECT_REPLICA=true`,
+answering the connection queries from its in-memory replica of the
+locations (caught up with the database before every query), and with
+`UDACONNECT_REPLICA=false` (the default), answering them in SQL. For `BENCH_SAMPLE` (20) persons picked by a fixed
 seed it times, one request after another after a few warm-up requests, on
 each: the original's endpoint and v2 over HTTP (v2 with `limit=1000`,
 every page), for 2020-06-10..2020-06-11 and 2020-06-01..2020-06-30 at 5 m,

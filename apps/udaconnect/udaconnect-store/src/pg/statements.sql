@@ -161,9 +161,7 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p
-                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
-                               c.own_point, $4)))
+               AND ST_DWithin(c.coordinate::geography(Point, 4326), c.own_point, $4)))
     UNION ALL
     SELECT c.coordinate, c.lat, c.lon, c.own_time, c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
@@ -221,10 +219,10 @@ probe AS MATERIALIZED (
     FROM own
 ),
 pairs AS MATERIALIZED (
-    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    SELECT c.coordinate, c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
     CROSS JOIN LATERAL (
-        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+        SELECT o.coordinate, o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
                sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
                    AS approx
         FROM location o
@@ -238,14 +236,12 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p
-                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
-                               c.own_point, $4)))
+               AND ST_DWithin(c.coordinate::geography(Point, 4326), c.own_point, $4)))
     UNION ALL
-    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    SELECT c.coordinate, c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
     CROSS JOIN LATERAL (
-        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+        SELECT o.coordinate, o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
                ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
         FROM location o
         WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
@@ -274,12 +270,11 @@ page AS (
 ),
 closest AS (
     SELECT DISTINCT ON (c.person_id)
-           c.person_id, c.id, c.creation_time, o.point,
-           ST_Distance(o.point, own.point) AS metres
+           c.person_id, c.id, c.creation_time, c.coordinate::geography(Point, 4326) AS point,
+           ST_Distance(c.coordinate::geography(Point, 4326), own.point) AS metres
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
     JOIN probe own ON own.id = c.own_id
-    JOIN location o ON o.id = c.id AND o.creation_time = c.creation_time
     WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )
@@ -327,10 +322,10 @@ probe AS MATERIALIZED (
     FROM own
 ),
 pairs AS MATERIALIZED (
-    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    SELECT c.coordinate, c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
     CROSS JOIN LATERAL (
-        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+        SELECT o.coordinate, o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
                sqrt(((o.lat - own.lat) * own.per_lat) ^ 2 + ((o.lon - own.lon) * own.per_lon) ^ 2)
                    AS approx
         FROM location o
@@ -345,14 +340,12 @@ pairs AS MATERIALIZED (
     WHERE own.cells IS NOT NULL
       AND (c.approx < $4::float8 * 0.999
            OR (c.approx <= $4::float8 * 1.001
-               AND ST_DWithin((SELECT p.point FROM location p
-                                WHERE p.id = c.id AND p.creation_time = c.creation_time),
-                               c.own_point, $4)))
+               AND ST_DWithin(c.coordinate::geography(Point, 4326), c.own_point, $4)))
     UNION ALL
-    SELECT  c.person_id, c.id, c.creation_time, c.own_id, c.approx
+    SELECT c.coordinate, c.person_id, c.id, c.creation_time, c.own_id, c.approx
     FROM probe own
     CROSS JOIN LATERAL (
-        SELECT  o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
+        SELECT o.coordinate, o.person_id, o.id, o.creation_time, own.id AS own_id, own.point AS own_point,
                ST_Distance(o.point, own.point, false) AS approx, o.point AS other_point
         FROM location o
         WHERE o.point && _st_expand(own.point, $4::float8 * 1.01)
@@ -382,12 +375,11 @@ page AS (
 ),
 closest AS (
     SELECT DISTINCT ON (c.person_id)
-           c.person_id, c.id, c.creation_time, o.point,
-           ST_Distance(o.point, own.point) AS metres
+           c.person_id, c.id, c.creation_time, c.coordinate::geography(Point, 4326) AS point,
+           ST_Distance(c.coordinate::geography(Point, 4326), own.point) AS metres
     FROM pairs c
     JOIN page ON page.person_id = c.person_id
     JOIN probe own ON own.id = c.own_id
-    JOIN location o ON o.id = c.id AND o.creation_time = c.creation_time
     WHERE c.approx <= page.nearest * 1.02 + 1e-6
     ORDER BY c.person_id, metres, c.creation_time, c.id
 )

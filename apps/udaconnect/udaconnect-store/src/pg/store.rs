@@ -421,12 +421,48 @@ impl PgStore {
                 &params,
             )
             .await?;
-        let lines = rows
-            .iter()
-            .map(|row| get::<String>(row, 0, "plan"))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(lines.join("\n"))
+        plan(&rows)
     }
+
+    /// The plan of the original's endpoint's query for `query`, as
+    /// [`Self::explain_connections`] gives v2's.
+    pub async fn explain_compat_connections(
+        &self,
+        query: &CompatQuery,
+        analyze: bool,
+    ) -> Result<String, StoreError> {
+        let (start, own_end) = query.own_window();
+        let (_, others_end) = query.others_window();
+        let explain = if analyze {
+            "EXPLAIN (ANALYZE, BUFFERS) "
+        } else {
+            "EXPLAIN "
+        };
+        let rows = self
+            .query(
+                "explaining connections",
+                &format!("{explain}{}", sql::COMPAT_CONNECTIONS),
+                &[
+                    &query.person_id,
+                    &start.to_naive(),
+                    &own_end.to_naive(),
+                    &query.distance.metres(),
+                    &others_end.to_naive(),
+                    &limit(query.limit),
+                ],
+            )
+            .await?;
+        plan(&rows)
+    }
+}
+
+/// The text of an `EXPLAIN`'s rows.
+fn plan(rows: &[tokio_postgres::Row]) -> Result<String, StoreError> {
+    let lines = rows
+        .iter()
+        .map(|row| get::<String>(row, 0, "plan"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines.join("\n"))
 }
 
 /// A contact from a row of [`sql::CONNECTIONS`].

@@ -1,10 +1,11 @@
-//! The v2 query's plan reads the others' locations from the grid's index
-//! alone (its partitions'), with the GiST over (point, time) for the
-//! searches the grid does not fit (the figures at size are in the
-//! benchmark example).
+//! The v2 query's plan, and the original's endpoint's, read the others'
+//! locations from the grid's index alone (its partitions'), with the GiST
+//! over (point, time) for the searches the grid does not fit (the figures
+//! at size are in the benchmark example and `make bench-api-memory`).
 
+use chrono::NaiveDate;
 use udaconnect_domain::{
-    ConnectionQuery, Distance, Timestamp, Within,
+    CompatQuery, ConnectionQuery, Distance, Timestamp, Within,
     conference::{ScaleConfig, scale},
 };
 
@@ -49,6 +50,24 @@ async fn the_contacts_query_reads_the_grid_index_only() {
         assert!(point.iter().any(|index| plan.contains(index)), "{plan}");
         assert!(!plan.contains("Seq Scan on location_history"), "{plan}");
     }
+    let compat = CompatQuery {
+        person_id: 7,
+        start: NaiveDate::from_ymd_opt(2020, 6, 1).expect("a day"),
+        end: NaiveDate::from_ymd_opt(2020, 6, 2).expect("a day"),
+        distance: Distance::new("distance", 5.0).expect("valid"),
+        limit: 100_001,
+    };
+    let plan = db
+        .store
+        .explain_compat_connections(&compat, true)
+        .await
+        .expect("explain");
+    assert!(
+        cell.iter()
+            .any(|index| plan.contains(&format!("Index Only Scan using {index} "))),
+        "{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on location_history"), "{plan}");
 }
 
 /// The partitions' indexes of the location table's index `index`.

@@ -175,7 +175,15 @@ async fn a_question_too_wide_for_the_deadline_is_cancelled_in_postgresql() {
     assert_eq!(status, 200, "{body}");
     sql.stop().await;
     // From the replica: its search gives up at the deadline.
-    let replica = spawn_app(&["--database-url", &url, "--query-timeout", "20ms"]).await;
+    let replica = spawn_app(&[
+        "--database-url",
+        &url,
+        "--replica",
+        "true",
+        "--query-timeout",
+        "20ms",
+    ])
+    .await;
     stopped(&replica, WIDE_V2).await;
     replica.stop().await;
 }
@@ -211,6 +219,7 @@ async fn a_long_query_on_the_replica_holds_up_neither_its_catch_up_nor_readyz() 
         &["api"],
         &[
             ("DATABASE_URL", url.clone()),
+            ("UDACONNECT_REPLICA", "true".to_owned()),
             ("UDACONNECT_QUERY_TIMEOUT", "4s".to_owned()),
         ],
     );
