@@ -736,7 +736,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
