@@ -84,6 +84,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meeting_events",
         sql: include_str!("../migrations/0012_meeting_events.sql"),
     },
+    Migration {
+        version: 13,
+        name: "meeting_retention",
+        sql: include_str!("../migrations/0013_meeting_retention.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

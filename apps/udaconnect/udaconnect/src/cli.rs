@@ -300,13 +300,13 @@ pub struct WriterArgs {
     /// Name of the durable consumer the writers share.
     #[arg(long, env = "UDACONNECT_WRITER_CONSUMER", default_value = "writer", value_parser = parse_consumer)]
     pub writer_consumer: String,
-    /// Days ahead (UTC) whose location partitions the writers create in advance (PostgreSQL; 1 to 366).
+    /// Days ahead (UTC) whose partitions (of the locations and of the meetings' positions) the writers create in advance (PostgreSQL; 1 to 366).
     #[arg(long, env = "UDACONNECT_PARTITIONS_AHEAD", default_value = "7", value_parser = parse_days_ahead)]
     pub partitions_ahead: u16,
-    /// How long locations are kept, such as 90days (PostgreSQL; at least 1day): whole days past it are dropped, with their idempotency keys' claims. Unset, everything is kept.
+    /// How long locations and meetings are kept, such as 90days (PostgreSQL; at least 1day): whole days past it are dropped from the locations and the meetings' positions, with their idempotency keys' claims, and the meetings that ended before them are deleted. Unset, everything is kept.
     #[arg(long, env = "UDACONNECT_RETENTION", value_parser = parse_retention)]
     pub retention: Option<Duration>,
-    /// How often the writers run the location table's upkeep (partitions ahead, retention); also at start.
+    /// How often the writers run the partitioned tables' upkeep (partitions ahead, retention); also at start.
     #[arg(long, env = "UDACONNECT_MAINTENANCE_EVERY", default_value = "1h", value_parser = parse_duration)]
     pub maintenance_every: Duration,
 }

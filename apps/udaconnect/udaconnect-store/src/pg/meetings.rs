@@ -1,7 +1,8 @@
-//! Meetings in PostgreSQL (migration 0008): a batch of stored locations
-//! is folded in by one serializable transaction that skips the locations
-//! folded in already (`meeting_position`, by id), reads the ones they may
-//! be contacts of by grid cell and time, folds the contacts into the
+//! Meetings in PostgreSQL (migrations 0008 and 0013): a batch of stored
+//! locations is folded in by one serializable transaction that skips the
+//! locations folded in already (`meeting_position`, by id and time, so
+//! that each is looked up in its day's partition), reads the ones they
+//! may be contacts of by grid cell and time, folds the contacts into the
 //! meetings they touch ([`udaconnect_domain::meeting::Sweep`]) and records
 //! the locations as folded in. Serializable, so that processes folding
 //! nearby locations at once never miss each other's: the database makes
@@ -209,8 +210,9 @@ async fn fold(
 ) -> Result<MeetingChanges, tokio_postgres::Error> {
     let mut changes = MeetingChanges::default();
     let ids: Vec<LocationId> = sightings.iter().map(|s| s.id).collect();
+    let times: Vec<NaiveDateTime> = sightings.iter().map(|s| s.at.to_naive()).collect();
     let applied: HashSet<LocationId> = transaction
-        .query(sql::MEETING_APPLIED, &[&ids])
+        .query(sql::MEETING_APPLIED, &[&ids, &times])
         .await?
         .iter()
         .map(|row| row.try_get(0))

@@ -169,9 +169,13 @@ JOIN claim c ON c.ingest_key = k.ingest_key"#;
 pub const KEY_CLAIMS: &str = "SELECT ingest_key, false, location_id, person_id, lon, lat, \
      creation_time FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[])";
 
-/// Which of the locations `$1` the meetings were computed from already.
-pub const MEETING_APPLIED: &str =
-    "SELECT location_id FROM meeting_position WHERE location_id = ANY ($1::int8[])";
+/// Which of the locations `$1[i]` of time `$2[i]` the meetings were
+/// computed from already (the time finds the day's partition).
+pub const MEETING_APPLIED: &str = r#"
+SELECT p.location_id
+FROM unnest($1::int8[], $2::timestamp[]) AS sighting(location_id, creation_time)
+JOIN meeting_position p
+  ON p.location_id = sighting.location_id AND p.creation_time = sighting.creation_time"#;
 
 /// The locations the meetings were computed from that lie in cell `$1[i]`
 /// with a time in `[$2[i], $3[i]]`, for each `i`.
@@ -186,7 +190,7 @@ JOIN meeting_position p
 pub const MEETING_POSITIONS: &str = r#"
 INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell)
 SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamp[], $4::float8[], $5::float8[], $6::int8[])
-ON CONFLICT (location_id) DO NOTHING"#;
+ON CONFLICT (location_id, creation_time) DO NOTHING"#;
 
 macro_rules! meeting_columns {
     ($alias:literal) => {
@@ -604,6 +608,16 @@ pub const MAINTAIN_LOCATIONS: &str = "SELECT created, dropped, default_deleted \
 pub const PRUNE_KEY_CLAIMS: &str = "SELECT ingest_key_claim_prune($1::timestamp, \
      $2::int8 * interval '1 microsecond', $3::int4)";
 
+/// The meetings' positions' upkeep at `$1`, as [`MAINTAIN_LOCATIONS`]'s
+/// (migration 0013). No row when another process is doing it meanwhile.
+pub const MAINTAIN_MEETING_POSITIONS: &str = "SELECT created, dropped, default_deleted \
+     FROM meeting_position_maintain($1::timestamp, $2::int4, $3::int8 * interval '1 microsecond')";
+
+/// At most `$3` meetings that ended before the cutoff of the retention of
+/// `$2` microseconds at `$1` deleted: how many.
+pub const PRUNE_MEETINGS: &str = "SELECT meeting_prune($1::timestamp, \
+     $2::int8 * interval '1 microsecond', $3::int4)";
+
 /// The snapshot the replica's read runs under (the transaction's, taken by
 /// its first statement), as text; whether both tables record who wrote
 /// their rows (migration 0006): before, rows written after the load could
@@ -650,7 +664,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 41] = [
+    const STATEMENTS: [(&str, &str); 43] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -675,6 +689,8 @@ mod tests {
         ("ADVANCE_SEQUENCES", ADVANCE_SEQUENCES),
         ("MAINTAIN_LOCATIONS", MAINTAIN_LOCATIONS),
         ("PRUNE_KEY_CLAIMS", PRUNE_KEY_CLAIMS),
+        ("MAINTAIN_MEETING_POSITIONS", MAINTAIN_MEETING_POSITIONS),
+        ("PRUNE_MEETINGS", PRUNE_MEETINGS),
         ("SNAPSHOT", SNAPSHOT),
         ("REPLICA_HORIZON", REPLICA_HORIZON),
         ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),

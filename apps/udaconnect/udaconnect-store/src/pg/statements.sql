@@ -418,6 +418,12 @@ SELECT created, dropped, default_deleted FROM location_maintain($1::timestamp, $
 -- PRUNE_KEY_CLAIMS
 SELECT ingest_key_claim_prune($1::timestamp, $2::int8 * interval '1 microsecond', $3::int4);
 
+-- MAINTAIN_MEETING_POSITIONS
+SELECT created, dropped, default_deleted FROM meeting_position_maintain($1::timestamp, $2::int4, $3::int8 * interval '1 microsecond');
+
+-- PRUNE_MEETINGS
+SELECT meeting_prune($1::timestamp, $2::int8 * interval '1 microsecond', $3::int4);
+
 -- SNAPSHOT
 SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped), to_regprocedure('location_partitions()') IS NOT NULL;
 
@@ -434,7 +440,10 @@ SELECT id, first_name, last_name, company_name FROM person WHERE written_by >= p
 SELECT id, person_id, coordinate, lat, lon, creation_time FROM location WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot);
 
 -- MEETING_APPLIED
-SELECT location_id FROM meeting_position WHERE location_id = ANY ($1::int8[]);
+SELECT p.location_id
+FROM unnest($1::int8[], $2::timestamp[]) AS sighting(location_id, creation_time)
+JOIN meeting_position p
+  ON p.location_id = sighting.location_id AND p.creation_time = sighting.creation_time;
 
 -- MEETING_CANDIDATES
 SELECT p.location_id, p.person_id, p.creation_time, p.lat, p.lon
@@ -445,7 +454,7 @@ JOIN meeting_position p
 -- MEETING_POSITIONS
 INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell)
 SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamp[], $4::float8[], $5::float8[], $6::int8[])
-ON CONFLICT (location_id) DO NOTHING;
+ON CONFLICT (location_id, creation_time) DO NOTHING;
 
 -- MEETINGS_OF_PAIRS
 SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b

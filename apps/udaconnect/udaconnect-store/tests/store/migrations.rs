@@ -1,10 +1,11 @@
-//! The migrations on a fresh database, twice, concurrently, and on a
-//! database in the original's shape, with its rows.
+//! The migrations on a fresh database, twice, concurrently, on a
+//! database in the original's shape, with its rows, and on one with
+//! meetings' rows.
 
 use testkit::PostgresServer;
 use udaconnect_domain::{NewLocation, NewPerson, Position, Store, Timestamp};
 use udaconnect_store::{
-    MigrateError, StoreMigrateError,
+    MIGRATIONS, MigrateError, StoreMigrateError,
     original::{SHAPED_LOCATIONS, SHAPED_PERSONS, shaped_script},
 };
 
@@ -15,8 +16,11 @@ async fn a_fresh_database_is_migrated_once() {
     let db = migrated().await;
     let again = db.store.migrate().await.expect("migrate again");
     assert!(again.was_current(), "{again:?}");
-    assert_eq!(again.already, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    assert_eq!(again.to_string(), "schema current (version 12)");
+    assert_eq!(
+        again.already,
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    );
+    assert_eq!(again.to_string(), "schema current (version 13)");
     let client = client(&db.url).await;
     let id_type: String = client
         .query_one(
@@ -41,7 +45,7 @@ async fn processes_migrating_at_once_apply_each_migration_once() {
         applied.extend(report.expect("migrate").applied);
     }
     applied.sort_unstable();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
 }
 
 #[tokio::test]
@@ -93,7 +97,10 @@ async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_no
         .migrate()
         .await
         .expect("upgrade the original's database");
-    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(
+        report.applied,
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    );
     assert_eq!(rows(&server, "person"), persons);
     assert_eq!(rows(&server, "location"), locations);
 
@@ -186,4 +193,73 @@ async fn rows_stamped_after_the_migrations_day_move_into_the_partitioned_table_a
                FROM location WHERE id IN (101, 900, 901) ORDER BY id) TO STDOUT",
     );
     assert_eq!(placed, "101\tt\n900\tt\n901\tt\n");
+}
+
+#[tokio::test]
+async fn the_meetings_positions_are_partitioned_in_place_keeping_every_row() {
+    let server = PostgresServer::start();
+    let url = server.create_database("meetings");
+    // A database at version 12, as `udaconnect migrate` leaves it, with
+    // folded-in locations of the past, of a clock three days ahead and of
+    // 2099.
+    let earlier = client(&url).await;
+    earlier
+        .batch_execute(
+            "CREATE TABLE udaconnect_migrations (
+                 version integer PRIMARY KEY,
+                 name text NOT NULL,
+                 checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .expect("the migrations' record");
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|migration| migration.version <= 12)
+    {
+        earlier
+            .batch_execute(migration.sql)
+            .await
+            .expect("an earlier migration");
+        earlier
+            .execute(
+                "INSERT INTO udaconnect_migrations (version, name, checksum) \
+                 VALUES ($1, $2, encode(sha256(convert_to($3::text, 'UTF8')), 'hex'))",
+                &[&migration.version, &migration.name, &migration.sql],
+            )
+            .await
+            .expect("recorded");
+    }
+    earlier
+        .batch_execute(
+            "INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell) \
+             VALUES (101, 1, '2021-03-01 10:00', 45, 7, 11), \
+                    (900, 2, date_trunc('day', now() AT TIME ZONE 'UTC') + interval '3 days 10 hours', \
+                     45, 7, 11), \
+                    (901, 3, '2099-01-01 10:00', 45, 7, 11)",
+        )
+        .await
+        .expect("folded-in locations");
+    let all = "COPY (SELECT location_id, person_id, creation_time, lat, lon, cell \
+               FROM meeting_position ORDER BY location_id) TO STDOUT";
+    let positions = server.psql("meetings", all);
+
+    let report = store(&url).migrate().await.expect("migrated");
+    assert_eq!(report.applied, vec![13]);
+    assert_eq!(server.psql("meetings", all), positions);
+    let placed = server.psql(
+        "meetings",
+        "COPY (SELECT location_id, \
+                      tableoid::regclass::text = 'meeting_position_p' || to_char(creation_time, 'YYYYMMDD') \
+                      OR (location_id = 901 AND tableoid = 'meeting_position_default'::regclass) \
+                      OR (location_id = 101 AND tableoid = 'meeting_position_history'::regclass) \
+               FROM meeting_position ORDER BY location_id) TO STDOUT",
+    );
+    assert_eq!(placed, "101\tt\n900\tt\n901\tt\n");
+    let key = server.psql(
+        "meetings",
+        "COPY (SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+               WHERE conrelid = 'meeting_position'::regclass AND contype = 'p') TO STDOUT",
+    );
+    assert_eq!(key.trim(), "PRIMARY KEY (location_id, creation_time)");
 }

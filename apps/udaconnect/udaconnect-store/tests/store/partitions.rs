@@ -5,7 +5,10 @@
 //! partition and moves into the day's once it has one, several processes
 //! at once do the work once, and a retention drops whole days (with their
 //! keys' claims; the connections replica forgets them too) and nothing a
-//! clock ahead of the database's would.
+//! clock ahead of the database's would. The meetings' positions (migration
+//! 0013) get their days' partitions in the same rounds, and a retention
+//! drops their old days and deletes the meetings that ended before it,
+//! folding going on as before.
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use udaconnect_domain::{
     CompatQuery, Distance, KeyClaim, LocationRecord, NewPerson, Position, Store, StoreError,
     Timestamp,
+    meeting::{Meeting, MeetingQuery, MeetingRules, Sighting},
 };
 use udaconnect_store::{Maintenance, PgStore};
 
@@ -25,14 +29,17 @@ fn at(text: &str) -> Timestamp {
     Timestamp::from_naive(time)
 }
 
-/// A migrated database whose history partition (every time before the
-/// day after it was migrated, empty on a fresh database) is gone, as it
+/// A migrated database whose history partitions (every time before the
+/// day after it was migrated, empty on a fresh database) are gone, as it
 /// is once a retention has dropped it: days of any year can then have
 /// their own partitions, and the injected clock is in the past of the
 /// database's, which a retention never goes beyond.
 async fn without_history() -> Db {
     let db = migrated().await;
-    db.server.psql("udaconnect", "DROP TABLE location_history");
+    db.server.psql(
+        "udaconnect",
+        "DROP TABLE location_history; DROP TABLE meeting_position_history",
+    );
     db
 }
 
@@ -308,4 +315,186 @@ async fn the_replica_forgets_the_days_a_retention_drops() {
     assert_eq!(done.dropped, 1, "{done:?}");
     assert_eq!(met(&replica, ada).await, bob[1..]);
     assert_eq!(met(&db.store, ada).await, bob[1..]);
+}
+
+/// The day partitions of `meeting_position` in 2021, in order.
+async fn position_days(url: &str) -> Vec<String> {
+    client(url)
+        .await
+        .query(
+            "SELECT partition::text FROM meeting_position_partitions() \
+             WHERE lower_bound < '2022-01-01' ORDER BY lower_bound",
+            &[],
+        )
+        .await
+        .expect("the partitions")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// The partition each folded-in location of `ids` is stored in, in their
+/// order (none for one no longer there).
+async fn position_partitions_of(url: &str, ids: &[i64]) -> Vec<Option<String>> {
+    let client = client(url).await;
+    let mut partitions = Vec::new();
+    for id in ids {
+        let row = client
+            .query_opt(
+                "SELECT tableoid::regclass::text FROM meeting_position WHERE location_id = $1",
+                &[id],
+            )
+            .await
+            .expect("the row");
+        partitions.push(row.map(|row| row.get(0)));
+    }
+    partitions
+}
+
+/// Persons 1 and 2 side by side at `time` (one location each, ids `id`
+/// and `id + 1`).
+fn together(id: i64, time: &str) -> [Sighting; 2] {
+    let place = |person: i32, id: i64| Sighting {
+        id,
+        person,
+        at: at(time),
+        position: Position::new(37.5534, -122.2905 + f64::from(person) * 0.00001).expect("valid"),
+    };
+    [place(1, id), place(2, id + 1)]
+}
+
+/// Every meeting of persons 1 and 2 in 2021, by start.
+async fn meetings_of_the_pair(store: &PgStore) -> Vec<Meeting> {
+    let mut meetings: Vec<Meeting> = store
+        .meetings(&MeetingQuery {
+            person: 1,
+            start: at("2021-01-01 00:00:00"),
+            end: at("2022-01-01 00:00:00"),
+            after: None,
+            limit: 100,
+        })
+        .await
+        .expect("meetings")
+        .into_iter()
+        .map(|kept| kept.meeting)
+        .collect();
+    meetings.sort_by_key(|meeting| meeting.start);
+    meetings
+}
+
+#[tokio::test]
+async fn meeting_positions_have_their_days_ahead_and_a_retention_drops_old_meetings() {
+    let db = without_history().await;
+    let rules = MeetingRules::new(5.0, 60_000_000, 180_000_000).expect("rules");
+    let done = maintain(&db.store, "2021-03-01 00:00:00", 9, None).await;
+    assert_eq!((done.created, done.positions_created), (10, 10), "{done:?}");
+    let expected: Vec<String> = (1..=10)
+        .map(|day| format!("meeting_position_p202103{day:02}"))
+        .collect();
+    assert_eq!(position_days(&db.url).await, expected);
+
+    // Persons 1 and 2 meet on the 1st, the 5th and the 8th of March; a
+    // location of February (a day without a partition) waits in the
+    // default one.
+    let mut sightings: Vec<Sighting> = [
+        (1, "2021-03-01 12:00:00"),
+        (3, "2021-03-05 12:00:00"),
+        (5, "2021-03-08 12:00:00"),
+    ]
+    .into_iter()
+    .flat_map(|(id, time)| together(id, time))
+    .collect();
+    sightings.push(Sighting {
+        id: 7,
+        person: 3,
+        at: at("2021-02-01 12:00:00"),
+        position: Position::new(45.0, 7.0).expect("valid"),
+    });
+    let changes = db
+        .store
+        .apply_meetings(&rules, &sightings)
+        .await
+        .expect("folded");
+    assert_eq!(
+        (changes.applied, changes.started.len()),
+        (7, 3),
+        "{changes:?}"
+    );
+    assert_eq!(
+        position_partitions_of(&db.url, &[1, 3, 5, 7]).await,
+        [
+            Some("meeting_position_p20210301".to_owned()),
+            Some("meeting_position_p20210305".to_owned()),
+            Some("meeting_position_p20210308".to_owned()),
+            Some("meeting_position_default".to_owned()),
+        ]
+    );
+
+    // Five days before 2021-03-08 06:00 is within 2021-03-03: the days
+    // before it go whole, with the meeting that ended on the 1st; the
+    // others stay.
+    let done = maintain(&db.store, "2021-03-08 06:00:00", 2, Some(5 * DAY)).await;
+    assert_eq!(
+        (
+            done.positions_dropped,
+            done.positions_default_deleted,
+            done.meetings_pruned
+        ),
+        (2, 1, 1),
+        "{done:?}"
+    );
+    assert_eq!(
+        position_days(&db.url).await.first().map(String::as_str),
+        Some("meeting_position_p20210303")
+    );
+    assert_eq!(
+        position_partitions_of(&db.url, &[1, 2, 3, 7]).await,
+        [
+            None,
+            None,
+            Some("meeting_position_p20210305".to_owned()),
+            None
+        ]
+    );
+    let before = meetings_of_the_pair(&db.store).await;
+    assert_eq!(
+        before.iter().map(|m| m.start).collect::<Vec<_>>(),
+        [at("2021-03-05 12:00:00"), at("2021-03-08 12:00:00")]
+    );
+
+    // Folding goes on: a location folded in before is still skipped, and
+    // new ones grow the kept meeting of their day exactly.
+    let again = db
+        .store
+        .apply_meetings(&rules, &sightings[2..4])
+        .await
+        .expect("folded");
+    assert_eq!((again.applied, again.already), (0, 2), "{again:?}");
+    let later = together(8, "2021-03-05 12:01:00");
+    let grown = db
+        .store
+        .apply_meetings(&rules, &later)
+        .await
+        .expect("folded");
+    assert_eq!(
+        (grown.applied, grown.grown.len(), grown.started.len()),
+        (2, 1, 0),
+        "{grown:?}"
+    );
+    let kept = meetings_of_the_pair(&db.store).await;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(
+        (kept[0].start, kept[0].end),
+        (at("2021-03-05 12:00:00"), at("2021-03-05 12:01:00"))
+    );
+    assert_eq!(kept[1], before[1]);
+
+    // A clock ahead of the database's expires nothing early.
+    let done = maintain(&db.store, "2999-01-01 00:00:00", 1, Some(36_500 * DAY)).await;
+    assert_eq!(
+        (done.positions_dropped, done.meetings_pruned),
+        (0, 0),
+        "{done:?}"
+    );
+    assert_eq!(meetings_of_the_pair(&db.store).await.len(), 2);
 }

@@ -1,11 +1,13 @@
-//! The location table's upkeep, run by the writers on PostgreSQL: at start
-//! and every `UDACONNECT_MAINTENANCE_EVERY`, the partitions of the next
-//! `UDACONNECT_PARTITIONS_AHEAD` days (UTC) are created, so that the day
-//! a row is stored for always has its partition (a row of a day without
-//! one goes to the default partition, and is moved into the day's once it
-//! has one); with `UDACONNECT_RETENTION`, whole days past it are dropped,
-//! with their idempotency keys' claims ([`PgStore::maintain`]). The
-//! database lets one writer at a time do it; the others find it done.
+//! The partitioned tables' upkeep, run by the writers on PostgreSQL: at
+//! start and every `UDACONNECT_MAINTENANCE_EVERY`, the partitions of the
+//! next `UDACONNECT_PARTITIONS_AHEAD` days (UTC) are created, in
+//! `location` and in the meetings' `meeting_position`, so that the day a
+//! row is stored for always has its partition (a row of a day without one
+//! goes to the default partition, and is moved into the day's once it has
+//! one); with `UDACONNECT_RETENTION`, whole days past it are dropped from
+//! both, with the idempotency keys' claims of those days and the meetings
+//! that ended before them ([`PgStore::maintain`]). The database lets one
+//! writer at a time do it; the others find it done.
 //!
 //! A round that fails (the database away or not migrated yet, a lock held
 //! past its timeout) is logged and counted, and tried again within a
@@ -35,6 +37,11 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
+}
+
 /// The upkeep, ready to run.
 pub struct MaintenanceComponent {
     store: PgStore,
@@ -43,9 +50,12 @@ pub struct MaintenanceComponent {
     every: Duration,
     /// Rounds by outcome: `done`, `busy` (another writer's), `failed`.
     rounds: Family<OutcomeLabel, Counter>,
-    /// Partitions created and dropped.
-    created: Counter,
-    dropped: Counter,
+    /// Partitions created and dropped, by table (`location`,
+    /// `meeting_position`).
+    created: Family<TableLabel, Counter>,
+    dropped: Family<TableLabel, Counter>,
+    /// Meetings deleted for the retention.
+    meetings_pruned: Counter,
 }
 
 impl MaintenanceComponent {
@@ -57,24 +67,30 @@ impl MaintenanceComponent {
             retention: settings.retention,
             every: settings.maintenance_every,
             rounds: Family::default(),
-            created: Counter::default(),
-            dropped: Counter::default(),
+            created: Family::default(),
+            dropped: Family::default(),
+            meetings_pruned: Counter::default(),
         };
         let registry = service.registry();
         registry.register(
             "writer_maintenance_rounds",
-            "Rounds of the location table's upkeep, by outcome",
+            "Rounds of the partitioned tables' upkeep, by outcome",
             component.rounds.clone(),
         );
         registry.register(
             "writer_partitions_created",
-            "Location partitions created ahead",
+            "Day partitions created ahead, by table",
             component.created.clone(),
         );
         registry.register(
             "writer_partitions_dropped",
-            "Location partitions dropped for the retention",
+            "Day partitions dropped for the retention, by table",
             component.dropped.clone(),
+        );
+        registry.register(
+            "writer_meetings_pruned",
+            "Meetings deleted for the retention",
+            component.meetings_pruned.clone(),
         );
         component
     }
@@ -87,24 +103,49 @@ impl MaintenanceComponent {
             .maintain(at, self.days_ahead, self.retention)
             .await
         {
-            Ok(done) if done.busy => "busy",
             Ok(done) => {
-                self.created.inc_by(u64::from(done.created));
-                self.dropped.inc_by(u64::from(done.dropped));
-                if done.created + done.dropped > 0 || done.claims_pruned + done.default_deleted > 0
+                for (table, created, dropped) in [
+                    ("location", done.created, done.dropped),
+                    (
+                        "meeting_position",
+                        done.positions_created,
+                        done.positions_dropped,
+                    ),
+                ] {
+                    let label = TableLabel { table };
+                    self.created
+                        .get_or_create(&label)
+                        .inc_by(u64::from(created));
+                    self.dropped
+                        .get_or_create(&label)
+                        .inc_by(u64::from(dropped));
+                }
+                let created = done.created + done.positions_created;
+                let dropped = done.dropped + done.positions_dropped;
+                self.meetings_pruned.inc_by(done.meetings_pruned);
+                if created + dropped > 0
+                    || done.claims_pruned
+                        + done.default_deleted
+                        + done.positions_default_deleted
+                        + done.meetings_pruned
+                        > 0
                 {
                     tracing::info!(
                         created = done.created,
                         dropped = done.dropped,
                         default_deleted = done.default_deleted,
                         claims_pruned = done.claims_pruned,
-                        "writer: location partitions maintained"
+                        positions_created = done.positions_created,
+                        positions_dropped = done.positions_dropped,
+                        positions_default_deleted = done.positions_default_deleted,
+                        meetings_pruned = done.meetings_pruned,
+                        "writer: partitions maintained"
                     );
                 }
-                "done"
+                if done.busy { "busy" } else { "done" }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "writer: cannot maintain the location partitions yet");
+                tracing::warn!(error = %err, "writer: cannot maintain the partitions yet");
                 "failed"
             }
         };

@@ -467,9 +467,9 @@ async fn rows_the_database_rejects_are_set_aside_and_the_rest_stored_without_a_r
     writer.stop().await;
 }
 
-/// A writer keeps the location table's partitions from its start: it
-/// migrates, then creates the days ahead it is told to (the migration made
-/// a week), once.
+/// A writer keeps the partitioned tables' days from its start: it
+/// migrates, then creates the days ahead it is told to (the migrations
+/// made a week), once, for the locations and the meetings' positions.
 #[tokio::test]
 async fn a_writer_creates_the_days_ahead_at_start() {
     let stack = stack().await;
@@ -490,12 +490,18 @@ async fn a_writer_creates_the_days_ahead_at_start() {
         .filter(|rounds| *rounds >= 1.0)
     })
     .await;
-    // Days 8 to 12 (and the day after the migration's week, had a day
-    // begun in between).
-    let created = metric(&writer, "udaconnect_writer_partitions_created_total").await;
-    assert!(
-        matches!(created, Some(n) if (5.0..=6.0).contains(&n)),
-        "{created:?}"
-    );
+    // Days 8 to 12 (and the day after the migrations' week, had a day
+    // begun in between), of the locations and of the meetings' positions.
+    for table in ["location", "meeting_position"] {
+        let created = metric(
+            &writer,
+            &format!("udaconnect_writer_partitions_created_total{{table=\"{table}\"}}"),
+        )
+        .await;
+        assert!(
+            matches!(created, Some(n) if (5.0..=6.0).contains(&n)),
+            "{table}: {created:?}"
+        );
+    }
     writer.stop().await;
 }

@@ -311,6 +311,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT count(*) FROM ingest_key_claim",
             "SELECT location_maintain(localtimestamp, 1, NULL)",
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
+            "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
     (
@@ -327,6 +329,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DELETE FROM ingest_key_claim",
             "SELECT location_maintain(localtimestamp, 1, NULL)",
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
+            "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
     (
@@ -345,8 +349,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DROP TABLE location_default",
             "ALTER TABLE location DETACH PARTITION location_default",
             "SELECT count(*) FROM meeting",
+            "DELETE FROM meeting",
             "INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell) \
              VALUES (99, 1, localtimestamp, 45, 7, 1)",
+            "DROP TABLE meeting_position_default",
         ],
     ),
     (
@@ -364,8 +370,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT nextval('person_id_seq')",
             "UPDATE meeting_position SET lat = lat",
             "DELETE FROM meeting_position",
+            "SELECT location_id FROM meeting_position_history",
+            "DROP TABLE meeting_position_default",
             "SELECT location_maintain(localtimestamp, 1, NULL)",
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
+            "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
         ],
     ),
 ];
@@ -517,10 +527,10 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     assert_eq!((report.inserted, report.duplicates), (0, 2), "{report:?}");
     assert_eq!(report.unknown_person, vec![nobody.id]);
 
-    // The writer keeps the location table's partitions, through the
-    // owner's functions: ten days ahead (the migration made seven; eight
-    // if a day began since), and a year's retention, which drops nothing
-    // yet.
+    // The writer keeps the partitions of the locations and of the
+    // meetings' positions, through the owner's functions: ten days ahead
+    // (the migrations made seven; eight if a day began since), and a
+    // year's retention, which drops nothing yet.
     let done = writer
         .maintain(
             Timestamp::now(),
@@ -531,6 +541,12 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         .expect("maintained");
     assert!(
         (3..=4).contains(&done.created) && done.dropped == 0,
+        "{done:?}"
+    );
+    assert!(
+        (3..=4).contains(&done.positions_created)
+            && done.positions_dropped == 0
+            && done.meetings_pruned == 0,
         "{done:?}"
     );
 
@@ -736,7 +752,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
