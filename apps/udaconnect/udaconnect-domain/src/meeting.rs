@@ -16,7 +16,10 @@
 //! the reference's as long as each contact is folded exactly once; the
 //! stores see to that by remembering which locations they have applied.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, HashMap},
+};
 
 use serde::Serialize;
 
@@ -259,19 +262,73 @@ pub fn reference(rules: &MeetingRules, sightings: &[Sighting]) -> Vec<Meeting> {
     meetings
 }
 
-/// The contacts that `new` locations add to `applied` ones: each new
-/// location against every applied one and against the new ones before it,
-/// so each pair is counted once. The caller leaves out of `new` whatever
-/// was applied already; `applied` may hold more than the locations that
-/// can match (a store fetches by area and time, then this measures).
-pub fn new_contacts(rules: &MeetingRules, new: &[Sighting], applied: &[Sighting]) -> Vec<Meeting> {
-    let mut contacts = Vec::new();
-    for (i, x) in new.iter().enumerate() {
-        for y in applied.iter().chain(&new[..i]) {
-            contacts.extend(rules.contact(x, y));
+/// Contacts of one pair held before they are chained together.
+const PAIR_COMPACT_AT: usize = 256;
+
+/// The contacts that `new` locations add to `applied` ones, by pair of
+/// persons: each new location against the applied ones and the new ones
+/// before it, so each pair of locations is counted once. The caller leaves
+/// out of `new` whatever was applied already; `applied` may hold more than
+/// the locations that can match (a store fetches by area and time). Only
+/// locations in the cells near each new one and within `within` of it are
+/// measured, and each pair's contacts are chained into partial meetings as
+/// they accumulate ([`Sweep::fold`] with nothing kept): what a store folds
+/// into its meetings then, which is the same as folding the contacts one
+/// by one, since chaining is associative. Memory: the locations given, and
+/// a few hundred contacts per pair at most besides the partial meetings.
+pub fn contacts_by_pair(
+    rules: &MeetingRules,
+    new: &[Sighting],
+    applied: &[Sighting],
+) -> BTreeMap<(PersonId, PersonId), Vec<Meeting>> {
+    // Applied locations, then new ones, by cell, each cell in time order;
+    // a new location meets the applied ones and the new ones before it.
+    let mut grid: HashMap<i64, Vec<(Timestamp, usize)>> = HashMap::new();
+    let all: Vec<&Sighting> = applied.iter().chain(new).collect();
+    for (index, sighting) in all.iter().enumerate() {
+        grid.entry(cell_of(sighting.position))
+            .or_default()
+            .push((sighting.at, index));
+    }
+    for entries in grid.values_mut() {
+        entries.sort_unstable();
+    }
+    let within = rules.within_micros();
+    // Each pair's contacts, chained again once they have doubled since.
+    let mut pairs: BTreeMap<(PersonId, PersonId), (Vec<Meeting>, usize)> = BTreeMap::new();
+    for (offset, x) in new.iter().enumerate() {
+        let me = applied.len() + offset;
+        let low = Timestamp::from_micros(x.at.micros().saturating_sub(within));
+        let high = Timestamp::from_micros(x.at.micros().saturating_add(within));
+        for cell in cells_near(x.position, rules.distance()) {
+            let Some(entries) = grid.get(&cell) else {
+                continue;
+            };
+            let from = entries.partition_point(|(at, _)| *at < low);
+            for &(at, index) in &entries[from..] {
+                if at > high {
+                    break;
+                }
+                if index >= applied.len() && index >= me {
+                    continue;
+                }
+                if let Some(contact) = rules.contact(x, all[index]) {
+                    let (held, chain_at) = pairs
+                        .entry(contact.persons)
+                        .or_insert_with(|| (Vec::new(), PAIR_COMPACT_AT));
+                    held.push(contact);
+                    if held.len() >= *chain_at {
+                        *held = Sweep::fold(rules, &[], held).started;
+                        *chain_at = PAIR_COMPACT_AT.max(2 * held.len());
+                    }
+                }
+            }
         }
     }
-    contacts
+    pairs
+        .into_iter()
+        .map(|(pair, (held, _))| (pair, Sweep::fold(rules, &[], &held).started))
+        .collect()
 }
 
 /// A meeting as a store keeps it, under an id of the store's.
@@ -562,15 +619,6 @@ impl MeetingQuery {
         self.after
             .is_none_or(|cursor| (kept.meeting.start, kept.id) < (cursor.start, cursor.id))
     }
-}
-
-/// Groups contacts by pair of persons, each pair's in time order.
-pub fn by_pair(contacts: Vec<Meeting>) -> BTreeMap<(PersonId, PersonId), Vec<Meeting>> {
-    let mut pairs: BTreeMap<_, Vec<Meeting>> = BTreeMap::new();
-    for contact in contacts {
-        pairs.entry(contact.persons).or_default().push(contact);
-    }
-    pairs
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! `meetings-freshness` (`make bench-meetings`): how soon a meeting is
 //! visible after the edge acknowledged the location that made it, with the
 //! whole pipeline running (edge, writer, meetings, API) under a simulated
-//! conference sending `BENCH_RATE` locations/s for `BENCH_SECONDS`.
+//! conference sending `BENCH_RATE` locations/s for `BENCH_SECONDS`: five
+//! times as many attendees as the rate (a report every 5 s each), twenty
+//! to a venue (at most 400 venues, the simulator's most).
 //!
 //! Two probe persons stand side by side and report every 200 ms through
 //! the edge's HTTP API; each report grows their meeting. For each report
@@ -32,10 +34,14 @@ use udaconnect_domain::{
 };
 use udaconnect_store::{PgConfig, PgStore};
 
-const PERSONS: usize = 1000;
+/// Each attendee's phone reports every this many seconds, as the
+/// README's sizing has it: the attendees are the rate times this.
+const REPORT_EVERY_S: u64 = 5;
+/// Attendees per venue, as in a conference of 1,000 at 50 venues.
+const PER_VENUE: u64 = 20;
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 const HEADING: &str = "## UdaConnect meetings freshness";
-const HEADER: &str = "| date | rate/s asked | stored/s | folded/s | probes | API live p50 / p99 ms | bus p50 / p99 ms | meetings RSS peak MB | load avg | machine | build | command |";
+const HEADER: &str = "| date | rate/s asked (attendees, venues) | stored/s | folded/s | probes | API live p50 / p99 ms | bus p50 / p99 ms | meetings RSS peak MB | load avg | machine | build | command |";
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -110,6 +116,10 @@ async fn main() -> anyhow::Result<()> {
         .context("BENCH_SECONDS")?;
     let rate: u64 = env("BENCH_RATE", "10000").parse().context("BENCH_RATE")?;
     let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
+    let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
+    // The simulator walks between at most 400 venues.
+    let venues = (attendees / PER_VENUE).clamp(1, 400);
+    let persons = usize::try_from(attendees)?;
     let load_before = bench::load_average();
     let nats = NatsServer::start();
     let pg = PostgresServer::start_with(&[("max_wal_size", "8GB")]);
@@ -118,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     store.migrate().await?;
     store
         .bulk_load(&conference::scale(&ScaleConfig {
-            persons: PERSONS + 2,
+            persons: persons + 2,
             locations: 0,
             ..ScaleConfig::default()
         }))
@@ -150,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find_map(|event| event["grpc"].as_str().map(|addr| format!("http://{addr}")))
         .context("the edge's gRPC address")?;
-    let (probe_a, probe_b) = (PERSONS as i64 + 1, PERSONS as i64 + 2);
+    let (probe_a, probe_b) = (i64::try_from(persons)? + 1, i64::try_from(persons)? + 2);
 
     // Followers: the API's live stream and the bus.
     let acks: Acks = Arc::default();
@@ -215,7 +225,9 @@ async fn main() -> anyhow::Result<()> {
         "--first-person",
         "1",
         "--attendees",
-        &PERSONS.to_string(),
+        &attendees.to_string(),
+        "--venues",
+        &venues.to_string(),
         "--rate",
         &rate.to_string(),
         "--batch",
@@ -283,6 +295,8 @@ async fn main() -> anyhow::Result<()> {
         .clone();
     let result = json!({
         "rate_asked": rate,
+        "attendees": attendees,
+        "venues": venues,
         "seconds": seconds,
         "accepted_per_s": sent["accepted_per_s"],
         "stored_per_s": (stored as f64 / elapsed).round(),
@@ -299,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let command = format!("make bench-meetings BENCH_RATE={rate} BENCH_SECONDS={seconds}");
     let row = format!(
-        "| {} | {rate} | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
+        "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),
         result["stored_per_s"],
         result["folded_per_s"],

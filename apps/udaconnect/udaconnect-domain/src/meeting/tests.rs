@@ -43,9 +43,9 @@ impl Book {
                 new.push(*s);
             }
         }
-        let contacts = new_contacts(rules, &new, &self.applied);
+
         let mut changes = 0;
-        for (pair, contacts) in by_pair(contacts) {
+        for (pair, contacts) in contacts_by_pair(rules, &new, &self.applied) {
             let Some((from, to)) = Sweep::span(rules, &contacts) else {
                 continue;
             };
@@ -313,4 +313,36 @@ fn cursors_are_read_back_only_as_a_store_writes_them() {
     assert!(FeedCursor::parse(&format!("0:2000:{many}")).is_none());
     assert_eq!(FeedCursor::counted(7).count(), 7);
     assert_eq!(FeedCursor::parse("0:7:").map(|c| c.count()), Some(7));
+}
+
+/// Two persons side by side for an hour, reporting every 10 s: thousands
+/// of contacts, chained as they accumulate, give the reference's meeting,
+/// in one batch and in many.
+#[test]
+fn many_contacts_of_one_pair_chain_as_the_reference_does() {
+    let rules = MeetingRules::default();
+    let sightings: Vec<Sighting> = (0..360)
+        .flat_map(|i| {
+            let minute = f64::from(i) / 6.0;
+            [
+                sighting(2 * i64::from(i) + 1, 1, minute, 0.0),
+                sighting(2 * i64::from(i) + 2, 2, minute + 0.05, 1.5),
+            ]
+        })
+        .collect();
+    let expected = reference(&rules, &sightings);
+    assert_eq!(expected.len(), 1);
+    assert!(
+        expected[0].contacts > 5 * PAIR_COMPACT_AT as i64,
+        "{}",
+        expected[0].contacts
+    );
+    let mut whole = Book::default();
+    whole.apply(&rules, &sightings);
+    assert_eq!(whole.meetings(), expected);
+    let mut parts = Book::default();
+    for batch in sightings.chunks(37) {
+        parts.apply(&rules, batch);
+    }
+    assert_eq!(parts.meetings(), expected);
 }

@@ -10,7 +10,7 @@ use udaconnect_domain::{
     LocationId, PersonId, Timestamp,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting, Sweep,
-        by_pair, cell_of, cells_near, new_contacts,
+        cell_of, cells_near, contacts_by_pair,
     },
 };
 
@@ -46,8 +46,7 @@ impl MeetingBook {
         }
         changes.applied = new.len();
         let candidates = self.candidates(rules, &new);
-        let contacts = new_contacts(rules, &new, &candidates);
-        for (pair, contacts) in by_pair(contacts) {
+        for (pair, contacts) in contacts_by_pair(rules, &new, &candidates) {
             let Some((low, high)) = Sweep::span(rules, &contacts) else {
                 continue;
             };

@@ -17,7 +17,7 @@ use udaconnect_domain::{
     LocationId, StoreError, Timestamp,
     meeting::{
         Closest, FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules,
-        Sighting, Sweep, by_pair, cell_of, cells_near, new_contacts,
+        Sighting, Sweep, cell_of, cells_near, contacts_by_pair,
     },
 };
 
@@ -229,7 +229,7 @@ async fn fold(
         return Ok(changes);
     }
     let candidates = candidates(transaction, rules, &new).await?;
-    let pairs = by_pair(new_contacts(rules, &new, &candidates));
+    let pairs = contacts_by_pair(rules, &new, &candidates);
     let kept = kept_of_pairs(transaction, rules, &pairs).await?;
     let mut written: Vec<Kept> = Vec::new();
     let mut started = Vec::new();
