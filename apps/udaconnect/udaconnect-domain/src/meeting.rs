@@ -263,7 +263,7 @@ pub fn reference(rules: &MeetingRules, sightings: &[Sighting]) -> Vec<Meeting> {
 }
 
 /// Contacts of one pair held before they are chained together.
-const PAIR_COMPACT_AT: usize = 256;
+const PAIR_COMPACT_AT: usize = 16;
 
 /// The contacts that `new` locations add to `applied` ones, by pair of
 /// persons: each new location against the applied ones and the new ones

@@ -324,7 +324,7 @@ pub struct MeetingsArgs {
     #[arg(long, env = "UDACONNECT_MEETINGS_GAP", default_value = "2m", value_parser = parse_duration)]
     pub meetings_gap: Duration,
     /// Most bus messages taken at a time (each of up to UDACONNECT_WRITER_BATCH_ROWS locations), folded in one transaction.
-    #[arg(long, env = "UDACONNECT_MEETINGS_FETCH", default_value = "16", value_parser = parse_bounded::<1000>)]
+    #[arg(long, env = "UDACONNECT_MEETINGS_FETCH", default_value = "4", value_parser = parse_bounded::<1000>)]
     pub meetings_fetch: usize,
     /// After the first message of a batch, how long to wait for more.
     #[arg(long, env = "UDACONNECT_MEETINGS_LINGER", default_value = "50ms", value_parser = parse_duration)]

@@ -10,6 +10,7 @@
 //! window. A meeting taken into another is not published: the one that
 //! took it in covers its period, between the same two persons.
 
+use futures::future::join_all;
 use platform::bus::BusStream;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,9 @@ use udaconnect_domain::{
 
 use super::metrics::MeetingsMetrics;
 use crate::cli::MeetingsArgs;
+
+/// Events whose acknowledgements are awaited together.
+const PUBLISH_AT_ONCE: usize = 256;
 
 /// One event's data.
 #[derive(Debug, Serialize)]
@@ -128,13 +132,20 @@ async fn round(
             "meetings: more meetings written than one round publishes; some are not published"
         );
     }
-    for kept in &read.meetings {
-        let data = serde_json::to_vec(&MeetingEvent::from(kept)).map_err(|e| e.to_string())?;
-        let published = events
-            .publish(&message_id(kept), data.into())
-            .await
-            .map_err(|e| e.to_string())?;
-        metrics.event(published.duplicate);
+    // Published a chunk at a time, each chunk's acknowledgements awaited
+    // together rather than one by one.
+    for chunk in read.meetings.chunks(PUBLISH_AT_ONCE) {
+        let published = join_all(chunk.iter().map(|kept| async move {
+            let data = serde_json::to_vec(&MeetingEvent::from(kept)).map_err(|e| e.to_string())?;
+            events
+                .publish(&message_id(kept), data.into())
+                .await
+                .map_err(|e| e.to_string())
+        }))
+        .await;
+        for outcome in published {
+            metrics.event(outcome?.duplicate);
+        }
     }
     if since.as_ref() != Some(&read.cursor) {
         store
