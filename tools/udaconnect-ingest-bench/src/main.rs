@@ -21,15 +21,15 @@
 //! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md.
 
 use std::{
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
-use testkit::{AppProcess, NatsServer, PostgresServer, bench, eventually};
+use testkit::{AppProcess, NatsServer, PostgresServer, bench};
 use udaconnect_domain::conference::{self, ScaleConfig};
+use udaconnect_ingest_bench::{env, ready, simulate};
 use udaconnect_store::{PgConfig, PgStore};
 
 const PERSONS: usize = 1000;
@@ -38,27 +38,8 @@ const PERSONS: usize = 1000;
 const HEADING: &str = "## UdaConnect ingest";
 const HEADER: &str = "| date | transport | edge locations/s (batch messages) | edge locations/s (one message each) | edge ack p99 ms | end to end rows/s | COPY ceiling rows/s | end to end of ceiling | freshness rate/s | freshness p50 / p99 ms | writer RSS MB before / during / after an outage | load avg | machine | build | command |";
 
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
 fn rss_mb(pid: u32) -> f64 {
     bench::rss_kb(pid).map_or(0.0, |kb| kb as f64 / 1024.0)
-}
-
-/// Waits until `process` answers `/readyz` with 200: connected to the bus
-/// and the database.
-async fn ready(process: &AppProcess) {
-    let url = format!("{}/readyz", process.base_url());
-    eventually(
-        "the process to be ready",
-        Duration::from_secs(60),
-        || async {
-            let response = reqwest::get(&url).await.ok()?;
-            response.status().is_success().then_some(())
-        },
-    )
-    .await;
 }
 
 /// Waits until the database holds `rows` locations (at most 10 minutes).
@@ -80,22 +61,6 @@ async fn count(db: &str) -> anyhow::Result<i64> {
         .query_one("SELECT count(*) FROM location", &[])
         .await?
         .try_get(0)?)
-}
-
-/// Runs the simulator to its end and returns its summary.
-fn simulate(binary: &Path, args: &[String]) -> anyhow::Result<Value> {
-    let output = Command::new(binary)
-        .arg("simulate")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .context("run udaconnect simulate")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("SUMMARY "))
-        .with_context(|| format!("no summary: {}", String::from_utf8_lossy(&output.stderr)))?;
-    Ok(serde_json::from_str(line)?)
 }
 
 #[tokio::main]

@@ -18,8 +18,7 @@
 
 use std::{
     collections::VecDeque,
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
@@ -27,11 +26,12 @@ use std::{
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use testkit::{AppProcess, NatsServer, PostgresServer, SseClient, bench, eventually};
+use testkit::{AppProcess, NatsServer, PostgresServer, SseClient, bench};
 use udaconnect_domain::{
     Timestamp,
     conference::{self, ScaleConfig},
 };
+use udaconnect_ingest_bench::{env, ready, simulate};
 use udaconnect_store::{PgConfig, PgStore};
 
 /// Each attendee's phone reports every this many seconds, as the
@@ -42,23 +42,6 @@ const PER_VENUE: u64 = 20;
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 const HEADING: &str = "## UdaConnect meetings freshness";
 const HEADER: &str = "| date | rate/s asked (attendees, venues) | stored/s | folded/s | probes | API live p50 / p99 ms | bus p50 / p99 ms | meetings RSS peak MB | load avg | machine | build | command |";
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-async fn ready(process: &AppProcess) {
-    let url = format!("{}/readyz", process.base_url());
-    eventually(
-        "the process to be ready",
-        Duration::from_secs(60),
-        || async {
-            let response = reqwest::get(&url).await.ok()?;
-            response.status().is_success().then_some(())
-        },
-    )
-    .await;
-}
 
 async fn number(db: &str, query: &str) -> anyhow::Result<i64> {
     let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
@@ -92,21 +75,6 @@ fn shown(acks: &Acks, end: &Value, at: Instant, into: &mut Vec<f64>) {
             into.push(at.duration_since(acked).as_secs_f64() * 1000.0);
         }
     }
-}
-
-fn simulate(binary: &Path, args: &[String]) -> anyhow::Result<Value> {
-    let output = Command::new(binary)
-        .arg("simulate")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .context("run udaconnect simulate")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("SUMMARY "))
-        .with_context(|| format!("no summary: {}", String::from_utf8_lossy(&output.stderr)))?;
-    Ok(serde_json::from_str(line)?)
 }
 
 #[tokio::main]
