@@ -35,20 +35,20 @@ mod sample;
 
 use std::{
     collections::BTreeSet,
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use testkit::{AppProcess, PostgresServer, bench, output_within};
+use testkit::{AppProcess, PostgresServer, bench};
 use udaconnect_domain::{
     CompatQuery, ConnectionQuery, ContactCursor, Distance, PersonId, Store, Timestamp, Within,
     conference::{self, ScaleConfig},
     query::MAX_PAGE,
 };
+use udaconnect_query_bench::{DATA_SEED, DISTANCE_M, VENUES, pick, setting, tool};
 use udaconnect_store::original::OriginalQuery;
 use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 
@@ -71,14 +71,6 @@ const SQL_LABELS: [&str; 3] = [
     "v2 within=10m, HTTP, PostgreSQL in SQL",
 ];
 
-/// Metres, as the original's clients ask.
-const DISTANCE_M: f64 = 5.0;
-/// Venues of the made-up conference.
-const VENUES: usize = 50;
-/// Seed of the made-up conference.
-const DATA_SEED: u64 = 2020;
-/// Seed picking the persons asked about.
-const PICK_SEED: u64 = 7;
 /// Requests before measuring, per endpoint.
 const WARM_UP: usize = 3;
 /// Longest one HTTP request may take.
@@ -92,16 +84,6 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(1800);
 
 fn june(day: u32) -> anyhow::Result<NaiveDate> {
     NaiveDate::from_ymd_opt(2020, 6, day).context("a day of June 2020")
-}
-
-fn setting(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .parse()
-            .with_context(|| format!("{name} must be a whole number, got {value:?}")),
-        _ => Ok(default),
-    }
 }
 
 /// The run's settings, from the environment.
@@ -156,45 +138,6 @@ impl Settings {
             self.original_budget.as_secs()
         )
     }
-}
-
-/// `count` distinct persons of `ids`, picked by a fixed seed.
-fn pick(ids: &[PersonId], count: usize) -> Vec<PersonId> {
-    let mut state = PICK_SEED;
-    let mut next = move || {
-        // SplitMix64: a small, fixed generator, the same on every machine.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let mut pool = ids.to_vec();
-    let mut picked = Vec::with_capacity(count);
-    while picked.len() < count && !pool.is_empty() {
-        let index = usize::try_from(next() % pool.len() as u64).unwrap_or(0);
-        picked.push(pool.swap_remove(index));
-    }
-    picked
-}
-
-/// Runs one of the binary's one-shot targets to its end.
-fn tool(binary: &Path, args: &[&str], database: &str) -> anyhow::Result<String> {
-    let output = output_within(
-        Command::new(binary)
-            .args(args)
-            .env("DATABASE_URL", database)
-            .env("RUST_LOG", "warn"),
-        LOAD_DEADLINE,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    anyhow::ensure!(
-        output.status.success(),
-        "udaconnect {args:?} failed: {}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(stdout)
 }
 
 /// `work`, failing if it takes longer than `deadline`.
@@ -488,7 +431,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let pg = PostgresServer::start_with(&[("shared_buffers", "1GB"), ("max_wal_size", "8GB")]);
     let db = pg.create_database("connect");
-    let migrated = tool(&binary, &["migrate"], &db)?;
+    let migrated = tool(&binary, &["migrate"], &db, LOAD_DEADLINE)?;
     let loaded = tool(
         &binary,
         &[
@@ -503,6 +446,7 @@ async fn main() -> anyhow::Result<()> {
             &DATA_SEED.to_string(),
         ],
         &db,
+        LOAD_DEADLINE,
     )?;
     eprintln!("bench: {migrated}; {loaded}");
     let admin = connect(&db).await?;

@@ -38,17 +38,17 @@ use std::{
     collections::{BTreeMap, hash_map::DefaultHasher},
     hash::{Hash as _, Hasher as _},
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use testkit::{AppProcess, PostgresServer, bench, output_within};
+use testkit::{AppProcess, PostgresServer, bench};
 use udaconnect_domain::{
     CompatQuery, ConnectionQuery, Distance, PersonId, Timestamp, query::MAX_PAGE,
 };
+use udaconnect_query_bench::{DATA_SEED, DISTANCE_M, VENUES, pick, setting, tool};
 use udaconnect_store::{PgConfig, PgStore};
 
 /// The tables in BENCHMARKS.md this benchmark adds its rows to.
@@ -57,14 +57,6 @@ const MEMORY_HEADER: &str = "| date | build | locations | connection queries | t
 const LATENCY_HEADING: &str = "## UdaConnect API latency at size";
 const LATENCY_HEADER: &str = "| date | build | locations | connection queries | question | requests | p50 ms | p99 ms | rows a pass | bytes a pass | load avg | machine | command |";
 
-/// Metres, as the original's clients ask.
-const DISTANCE_M: f64 = 5.0;
-/// Venues of the made-up conference.
-const VENUES: usize = 50;
-/// Seed of the made-up conference (the query benchmark's).
-const DATA_SEED: u64 = 2020;
-/// Seed picking the persons asked about (the query benchmark's).
-const PICK_SEED: u64 = 7;
 /// The original's endpoint's row limit, as the API asks the store.
 const COMPAT_LIMIT: usize = 100_001;
 /// Longest one HTTP request may take (the API's own deadline is shorter).
@@ -76,16 +68,6 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(3600);
 /// How long the process is left alone after its last answer before what
 /// it holds is read.
 const SETTLE: Duration = Duration::from_secs(2);
-
-fn setting(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .parse()
-            .with_context(|| format!("{name} must be a whole number, got {value:?}")),
-        _ => Ok(default),
-    }
-}
 
 /// How the API answers the connection queries in a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -179,45 +161,6 @@ impl Settings {
             modes.join(",")
         )
     }
-}
-
-/// `count` distinct persons of `ids`, picked by a fixed seed.
-fn pick(ids: &[PersonId], count: usize) -> Vec<PersonId> {
-    let mut state = PICK_SEED;
-    let mut next = move || {
-        // SplitMix64: a small, fixed generator, the same on every machine.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let mut pool = ids.to_vec();
-    let mut picked = Vec::with_capacity(count);
-    while picked.len() < count && !pool.is_empty() {
-        let index = usize::try_from(next() % pool.len() as u64).unwrap_or(0);
-        picked.push(pool.swap_remove(index));
-    }
-    picked
-}
-
-/// Runs one of the binary's one-shot targets to its end.
-fn tool(binary: &Path, args: &[&str], database: &str) -> anyhow::Result<String> {
-    let output = output_within(
-        Command::new(binary)
-            .args(args)
-            .env("DATABASE_URL", database)
-            .env("RUST_LOG", "warn"),
-        LOAD_DEADLINE,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    anyhow::ensure!(
-        output.status.success(),
-        "udaconnect {args:?} failed: {}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(stdout)
 }
 
 /// One of the questions asked of every person.
@@ -382,7 +325,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let pg = PostgresServer::start_with(&[("shared_buffers", "1GB"), ("max_wal_size", "8GB")]);
     let db = pg.create_database("connect");
-    let migrated = tool(&binary, &["migrate"], &db)?;
+    let migrated = tool(&binary, &["migrate"], &db, LOAD_DEADLINE)?;
     let loading = Instant::now();
     let loaded = tool(
         &binary,
@@ -398,6 +341,7 @@ async fn main() -> anyhow::Result<()> {
             &DATA_SEED.to_string(),
         ],
         &db,
+        LOAD_DEADLINE,
     )?;
     eprintln!(
         "api-memory: {migrated}; {loaded} ({:.0} s in all)",
