@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     cursor, params,
     state::{ApiState, store_error},
-    v2::{earliest, latest, next_page},
+    v2::{next_page, open_range},
     wire::{ErrorJson, PersonJson},
 };
 
@@ -104,15 +104,7 @@ pub async fn meetings(
     ApiQuery(query): ApiQuery<MeetingsParams>,
 ) -> Result<Json<MeetingsPage>, ApiError> {
     let person = params::id("person_id", &person_id)?;
-    let start = match &query.start {
-        Some(start) => params::instant("start", start)?,
-        None => earliest(),
-    };
-    let end = match &query.end {
-        Some(end) => params::instant("end", end)?,
-        None => latest(),
-    };
-    params::ordered(("start", start), ("end", end))?;
+    let (start, end) = open_range(query.start.as_deref(), query.end.as_deref())?;
     let limit = params::limit(query.limit.as_deref(), MEETINGS_PAGE)?;
     let after = query
         .cursor

@@ -161,15 +161,33 @@ const fn date(year: i32, month: u32, day: u32) -> chrono::NaiveDate {
 }
 
 /// Before any location: the default `start`.
-pub(super) fn earliest() -> Timestamp {
+fn earliest() -> Timestamp {
     const EARLIEST: chrono::NaiveDate = date(1900, 1, 1);
     Timestamp::start_of(EARLIEST)
 }
 
 /// After any location: the default `end`.
-pub(super) fn latest() -> Timestamp {
+fn latest() -> Timestamp {
     const LATEST: chrono::NaiveDate = date(3000, 1, 1);
     Timestamp::start_of(LATEST)
+}
+
+/// `start` and `end` as given (RFC 3339 or dates), or the beginning and
+/// the end of time; `start` not after `end`.
+pub(super) fn open_range(
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<(Timestamp, Timestamp), ApiError> {
+    let start = match start {
+        Some(start) => params::instant("start", start)?,
+        None => earliest(),
+    };
+    let end = match end {
+        Some(end) => params::instant("end", end)?,
+        None => latest(),
+    };
+    params::ordered(("start", start), ("end", end))?;
+    Ok((start, end))
 }
 
 /// `GET /api/v2/persons/{id}/locations` parameters.
@@ -203,15 +221,7 @@ pub async fn person_locations(
     ApiQuery(query): ApiQuery<LocationsParams>,
 ) -> Result<Json<LocationsPage>, ApiError> {
     let person_id = params::id("person_id", &person_id)?;
-    let start = match &query.start {
-        Some(start) => params::instant("start", start)?,
-        None => earliest(),
-    };
-    let end = match &query.end {
-        Some(end) => params::instant("end", end)?,
-        None => latest(),
-    };
-    params::ordered(("start", start), ("end", end))?;
+    let (start, end) = open_range(query.start.as_deref(), query.end.as_deref())?;
     let limit = params::limit(query.limit.as_deref(), LOCATIONS_PAGE)?;
     let after = query
         .cursor
