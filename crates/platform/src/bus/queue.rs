@@ -68,6 +68,50 @@ impl WorkQueue {
         }
     }
 
+    /// Fetches batches of up to `max` messages (waiting at most `linger`
+    /// after the first) until `shutdown`, handing each to `work`, which
+    /// acknowledges what it finished. `consuming` is on while fetching
+    /// works; a fetch that fails is tried again after a backoff, logged as
+    /// `who` cannot fetch.
+    pub async fn serve<F, Fut>(
+        &mut self,
+        max: usize,
+        linger: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+        consuming: &crate::health::ReadyFlag,
+        who: &str,
+        mut work: F,
+    ) where
+        F: FnMut(Vec<Delivery>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        consuming.set(true);
+        let mut backoff = crate::backoff::Backoff::default();
+        loop {
+            let fetched = tokio::select! {
+                fetched = self.fetch(max, linger) => fetched,
+                () = shutdown.cancelled() => break,
+            };
+            match fetched {
+                Ok(batch) => {
+                    backoff.reset();
+                    consuming.set(true);
+                    work(batch).await;
+                }
+                Err(err) => {
+                    consuming.set(false);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in = ?delay, "{who}: cannot fetch");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        consuming.set(false);
+    }
+
     /// Reads the lag every `every` until `shutdown`, handing `report` the
     /// messages pending and the age of the oldest in seconds (0 when none
     /// is); a read that fails is skipped.

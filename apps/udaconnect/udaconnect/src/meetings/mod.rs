@@ -100,8 +100,9 @@ impl MeetingsComponent {
             if shutdown.is_cancelled() {
                 return;
             }
+            let chunk_started = Instant::now();
             match self.store.apply_meetings(&self.settings.rules, chunk).await {
-                Ok(changes) => self.metrics.folded(&changes, started.elapsed()),
+                Ok(changes) => self.metrics.folded(&changes, chunk_started.elapsed()),
                 Err(err) => {
                     tracing::warn!(error = %err, "meetings: cannot fold the stored locations in");
                     return;
@@ -143,37 +144,22 @@ impl MeetingsComponent {
         let Some(mut queue) = self.open(shutdown).await else {
             return;
         };
-        self.consuming.set(true);
         tracing::info!(
             stream = %self.stored.settings().name,
             consumer = %self.settings.args.meetings_consumer,
             bus = self.stored.kind(),
             "meetings: consuming"
         );
-        let mut backoff = Backoff::default();
-        loop {
-            let fetched = tokio::select! {
-                fetched = queue.fetch(self.settings.args.meetings_fetch, self.settings.args.meetings_linger) => fetched,
-                () = shutdown.cancelled() => break,
-            };
-            match fetched {
-                Ok(batch) => {
-                    backoff.reset();
-                    self.consuming.set(true);
-                    self.fold(batch, shutdown).await;
-                }
-                Err(err) => {
-                    self.consuming.set(false);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in = ?delay, "meetings: cannot fetch");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-            }
-        }
-        self.consuming.set(false);
+        queue
+            .serve(
+                self.settings.args.meetings_fetch,
+                self.settings.args.meetings_linger,
+                shutdown,
+                &self.consuming,
+                "meetings",
+                |batch| self.fold(batch, shutdown),
+            )
+            .await;
     }
 
     /// Folds one fetched batch in, retrying while the store is away;

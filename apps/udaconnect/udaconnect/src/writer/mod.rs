@@ -40,7 +40,7 @@ mod parts;
 use std::{sync::Arc, time::Duration};
 
 use platform::{
-    backoff::{Backoff, retry},
+    backoff::retry,
     bus::{BusStream, WorkQueue},
     health::ReadyFlag,
     service::{BoxFuture, Component, ServiceBuilder},
@@ -126,7 +126,6 @@ impl WriterComponent {
         let Some(mut queue) = self.open(shutdown).await else {
             return;
         };
-        self.consuming.set(true);
         tracing::info!(
             stream = %self.locations.settings().name,
             consumer = %self.settings.writer_consumer,
@@ -141,30 +140,16 @@ impl WriterComponent {
             metrics: &self.metrics,
             shutdown,
         };
-        let mut backoff = Backoff::default();
-        loop {
-            let fetched = tokio::select! {
-                fetched = queue.fetch(self.settings.writer_fetch, self.settings.writer_linger) => fetched,
-                () = shutdown.cancelled() => break,
-            };
-            match fetched {
-                Ok(batch) => {
-                    backoff.reset();
-                    self.consuming.set(true);
-                    writer.write(batch).await;
-                }
-                Err(err) => {
-                    self.consuming.set(false);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in = ?delay, "writer: cannot fetch");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-            }
-        }
-        self.consuming.set(false);
+        queue
+            .serve(
+                self.settings.writer_fetch,
+                self.settings.writer_linger,
+                shutdown,
+                &self.consuming,
+                "writer",
+                |batch| writer.write(batch),
+            )
+            .await;
     }
 }
 
