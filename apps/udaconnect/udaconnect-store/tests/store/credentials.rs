@@ -86,7 +86,11 @@ async fn credentials_are_kept_and_revoked(store: &dyn Store) {
         .await
         .expect("revoked again")
         .expect("it exists");
-    assert_eq!(again.revoked, Some(when), "{kind}: revoked once, when first");
+    assert_eq!(
+        again.revoked,
+        Some(when),
+        "{kind}: revoked once, when first"
+    );
     assert_eq!(
         store
             .credential_by_digest(&Digest([2; 32]))

@@ -36,6 +36,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{edge::Edge, grpc::GrpcEdge, ids::IdPool, metrics::EdgeMetrics, persons::KnownPersons};
 use crate::{
+    access::Access,
     cli::IngestArgs,
     proto::{
         self,
@@ -71,6 +72,7 @@ impl IngestComponent {
     pub async fn build(
         service: &mut ServiceBuilder,
         store: Arc<dyn Store>,
+        access: Access,
         stream: BusStream,
         settings: IngestArgs,
     ) -> Result<Self, ConfigError> {
@@ -94,6 +96,7 @@ impl IngestComponent {
         let persons = KnownPersons::new(Arc::clone(&store));
         let ids = IdPool::new(Arc::clone(&store), settings.ingest_id_block);
         let edge = Edge::new(
+            access,
             persons.clone(),
             ids.clone(),
             store,
