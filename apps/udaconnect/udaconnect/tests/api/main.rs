@@ -22,9 +22,10 @@
 //! stored" across retries, transports and edges; `meetings` holds the
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
-//! reference.
+//! reference; `access` runs every endpoint as every kind of caller.
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod browser;
 mod bus;
 mod config;
