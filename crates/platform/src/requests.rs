@@ -208,9 +208,11 @@ impl HttpMetrics {
                 path: served,
             })
             .observe(elapsed.as_secs_f64());
+        // The path, never the query: a query may carry a token or a
+        // position, which no log line keeps.
         tracing::debug!(
             %method,
-            %uri,
+            uri_path = uri.path(),
             route,
             status = status.as_u16(),
             path = served.as_str(),
