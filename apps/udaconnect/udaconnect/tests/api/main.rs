@@ -22,7 +22,8 @@
 //! stored" across retries, transports and edges; `meetings` holds the
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
-//! reference; `access` runs every endpoint as every kind of caller.
+//! reference; `access` runs every endpoint as every kind of caller;
+//! `logs` greps a full run's logs and metrics for personal data.
 #![allow(clippy::unwrap_used)]
 
 mod access;
@@ -38,6 +39,7 @@ mod helpers;
 mod hostile;
 mod ingest;
 mod keys;
+mod logs;
 mod manifests;
 mod meetings;
 mod original;
