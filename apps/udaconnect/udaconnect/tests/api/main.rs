@@ -22,10 +22,13 @@
 //! stored" across retries, transports and edges; `meetings` holds the
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
-//! reference.
+//! reference; `browser` and `browser_access` hold the page, in headless
+//! Chromium, to what a person sees: the open API's page, and the
+//! organiser's and an attendee's views on a closed one.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
+mod browser_access;
 mod bus;
 mod config;
 mod deadlines;
