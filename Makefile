@@ -15,8 +15,9 @@ CARGO ?= cargo
 # cargo-nextest runs each test in its own process; plain `cargo test` works too.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 TEST_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run --workspace,$(CARGO) test --workspace)
-# The browser test: module `browser` of the integration tests.
-E2E_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run -p beacon -p udaconnect --test api -E 'test(/^browser::/)',$(CARGO) test -p beacon --test api -- browser:: && $(CARGO) test -p udaconnect --test api -- browser::)
+# The browser tests: modules `browser` (and UdaConnect's `browser_access`)
+# of the integration tests.
+E2E_RUNNER := $(if $(NEXTEST),$(CARGO) nextest run -p beacon -p udaconnect --test api -E 'test(/^browser(_access)?::/)',$(CARGO) test -p beacon --test api -- browser:: && $(CARGO) test -p udaconnect --test api -- browser)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 # `make chaos-beacon` defaults: the full run. Override as make variables or env vars.

@@ -3,8 +3,11 @@
 // as meetings (the v2 API: periods two persons spent together, grouped per
 // person, most time together first), where (an SVG plot drawn here, no map
 // tiles), and live counts and meetings from the server over Server-Sent
-// Events. Every failure is shown as a message; nothing is fetched from the
-// internet.
+// Events. The organiser also hands out and revokes each person's links
+// and devices' tokens; an attendee who opens their link sees their own
+// page only: their meetings and their devices. On a closed API the page
+// asks for the organiser's token once and keeps it in this browser. Every
+// failure is shown as a message; nothing is fetched from the internet.
 
 const PEOPLE_PAGE = 50;
 /** Meetings read per request (the API's most). */
@@ -24,6 +27,11 @@ const FRESH_FOR = 2000;
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  /** Whether the server needs no token (`/api/v2/me`'s `open_api`). */
+  openApi: false,
+  /** The live counts' stream, and its retry's timer. */
+  liveSource: null,
+  liveRetry: null,
   search: "",
   peopleCursor: null,
   peopleRun: 0,
@@ -56,10 +64,16 @@ class ApiError extends Error {
   }
 }
 
-/** A JSON API call; failures become an ApiError with the server's message. */
-async function api(path, options = {}) {
+/** A JSON API call with the page's token (or `token`, to try one);
+ *  failures become an ApiError with the server's message. The page's own
+ *  token refused (revoked meanwhile) stops the page: see `refuse`. */
+async function api(path, { token, ...options } = {}) {
+  const own = token === undefined;
+  if (own && auth.refused) throw new ApiError(401, BAD_TOKEN);
+  const sent = own ? auth.token : token;
   const headers = { accept: "application/json" };
   if (options.body !== undefined) headers["content-type"] = "application/json";
+  if (sent) headers.authorization = `Bearer ${sent}`;
   let response;
   try {
     response = await fetch(path, { ...options, headers });
@@ -77,9 +91,165 @@ async function api(path, options = {}) {
   }
   if (!response.ok) {
     const message = body && typeof body.error === "string" ? body.error : `The API answered ${response.status}.`;
+    if (response.status === 401 && own && sent && auth.view !== null) refuse();
     throw new ApiError(response.status, message);
   }
   return body;
+}
+
+// ---- Access --------------------------------------------------------------
+
+/** Where this browser keeps the token, and whose it was. */
+const TOKEN_KEY = "udaconnect.token";
+const CALLER_KEY = "udaconnect.caller";
+const BAD_TOKEN = "That token is unknown or was revoked.";
+const DEVICE_TOKEN = "That is a device's token: it is for a phone's app, not for this page.";
+
+const auth = {
+  /** Sent with every call (and as `access_token` on the streams), or null. */
+  token: null,
+  /** The view shown: "organiser" or "attendee", once the server said. */
+  view: null,
+  /** Whether the server refused the token the page ran on. */
+  refused: false,
+};
+
+/** localStorage, which a browser may refuse: then the token lasts as long
+ *  as the page. */
+function stored(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch (err) {
+    return null;
+  }
+}
+
+function store(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch (err) {
+    // Kept for this page only.
+  }
+}
+
+function remember(token, caller) {
+  auth.token = token;
+  store(TOKEN_KEY, token);
+  store(CALLER_KEY, caller);
+}
+
+/** Forgets the token; an attendee's is remembered as having been one
+ *  (`wasAttendee`), so that coming back says their link is no longer
+ *  valid rather than asking for the organiser's token. */
+function forget(wasAttendee = false) {
+  auth.token = null;
+  store(TOKEN_KEY, null);
+  store(CALLER_KEY, wasAttendee ? "attendee" : null);
+}
+
+/** `path` with the token as `access_token`: an EventSource sends no
+ *  headers. */
+function withToken(path) {
+  if (!auth.token) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(auth.token)}`;
+}
+
+/** Shows one of the gates ("signin", "link-invalid") in place of the page. */
+function showGate(id) {
+  document.body.dataset.view = id;
+  $("main").hidden = true;
+  $("live-stats").hidden = true;
+  $("who").hidden = true;
+  $("sign-out").hidden = true;
+  $("signin").hidden = id !== "signin";
+  $("link-invalid").hidden = id !== "link-invalid";
+}
+
+function showSignIn(message) {
+  showGate("signin");
+  $("signin-error").textContent = message;
+  $("token-input").focus();
+}
+
+/** The page's token was refused (revoked while the page was open, or
+ *  unknown): its streams stop, the token is forgotten, and the page says
+ *  so: an attendee's link is no longer valid; the organiser is asked again
+ *  (on an open API, which needs no token, the page starts again without
+ *  it). */
+function refuse() {
+  if (auth.refused) return;
+  auth.refused = true;
+  const view = auth.view;
+  forget(view === "attendee");
+  stopStreams();
+  clearError();
+  if (view === "attendee") {
+    showGate("link-invalid");
+  } else if (state.openApi) {
+    location.reload();
+  } else {
+    showSignIn(BAD_TOKEN);
+  }
+}
+
+/** Whether the server still takes the page's token: a stream refused for
+ *  it says no more than that it failed. A refusal stops the page. */
+async function tokenAccepted() {
+  if (!auth.token) return true;
+  try {
+    await api("/api/v2/me");
+  } catch (err) {
+    return err.status !== 401;
+  }
+  return !auth.refused;
+}
+
+function stopStreams() {
+  for (const source of [state.liveSource, state.meetingsSource]) {
+    if (source) source.close();
+  }
+  state.liveSource = null;
+  state.meetingsSource = null;
+  clearTimeout(state.liveRetry);
+  clearTimeout(state.meetingsRetry);
+}
+
+/** The organiser's token typed in: kept if the server takes it, and the
+ *  page starts again with it. */
+async function signIn(event) {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  const error = $("signin-error");
+  if (!token) {
+    error.textContent = "Enter the organiser's token.";
+    return;
+  }
+  error.textContent = "";
+  let me;
+  try {
+    me = await api("/api/v2/me", { token });
+  } catch (err) {
+    error.textContent = err.status === 401 ? BAD_TOKEN : err.message;
+    return;
+  }
+  if (me.caller === "device") {
+    error.textContent = DEVICE_TOKEN;
+    return;
+  }
+  remember(token, me.caller);
+  location.reload();
+}
+
+function signOut() {
+  forget();
+  location.reload();
+}
+
+/** Not an attendee whose link went: the organiser, who signs in. */
+function organiserInstead() {
+  store(CALLER_KEY, null);
+  showSignIn("");
 }
 
 function showError(err) {
@@ -341,11 +511,16 @@ async function defaultQuery(person) {
 async function selectPerson(person) {
   state.person = person;
   markCurrent();
-  history.replaceState(null, "", `#person=${person.id}`);
+  if (auth.view === "organiser") history.replaceState(null, "", `#person=${person.id}`);
   $("no-person").hidden = true;
   $("person-view").hidden = false;
   $("person-name").textContent = `${person.first_name} ${person.last_name}`;
   $("person-company").textContent = person.company_name;
+  hideCreated();
+  $("access-error").textContent = "";
+  $("credentials").tBodies[0].replaceChildren();
+  $("credentials-count").textContent = "";
+  loadCredentials(person);
   followMeetings(person);
   const query = await defaultQuery(person);
   if (state.person !== person) return;
@@ -693,7 +868,7 @@ function onPlotHover(event) {
 function followMeetings(person, retry = LIVE_RETRY_FIRST, again = false) {
   if (state.meetingsSource) state.meetingsSource.close();
   clearTimeout(state.meetingsRetry);
-  const source = new EventSource(`/api/v2/persons/${person.id}/meetings/live`);
+  const source = new EventSource(withToken(`/api/v2/persons/${person.id}/meetings/live`));
   state.meetingsSource = source;
   source.addEventListener("open", () => {
     if (again && state.person === person && state.query) loadMeetings();
@@ -702,7 +877,8 @@ function followMeetings(person, retry = LIVE_RETRY_FIRST, again = false) {
   source.addEventListener("error", () => {
     if (source.readyState !== EventSource.CLOSED || state.meetingsSource !== source) return;
     const wait = retry / 2 + Math.random() * (retry / 2);
-    state.meetingsRetry = setTimeout(() => {
+    state.meetingsRetry = setTimeout(async () => {
+      if (!(await tokenAccepted())) return;
       if (state.person === person) followMeetings(person, Math.min(retry * 2, LIVE_RETRY_LAST), true);
     }, wait);
   });
@@ -755,7 +931,8 @@ const LIVE_RETRY_FIRST = 1000;
 const LIVE_RETRY_LAST = 30000;
 
 function connectLive(retry = LIVE_RETRY_FIRST) {
-  const source = new EventSource("/api/v2/live");
+  const source = new EventSource(withToken("/api/v2/live"));
+  state.liveSource = source;
   source.addEventListener("open", () => setLive("live"));
   source.addEventListener("error", () => {
     if (source.readyState !== EventSource.CLOSED) {
@@ -768,7 +945,9 @@ function connectLive(retry = LIVE_RETRY_FIRST) {
     source.close();
     setLive("reconnecting", "offline, retrying");
     const wait = retry / 2 + Math.random() * (retry / 2);
-    setTimeout(() => connectLive(Math.min(retry * 2, LIVE_RETRY_LAST)), wait);
+    state.liveRetry = setTimeout(async () => {
+      if (await tokenAccepted()) connectLive(Math.min(retry * 2, LIVE_RETRY_LAST));
+    }, wait);
   });
   source.addEventListener("stats", (event) => {
     let stats;
@@ -785,8 +964,10 @@ function connectLive(retry = LIVE_RETRY_FIRST) {
     state.liveLocations = stats.locations;
     const added = state.livePersons !== null && stats.persons > state.livePersons;
     state.livePersons = stats.persons;
-    showPeopleCount();
-    if (added) refreshNewestPeople();
+    if (auth.view === "organiser") {
+      showPeopleCount();
+      if (added) refreshNewestPeople();
+    }
     if (grew) refreshIfOpen();
   });
 }
@@ -815,7 +996,259 @@ async function refreshIfOpen(theirs = false) {
   drawPlot();
 }
 
+// ---- Links and devices ---------------------------------------------------
+
+/** The person's credentials (never a token): for the organiser, every
+ *  link and device; for the attendee, their devices. */
+async function loadCredentials(person) {
+  let answer;
+  try {
+    answer = await api(`/api/v2/persons/${person.id}/credentials`);
+  } catch (err) {
+    if (state.person === person) $("access-error").textContent = err.message;
+    return;
+  }
+  if (state.person !== person) return;
+  const shown = auth.view === "attendee"
+    ? answer.credentials.filter((credential) => credential.kind === "device")
+    : answer.credentials;
+  renderCredentials(shown.slice().reverse());
+}
+
+const KINDS = { attendee: "attendee link", device: "device" };
+
+/** A row per credential, the newest first: a revoke button while active. */
+function renderCredentials(credentials) {
+  const rows = credentials.map((credential) => {
+    const status = el("td", { class: "status" });
+    if (credential.revoked) {
+      status.append(el("span", { class: "revoked" }, `revoked ${formatTime(credential.revoked)}`));
+    } else {
+      const button = el("button", { type: "button", class: "revoke" }, "Revoke");
+      button.addEventListener("click", () => revokeCredential(credential, button));
+      status.append(el("span", { class: "active" }, "active"), button);
+    }
+    return el("tr", {
+      "data-credential": String(credential.id),
+      "data-kind": credential.kind,
+      "data-revoked": String(Boolean(credential.revoked)),
+    },
+    el("td", { class: "label" }, credential.label),
+    el("td", { class: "kind" }, KINDS[credential.kind] || credential.kind),
+    el("td", { class: "made" }, formatTime(credential.created)),
+    status);
+  });
+  $("credentials").tBodies[0].replaceChildren(...rows);
+  $("credentials").hidden = rows.length === 0;
+  $("credentials-empty").hidden = rows.length > 0;
+  const active = credentials.filter((credential) => !credential.revoked).length;
+  $("credentials-count").textContent = rows.length === 0 ? "none yet" : `${numberFormat.format(active)} active`;
+}
+
+async function createCredential(kind, label) {
+  const person = state.person;
+  if (!person) return;
+  $("access-error").textContent = "";
+  const body = label ? { kind, label } : { kind };
+  let created;
+  try {
+    created = await api(`/api/v2/persons/${person.id}/credentials`, { method: "POST", body: JSON.stringify(body) });
+  } catch (err) {
+    if (state.person === person) $("access-error").textContent = err.message;
+    return;
+  }
+  if (state.person !== person) return;
+  showCreated(created, person);
+  loadCredentials(person);
+}
+
+async function revokeCredential(credential, button) {
+  button.disabled = true;
+  $("access-error").textContent = "";
+  try {
+    await api(`/api/v2/credentials/${credential.id}`, { method: "DELETE" });
+  } catch (err) {
+    $("access-error").textContent = err.message;
+    button.disabled = false;
+    return;
+  }
+  if (state.person && state.person.id === credential.person_id) loadCredentials(state.person);
+}
+
+/** A read-only field with a button that copies it. */
+function copyField(label, value, name) {
+  const input = el("input", { type: "text", readonly: "", spellcheck: "false", "data-field": name });
+  input.value = value;
+  const button = el("button", { type: "button", class: "copy" }, "Copy");
+  button.addEventListener("click", async () => {
+    input.select();
+    let copied;
+    try {
+      await navigator.clipboard.writeText(value);
+      copied = true;
+    } catch (err) {
+      copied = document.execCommand("copy");
+    }
+    button.textContent = copied ? "Copied" : "Selected: copy it";
+    setTimeout(() => { button.textContent = "Copy"; }, FRESH_FOR);
+  });
+  return el("label", { class: "copy-field" }, el("span", {}, label), el("span", { class: "copy-row" }, input, button));
+}
+
+/** Text as base64, whatever its characters. */
+function base64(text) {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** What a credential just made holds, shown this once: an attendee's link,
+ *  or a device's token with what Traccar Client and OwnTracks need (the
+ *  setup link also as the QR code the server drew, shown as an image, not
+ *  as markup). */
+function showCreated(created, person) {
+  const name = `${person.first_name} ${person.last_name}`;
+  const parts = [];
+  if (created.kind === "attendee") {
+    parts.push(
+      el("p", { class: "once" }, `${name}'s link, shown this once: copy it and give it to them. Whoever opens it sees their meetings and devices.`),
+      copyField("Attendee link", created.link, "link"));
+  } else {
+    const traccar = el("div", { class: "app", "data-app": "traccar" },
+      el("h4", {}, "Traccar Client"),
+      copyField("Server URL", created.traccar.server_url, "traccar-url"),
+      copyField("Device identifier", created.traccar.device_identifier, "traccar-id"));
+    const owntracks = el("div", { class: "app", "data-app": "owntracks" },
+      el("h4", {}, "OwnTracks"),
+      el("p", { class: "hint" }, "Scan the code with the phone, or open the link on it: it sets OwnTracks' HTTP mode, URL, user and password."));
+    if (created.owntracks.setup_qr_svg) {
+      owntracks.append(el("img", {
+        class: "qr",
+        alt: "QR code of the OwnTracks setup link",
+        width: "200",
+        height: "200",
+        src: `data:image/svg+xml;base64,${base64(created.owntracks.setup_qr_svg)}`,
+      }));
+    } else {
+      owntracks.append(el("p", { class: "hint" }, "The setup link is too long for a QR code: open it on the phone."));
+    }
+    owntracks.append(copyField("Setup link", created.owntracks.setup_link, "owntracks-link"));
+    parts.push(
+      el("p", { class: "once" }, `The token of ${name}'s device “${created.label}”, shown this once: set the phone up now.`),
+      copyField("Token", created.token, "token"),
+      el("div", { class: "apps" }, traccar, owntracks));
+  }
+  const done = el("button", { type: "button", class: "done" }, "Done");
+  done.addEventListener("click", hideCreated);
+  const box = $("created");
+  box.dataset.kind = created.kind;
+  box.replaceChildren(...parts, done);
+  box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
+}
+
+/** Forgets what was shown once. */
+function hideCreated() {
+  const box = $("created");
+  box.replaceChildren();
+  box.hidden = true;
+}
+
+function onDeviceForm(event) {
+  event.preventDefault();
+  const input = event.target.elements.label;
+  const label = input.value.trim();
+  input.value = "";
+  createCredential("device", label || "phone");
+}
+
 // ---- Start -------------------------------------------------------------
+
+function showMain() {
+  document.body.dataset.view = auth.view;
+  $("signin").hidden = true;
+  $("link-invalid").hidden = true;
+  $("main").hidden = false;
+  $("live-stats").hidden = false;
+  $("sign-out").hidden = !auth.token;
+}
+
+/** Everyone, their meetings, their links and devices. */
+async function startOrganiser() {
+  auth.view = "organiser";
+  showMain();
+  $("who").hidden = !auth.token;
+  $("who").textContent = "Organiser";
+  connectLive();
+  await loadPeople(true);
+  const match = /^#person=(\d+)$/.exec(location.hash);
+  if (match) {
+    try {
+      selectPerson(await api(`/api/v2/persons/${match[1]}`));
+    } catch (err) {
+      showError(err);
+    }
+  }
+}
+
+/** Their own page: their meetings and their devices, nobody else's. */
+async function startAttendee(personId) {
+  auth.view = "attendee";
+  showMain();
+  $("people").hidden = true;
+  $("access-title").textContent = "Your devices";
+  $("access-hint").textContent = "The phones that send your positions. Lost one? Revoke it: it can send nothing more.";
+  $("access-actions").hidden = true;
+  $("access").open = true;
+  connectLive();
+  let person;
+  try {
+    person = await api(`/api/v2/persons/${personId}`);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  $("who").textContent = `${person.first_name} ${person.last_name}`;
+  $("who").hidden = false;
+  selectPerson(person);
+}
+
+/** Asks the server who the page's token is, and shows that view; an
+ *  unknown or revoked token is forgotten. Retried while the API cannot
+ *  be reached. */
+async function enter(notice = "", retry = LIVE_RETRY_FIRST) {
+  let me;
+  try {
+    me = await api("/api/v2/me");
+  } catch (err) {
+    if (err.status === 401 && auth.token) {
+      forget(stored(CALLER_KEY) === "attendee");
+      enter(BAD_TOKEN);
+      return;
+    }
+    showError(err);
+    const wait = retry / 2 + Math.random() * (retry / 2);
+    setTimeout(() => enter(notice, Math.min(retry * 2, LIVE_RETRY_LAST)), wait);
+    return;
+  }
+  clearError();
+  state.openApi = me.open_api === true;
+  switch (me.caller) {
+    case "organiser":
+      await startOrganiser();
+      break;
+    case "attendee":
+      await startAttendee(me.person_id);
+      break;
+    case "device":
+      forget();
+      enter(DEVICE_TOKEN);
+      break;
+    default:
+      if (stored(CALLER_KEY) === "attendee") showGate("link-invalid");
+      else showSignIn(notice);
+  }
+}
 
 async function start() {
   $("search").addEventListener("input", onSearch);
@@ -828,16 +1261,27 @@ async function start() {
   });
   $("plot").addEventListener("mouseover", onPlotHover);
   $("plot").addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
-  connectLive();
-  await loadPeople(true);
-  const match = /^#person=(\d+)$/.exec(location.hash);
-  if (match) {
+  $("signin-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", signOut);
+  $("organiser-instead").addEventListener("click", organiserInstead);
+  $("make-link").addEventListener("click", () => createCredential("attendee"));
+  $("device-form").addEventListener("submit", onDeviceForm);
+  // An attendee's link: its token is kept, and taken out of the address
+  // bar (and so of the history and of what is shared from it).
+  const link = /^#token=([^&]+)$/.exec(location.hash);
+  if (link) {
+    let token = link[1];
     try {
-      selectPerson(await api(`/api/v2/persons/${match[1]}`));
+      token = decodeURIComponent(token);
     } catch (err) {
-      showError(err);
+      // Kept as it is: the server says whether it is one.
     }
+    remember(token, "attendee");
+    history.replaceState(null, "", `${location.pathname}${location.search}`);
+  } else {
+    auth.token = stored(TOKEN_KEY);
   }
+  await enter();
 }
 
 start();

@@ -2,10 +2,11 @@
 //! link or a phone's token for a person (`POST
 //! /api/v2/persons/{id}/credentials`) and sees it once, with what the
 //! attendee or their phone's app needs (the page's link; OwnTracks' setup
-//! link and Traccar Client's server URL and identifier); the organiser
-//! and the attendee list a person's credentials (never a token) and
-//! revoke them (`DELETE /api/v2/credentials/{id}`: a lost phone);
-//! `GET /api/v2/me` tells a caller what its token is.
+//! link, also as a QR code, and Traccar Client's server URL and
+//! identifier); the organiser and the attendee list a person's
+//! credentials (never a token) and revoke them (`DELETE
+//! /api/v2/credentials/{id}`: a lost phone); `GET /api/v2/me` tells a
+//! caller what its token is.
 
 use axum::{
     Json,
@@ -22,7 +23,7 @@ use udaconnect_domain::{
 use utoipa::ToSchema;
 
 use super::{
-    params,
+    params, qr,
     state::{ApiState, store_error},
     wire::ErrorJson,
 };
@@ -97,6 +98,9 @@ pub struct OwnTracksSetup {
     pub password: String,
     /// `owntracks:///config?inline=…`: opened on the phone (or scanned as a QR code), it fills in mode, URL, user and password.
     pub setup_link: String,
+    /// A QR code of `setup_link`, as SVG markup (a white square, one black path; a few kB), for the phone's camera; absent for a link too long to draw (over 1,024 bytes: a public URL of hundreds of characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_qr_svg: Option<String>,
 }
 
 /// What Traccar Client (or another OsmAnd sender) needs.
@@ -357,7 +361,8 @@ fn base_url(access: &Access, headers: &HeaderMap) -> String {
 
 /// OwnTracks' settings, and the link that applies them: a configuration
 /// message, base64 (as `openssl enc -a -A` writes it), its `+`, `/` and `=`
-/// escaped so that any query decoder gives them back.
+/// escaped so that any query decoder gives them back; the link drawn as a
+/// QR code too.
 fn owntracks_setup(base: &str, username: &str, token: &str) -> OwnTracksSetup {
     let url = format!("{base}{OWNTRACKS_PATH}");
     let configuration = serde_json::json!({
@@ -374,11 +379,16 @@ fn owntracks_setup(base: &str, username: &str, token: &str) -> OwnTracksSetup {
         .replace('+', "%2B")
         .replace('/', "%2F")
         .replace('=', "%3D");
+    let setup_link = format!("owntracks:///config?inline={inline}");
+    let setup_qr_svg = qr::svg(&setup_link)
+        .inspect_err(|err| tracing::debug!(error = %err, "no QR code of the setup link"))
+        .ok();
     OwnTracksSetup {
         url,
         username: username.to_owned(),
         password: token.to_owned(),
-        setup_link: format!("owntracks:///config?inline={inline}"),
+        setup_link,
+        setup_qr_svg,
     }
 }
 
@@ -405,5 +415,10 @@ mod tests {
         assert_eq!(message["auth"], true);
         assert_eq!(message["username"], "person7");
         assert_eq!(message["password"], "ucd_abc");
+        assert_eq!(
+            setup.setup_qr_svg,
+            Some(qr::svg(&setup.setup_link).expect("a QR code")),
+            "the link drawn as a QR code"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod meetings;
 pub mod meetings_live;
 pub mod page;
 pub mod params;
+pub mod qr;
 pub mod state;
 pub mod v2;
 pub mod wire;

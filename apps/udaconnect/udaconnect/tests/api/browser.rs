@@ -271,7 +271,8 @@ async fn set_control(page: &Page, id: &str, value: &str) {
     .await;
 }
 
-fn screenshots() -> PathBuf {
+/// Where the browser tests' screenshots go: `target/e2e/`.
+pub(super) fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("the target directory")

@@ -23,11 +23,15 @@
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
 //! reference; `access` runs every endpoint as every kind of caller;
-//! `logs` greps a full run's logs and metrics for personal data.
+//! `logs` greps a full run's logs and metrics for personal data;
+//! `browser` and `browser_access` hold the page, in headless
+//! Chromium, to what a person sees: the open API's page, and the
+//! organiser's and an attendee's views on a closed one.
 #![allow(clippy::unwrap_used)]
 
 mod access;
 mod browser;
+mod browser_access;
 mod bus;
 mod config;
 mod deadlines;

@@ -290,6 +290,14 @@ pub(super) async fn walk_together(
     from: i64,
     count: i64,
 ) {
+    let (status, reply) = app
+        .post("/api/v2/locations:batch", &side_by_side(a, b, from, count))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// The batch [`walk_together`] posts.
+pub(super) fn side_by_side(a: i64, b: i64, from: i64, count: i64) -> Value {
     let base = chrono::NaiveDate::from_ymd_opt(2022, 5, 2)
         .and_then(|day| day.and_hms_opt(9, 0, 0))
         .expect("a time");
@@ -300,13 +308,7 @@ pub(super) async fn walk_together(
         locations.push(json!({"person_id": a, "lat": 48.0, "lon": 11.0, "time": time}));
         locations.push(json!({"person_id": b, "lat": 48.00001, "lon": 11.0, "time": time}));
     }
-    let (status, reply) = app
-        .post(
-            "/api/v2/locations:batch",
-            &json!({ "locations": locations }),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    json!({ "locations": locations })
 }
 
 /// A person named `name` Live, through the API; their id.
