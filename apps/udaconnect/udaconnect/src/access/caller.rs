@@ -15,7 +15,7 @@
 
 use axum::{
     extract::FromRequestParts,
-    http::{HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use platform::http::ApiError;
@@ -165,8 +165,8 @@ impl Caller {
 
 /// The token of a request: `Authorization: Bearer <token>` (the query's
 /// `access_token` is moved there by [`super::query_token`]).
-pub fn bearer(parts: &Parts) -> Result<Option<&str>, Denied> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Denied> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let malformed = Denied::Unauthenticated("the Authorization header is not `Bearer <token>`");
@@ -190,7 +190,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             }
             .into_response());
         };
-        let token = bearer(parts).map_err(IntoResponse::into_response)?;
+        let token = bearer(&parts.headers).map_err(IntoResponse::into_response)?;
         access
             .caller(token)
             .await

@@ -39,6 +39,8 @@ struct Inner {
     open: bool,
     public_url: Option<String>,
     cache: Mutex<Cache>,
+    /// How often a long-lived stream's token is checked again.
+    recheck: std::time::Duration,
     refused: Counter,
 }
 
@@ -59,6 +61,7 @@ impl Access {
                 open: config.open_api,
                 public_url: config.public_url.clone(),
                 cache: Mutex::new(Cache::new(config.cache_ttl, config.cache_max)),
+                recheck: config.cache_ttl.max(std::time::Duration::from_secs(1)),
                 refused,
             }),
         }
@@ -109,6 +112,22 @@ impl Access {
                 })
             }
             _ => Err(self.bad_token()),
+        }
+    }
+
+    /// Resolves once `token` is refused (revoked, or its person erased),
+    /// checked again every `UDACONNECT_AUTH_CACHE` (at least every
+    /// second): a long-lived stream opened with it ends then. Without a
+    /// token, never.
+    pub async fn refused(&self, token: Option<String>) {
+        let Some(token) = token else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(self.inner.recheck).await;
+            if let Err(Denied::Unauthenticated(_)) = self.caller(Some(&token)).await {
+                return;
+            }
         }
     }
 

@@ -11,9 +11,10 @@ use std::{collections::VecDeque, time::Duration};
 
 use axum::{
     extract::State,
+    http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use futures::stream;
+use futures::stream::{self, StreamExt as _};
 use platform::sse;
 use serde::Serialize;
 use tokio::{sync::watch, time::Instant};
@@ -21,7 +22,7 @@ use udaconnect_domain::Stats;
 use utoipa::ToSchema;
 
 use super::state::ApiState;
-use crate::access::Caller;
+use crate::access::{Caller, caller::bearer};
 use crate::api::wire::ErrorJson;
 
 /// How far back the rate is measured: long enough that locations stored
@@ -92,7 +93,7 @@ pub type LiveFeed = watch::Receiver<Option<LiveStats>>;
         (status = 403, description = "A token that does not allow this", body = ErrorJson),
     )
 )]
-pub async fn live(State(state): State<ApiState>, caller: Caller) -> Response {
+pub async fn live(State(state): State<ApiState>, caller: Caller, headers: HeaderMap) -> Response {
     if let Err(denied) = caller.reads_counts() {
         return denied.into_response();
     }
@@ -109,6 +110,10 @@ pub async fn live(State(state): State<ApiState>, caller: Caller) -> Response {
             return Some((sse::event(Some("stats"), None, &data), feed));
         }
     });
+    // A link revoked while its stream is open ends the stream.
+    let token = bearer(&headers).ok().flatten().map(str::to_owned);
+    let access = state.access.clone();
+    let events = events.take_until(async move { access.refused(token).await });
     sse::response(events, &state.shutdown)
 }
 

@@ -37,7 +37,7 @@ use super::{
     params,
     state::{ApiState, store_error},
 };
-use crate::access::Caller;
+use crate::access::{Caller, caller::bearer};
 use crate::api::wire::ErrorJson;
 
 /// Reads kept for streams that have not forwarded them yet; a stream
@@ -189,10 +189,13 @@ pub async fn live(
         },
     )
     .flatten();
-    Ok(sse::response(
-        stream::iter(first).chain(follow),
-        &state.shutdown,
-    ))
+    // A link revoked while its stream is open ends the stream.
+    let token = bearer(&headers).ok().flatten().map(str::to_owned);
+    let access = state.access.clone();
+    let events = stream::iter(first)
+        .chain(follow)
+        .take_until(async move { access.refused(token).await });
+    Ok(sse::response(events, &state.shutdown))
 }
 
 fn reset() -> bytes::Bytes {

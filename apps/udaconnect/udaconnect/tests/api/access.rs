@@ -595,3 +595,59 @@ async fn a_token_in_the_query_is_a_token_and_a_revoked_one_is_refused_at_once() 
     );
     world.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_opened_with_a_link_ends_once_the_link_is_revoked() {
+    let app = spawn_app(&[
+        "--open-api",
+        "false",
+        "--organiser-token",
+        ORGANISER,
+        "--auth-cache",
+        "1s",
+    ])
+    .await;
+    let person = organiser(
+        &app,
+        Method::POST,
+        "/api/v2/persons",
+        &json!({ "first_name": "Ana", "last_name": "Test", "company_name": "Acme" }),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("a person");
+    let (link, token) = credential(&app, person, "attendee").await;
+    let mut streams = Vec::new();
+    for path in [
+        format!("/api/v2/persons/{person}/meetings/live"),
+        "/api/v2/live".to_owned(),
+    ] {
+        let response = app
+            .http
+            .get(format!("{}{path}?access_token={token}", app.base))
+            .send()
+            .await
+            .expect("a stream");
+        assert_eq!(response.status(), 200, "{path}");
+        streams.push((path, response));
+    }
+    organiser(
+        &app,
+        Method::DELETE,
+        &format!("/api/v2/credentials/{link}"),
+        &json!(null),
+    )
+    .await;
+    for (path, mut response) in streams {
+        // Events may come until the token is checked again; then the end.
+        let ended = tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(_)) = response.chunk().await {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "{path} still open after its link was revoked"
+        );
+    }
+    app.stop().await;
+}
