@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Writes the passwords, once each, as env files that kustomize turns into
-# Secrets: DIR/nats.env (the `nats-users` Secret: one password per NATS user)
-# and DIR/postgres.env (the `udaconnect-postgres` Secret: the superuser's,
+# Secrets: DIR/nats.env (the `nats-users` Secret: one password per NATS user),
+# DIR/postgres.env (the `udaconnect-postgres` Secret: the superuser's,
 # POSTGRES_PASSWORD, and one per UdaConnect role,
 # POSTGRES_<ROLE>_PASSWORD, which deploy/base/udaconnect/postgres/roles.sql
-# reads). A password already in its file is kept: the running servers and
-# services use it. One missing from an existing file (a user added since) is
-# appended.
+# reads) and DIR/organiser.env (the `udaconnect-organiser` Secret:
+# UdaConnect's organiser token, UDACONNECT_ORGANISER_TOKEN, which may do
+# everything on its API; `make organiser-token` prints it). A password
+# already in its file is kept: the running servers and services use it. One
+# missing from an existing file (a user added since) is appended.
 #
 #   deploy/scripts/secrets.sh [DIR]   (default deploy/base/.secrets)
 set -euo pipefail
@@ -20,14 +22,24 @@ password() {
   printf 'p%s' "$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
 }
 
-# ensure FILE KEY...: appends KEY=<new password> for each KEY not in FILE.
+# 32 random bytes as hex: a token of 64 characters (UdaConnect wants 32 at
+# least), as `openssl rand -hex 32` makes.
+token() {
+  od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
+}
+
+# ensure FILE KEY...: appends KEY=<new password> for each KEY not in FILE
+# (KEY=<new token> for a KEY ending in _TOKEN).
 ensure() {
   local file="$1" key added=()
   shift
   touch "$file"
   for key in "$@"; do
     if ! grep -q "^$key=" "$file"; then
-      echo "$key=$(password)" >>"$file"
+      case "$key" in
+        *_TOKEN) echo "$key=$(token)" >>"$file" ;;
+        *) echo "$key=$(password)" >>"$file" ;;
+      esac
       added+=("$key")
     fi
   done
@@ -46,3 +58,4 @@ ensure "$dir/postgres.env" \
   POSTGRES_PASSWORD \
   POSTGRES_MIGRATE_PASSWORD POSTGRES_API_PASSWORD POSTGRES_WRITER_PASSWORD POSTGRES_INGEST_PASSWORD \
   POSTGRES_MEETINGS_PASSWORD
+ensure "$dir/organiser.env" UDACONNECT_ORGANISER_TOKEN

@@ -29,11 +29,16 @@ pub async fn ready(process: &AppProcess) {
 }
 
 /// Runs `udaconnect simulate args` to its end and returns its summary.
+/// The processes measured run an open API, and are measured with batches of
+/// any attendees: an organiser's token in the caller's environment is not
+/// passed on (with one the simulator would send as phones, one attendee a
+/// request, to an API that does not know the token).
 pub fn simulate(binary: &Path, args: &[String]) -> anyhow::Result<Value> {
     let output = Command::new(binary)
         .arg("simulate")
         .args(args)
         .env("RUST_LOG", "warn")
+        .env_remove("UDACONNECT_ORGANISER_TOKEN")
         .output()
         .context("run udaconnect simulate")?;
     let stdout = String::from_utf8_lossy(&output.stdout);

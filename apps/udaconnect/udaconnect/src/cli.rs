@@ -192,7 +192,8 @@ pub struct AccessConfig {
     pub public_url: Option<String>,
 }
 
-fn parse_organiser_token(input: &str) -> Result<String, String> {
+/// The organiser's token as set: [`crate::access::token::check_organiser`].
+pub(crate) fn parse_organiser_token(input: &str) -> Result<String, String> {
     crate::access::token::check_organiser(input).map(|()| input.to_owned())
 }
 

@@ -5,11 +5,20 @@
 //! a location's acknowledgement to the moment the API shows it. At a slow
 //! rate it is the live demo feed; at full speed, the load generator of
 //! `make bench-ingest`.
+//!
+//! On a closed API it is given the organiser's token: it creates its
+//! attendees with it, gives each attendee's phone a token of its own
+//! ([`phones`]), and sends each attendee's positions with that phone's
+//! token only, as real phones do. Without a token (an open API: the
+//! embedded demo, the benchmarks) its requests carry no token, and a batch
+//! holds any attendees' positions.
 
+mod phones;
 mod send;
 pub(crate) mod walk;
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -25,7 +34,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use udaconnect_domain::{PersonId, Timestamp};
 
-use self::walk::Crowd;
+use self::{phones::PhoneToken, walk::Crowd};
 use crate::proto::v1::LocationInput;
 
 /// How the simulator reaches the edge.
@@ -62,6 +71,9 @@ pub struct SimulateArgs {
     /// `grpc` or `http`.
     #[arg(long, env = "UDACONNECT_SIMULATE_TRANSPORT", value_enum, default_value_t = Transport::Grpc)]
     pub transport: Transport,
+    /// The organiser's token of a closed API and edge. With it the attendees are created, each attendee's phone is given a token of its own (a device credential), each request holds one attendee's positions and carries that phone's token, and freshness is read with the organiser's. Unset: an open API, and no token is sent.
+    #[arg(long, env = "UDACONNECT_ORGANISER_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_organiser_token)]
+    pub organiser_token: Option<String>,
     /// Attendees (persons created through the API unless UDACONNECT_SIMULATE_FIRST_PERSON is set).
     #[arg(long, env = "UDACONNECT_SIMULATE_ATTENDEES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub attendees: u32,
@@ -71,10 +83,10 @@ pub struct SimulateArgs {
     /// Locations per second in total; 0 sends as fast as the edge takes them.
     #[arg(long, env = "UDACONNECT_SIMULATE_RATE", default_value_t = 10.0)]
     pub rate: f64,
-    /// Locations per request.
+    /// Locations a connection sends at a time: one request, or with the organiser's token one per attendee among them.
     #[arg(long, env = "UDACONNECT_SIMULATE_BATCH", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
-    /// Concurrent connections (gRPC streams, or HTTP requests in flight).
+    /// Concurrent connections: gRPC connections (each a stream of batches, or with the organiser's token the phones' calls side by side on it), or HTTP requests in flight.
     #[arg(long, env = "UDACONNECT_SIMULATE_CONNECTIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub connections: u32,
     /// Stop after this long [default: run until stopped].
@@ -106,6 +118,8 @@ pub struct SimulateReport {
     pub refused: u64,
     /// Requests that failed otherwise (then sent again).
     pub failed: u64,
+    /// Requests refused for their token (401, 403; not sent again).
+    pub denied: u64,
     pub ack_p50_ms: f64,
     pub ack_p99_ms: f64,
     pub fresh_samples: u64,
@@ -134,6 +148,7 @@ impl SimulateReport {
             "rejected": self.rejected,
             "refused": self.refused,
             "failed": self.failed,
+            "denied": self.denied,
             "ack_p50_ms": round(self.ack_p50_ms),
             "ack_p99_ms": round(self.ack_p99_ms),
             "fresh_samples": self.fresh_samples,
@@ -155,6 +170,7 @@ pub(crate) struct Tally {
     rejected: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
+    denied: AtomicU64,
     ack_us: Mutex<Histogram<u64>>,
     fresh_us: Mutex<Histogram<u64>>,
     /// Acknowledgement times since the last progress line.
@@ -175,6 +191,7 @@ impl Tally {
             rejected: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
             ack_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
             fresh_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
             recent_ack_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
@@ -223,6 +240,10 @@ impl Tally {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn report(&self, transport: &'static str, seconds: f64) -> SimulateReport {
         let quantile = |histogram: &Mutex<Histogram<u64>>, q: f64| {
             let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
@@ -244,6 +265,7 @@ impl Tally {
             rejected: self.rejected.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
             ack_p50_ms: quantile(&self.ack_us, 0.5),
             ack_p99_ms: quantile(&self.ack_us, 0.99),
             fresh_samples,
@@ -266,33 +288,80 @@ fn record(histogram: &Mutex<Histogram<u64>>, took: Duration) {
 /// rate has them report.
 pub(crate) struct Feed {
     crowd: Mutex<(Crowd, usize)>,
+    /// Each attendee's phone's token, by the attendee's place in the
+    /// crowd; none without the organiser's token.
+    phones: Option<Vec<PhoneToken>>,
     run: String,
     batch: usize,
     /// Seconds between two reports of one attendee.
     step: f64,
 }
 
+/// One request: the locations, and the token of the phone whose they all
+/// are (none without the organiser's token: anyone's).
+pub(crate) struct Batch {
+    pub phone: Option<PhoneToken>,
+    pub locations: Vec<LocationInput>,
+}
+
 impl Feed {
-    pub(crate) fn next_batch(&self) -> Vec<LocationInput> {
+    /// `persons` walking between `venues` venues with `seed`, `batch`
+    /// reports taken at a time, each attendee reporting every `step`
+    /// seconds of its walk; with `phones`, one per person, in their order.
+    fn new(
+        persons: &[PersonId],
+        phones: Option<Vec<PhoneToken>>,
+        seed: u64,
+        venues: u32,
+        batch: usize,
+        step: f64,
+    ) -> Self {
+        Self {
+            crowd: Mutex::new((Crowd::new(persons, seed, venues), 0)),
+            phones,
+            run: format!("sim{}", Timestamp::now().micros()),
+            batch: batch.max(1),
+            step,
+        }
+    }
+
+    /// The next `batch` reports, the attendees in turn: one request of
+    /// them all, or with the phones' tokens one request per attendee among
+    /// them, with its phone's token.
+    pub(crate) fn next_batches(&self) -> Vec<Batch> {
         let mut guard = self.crowd.lock().unwrap_or_else(PoisonError::into_inner);
         let (crowd, next) = &mut *guard;
         let time = Timestamp::now().to_string();
         let count = crowd.attendees.len();
-        (0..self.batch)
-            .map(|_| {
-                let index = *next;
-                *next = (*next + 1) % count;
-                let attendee = crowd.step(index, self.step);
-                attendee.sent += 1;
-                LocationInput {
-                    person_id: attendee.person_id,
-                    lat: attendee.position.lat,
-                    lon: attendee.position.lon,
-                    time: time.clone(),
-                    key: format!("{}-{}-{}", self.run, attendee.person_id, attendee.sent),
-                }
-            })
-            .collect()
+        let mut batches: Vec<Batch> = Vec::new();
+        // Where each attendee's request is among `batches`.
+        let mut requests: HashMap<usize, usize> = HashMap::new();
+        for _ in 0..self.batch {
+            let index = *next;
+            *next = (*next + 1) % count;
+            let attendee = crowd.step(index, self.step);
+            attendee.sent += 1;
+            let location = LocationInput {
+                person_id: attendee.person_id,
+                lat: attendee.position.lat,
+                lon: attendee.position.lon,
+                time: time.clone(),
+                key: format!("{}-{}-{}", self.run, attendee.person_id, attendee.sent),
+            };
+            let (request, phone) = match &self.phones {
+                Some(phones) => (index, phones.get(index)),
+                None => (0, None),
+            };
+            let at = *requests.entry(request).or_insert_with(|| {
+                batches.push(Batch {
+                    phone: phone.cloned(),
+                    locations: Vec::new(),
+                });
+                batches.len() - 1
+            });
+            batches[at].locations.push(location);
+        }
+        batches
     }
 }
 
@@ -310,31 +379,48 @@ pub async fn run(
         .pool_max_idle_per_host(usize::try_from(args.connections).unwrap_or(1) + 4)
         .build()?;
     let api = args.api_url.trim_end_matches('/').to_owned();
-    let persons = attendees(&http, &api, args).await?;
+    let organiser = args.organiser_token.as_deref();
+    // With phones, each connection carries the phones' calls side by side.
+    let calls = match (organiser, args.transport) {
+        (Some(_), Transport::Grpc) => Some(
+            tonic::transport::Endpoint::from_shared(args.grpc_url.clone())
+                .context("UDACONNECT_SIMULATE_GRPC_URL is not a URL")?,
+        ),
+        _ => None,
+    };
+    let persons = attendees(&http, &api, organiser, args).await?;
+    let phones = match organiser {
+        Some(organiser) => Some(phones::enroll(&http, &api, organiser, &persons).await?),
+        None => None,
+    };
     let rate_per_attendee = if args.rate > 0.0 {
         args.rate / persons.len() as f64
     } else {
         1.0
     };
-    let feed = Arc::new(Feed {
-        crowd: Mutex::new((Crowd::new(&persons, args.seed, args.venues), 0)),
-        run: format!("sim{}", Timestamp::now().micros()),
-        batch: usize::try_from(args.batch).unwrap_or(1),
-        step: 1.0 / rate_per_attendee,
-    });
-    let tally = Arc::new(Tally::new()?);
-    let stop = shutdown.child_token();
-    let started = Instant::now();
     tracing::info!(
         attendees = persons.len(),
         rate = args.rate,
         transport = ?args.transport,
+        phones = phones.is_some(),
         "simulating"
     );
+    let feed = Arc::new(Feed::new(
+        &persons,
+        phones,
+        args.seed,
+        args.venues,
+        usize::try_from(args.batch).unwrap_or(1),
+        1.0 / rate_per_attendee,
+    ));
+    let tally = Arc::new(Tally::new()?);
+    let stop = shutdown.child_token();
+    let started = Instant::now();
     let (probes, probe_rx) = tokio::sync::mpsc::channel::<(i64, Instant)>(64);
     let prober = tokio::spawn(send::probe_freshness(
         http.clone(),
         api.clone(),
+        args.organiser_token.clone(),
         probe_rx,
         Arc::clone(&tally),
         stop.clone(),
@@ -364,14 +450,17 @@ pub async fn run(
             ),
         };
         let http = http.clone();
+        // A connection of its own, opened at its first call.
+        let channel = calls.as_ref().map(tonic::transport::Endpoint::connect_lazy);
         senders.push(tokio::spawn(async move {
             // Spread the connections' first sends over one interval.
             if let Some(interval) = interval {
                 tokio::time::sleep(interval.mul_f64(n as f64 / connections as f64)).await;
             }
-            match transport {
-                Transport::Grpc => sender.grpc(target).await,
-                Transport::Http => sender.http(http, target).await,
+            match (transport, channel) {
+                (Transport::Grpc, Some(channel)) => sender.grpc_calls(channel).await,
+                (Transport::Grpc, None) => sender.grpc(target).await,
+                (Transport::Http, _) => sender.http(http, target).await,
             }
         }));
     }
@@ -421,10 +510,12 @@ pub async fn run(
     Ok(report)
 }
 
-/// The attendees' person ids: existing ones, or created through the API.
+/// The attendees' person ids: existing ones, or created through the API
+/// (with the `organiser`'s token, if given).
 async fn attendees(
     http: &reqwest::Client,
     api: &str,
+    organiser: Option<&str>,
     args: &SimulateArgs,
 ) -> anyhow::Result<Vec<PersonId>> {
     let count = i32::try_from(args.attendees).unwrap_or(i32::MAX);
@@ -442,11 +533,21 @@ async fn attendees(
                     "last_name": "Simulated",
                     "company_name": format!("Booth Co {}", n % 16),
                 });
-                let response = http.post(&url).json(&body).send().await?;
+                let mut request = http.post(&url).json(&body);
+                if let Some(organiser) = organiser {
+                    request = request.bearer_auth(organiser);
+                }
+                let response = request.send().await?;
+                let status = response.status();
                 anyhow::ensure!(
-                    response.status().is_success(),
-                    "creating an attendee at {url}: {}",
-                    response.status()
+                    status.is_success(),
+                    "creating an attendee at {url}: {status}{}",
+                    match (status.as_u16(), organiser) {
+                        (401 | 403, None) => " (a closed API: set UDACONNECT_ORGANISER_TOKEN)",
+                        (401 | 403, Some(_)) =>
+                            " (is UDACONNECT_ORGANISER_TOKEN the API's organiser token?)",
+                        _ => "",
+                    }
                 );
                 let person: serde_json::Value = response.json().await?;
                 person["id"]
@@ -492,5 +593,61 @@ mod progress_tests {
         );
         let idle = tally.progress(second.accepted, 10.0);
         assert_eq!((idle.accepted_per_s, idle.ack_p99_ms), (0.0, 0.0));
+    }
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use super::*;
+
+    fn people(feed: &Feed) -> Vec<(Option<PhoneToken>, Vec<PersonId>)> {
+        feed.next_batches()
+            .into_iter()
+            .map(|batch| {
+                let persons = batch.locations.iter().map(|l| l.person_id).collect();
+                (batch.phone, persons)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn with_phones_a_request_holds_one_attendees_positions_with_its_phones_token() {
+        let tokens: Vec<PhoneToken> = ["ucd_a", "ucd_b", "ucd_c"]
+            .into_iter()
+            .filter_map(PhoneToken::new)
+            .collect();
+        let phone = |n: usize| Some(tokens[n].clone());
+        let feed = Feed::new(&[11, 12, 13], Some(tokens.clone()), 1, 4, 5, 1.0);
+        // Five reports, the attendees in turn: 11, 12, 13, 11, 12.
+        assert_eq!(
+            people(&feed),
+            [
+                (phone(0), vec![11, 11]),
+                (phone(1), vec![12, 12]),
+                (phone(2), vec![13]),
+            ]
+        );
+        // The turn goes on where it stopped: 13, 11, 12, 13, 11.
+        assert_eq!(
+            people(&feed),
+            [
+                (phone(2), vec![13, 13]),
+                (phone(0), vec![11, 11]),
+                (phone(1), vec![12]),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_phones_one_request_holds_everyones_positions() {
+        let feed = Feed::new(&[11, 12, 13], None, 1, 4, 5, 1.0);
+        assert_eq!(people(&feed), [(None, vec![11, 12, 13, 11, 12])]);
+        let keys: Vec<String> = feed.next_batches()[0]
+            .locations
+            .iter()
+            .map(|location| location.key.clone())
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
     }
 }

@@ -408,8 +408,192 @@ async fn the_simulator_feeds_an_edge_and_measures_freshness() {
                 .expect("ran");
         assert!(report.accepted >= 600, "{transport}: {}", report.to_json());
         assert_eq!(report.rejected, 0, "{}", report.to_json());
+        assert_eq!(report.denied, 0, "{}", report.to_json());
         assert!(report.fresh_samples >= 3, "{}", report.to_json());
         assert!(report.fresh_p99_ms < 2000.0, "{}", report.to_json());
     }
+    app.stop().await;
+}
+
+/// The organiser's token of the closed API the simulator tests run.
+const ORGANISER: &str = "simulated-conference-organiser-0123456789";
+
+/// `udaconnect simulate` with `args` (and the API at `app`).
+fn simulate_args(app: &TestApp, args: &[&str]) -> udaconnect::simulate::SimulateArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        simulate: udaconnect::simulate::SimulateArgs,
+    }
+    let mut argv = vec!["simulate", "--api-url", &app.base, "--grpc-url", &app.grpc];
+    argv.extend(args);
+    Args::try_parse_from(argv)
+        .expect("valid arguments")
+        .simulate
+}
+
+/// GET `path` with the organiser's token: status and JSON body.
+async fn organiser_get(app: &TestApp, path: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(ORGANISER)
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON"))
+}
+
+/// The simulated attendees' ids.
+async fn simulated(app: &TestApp) -> Vec<i64> {
+    let (status, persons) = organiser_get(app, "/api/persons").await;
+    assert_eq!(status, 200, "{persons}");
+    persons
+        .as_array()
+        .expect("persons")
+        .iter()
+        .filter(|person| person["last_name"] == "Simulated")
+        .filter_map(|person| person["id"].as_i64())
+        .collect()
+}
+
+/// On a closed API the simulator, given the organiser's token, gives each
+/// attendee's phone a token of its own and sends each attendee's positions
+/// with it only: once one phone's token is revoked, that attendee's
+/// positions are refused (and counted) while the others' go on being
+/// stored. Freshness is read with the organiser's token.
+#[tokio::test]
+async fn on_a_closed_api_the_simulator_sends_each_attendees_positions_with_its_phones_token() {
+    let app = spawn_app(&["--open-api", "false", "--organiser-token", ORGANISER]).await;
+    for transport in ["grpc", "http"] {
+        let before = simulated(&app).await;
+        let args = simulate_args(
+            &app,
+            &[
+                "--organiser-token",
+                ORGANISER,
+                "--transport",
+                transport,
+                "--attendees",
+                "10",
+                "--rate",
+                "100",
+                "--batch",
+                "10",
+                "--connections",
+                "2",
+                "--duration",
+                "5s",
+                "--freshness-every",
+                "200ms",
+            ],
+        );
+        let run = tokio::spawn(async move {
+            udaconnect::simulate::run(&args, tokio_util::sync::CancellationToken::new()).await
+        });
+
+        // Its ten attendees, each with one phone, once it has made them.
+        let phones = eventually("ten attendees, a phone each", PATIENCE, || async {
+            let attendees: Vec<i64> = simulated(&app)
+                .await
+                .into_iter()
+                .filter(|id| !before.contains(id))
+                .collect();
+            if attendees.len() != 10 {
+                return None;
+            }
+            let mut phones = Vec::new();
+            for attendee in &attendees {
+                let (status, page) =
+                    organiser_get(&app, &format!("/api/v2/persons/{attendee}/credentials")).await;
+                assert_eq!(status, 200, "{page}");
+                let credentials = page["credentials"].as_array()?.clone();
+                if credentials.is_empty() {
+                    return None;
+                }
+                assert_eq!(credentials.len(), 1, "{attendee}: {page}");
+                assert_eq!(credentials[0]["kind"], "device", "{page}");
+                assert_eq!(credentials[0]["label"], "simulated phone", "{page}");
+                phones.push((*attendee, credentials[0]["id"].as_i64()?));
+            }
+            Some(phones)
+        })
+        .await;
+        // The first attendee's phone is lost.
+        let (lost, credential) = phones[0];
+        let response = app
+            .http
+            .delete(format!("{}/api/v2/credentials/{credential}", app.base))
+            .bearer_auth(ORGANISER)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), 200, "{transport}");
+        let revoked: Value = response.json().await.expect("JSON");
+        let revoked_at: chrono::DateTime<chrono::Utc> = revoked["revoked"]
+            .as_str()
+            .and_then(|time| time.parse().ok())
+            .unwrap_or_else(|| panic!("a revocation time: {revoked}"));
+
+        let report = tokio::time::timeout(PATIENCE, run)
+            .await
+            .expect("the run ends in time")
+            .expect("the run's task")
+            .expect("ran");
+        let summary = report.to_json();
+        assert!(report.accepted >= 200, "{transport}: {summary}");
+        assert!(report.denied >= 1, "{transport}: {summary}");
+        assert_eq!(
+            (report.rejected, report.failed),
+            (0, 0),
+            "{transport}: {summary}"
+        );
+        assert!(report.fresh_samples >= 1, "{transport}: {summary}");
+
+        // A moment after the revocation (a batch stamped just before it may
+        // still have been taken), the lost phone's attendee has no new
+        // location, and every other attendee has.
+        let since = (revoked_at + chrono::Duration::milliseconds(500))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let since_revocation = |attendee: i64| {
+            let (app, since) = (&app, &since);
+            async move {
+                let path = format!("/api/v2/persons/{attendee}/locations?start={since}");
+                let (status, page) = organiser_get(app, &path).await;
+                assert_eq!(status, 200, "{page}");
+                page["locations"].as_array().map_or(0, Vec::len)
+            }
+        };
+        for (attendee, _) in phones.iter().filter(|(attendee, _)| *attendee != lost) {
+            eventually(
+                &format!("{transport}: attendee {attendee}'s locations since"),
+                PATIENCE,
+                || async { (since_revocation(*attendee).await >= 1).then_some(()) },
+            )
+            .await;
+        }
+        assert_eq!(
+            since_revocation(lost).await,
+            0,
+            "{transport}: the lost phone's attendee"
+        );
+    }
+    app.stop().await;
+}
+
+/// Without the organiser's token, the simulator says it needs one on a
+/// closed API rather than sending anything.
+#[tokio::test]
+async fn on_a_closed_api_the_simulator_without_a_token_says_what_it_needs() {
+    let app = spawn_app(&["--open-api", "false", "--organiser-token", ORGANISER]).await;
+    let args = simulate_args(&app, &["--attendees", "2", "--duration", "1s"]);
+    let err = udaconnect::simulate::run(&args, tokio_util::sync::CancellationToken::new())
+        .await
+        .expect_err("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("UDACONNECT_ORGANISER_TOKEN"), "{err}");
     app.stop().await;
 }

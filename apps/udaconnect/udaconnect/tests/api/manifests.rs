@@ -7,8 +7,11 @@
 //! shown with the real binary, a real nats-server with the ConfigMap's
 //! configuration, a real PostgreSQL that checks passwords, with those
 //! roles, the manifests' own settings and passwords generated as `make up`
-//! generates them. Beacon's side of the
-//! same manifests is held in Beacon's crate, with the same helpers.
+//! generates them. The API and the edge are closed, with the organiser's
+//! token of the generated Secret, and the dev overlay's simulator sends its
+//! attendees' positions through them with a phone's token each. Beacon's
+//! side of the same manifests is held in Beacon's crate, with the same
+//! helpers.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -21,8 +24,8 @@ use udaconnect::Cli;
 use super::{
     helpers::{PATIENCE, UDACONNECT},
     roles::{
-        apply_roles, postgres_like_the_image, role_password, roles_container, script_roles,
-        server_setting,
+        apply_roles, connect, postgres_like_the_image, role_password, roles_container,
+        script_roles, server_setting, value,
     },
 };
 use testkit::{
@@ -221,13 +224,116 @@ fn raw_env<'a>(container: &Container<'a>, name: &str) -> Option<&'a str> {
         .as_str()
 }
 
-/// The key of the `udaconnect-postgres` Secret that `container`'s env var
-/// `name` is read from.
-fn postgres_secret_key<'a>(container: &Container<'a>, name: &str) -> Option<&'a str> {
+/// The Secret and key that `container`'s env var `name` is read from.
+fn secret_ref<'a>(container: &Container<'a>, name: &str) -> Option<(&'a str, &'a str)> {
     let from = &items(&container.spec["env"])
         .iter()
         .find(|var| var["name"] == name)?["valueFrom"]["secretKeyRef"];
-    (from["name"] == "udaconnect-postgres").then(|| from["key"].as_str())?
+    Some((from["name"].as_str()?, from["key"].as_str()?))
+}
+
+/// The key of the `udaconnect-postgres` Secret that `container`'s env var
+/// `name` is read from.
+fn postgres_secret_key<'a>(container: &Container<'a>, name: &str) -> Option<&'a str> {
+    secret_ref(container, name)
+        .and_then(|(secret, key)| (secret == "udaconnect-postgres").then_some(key))
+}
+
+/// The targets that take calls, closed in every overlay.
+const CLOSED: [&str; 2] = ["api", "ingest"];
+
+/// The API and the edge are closed (`UDACONNECT_OPEN_API=false`, written
+/// out) and read the organiser's token from one Secret, whose key secrets.sh
+/// generates; in dev the simulator reads the same. Every call to them then
+/// needs a token, and the organiser's is the one `make up` generated.
+#[test]
+fn the_api_and_the_edge_are_closed_and_read_the_generated_organiser_token() {
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let mut readers = vec![CLOSED[0], CLOSED[1]];
+        if name == "dev" {
+            readers.push("simulate");
+        }
+        let mut tokens = BTreeMap::new();
+        for target in readers {
+            let container = container(&rendered, "udaconnect", target);
+            let what = format!("{name}: {}", container.workload);
+            let (secret, key) = secret_ref(&container, "UDACONNECT_ORGANISER_TOKEN")
+                .unwrap_or_else(|| {
+                    panic!("{what}: UDACONNECT_ORGANISER_TOKEN is not read from a Secret")
+                });
+            assert_eq!(key, "UDACONNECT_ORGANISER_TOKEN", "{what}");
+            let file = rendered
+                .secrets
+                .get(secret)
+                .unwrap_or_else(|| panic!("{what}: no Secret {secret} is generated"));
+            let file = file
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            assert!(
+                generated_keys(file).iter().any(|k| k == key),
+                "{what}: secrets.sh does not generate {key} into {file}"
+            );
+            if target != "simulate" {
+                assert_eq!(
+                    raw_env(&container, "UDACONNECT_OPEN_API"),
+                    Some("false"),
+                    "{what}: closed, said in the manifest"
+                );
+            }
+            let env = environment(&container, &rendered, &passwords);
+            tokens.insert(target, env["UDACONNECT_ORGANISER_TOKEN"].clone());
+        }
+        let token = &tokens["api"];
+        assert!(token.len() >= 32, "{name}: {token}");
+        assert!(
+            tokens.values().all(|t| t == token),
+            "{name}: one organiser token for all: {tokens:?}"
+        );
+        // Only those read it.
+        for container in containers(&rendered).iter().filter(|c| is_udaconnect(c)) {
+            let reads = secret_ref(container, "UDACONNECT_ORGANISER_TOKEN").is_some();
+            assert_eq!(
+                reads,
+                tokens.contains_key(container.target()),
+                "{name}: {} and the organiser's token",
+                container.workload
+            );
+        }
+    }
+}
+
+/// The organiser's token as the manifests give it to the API (and the
+/// edge): the generated Secret's.
+pub fn organiser_token(rendered: &Rendered, passwords: &Passwords) -> String {
+    let token = |target| {
+        environment(
+            &container(rendered, "udaconnect", target),
+            rendered,
+            passwords,
+        )["UDACONNECT_ORGANISER_TOKEN"]
+            .clone()
+    };
+    let api = token("api");
+    assert_eq!(api, token("ingest"), "the API's and the edge's");
+    api
+}
+
+/// An HTTP client that presents `token` on every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut bearer =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+    bearer.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Every UdaConnect target that uses PostgreSQL logs in as a role of its
@@ -436,13 +542,31 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     let ingest = spawn(&rendered, "ingest", &nats, &pg, &passwords);
     let writer = spawn(&rendered, "writer", &nats, &pg, &passwords);
     let meetings = spawn(&rendered, "meetings", &nats, &pg, &passwords);
-    let http = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap();
+    // The API and the edge are closed: the organiser's token, as the
+    // generated Secret holds it.
+    let http = client_with(&organiser_token(&rendered, &passwords));
     for process in [&api, &ingest, &writer, &meetings] {
         wait_status(&http, &format!("{}/readyz", process.base_url()), 200).await;
     }
+    let anonymous = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    for closed in [
+        format!("{}/api/v2/persons", api.base_url()),
+        format!("{}/api/persons", api.base_url()),
+    ] {
+        let status = anonymous.get(&closed).send().await.unwrap().status();
+        assert_eq!(status.as_u16(), 401, "{closed} without a token");
+    }
+    let status = anonymous
+        .post(format!("{}/api/v2/locations", ingest.base_url()))
+        .json(&json!({"person_id": 1, "lat": 45.0, "lon": 7.0}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 401, "a location without a token");
 
     let mut persons = Vec::new();
     for (first_name, last_name) in [("Ada", "Lovelace"), ("Charles", "Babbage")] {
@@ -693,4 +817,151 @@ async fn targets_that_may_not_manage_the_streams_wait_for_them_quietly() {
         !log.contains("Violation"),
         "the server refused something:\n{log}"
     );
+}
+
+/// `http://<address>` of the gRPC server of an edge `process`, from the
+/// line it logs when it listens.
+async fn grpc_url(process: &AppProcess) -> String {
+    eventually("the edge's gRPC address", PATIENCE, || async {
+        process.output().iter().find_map(|line| {
+            let event: Value = serde_json::from_str(line).ok()?;
+            (event["message"] == "ingest: gRPC listening")
+                .then(|| Some(format!("http://{}", event["grpc"].as_str()?)))?
+        })
+    })
+    .await
+}
+
+/// The dev overlay's simulator, run as the manifests run it (its command,
+/// its environment with the generated organiser token; only the API's and
+/// the edge's addresses are the test's, a duration ends it, and it logs at
+/// debug) against the closed API and edge: it creates its twenty attendees
+/// with the organiser's token, gives each one phone, and sends each
+/// attendee's positions with that phone's token (the simulator's own test
+/// shows a revoked phone's positions refused). Its locations are stored,
+/// nothing is refused, and no token shows in any log.
+#[tokio::test]
+async fn the_dev_simulator_sends_through_the_closed_edge_with_a_phone_per_attendee() {
+    let rendered = overlay("dev");
+    let dir = TempDir::new().unwrap();
+    let passwords = generate_passwords(dir.path());
+    let (nats, pg) = servers(&rendered, &passwords).await;
+    run_job(&rendered, "migrate", &nats, &pg, &passwords).await;
+    run_job(&rendered, "provision", &nats, &pg, &passwords).await;
+    let api = spawn(&rendered, "api", &nats, &pg, &passwords);
+    let ingest = spawn(&rendered, "ingest", &nats, &pg, &passwords);
+    let writer = spawn(&rendered, "writer", &nats, &pg, &passwords);
+    let organiser = organiser_token(&rendered, &passwords);
+    let http = client_with(&organiser);
+    for process in [&api, &ingest, &writer] {
+        wait_status(&http, &format!("{}/readyz", process.base_url()), 200).await;
+    }
+
+    let simulate = container(&rendered, "udaconnect", "simulate");
+    let attendees: i64 =
+        environment(&simulate, &rendered, &passwords)["UDACONNECT_SIMULATE_ATTENDEES"]
+            .parse()
+            .expect("a number of attendees");
+    let grpc = grpc_url(&ingest).await;
+    let (args, env) = local_env(
+        &rendered,
+        "simulate",
+        &nats,
+        &pg,
+        &passwords,
+        &[
+            ("UDACONNECT_SIMULATE_API_URL", api.base_url()),
+            ("UDACONNECT_SIMULATE_GRPC_URL", &grpc),
+            // Long enough, at its two locations a second, for every
+            // attendee to report.
+            ("UDACONNECT_SIMULATE_DURATION", "12s"),
+            ("RUST_LOG", "debug"),
+            ("LOG_FORMAT", "json"),
+        ],
+    );
+    let run = tokio::process::Command::new(UDACONNECT)
+        .args(&args)
+        .env_clear()
+        .envs(&env)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE * 2, run)
+        .await
+        .expect("the simulator finishes in time")
+        .expect("the simulator runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let summary: Value = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("SUMMARY "))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("a SUMMARY line in {stdout}"));
+    let accepted = summary["accepted"].as_i64().expect("accepted");
+    assert!(accepted >= attendees, "{summary}");
+    for refused in ["rejected", "refused", "failed", "denied"] {
+        assert_eq!(summary[refused], 0, "{refused}: {summary}");
+    }
+    assert!(
+        summary["fresh_samples"].as_u64().is_some_and(|n| n >= 1),
+        "freshness read with the organiser's token: {summary}"
+    );
+
+    // One phone per attendee, and nothing else; every location stored is
+    // an attendee's, each attendee's among them.
+    let owner = connect(&database_url(&rendered, "migrate", &passwords, &pg))
+        .await
+        .expect("the owner logs in");
+    let persons: i64 = value(
+        &owner,
+        "SELECT count(*) FROM person WHERE last_name = 'Simulated'",
+    )
+    .await;
+    assert_eq!(persons, attendees);
+    let phones: String = value(
+        &owner,
+        "SELECT count(*) || ' ' || count(DISTINCT c.person_id) || ' ' \
+         || count(*) FILTER (WHERE c.kind = 'device' AND c.revoked_at IS NULL \
+                             AND p.last_name = 'Simulated') \
+         FROM credential c JOIN person p ON p.id = c.person_id",
+    )
+    .await;
+    assert_eq!(phones, format!("{attendees} {attendees} {attendees}"));
+    let stored = eventually("the simulator's locations stored", PATIENCE, || async {
+        let stored: String = value(
+            &owner,
+            "SELECT count(*) || ' ' || count(DISTINCT l.person_id) || ' ' \
+             || count(*) FILTER (WHERE p.last_name = 'Simulated') \
+             FROM location l JOIN person p ON p.id = l.person_id",
+        )
+        .await;
+        (stored.split(' ').next() == Some(&accepted.to_string())).then_some(stored)
+    })
+    .await;
+    assert_eq!(stored, format!("{accepted} {attendees} {accepted}"));
+
+    // No token in any log, the phones' (`ucd_…`) nor the organiser's.
+    let logs = [
+        ("simulate", format!("{stdout}\n{stderr}")),
+        ("api", api.output().join("\n")),
+        ("ingest", ingest.output().join("\n")),
+    ];
+    for (what, log) in logs {
+        assert!(
+            !log.contains("ucd_"),
+            "{what} logged a phone's token:\n{log}"
+        );
+        assert!(
+            !log.contains(&organiser),
+            "{what} logged the organiser's token"
+        );
+    }
+    assert!(
+        stderr.contains("DEBUG") || stdout.contains("DEBUG"),
+        "the simulator logged at debug"
+    );
+    assert_never_refused(&ingest, "ingest");
+    assert_never_refused(&writer, "writer");
 }

@@ -31,7 +31,7 @@ use udaconnect_store::{MIGRATIONS, PgConfig, PgStore};
 
 use super::{
     helpers::PATIENCE,
-    manifests::{database_url, run_job, spawn},
+    manifests::{client_with, database_url, organiser_token, run_job, spawn},
 };
 
 /// The migrate Job's container that makes the roles, as the superuser.
@@ -213,7 +213,7 @@ pub async fn apply_roles(rendered: &Rendered, passwords: &Passwords, pg: &Postgr
 }
 
 /// A session logged in with `url`.
-async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio::time::timeout(PATIENCE, tokio_postgres::connect(url, NoTls))
         .await
         .expect("PostgreSQL answers in time")?;
@@ -234,7 +234,7 @@ async fn refused(client: &Client, role: &str, sql: &str) {
 }
 
 /// The one value `sql` returns.
-async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> T {
+pub async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> T {
     tokio::time::timeout(PATIENCE, client.query_one(sql, &[]))
         .await
         .expect("PostgreSQL answers in time")
@@ -289,6 +289,9 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
     "TRUNCATE meeting_position",
     "ALTER SEQUENCE meeting_id_seq RESTART",
     "SELECT setval('meeting_id_seq', 1)",
+    "DROP TABLE credential",
+    "TRUNCATE credential",
+    "ALTER SEQUENCE credential_id_seq RESTART",
 ];
 
 /// What each target's role may not do beyond that: nobody but the meetings
@@ -297,7 +300,9 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
 /// location, the writer creates no person and reads of a location only its
 /// id, time and key; only the edge reads claims; only the meetings target
 /// writes the meetings' tables, changes no folded-in location and reads no
-/// other table.
+/// other table; only the API makes and revokes credentials (changing
+/// nothing else of them, deleting none), and only it and the edge read
+/// them.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "api",
@@ -313,6 +318,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
+            "UPDATE credential SET digest = digest",
+            "UPDATE credential SET person_id = person_id",
+            "DELETE FROM credential",
         ],
     ),
     (
@@ -327,6 +335,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "DELETE FROM person",
             "UPDATE ingest_key_claim SET location_id = 0",
             "DELETE FROM ingest_key_claim",
+            "INSERT INTO credential (person_id, kind, label, digest) \
+             VALUES (1, 'device', 'x', sha256('x'))",
+            "UPDATE credential SET revoked_at = now()",
+            "DELETE FROM credential",
             "SELECT location_maintain(localtimestamp, 1, NULL)",
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
@@ -353,6 +365,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell) \
              VALUES (99, 1, localtimestamp, 45, 7, 1)",
             "DROP TABLE meeting_position_default",
+            "SELECT digest FROM credential",
+            "INSERT INTO credential (person_id, kind, label, digest) \
+             VALUES (1, 'device', 'x', sha256('x'))",
         ],
     ),
     (
@@ -376,6 +391,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT digest FROM credential",
+            "UPDATE credential SET revoked_at = now()",
         ],
     ),
 ];
@@ -439,14 +456,12 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         assert!(!powers, "{target}'s role has powers it does not need");
     }
 
-    // The API, the real target as the manifests run it: persons created
-    // and read, then (below) the connections and counts of stored
-    // locations.
+    // The API, the real target as the manifests run it, closed and called
+    // with the organiser's token of the generated Secret: persons created
+    // and read, a phone's token made, then (below) the connections and
+    // counts of stored locations.
     let api = spawn(&rendered, "api", &nats, &pg, &passwords);
-    let http = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap();
+    let http = client_with(&organiser_token(&rendered, &passwords));
     let base = api.base_url();
     let mut ids = Vec::new();
     for name in ["Ada", "Bob"] {
@@ -463,11 +478,37 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     let (status, persons) = get(&http, &format!("{base}/api/persons")).await;
     assert_eq!(status, 200, "{persons}");
     assert_eq!(persons.as_array().map(Vec::len), Some(2), "{persons}");
+    let response = http
+        .post(format!("{base}/api/v2/persons/{}/credentials", ids[0]))
+        .json(&json!({"kind": "device", "label": "Ada's phone"}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 201, "a phone's token");
+    let phone: Value = response.json().await.expect("a credential");
+    let (status, listed) = get(
+        &http,
+        &format!("{base}/api/v2/persons/{}/credentials", ids[0]),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["credentials"][0]["id"], phone["id"], "{listed}");
 
     // The edge: person ids, one person, location ids from the sequence,
     // idempotency keys claimed and read back.
     let edge = store(&url("ingest"));
     assert_eq!(edge.person_ids_after(0).await.expect("person ids"), ids);
+    // The phones' tokens, looked up by their digest.
+    let token = phone["token"].as_str().expect("a token");
+    let found = edge
+        .credential_by_digest(&udaconnect::access::token::digest(token))
+        .await
+        .expect("looked up")
+        .expect("the phone's credential");
+    assert_eq!(
+        (found.person_id, found.id),
+        (ids[0], phone["id"].as_i64().expect("an id"))
+    );
     let ada = edge.person(ids[0]).await.expect("a person").expect("Ada");
     assert_eq!(ada.first_name, "Ada");
     let reserved = edge.reserve_location_ids(2).await.expect("location ids");
@@ -779,7 +820,8 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relowner = current_user::regrole",
     )
     .await;
-    assert_eq!(sequences, 3, "the serial sequences follow their tables");
+    // Persons', locations', meetings' and credentials'.
+    assert_eq!(sequences, 4, "the serial sequences follow their tables");
 
     // The old rows, read and added to as the targets do.
     let api = store(&url(&passwords, "api"));
