@@ -35,6 +35,18 @@ if [ "$beacon_up" = false ] && [ "$udaconnect_up" = false ]; then
   exit 1
 fi
 
+# UdaConnect's page opened as the organiser: the token in the address's
+# fragment, which the browser never sends (the page keeps it and takes it
+# out of the address bar). Printed addresses never hold it.
+organiser_fragment() {
+  local secrets
+  secrets="$(dirname "$0")/../base/.secrets/organiser.env"
+  [ -f "$secrets" ] || return 0
+  local token
+  token="$(sed -n 's/^UDACONNECT_ORGANISER_TOKEN=//p' "$secrets")"
+  [ -z "$token" ] || printf '#token=%s' "$token"
+}
+
 open_url() {
   [ "$open" = "--open" ] || return 0
   if [ "$(uname -s)" = Darwin ]; then
@@ -61,7 +73,7 @@ if [ "$env" = prod ]; then
     exit 0
   fi
   [ "$beacon_up" = false ] || open_url "http://$ip/"
-  [ "$udaconnect_up" = false ] || open_url "http://udaconnect-${ip//./-}.nip.io/"
+  [ "$udaconnect_up" = false ] || open_url "http://udaconnect-${ip//./-}.nip.io/$(organiser_fragment)"
   exit 0
 fi
 
@@ -87,7 +99,11 @@ for service in "${services[@]}"; do
   url="$("${minikube[@]}" service "$service" -n beacon --url | head -n 1)"
   case "$service" in
     receiver) echo "Beacon's page:     $url" ;;
-    udaconnect-api) echo "UdaConnect's page: $url" ;;
+    udaconnect-api) echo "UdaConnect's page: $url (opened as the organiser; \`make organiser-token\` prints the token)" ;;
   esac
-  open_url "$url"
+  if [ "$service" = udaconnect-api ]; then
+    open_url "$url/$(organiser_fragment)"
+  else
+    open_url "$url"
+  fi
 done

@@ -1176,6 +1176,8 @@ function showMain() {
 /** Everyone, their meetings, their links and devices. */
 async function startOrganiser() {
   auth.view = "organiser";
+  // A link may carry the organiser's token too (`make up` opens one).
+  if (auth.token) store(CALLER_KEY, "organiser");
   showMain();
   $("who").hidden = !auth.token;
   $("who").textContent = "Organiser";
@@ -1266,8 +1268,9 @@ async function start() {
   $("organiser-instead").addEventListener("click", organiserInstead);
   $("make-link").addEventListener("click", () => createCredential("attendee"));
   $("device-form").addEventListener("submit", onDeviceForm);
-  // An attendee's link: its token is kept, and taken out of the address
-  // bar (and so of the history and of what is shared from it).
+  // An attendee's link (or the organiser's, as `make up` opens it): its
+  // token is kept, and taken out of the address bar (and so of the
+  // history and of what is shared from it).
   const link = /^#token=([^&]+)$/.exec(location.hash);
   if (link) {
     let token = link[1];
