@@ -16,6 +16,7 @@ pub mod items;
 pub mod keys;
 pub mod metrics;
 pub mod persons;
+pub mod phones;
 pub mod rejections;
 pub mod single;
 pub mod validate;
