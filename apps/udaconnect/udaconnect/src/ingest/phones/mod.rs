@@ -1,6 +1,6 @@
 //! The wire formats of the location apps people already carry, OwnTracks
 //! ([`owntracks`]) and the OsmAnd protocol as Traccar Client and others
-//! send it (`osmand`), read into what the edge takes: a position, its
+//! send it ([`osmand`]), read into what the edge takes: a position, its
 //! time, its accuracy and an idempotency key ([`Fix`]), or the reason a
 //! message holds nothing to store ([`Report::Nothing`]).
 //!
@@ -27,6 +27,7 @@
 //! sending two positions for the same time has the second rejected as a
 //! `conflict`: a phone is in one place at a time.
 
+pub mod osmand;
 pub mod owntracks;
 
 use std::fmt;
