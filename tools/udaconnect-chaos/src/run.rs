@@ -197,6 +197,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Report> {
         ("DATABASE_URL", db.clone()),
         ("RUST_LOG", "warn,udaconnect=info,platform=info".to_owned()),
         ("UDACONNECT_SHUTDOWN_TIMEOUT", "5s".to_owned()),
+        // The pipeline's losses measured, not the tokens: no token needed.
+        ("UDACONNECT_OPEN_API", "true".to_owned()),
     ];
     let mut edge_envs = common.clone();
     edge_envs.extend([

@@ -101,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
             ("DATABASE_URL", db.clone()),
             ("RUST_LOG", "warn,platform=info".to_owned()),
             ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
+            // The pipeline measured, not the tokens: no token needed.
+            ("UDACONNECT_OPEN_API", "true".to_owned()),
             (
                 "UDACONNECT_LOCATIONS_STREAM_MAX_MESSAGES",
                 "1000000".to_owned(),

@@ -478,6 +478,8 @@ async fn main() -> anyhow::Result<()> {
                 ("DATABASE_URL", db.clone()),
                 ("UDACONNECT_MIGRATE", "false".to_owned()),
                 ("UDACONNECT_REPLICA", replica.to_string()),
+                // The queries measured, not the tokens: no token needed.
+                ("UDACONNECT_OPEN_API", "true".to_owned()),
                 ("RUST_LOG", "warn,platform=info".to_owned()),
             ],
         )

@@ -135,6 +135,16 @@ pub struct Person {
     pub company_name: String,
 }
 
+impl Person {
+    /// Whether the first name, last name or company contains `needle`,
+    /// which is lower case (the persons' search, any case).
+    pub fn matches(&self, needle: &str) -> bool {
+        [&self.first_name, &self.last_name, &self.company_name]
+            .iter()
+            .any(|field| field.to_lowercase().contains(needle))
+    }
+}
+
 /// A person to create: names checked, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPerson {

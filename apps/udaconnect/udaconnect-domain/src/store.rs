@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::{
     claim::{ClaimOutcome, KeyClaim},
+    credential::{Credential, CredentialId, Digest, NewCredential},
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
@@ -177,6 +178,25 @@ pub trait Store: Send + Sync + 'static {
         publisher: &str,
         cursor: &FeedCursor,
     ) -> Result<(), StoreError>;
+
+    /// Stores a credential under a new id ([`StoreError::UnknownPerson`]
+    /// if its person does not exist).
+    async fn create_credential(&self, credential: &NewCredential)
+    -> Result<Credential, StoreError>;
+
+    /// The credential whose token has `digest`, revoked or not.
+    async fn credential_by_digest(&self, digest: &Digest)
+    -> Result<Option<Credential>, StoreError>;
+
+    /// One credential.
+    async fn credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError>;
+
+    /// Every credential of `person`, by id.
+    async fn credentials_of(&self, person: PersonId) -> Result<Vec<Credential>, StoreError>;
+
+    /// Revokes a credential (a second time changes nothing); the
+    /// credential as it now is, if it exists.
+    async fn revoke_credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError>;
 }
 
 #[cfg(test)]

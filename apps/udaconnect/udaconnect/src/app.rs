@@ -16,7 +16,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{Extension, Router};
 use platform::{
     backoff::retry,
     bus::{Bus, MemoryBus, NatsBus},
@@ -31,6 +31,7 @@ use udaconnect_store::{MemoryStore, PgConfig, PgStore};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
+    access::{self, Access},
     api::{
         self, ApiMetrics, ApiState,
         gate::QueryGate,
@@ -129,6 +130,19 @@ impl Application {
         if let Some(pg) = &pg {
             pg.store.register_metrics(service.registry());
         }
+        let access = config.access.as_ref().map(|settings| {
+            tracing::info!(
+                open_api = settings.open_api,
+                organiser_token = settings.organiser_token.is_some(),
+                "access: {}",
+                if settings.open_api {
+                    "open API: everyone reads and writes everything without a token"
+                } else {
+                    "tokens required"
+                }
+            );
+            Access::new(Arc::clone(&store), settings, service.registry())
+        });
         let mut routes: Option<OpenApiRouter> = None;
         // Live streams end on this token, which the routes' component
         // cancels when the service shuts down.
@@ -148,6 +162,13 @@ impl Application {
                 live: feed,
                 meetings_live: meetings_reads.clone(),
                 shutdown: streams.clone(),
+                access: access.clone().ok_or_else(|| {
+                    ConfigError::new(
+                        "UDACONNECT_OPEN_API",
+                        "--open-api",
+                        "the API needs its access rules",
+                    )
+                })?,
             }));
             service.add(MeetingsLive::new(
                 Arc::clone(&store),
@@ -175,6 +196,13 @@ impl Application {
                 let edge = IngestComponent::build(
                     &mut service,
                     Arc::clone(&store),
+                    access.clone().ok_or_else(|| {
+                        ConfigError::new(
+                            "UDACONNECT_OPEN_API",
+                            "--open-api",
+                            "an edge needs its access rules",
+                        )
+                    })?,
                     bus.stream(bus_config.locations.clone())
                         .with_provisioning(bus_config.provisioning),
                     settings,
@@ -220,8 +248,14 @@ impl Application {
             }
         }
         if let Some(routes) = routes {
+            let mut router = api::router(routes);
+            if let Some(access) = access {
+                router = router
+                    .layer(Extension(access))
+                    .layer(axum::middleware::map_request(access::query_token));
+            }
             service.add(RoutesComponent {
-                router: api::router(routes),
+                router,
                 page: config.api.is_some(),
                 streams,
             });

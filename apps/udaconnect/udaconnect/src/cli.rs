@@ -141,6 +141,72 @@ pub struct ApiArgs {
     pub meetings_live_max: usize,
 }
 
+/// Who may call: the organiser's token, the open API, and how long a
+/// credential's lookup is trusted.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// The organiser's token: everything, for whoever presents it (`Authorization: Bearer …`). At least 32 characters (`openssl rand -hex 32`). Unset: no one is the organiser, but on an open API.
+    #[arg(long, env = "UDACONNECT_ORGANISER_TOKEN", hide_env_values = true, value_parser = parse_organiser_token)]
+    pub organiser_token: Option<String>,
+    /// Everyone reads and writes everything without a token, as with the original's API (for its frontend, and the embedded demo). Default: on with the embedded store, off with DATABASE_URL.
+    #[arg(long, env = "UDACONNECT_OPEN_API", value_parser = clap::builder::BoolishValueParser::new())]
+    pub open_api: Option<bool>,
+    /// How long what a token stands for is trusted before it is looked up again: a credential revoked through another process is refused within it (at once through this one). 0s: looked up on every call.
+    #[arg(long, env = "UDACONNECT_AUTH_CACHE", default_value = "5s", value_parser = parse_duration)]
+    pub auth_cache: Duration,
+    /// Most tokens whose lookups are kept (unknown ones too).
+    #[arg(long, env = "UDACONNECT_AUTH_CACHE_MAX", default_value = "100000", value_parser = parse_bounded::<10_000_000>)]
+    pub auth_cache_max: usize,
+    /// The address phones reach UdaConnect at (`https://udaconnect.example.org`), for the setup links handed out with a device's token. Unset: the address the organiser's request came to.
+    #[arg(long, env = "UDACONNECT_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+impl AccessArgs {
+    /// The rules, the open API's default decided by `store`.
+    fn config(&self, store: &StoreConfig) -> AccessConfig {
+        AccessConfig {
+            organiser_token: self.organiser_token.clone(),
+            open_api: self
+                .open_api
+                .unwrap_or(matches!(store, StoreConfig::Embedded { .. })),
+            cache_ttl: self.auth_cache,
+            cache_max: self.auth_cache_max,
+            public_url: self.public_url.clone(),
+        }
+    }
+}
+
+/// Who may call, decided.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// The organiser's token (never log it).
+    pub organiser_token: Option<String>,
+    /// Whether nobody needs a token.
+    pub open_api: bool,
+    /// How long a lookup is trusted.
+    pub cache_ttl: Duration,
+    /// Most lookups kept.
+    pub cache_max: usize,
+    /// Where phones reach UdaConnect, if set.
+    pub public_url: Option<String>,
+}
+
+fn parse_organiser_token(input: &str) -> Result<String, String> {
+    crate::access::token::check_organiser(input).map(|()| input.to_owned())
+}
+
+fn parse_public_url(input: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(input.trim()).map_err(|err| format!("is not a URL: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// address with a host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must have no query or fragment".to_owned());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// Settings of the serving targets.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -152,6 +218,8 @@ pub struct ServeArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// A database the target cannot do without.
@@ -473,6 +541,8 @@ pub struct IngestTargetArgs {
     pub bus: BusArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// Settings of `udaconnect writer`.
@@ -756,6 +826,8 @@ pub struct Config {
     pub meetings: Option<MeetingsConfig>,
     /// The embedded demo's live feed, if on.
     pub demo_feed: Option<DemoFeedConfig>,
+    /// Who may call, for a target serving the API or the edge.
+    pub access: Option<AccessConfig>,
 }
 
 /// What the process does.
@@ -781,6 +853,7 @@ impl Cli {
                 let store = args.serve.store.config();
                 Config {
                     target: "all",
+                    access: Some(args.serve.access.config(&store)),
                     demo_feed: args.demo.config(&store)?,
                     store,
                     http: args.serve.http,
@@ -798,6 +871,7 @@ impl Cli {
             Target::Api(args) => Config {
                 target: "api",
                 demo_feed: None,
+                access: Some(args.access.config(&args.store.config())),
                 store: args.store.config(),
                 http: args.http,
                 log: args.log,
@@ -811,6 +885,7 @@ impl Cli {
                 target: "ingest",
                 demo_feed: None,
                 store: args.database.config(),
+                access: Some(args.access.config(&args.database.config())),
                 bus: Some(args.bus.config("ingest", true)?),
                 http: args.http,
                 log: args.log,
@@ -822,6 +897,7 @@ impl Cli {
             Target::Writer(args) => Config {
                 target: "writer",
                 demo_feed: None,
+                access: None,
                 store: args.database.config(),
                 bus: Some(args.bus.config("writer", true)?),
                 http: args.http,
@@ -834,6 +910,7 @@ impl Cli {
             Target::Meetings(args) => Config {
                 target: "meetings",
                 demo_feed: None,
+                access: None,
                 store: args.database.config(),
                 bus: Some(args.bus.config("meetings", true)?),
                 http: args.http,

@@ -17,6 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use udaconnect_domain::{PersonId, Store, Timestamp};
 
+use crate::access::Caller;
 use crate::{
     cli::DemoFeedConfig,
     ingest::{
@@ -151,7 +152,8 @@ impl DemoFeed {
                 }
             }
             let outcome = tokio::select! {
-                outcome = self.edge.ingest(TRANSPORT, batch) => outcome,
+                // The demo's own feed, the organiser's in effect.
+                outcome = self.edge.ingest(TRANSPORT, Caller::Organiser, batch) => outcome,
                 () = shutdown.cancelled() => return,
             };
             match outcome {

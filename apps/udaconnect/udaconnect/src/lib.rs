@@ -3,6 +3,7 @@
 //! meetings, the simulator and the embedded demo's live feed, so integration
 //! tests, the chaos harness and the benchmark build exactly what `main` runs.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod bus_wire;

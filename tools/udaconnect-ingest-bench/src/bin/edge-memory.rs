@@ -147,6 +147,8 @@ async fn measure(binary: &Path, nats: &NatsServer, body: Body) -> anyhow::Result
         ),
         ("UDACONNECT_MIGRATE", "false".to_owned()),
         ("UDACONNECT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+        // The memory measured, not the tokens: no token needed.
+        ("UDACONNECT_OPEN_API", "true".to_owned()),
     ];
     let binary = binary.to_owned();
     let edge = tokio::task::spawn_blocking(move || {

@@ -114,6 +114,8 @@ async fn main() -> anyhow::Result<()> {
             "1000000".to_owned(),
         ),
         ("UDACONNECT_REPLICA", "false".to_owned()),
+        // The pipeline measured, not the tokens: no token needed.
+        ("UDACONNECT_OPEN_API", "true".to_owned()),
     ];
     let edge = AppProcess::spawn(&binary, "UDACONNECT", &["ingest"], &envs);
     let api = AppProcess::spawn(&binary, "UDACONNECT", &["api"], &envs);

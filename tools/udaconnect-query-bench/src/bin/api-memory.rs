@@ -387,6 +387,8 @@ async fn main() -> anyhow::Result<()> {
             env.extend([
                 ("DATABASE_URL", db.clone()),
                 ("UDACONNECT_MIGRATE", "false".to_owned()),
+                // The memory measured, not the tokens: no token needed.
+                ("UDACONNECT_OPEN_API", "true".to_owned()),
                 // The address is logged at `info` by `platform`.
                 ("RUST_LOG", "warn,platform=info".to_owned()),
             ]);

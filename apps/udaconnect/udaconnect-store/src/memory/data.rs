@@ -179,11 +179,10 @@ impl Data {
         };
         in_order
             .map(|(_, person)| person)
-            .filter(|person| match &needle {
-                None => true,
-                Some(needle) => [&person.first_name, &person.last_name, &person.company_name]
-                    .iter()
-                    .any(|field| field.to_lowercase().contains(needle.as_str())),
+            .filter(|person| {
+                needle
+                    .as_deref()
+                    .is_none_or(|needle| person.matches(needle))
             })
             .take(search.limit)
             .cloned()

@@ -8,6 +8,7 @@
 //! runtime, which also answers `/readyz` and `/metrics`. Rows a replica
 //! adds are queued without the lock and applied by the next query.
 
+mod credentials;
 mod data;
 mod deadline;
 mod meetings;
@@ -23,16 +24,17 @@ use std::{
 
 use async_trait::async_trait;
 use udaconnect_domain::{
-    ClaimOutcome, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport, KeyClaim,
-    Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId, PersonSearch,
-    Stats, Store, StoreError,
+    ClaimOutcome, CompatConnection, CompatQuery, ConnectionQuery, Contact, Credential,
+    CredentialId, Digest, InsertReport, KeyClaim, Location, LocationId, LocationRange,
+    LocationRecord, NewCredential, NewPerson, Person, PersonId, PersonSearch, Stats, Store,
+    StoreError, Timestamp,
     conference::Dataset,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
 };
 
-use self::{data::Data, deadline::Deadline, meetings::MeetingBook};
+use self::{credentials::CredentialBook, data::Data, deadline::Deadline, meetings::MeetingBook};
 
 /// The in-memory store.
 #[derive(Clone)]
@@ -49,6 +51,8 @@ pub struct MemoryStore {
     meetings: Arc<Mutex<MeetingBook>>,
     /// Where each publisher of the meetings' events has got to.
     event_cursors: Arc<Mutex<std::collections::HashMap<String, FeedCursor>>>,
+    /// Attendees' links and phones' tokens, by digest.
+    credentials: Arc<Mutex<CredentialBook>>,
 }
 
 /// Rows queued for the data.
@@ -85,6 +89,7 @@ impl MemoryStore {
             query_timeout: None,
             meetings: Arc::default(),
             event_cursors: Arc::default(),
+            credentials: Arc::default(),
         }
     }
 
@@ -150,6 +155,13 @@ impl MemoryStore {
         })
         .await
         .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
+    }
+
+    /// The credentials, locked (never for long: no call waits under it).
+    fn book(&self) -> std::sync::MutexGuard<'_, CredentialBook> {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads the data on a blocking thread.
@@ -312,6 +324,36 @@ impl Store for MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(publisher.to_owned(), cursor.clone());
         Ok(())
+    }
+
+    async fn create_credential(
+        &self,
+        credential: &NewCredential,
+    ) -> Result<Credential, StoreError> {
+        let person = credential.person_id;
+        if self.person(person).await?.is_none() {
+            return Err(StoreError::UnknownPerson(person));
+        }
+        Ok(self.book().create(credential, Timestamp::now()))
+    }
+
+    async fn credential_by_digest(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<Credential>, StoreError> {
+        Ok(self.book().by_digest(digest))
+    }
+
+    async fn credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError> {
+        Ok(self.book().get(id))
+    }
+
+    async fn credentials_of(&self, person: PersonId) -> Result<Vec<Credential>, StoreError> {
+        Ok(self.book().of(person))
+    }
+
+    async fn revoke_credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError> {
+        Ok(self.book().revoke(id, Timestamp::now()))
     }
 
     async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {

@@ -286,6 +286,49 @@ pub const SAVE_EVENT_CURSOR: &str = r#"
 INSERT INTO meeting_event_cursor (publisher, cursor) VALUES ($1, $2)
 ON CONFLICT (publisher) DO UPDATE SET cursor = excluded.cursor, updated_at = now()"#;
 
+/// The credentials' columns [`super::credentials`] reads.
+macro_rules! credential_columns {
+    () => {
+        "id, person_id, kind, label, created_at AT TIME ZONE 'UTC', revoked_at AT TIME ZONE 'UTC'"
+    };
+}
+
+/// Stores a credential of person `$1` if the person exists (no row
+/// otherwise).
+pub const CREATE_CREDENTIAL: &str = concat!(
+    "INSERT INTO credential (person_id, kind, label, digest) \
+     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT FROM person WHERE id = $1) \
+     RETURNING ",
+    credential_columns!()
+);
+
+/// The credential whose token's digest is `$1`.
+pub const CREDENTIAL_BY_DIGEST: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credential WHERE digest = $1"
+);
+
+/// Credential `$1`.
+pub const CREDENTIAL: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credential WHERE id = $1"
+);
+
+/// Person `$1`'s credentials, by id.
+pub const CREDENTIALS_OF: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credential WHERE person_id = $1 ORDER BY id"
+);
+
+/// Revokes credential `$1` unless it is revoked already; the credential.
+pub const REVOKE_CREDENTIAL: &str = concat!(
+    "UPDATE credential SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ",
+    credential_columns!()
+);
+
 /// Removes the meetings `$1` (taken into others).
 pub const DELETE_MEETINGS: &str = "DELETE FROM meeting WHERE id = ANY ($1::int8[])";
 
@@ -664,7 +707,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 43] = [
+    const STATEMENTS: [(&str, &str); 48] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -706,6 +749,11 @@ mod tests {
         ("MEETINGS_SNAPSHOT", MEETINGS_SNAPSHOT),
         ("EVENT_CURSOR", EVENT_CURSOR),
         ("SAVE_EVENT_CURSOR", SAVE_EVENT_CURSOR),
+        ("CREATE_CREDENTIAL", CREATE_CREDENTIAL),
+        ("CREDENTIAL_BY_DIGEST", CREDENTIAL_BY_DIGEST),
+        ("CREDENTIAL", CREDENTIAL),
+        ("CREDENTIALS_OF", CREDENTIALS_OF),
+        ("REVOKE_CREDENTIAL", REVOKE_CREDENTIAL),
         ("DELETE_MEETINGS", DELETE_MEETINGS),
         ("MEETINGS_OF_PERSON", MEETINGS_OF_PERSON),
     ];

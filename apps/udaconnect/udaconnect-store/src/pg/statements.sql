@@ -504,6 +504,21 @@ SELECT cursor FROM meeting_event_cursor WHERE publisher = $1;
 INSERT INTO meeting_event_cursor (publisher, cursor) VALUES ($1, $2)
 ON CONFLICT (publisher) DO UPDATE SET cursor = excluded.cursor, updated_at = now();
 
+-- CREATE_CREDENTIAL
+INSERT INTO credential (person_id, kind, label, digest) SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT FROM person WHERE id = $1) RETURNING id, person_id, kind, label, created_at AT TIME ZONE 'UTC', revoked_at AT TIME ZONE 'UTC';
+
+-- CREDENTIAL_BY_DIGEST
+SELECT id, person_id, kind, label, created_at AT TIME ZONE 'UTC', revoked_at AT TIME ZONE 'UTC' FROM credential WHERE digest = $1;
+
+-- CREDENTIAL
+SELECT id, person_id, kind, label, created_at AT TIME ZONE 'UTC', revoked_at AT TIME ZONE 'UTC' FROM credential WHERE id = $1;
+
+-- CREDENTIALS_OF
+SELECT id, person_id, kind, label, created_at AT TIME ZONE 'UTC', revoked_at AT TIME ZONE 'UTC' FROM credential WHERE person_id = $1 ORDER BY id;
+
+-- REVOKE_CREDENTIAL
+UPDATE credential SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING id, person_id, kind, label, created_at AT TIME ZONE 'UTC', revoked_at AT TIME ZONE 'UTC';
+
 -- DELETE_MEETINGS
 DELETE FROM meeting WHERE id = ANY ($1::int8[]);
 

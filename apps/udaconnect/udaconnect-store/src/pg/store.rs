@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
-    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
-    KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonOrder, PersonSearch, Stats, Store, StoreError, Timestamp,
+    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, Credential,
+    CredentialId, Digest, InsertReport, KeyClaim, Location, LocationId, LocationRange,
+    LocationRecord, NewCredential, NewPerson, Person, PersonId, PersonOrder, PersonSearch, Stats,
+    Store, StoreError, Timestamp,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
@@ -363,6 +364,32 @@ impl Store for PgStore {
         cursor: &FeedCursor,
     ) -> Result<(), StoreError> {
         self.write_event_cursor(publisher, cursor).await
+    }
+
+    async fn create_credential(
+        &self,
+        credential: &NewCredential,
+    ) -> Result<Credential, StoreError> {
+        self.insert_credential(credential).await
+    }
+
+    async fn credential_by_digest(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<Credential>, StoreError> {
+        self.find_credential(digest).await
+    }
+
+    async fn credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError> {
+        self.read_credential(id).await
+    }
+
+    async fn credentials_of(&self, person: PersonId) -> Result<Vec<Credential>, StoreError> {
+        self.person_credentials(person).await
+    }
+
+    async fn revoke_credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError> {
+        self.revoke(id).await
     }
 }
 

@@ -13,10 +13,11 @@
 //! index; `replica` has the connection queries' replica catch up on
 //! commits in any order; `rejected` has the database refuse statements
 //! for good; `meetings` holds both stores' meetings to the one-pass
-//! reference.
+//! reference; `credentials` holds both to the same credentials.
 
 mod claims;
 mod compat;
+mod credentials;
 mod differential;
 mod helpers;
 mod meetings;

@@ -24,6 +24,7 @@ use super::{
     state::{ApiState, store_error},
     wire::ErrorJson,
 };
+use crate::access::Caller;
 
 /// The header of a connection answer cut at the row limit, its value the
 /// limit: the rows are the first ones of the whole answer, in its order.
@@ -39,13 +40,22 @@ const CHUNK_ROWS: usize = 2_000;
 const CHUNKS_AHEAD: usize = 4;
 
 /// Every person.
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     get, path = "/api/persons", tag = "original",
-    responses((status = 200, description = "Every person, by id", body = [CompatPerson]))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every person, by id", body = [CompatPerson]),
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
+    )
 )]
 pub async fn list_persons(
     State(state): State<ApiState>,
+    caller: Caller,
 ) -> Result<Json<Vec<CompatPerson>>, ApiError> {
+    caller.organiser()?;
     let started = Instant::now();
     let persons = state.store.persons().await.map_err(store_error)?;
     state.metrics.observe("persons", started, persons.len());
@@ -53,18 +63,25 @@ pub async fn list_persons(
 }
 
 /// Creates a person (answered with 200, as the original does).
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     post, path = "/api/persons", tag = "original",
+    security(("bearer" = [])),
     request_body = CompatNewPerson,
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "The person, with its new id", body = CompatPerson),
         (status = 400, description = "A missing, blank or too long field", body = ErrorJson),
     )
 )]
 pub async fn create_person(
     State(state): State<ApiState>,
+    caller: Caller,
     ApiJson(body): ApiJson<CompatNewPerson>,
 ) -> Result<Json<CompatPerson>, ApiError> {
+    caller.organiser()?;
     let person = NewPerson::new(&body.first_name, &body.last_name, &body.company_name)
         .map_err(params::invalid)?;
     let created = state
@@ -76,10 +93,15 @@ pub async fn create_person(
 }
 
 /// One person.
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     get, path = "/api/persons/{person_id}", tag = "original",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id")),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "The person", body = CompatPerson),
         (status = 400, description = "Not a number", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
@@ -87,17 +109,24 @@ pub async fn create_person(
 )]
 pub async fn get_person(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
 ) -> Result<Json<CompatPerson>, ApiError> {
+    caller.organiser()?;
     let person = state.person(params::id("person_id", &person_id)?).await?;
     Ok(Json(CompatPerson::from(&person)))
 }
 
 /// One location.
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     get, path = "/api/locations/{location_id}", tag = "original",
+    security(("bearer" = [])),
     params(("location_id" = i64, Path, description = "The location's id")),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "The location", body = CompatLocation),
         (status = 400, description = "Not a number", body = ErrorJson),
         (status = 404, description = "No such location", body = ErrorJson),
@@ -105,8 +134,10 @@ pub async fn get_person(
 )]
 pub async fn get_location(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(location_id): Path<String>,
 ) -> Result<Json<CompatLocation>, ApiError> {
+    caller.organiser()?;
     let location = state
         .location(params::id("location_id", &location_id)?)
         .await?;
@@ -130,10 +161,15 @@ pub struct ConnectionParams {
 
 /// Every other person's location within `distance` metres of one of the
 /// person's own in the date range: one row per pair, as the original.
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     get, path = "/api/persons/{person_id}/connection", tag = "original",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id"), ConnectionParams),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "One row per (own location, other location) pair, in the original's order; an answer of more than UDACONNECT_COMPAT_MAX_ROWS rows is cut there, with the header X-Truncated-At-Rows", body = [CompatConnection],
             headers(("X-Truncated-At-Rows" = u64, description = "Present when the answer was cut: the row limit"))),
         (status = 400, description = "A bad parameter", body = ErrorJson),
@@ -143,9 +179,11 @@ pub struct ConnectionParams {
 )]
 pub async fn connection(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
     ApiQuery(query): ApiQuery<ConnectionParams>,
 ) -> Result<Response, ApiError> {
+    caller.organiser()?;
     let person_id = params::id("person_id", &person_id)?;
     let start = params::date(
         "start_date",

@@ -3,7 +3,10 @@
 //! the internet.
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
-use utoipa::OpenApi;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 /// The document's fixed parts; the paths come from the routes.
 #[derive(OpenApi)]
@@ -19,9 +22,34 @@ use utoipa::OpenApi;
         (name = "original", description = "The original UdaConnect API, unchanged for its clients"),
         (name = "v2", description = "Connections summarised per person, cursors, RFC 3339 times"),
         (name = "ingest", description = "Many locations at once, answered once they are on the bus (also over gRPC: proto/udaconnect.proto)"),
-    )
+        (name = "access", description = "Attendees' links and phones' tokens: made by the organiser, shown once, revocable"),
+    ),
+    modifiers(&Bearer)
 )]
 pub struct ApiDoc;
+
+/// The token every call but the page, the docs and health may need:
+/// `Authorization: Bearer <token>` (or `?access_token=` where a client
+/// cannot set headers).
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The organiser's token, an attendee's link's token or a device's token. \
+                         With UDACONNECT_OPEN_API on, no token is needed.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 const PAGE: &str = include_str!("../../assets/docs.html");
 

@@ -9,7 +9,10 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use axum::{extract::State, response::Response};
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+};
 use futures::stream;
 use platform::sse;
 use serde::Serialize;
@@ -18,6 +21,8 @@ use udaconnect_domain::Stats;
 use utoipa::ToSchema;
 
 use super::state::ApiState;
+use crate::access::Caller;
+use crate::api::wire::ErrorJson;
 
 /// How far back the rate is measured: long enough that locations stored
 /// in bursts (a client's batch every few seconds, a writer's transaction)
@@ -76,11 +81,21 @@ pub type LiveFeed = watch::Receiver<Option<LiveStats>>;
 
 /// The stored counts and the arrival rate, once a second, as SSE events
 /// named `stats` whose data is the JSON of [`LiveStats`].
+///
+/// **Who may call:** the organiser, or an attendee. A browser's `EventSource` sends the token as `?access_token=`.
 #[utoipa::path(
     get, path = "/api/v2/live", tag = "v2",
-    responses((status = 200, description = "A stream of `stats` events, one a second", content_type = "text/event-stream", body = LiveStats))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A stream of `stats` events, one a second", content_type = "text/event-stream", body = LiveStats),
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
+    )
 )]
-pub async fn live(State(state): State<ApiState>) -> Response {
+pub async fn live(State(state): State<ApiState>, caller: Caller) -> Response {
+    if let Err(denied) = caller.reads_counts() {
+        return denied.into_response();
+    }
     let mut feed = state.live.clone();
     // The latest figures at once, then each new one.
     feed.mark_changed();

@@ -24,6 +24,7 @@ use super::{
     v2::{next_page, open_range},
     wire::{ErrorJson, PersonJson},
 };
+use crate::access::Caller;
 
 /// Meetings per page unless `limit` says otherwise.
 const MEETINGS_PAGE: usize = 50;
@@ -89,10 +90,15 @@ pub struct MeetingsPage {
 
 /// The person's meetings: whom they met, when, where and for how long,
 /// most recent first.
+///
+/// **Who may call:** the organiser, or the attendee themselves (their link).
 #[utoipa::path(
     get, path = "/api/v2/persons/{person_id}/meetings", tag = "v2",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id"), MeetingsParams),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "A page of meetings", body = MeetingsPage),
         (status = 400, description = "A bad parameter", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
@@ -100,10 +106,12 @@ pub struct MeetingsPage {
 )]
 pub async fn meetings(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
     ApiQuery(query): ApiQuery<MeetingsParams>,
 ) -> Result<Json<MeetingsPage>, ApiError> {
     let person = params::id("person_id", &person_id)?;
+    caller.reads(person)?;
     let (start, end) = open_range(query.start.as_deref(), query.end.as_deref())?;
     let limit = params::limit(query.limit.as_deref(), MEETINGS_PAGE)?;
     let after = query

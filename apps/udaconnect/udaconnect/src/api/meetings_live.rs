@@ -37,6 +37,8 @@ use super::{
     params,
     state::{ApiState, store_error},
 };
+use crate::access::Caller;
+use crate::api::wire::ErrorJson;
 
 /// Reads kept for streams that have not forwarded them yet; a stream
 /// further behind is reset.
@@ -114,13 +116,18 @@ impl Component for MeetingsLive {
 /// A person's meetings as they start and grow: `meeting` events whose data
 /// is a meeting as `GET /api/v2/persons/{id}/meetings` gives it, and
 /// `reset` events (no data) when some were missed.
+///
+/// **Who may call:** the organiser, or the attendee themselves (their link). A browser's `EventSource` sends the token as `?access_token=`.
 #[utoipa::path(
     get, path = "/api/v2/persons/{person_id}/meetings/live", tag = "v2",
+    security(("bearer" = [])),
     params(
         ("person_id" = i32, Path, description = "The person's id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last event's id: the meetings written since are sent first"),
     ),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "A stream of `meeting` and `reset` events", content_type = "text/event-stream", body = MeetingJson),
         (status = 400, description = "Not a number, or a Last-Event-ID this API did not send", body = super::wire::ErrorJson),
         (status = 404, description = "No such person", body = super::wire::ErrorJson),
@@ -128,10 +135,12 @@ impl Component for MeetingsLive {
 )]
 pub async fn live(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let person = params::id("person_id", &person_id)?;
+    caller.reads(person)?;
     let since = match headers.get("last-event-id") {
         Some(value) => Some(
             value

@@ -12,6 +12,7 @@
 
 pub mod compat;
 pub mod compat_wire;
+pub mod credentials;
 pub mod cursor;
 pub mod docs;
 pub mod gate;
@@ -51,6 +52,9 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
         .routes(routes!(v2::location))
         .routes(routes!(v2::stats))
         .routes(routes!(live::live))
+        .routes(routes!(credentials::create, credentials::list))
+        .routes(routes!(credentials::revoke))
+        .routes(routes!(credentials::me))
         .with_state(state)
 }
 
@@ -70,8 +74,16 @@ pub fn router(routes: OpenApiRouter) -> Router {
 
 /// Every 503 of the API says when to retry (the database away, a
 /// connection query refused or stopped): in a second, unless the handler
-/// said otherwise.
+/// said otherwise; every 401 says how to authenticate.
 async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::UNAUTHORIZED
+        && !response.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"udaconnect\""),
+        );
+    }
     if response.status() == StatusCode::SERVICE_UNAVAILABLE
         && !response.headers().contains_key(header::RETRY_AFTER)
     {

@@ -36,6 +36,8 @@ pub struct ApiState {
     pub meetings_live: super::meetings_live::MeetingsReads,
     /// Cancelled when the server shuts down: live streams end then.
     pub shutdown: CancellationToken,
+    /// Who may call; where phones reach the server.
+    pub access: crate::access::Access,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

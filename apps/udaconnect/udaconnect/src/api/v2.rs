@@ -29,6 +29,7 @@ use super::{
         NewPersonJson, PersonJson, PersonsPage, StatsJson,
     },
 };
+use crate::access::{Caller, Denied};
 
 /// Persons per page unless `limit` says otherwise.
 const PERSONS_PAGE: usize = 100;
@@ -54,16 +55,22 @@ pub struct PersonsParams {
 
 /// A page of persons, by id or newest first; optionally only those
 /// matching `q`.
+///
+/// **Who may call:** the organiser (every person), or an attendee (their own person only).
 #[utoipa::path(
     get, path = "/api/v2/persons", tag = "v2",
+    security(("bearer" = [])),
     params(PersonsParams),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "A page of persons", body = PersonsPage),
         (status = 400, description = "A bad parameter", body = ErrorJson),
     )
 )]
 pub async fn persons(
     State(state): State<ApiState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<PersonsParams>,
 ) -> Result<Json<PersonsPage>, ApiError> {
     let limit = params::limit(query.limit.as_deref(), PERSONS_PAGE)?;
@@ -74,6 +81,19 @@ pub async fn persons(
         .map(|token| cursor::parse_person(token, order))
         .transpose()?;
     let text = params::search_text(query.q.as_deref())?;
+    if let Caller::Attendee(holder) = caller {
+        // Their own person, and nobody else.
+        let own = state.person(holder.person).await?;
+        let first = after.is_none()
+            && text
+                .as_deref()
+                .is_none_or(|text| own.matches(&text.to_lowercase()));
+        return Ok(Json(PersonsPage {
+            persons: first.then(|| PersonJson::from(&own)).into_iter().collect(),
+            next_cursor: None,
+        }));
+    }
+    caller.organiser()?;
     let started = Instant::now();
     let mut found = state
         .store
@@ -106,18 +126,25 @@ pub(super) fn next_page<T>(items: &mut Vec<T>, limit: usize) -> Option<&T> {
 }
 
 /// Creates a person.
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     post, path = "/api/v2/persons", tag = "v2",
+    security(("bearer" = [])),
     request_body = NewPersonJson,
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 201, description = "Created; `Location` names it", body = PersonJson),
         (status = 400, description = "A missing, blank or too long field", body = ErrorJson),
     )
 )]
 pub async fn create_person(
     State(state): State<ApiState>,
+    caller: Caller,
     ApiJson(body): ApiJson<NewPersonJson>,
 ) -> Result<Response, ApiError> {
+    caller.organiser()?;
     let person = NewPerson::new(&body.first_name, &body.last_name, &body.company_name)
         .map_err(params::invalid)?;
     let created = state
@@ -135,10 +162,15 @@ pub async fn create_person(
 }
 
 /// One person.
+///
+/// **Who may call:** the organiser, or the attendee themselves (their link).
 #[utoipa::path(
     get, path = "/api/v2/persons/{person_id}", tag = "v2",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id")),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "The person", body = PersonJson),
         (status = 400, description = "Not a number", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
@@ -146,9 +178,12 @@ pub async fn create_person(
 )]
 pub async fn person(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
 ) -> Result<Json<PersonJson>, ApiError> {
-    let person = state.person(params::id("person_id", &person_id)?).await?;
+    let person_id = params::id("person_id", &person_id)?;
+    caller.reads(person_id)?;
+    let person = state.person(person_id).await?;
     Ok(Json(PersonJson::from(&person)))
 }
 
@@ -206,10 +241,15 @@ pub struct LocationsParams {
 }
 
 /// A page of a person's locations, by time.
+///
+/// **Who may call:** the organiser, or the attendee themselves (their link).
 #[utoipa::path(
     get, path = "/api/v2/persons/{person_id}/locations", tag = "v2",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id"), LocationsParams),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "A page of locations", body = LocationsPage),
         (status = 400, description = "A bad parameter", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
@@ -217,10 +257,12 @@ pub struct LocationsParams {
 )]
 pub async fn person_locations(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
     ApiQuery(query): ApiQuery<LocationsParams>,
 ) -> Result<Json<LocationsPage>, ApiError> {
     let person_id = params::id("person_id", &person_id)?;
+    caller.reads(person_id)?;
     let (start, end) = open_range(query.start.as_deref(), query.end.as_deref())?;
     let limit = params::limit(query.limit.as_deref(), LOCATIONS_PAGE)?;
     let after = query
@@ -281,10 +323,15 @@ pub struct ConnectionsParams {
 
 /// The persons who were near this person: one entry each, most encounters
 /// first.
+///
+/// **Who may call:** the organiser, or the attendee themselves (their link).
 #[utoipa::path(
     get, path = "/api/v2/persons/{person_id}/connections", tag = "v2",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id"), ConnectionsParams),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "A page of contacts", body = ConnectionsPage),
         (status = 400, description = "A bad parameter", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
@@ -293,10 +340,12 @@ pub struct ConnectionsParams {
 )]
 pub async fn connections(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
     ApiQuery(query): ApiQuery<ConnectionsParams>,
 ) -> Result<Json<ConnectionsPage>, ApiError> {
     let person_id = params::id("person_id", &person_id)?;
+    caller.reads(person_id)?;
     let start = params::instant("start", params::required("start", &query.start)?)?;
     let end = params::instant("end", params::required("end", &query.end)?)?;
     params::ordered(("start", start), ("end", end))?;
@@ -354,10 +403,15 @@ pub async fn connections(
 }
 
 /// One location.
+///
+/// **Who may call:** the organiser, or the attendee whose location it is.
 #[utoipa::path(
     get, path = "/api/v2/locations/{location_id}", tag = "v2",
+    security(("bearer" = [])),
     params(("location_id" = i64, Path, description = "The location's id")),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "The location", body = LocationJson),
         (status = 400, description = "Not a number", body = ErrorJson),
         (status = 404, description = "No such location", body = ErrorJson),
@@ -365,20 +419,45 @@ pub async fn connections(
 )]
 pub async fn location(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(location_id): Path<String>,
 ) -> Result<Json<LocationJson>, ApiError> {
-    let location = state
-        .location(params::id("location_id", &location_id)?)
-        .await?;
+    let id = params::id("location_id", &location_id)?;
+    if let Caller::Attendee(holder) = caller {
+        // Theirs, or refused: whether another's exists is not told.
+        let theirs = state.store.location(id).await.map_err(store_error)?;
+        return match theirs {
+            Some(location) if location.person_id == holder.person => {
+                Ok(Json(LocationJson::from(&location)))
+            }
+            _ => Err(Denied::Forbidden(format!(
+                "an attendee's link reads only its own person's locations; location {id} is not one"
+            ))
+            .into()),
+        };
+    }
+    caller.organiser()?;
+    let location = state.location(id).await?;
     Ok(Json(LocationJson::from(&location)))
 }
 
 /// How many persons and locations are stored.
+///
+/// **Who may call:** the organiser, or an attendee.
 #[utoipa::path(
     get, path = "/api/v2/stats", tag = "v2",
-    responses((status = 200, description = "Counts", body = StatsJson))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counts", body = StatsJson),
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
+    )
 )]
-pub async fn stats(State(state): State<ApiState>) -> Result<Json<StatsJson>, ApiError> {
+pub async fn stats(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<StatsJson>, ApiError> {
+    caller.reads_counts()?;
     let stats = state.store.stats().await.map_err(store_error)?;
     Ok(Json(StatsJson {
         persons: stats.persons,

@@ -41,7 +41,11 @@ use super::{
     rejections::Rejections,
     validate::Checked,
 };
-use crate::{bus_wire, cli::IngestArgs};
+use crate::{
+    access::{Access, Caller, Denied},
+    bus_wire,
+    cli::IngestArgs,
+};
 
 /// How long claiming a request's keys may take before it is refused.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
@@ -78,6 +82,10 @@ pub enum Refusal {
     /// The idempotency keys could not be claimed (the database is away).
     #[error("idempotency keys cannot be checked now; retry later")]
     KeysUnavailable,
+    /// The caller may not submit these positions (none, or not all, of
+    /// them its own): nothing of the request is taken.
+    #[error("{0}")]
+    Denied(Denied),
 }
 
 impl Refusal {
@@ -88,6 +96,7 @@ impl Refusal {
             Refusal::BusUnavailable => "bus_unavailable",
             Refusal::IdsUnavailable => "ids_unavailable",
             Refusal::KeysUnavailable => "keys_unavailable",
+            Refusal::Denied(_) => "denied",
         }
     }
 }
@@ -99,6 +108,7 @@ pub struct Edge {
 }
 
 struct Inner {
+    access: Access,
     persons: KnownPersons,
     ids: IdPool,
     store: Arc<dyn Store>,
@@ -110,7 +120,9 @@ struct Inner {
 
 impl Edge {
     /// An edge publishing on `stream`, claiming keys in `store`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        access: Access,
         persons: KnownPersons,
         ids: IdPool,
         store: Arc<dyn Store>,
@@ -121,6 +133,7 @@ impl Edge {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                access,
                 persons,
                 ids,
                 store,
@@ -130,6 +143,11 @@ impl Edge {
                 room,
             }),
         }
+    }
+
+    /// Who may submit positions.
+    pub fn access(&self) -> &Access {
+        &self.inner.access
     }
 
     /// Its settings.
@@ -153,10 +171,26 @@ impl Edge {
         )
     }
 
-    /// Takes what is valid of `batch`, received over `transport`.
-    pub async fn ingest(&self, transport: &'static str, batch: Batch) -> Result<Outcome, Refusal> {
+    /// Takes what is valid of `batch`, received over `transport` from
+    /// `caller`: nothing at all unless `caller` may submit every position
+    /// of it (the organiser, or a phone for its own person).
+    pub async fn ingest(
+        &self,
+        transport: &'static str,
+        caller: Caller,
+        batch: Batch,
+    ) -> Result<Outcome, Refusal> {
         let inner = &self.inner;
         let (mut checked, mut rejected) = batch.into_parts();
+        let denied = caller.submits_any().err().or_else(|| {
+            checked
+                .iter()
+                .find_map(|(_, item)| caller.submits(item.person_id).err())
+        });
+        if let Some(denied) = denied {
+            inner.metrics.refused(transport, "denied");
+            return Err(Refusal::Denied(denied));
+        }
         let unknown = self.unknown_persons(&checked).await;
         if !unknown.is_empty() {
             checked.retain(|(index, item)| match unknown.get(&item.person_id) {

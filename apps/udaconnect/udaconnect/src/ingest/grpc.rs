@@ -22,6 +22,7 @@ use super::{
     validate::{Submitted, Time},
 };
 use crate::{
+    access::{Caller, Denied},
     api::compat_wire::{CompatLocation, CompatNewLocation, NumberOrText},
     proto::v1::{
         BatchReply, Location, LocationBatch, Rejected, ingest_service_server::IngestService,
@@ -45,7 +46,35 @@ impl GrpcEdge {
         Self { edge, shutdown }
     }
 
-    async fn batch(&self, batch: LocationBatch) -> Result<BatchReply, Status> {
+    /// Who made `request`: its `authorization` metadata (`Bearer <token>`).
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let token = match request.metadata().get("authorization") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|value| value.split_once(' '))
+                    .filter(|(scheme, token)| {
+                        scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+                    })
+                    .map(|(_, token)| token.trim())
+                    .ok_or_else(|| {
+                        Status::unauthenticated(
+                            "the authorization metadata is not `Bearer <token>`",
+                        )
+                    })?,
+            ),
+        };
+        self.edge
+            .access()
+            .caller(token)
+            .await
+            .map_err(|denied| denial(&denied))
+    }
+
+    async fn batch(&self, caller: Caller, batch: LocationBatch) -> Result<BatchReply, Status> {
+        caller.submits_any().map_err(|denied| denial(&denied))?;
         if batch.locations.is_empty() {
             return Err(Status::invalid_argument("the batch holds no location"));
         }
@@ -69,13 +98,16 @@ impl GrpcEdge {
         }
         let outcome = self
             .edge
-            .ingest(TRANSPORT, items)
+            .ingest(TRANSPORT, caller, items)
             .await
             .map_err(|refusal| self.unavailable(&refusal))?;
         Ok(reply(batch.batch_id, &outcome))
     }
 
     fn unavailable(&self, refusal: &Refusal) -> Status {
+        if let Refusal::Denied(denied) = refusal {
+            return denial(denied);
+        }
         let mut status = Status::unavailable(refusal.to_string());
         let seconds = self.edge.settings().ingest_retry_after.as_secs().max(1);
         status
@@ -107,6 +139,16 @@ fn reply(batch_id: u64, outcome: &Outcome) -> BatchReply {
     }
 }
 
+/// UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE, as HTTP's 401, 403
+/// and 503.
+fn denial(denied: &Denied) -> Status {
+    match denied {
+        Denied::Unauthenticated(message) => Status::unauthenticated(*message),
+        Denied::Forbidden(message) => Status::permission_denied(message.clone()),
+        Denied::Unavailable => Status::unavailable(denied.to_string()),
+    }
+}
+
 /// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming the field and
 /// the kind of problem.
 fn invalid(invalid: &Invalid) -> Status {
@@ -122,6 +164,9 @@ fn invalid(invalid: &Invalid) -> Status {
 #[tonic::async_trait]
 impl LocationService for GrpcEdge {
     async fn create(&self, request: Request<Location>) -> Result<Response<Location>, Status> {
+        // The original's call: the organiser's (or everyone's, open).
+        let caller = self.caller(&request).await?;
+        caller.organiser().map_err(|denied| denial(&denied))?;
         let location = request.into_inner();
         let body = CompatNewLocation {
             id: None,
@@ -130,7 +175,7 @@ impl LocationService for GrpcEdge {
             longitude: NumberOrText::Text(location.longitude),
             creation_time: (!location.creation_time.is_empty()).then_some(location.creation_time),
         };
-        let record = single::original(&self.edge, TRANSPORT, &body)
+        let record = single::original(&self.edge, TRANSPORT, caller, &body)
             .await
             .map_err(|failure| match failure {
                 Failure::Invalid(problem) => invalid(&problem),
@@ -156,7 +201,10 @@ impl IngestService for GrpcEdge {
         &self,
         request: Request<LocationBatch>,
     ) -> Result<Response<BatchReply>, Status> {
-        self.batch(request.into_inner()).await.map(Response::new)
+        let caller = self.caller(&request).await?;
+        self.batch(caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type IngestStream = ReplyStream;
@@ -165,6 +213,9 @@ impl IngestService for GrpcEdge {
         &self,
         request: Request<Streaming<LocationBatch>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
+        // One token for the whole stream, checked as it opens.
+        let caller = self.caller(&request).await?;
+        caller.submits_any().map_err(|denied| denial(&denied))?;
         let inbound = request.into_inner();
         let service = self.clone();
         let shutdown = self.shutdown.clone();
@@ -173,7 +224,7 @@ impl IngestService for GrpcEdge {
         // reply).
         let replies = futures::stream::unfold(
             (inbound, service, false),
-            |(mut inbound, service, ended)| async move {
+            move |(mut inbound, service, ended)| async move {
                 if ended {
                     return None;
                 }
@@ -183,7 +234,7 @@ impl IngestService for GrpcEdge {
                 };
                 match next {
                     Ok(Some(batch)) => {
-                        let reply = service.batch(batch).await;
+                        let reply = service.batch(caller, batch).await;
                         let failed = reply.is_err();
                         Some((reply, (inbound, service, failed)))
                     }

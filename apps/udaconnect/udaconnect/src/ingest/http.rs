@@ -38,6 +38,7 @@ use super::{
     single::{self, Failure},
     validate::{Submitted, Time, shown},
 };
+use crate::access::Caller;
 use crate::api::{
     compat_wire::{CompatLocation, CompatNewLocation},
     wire::{ErrorJson, LocationJson, NewLocationJson},
@@ -127,10 +128,15 @@ pub struct InvalidJson {
 }
 
 /// Stores many locations at once; answered once they are on the bus.
+///
+/// **Who may call:** the organiser (for anyone), or a device (for its own person only: one position for another person and nothing of the request is taken, 403).
 #[utoipa::path(
     post, path = "/api/v2/locations:batch", tag = "ingest",
+    security(("bearer" = [])),
     request_body(content = BatchJson, description = "JSON, or NDJSON of the items (application/x-ndjson)"),
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "Every location taken", body = BatchReplyJson),
         (status = 207, description = "Some taken; the others counted, the first 100 listed with their index and why", body = BatchReplyJson),
         (status = 400, description = "None taken (the first 100 listed), or a body that is not a batch", body = BatchReplyJson),
@@ -138,7 +144,15 @@ pub struct InvalidJson {
         (status = 503, description = "The bus is full or away: retry after `Retry-After` seconds", body = ErrorJson),
     )
 )]
-pub async fn batch(State(edge): State<Edge>, headers: HeaderMap, body: Body) -> Response {
+pub async fn batch(
+    State(edge): State<Edge>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(denied) = caller.submits_any() {
+        return denied.into_response();
+    }
     let limit = edge.settings().ingest_max_body;
     let bytes = match read_body(body, &headers, limit).await {
         Ok(bytes) => bytes,
@@ -163,9 +177,9 @@ pub async fn batch(State(edge): State<Edge>, headers: HeaderMap, body: Body) -> 
     if batch.is_empty() {
         return ApiError::bad_request("the batch holds no location").into_response();
     }
-    match edge.ingest(TRANSPORT, batch).await {
+    match edge.ingest(TRANSPORT, caller, batch).await {
         Ok(outcome) => batch_reply(&outcome),
-        Err(refusal) => retry_later(&edge, &refusal),
+        Err(refusal) => refused(&edge, &refusal),
     }
 }
 
@@ -535,8 +549,12 @@ fn too_large(message: String) -> Response {
     .into_response()
 }
 
-/// 503 with `Retry-After`.
-fn retry_later(edge: &Edge, refusal: &Refusal) -> Response {
+/// 401 or 403 for a caller who may not submit these positions, else 503
+/// with `Retry-After`.
+fn refused(edge: &Edge, refusal: &Refusal) -> Response {
+    if let Refusal::Denied(denied) = refusal {
+        return denied.clone().into_response();
+    }
     let seconds = edge.settings().ingest_retry_after.as_secs().max(1);
     let mut response = ApiError::unavailable(refusal.to_string()).into_response();
     response
@@ -557,17 +575,22 @@ fn failed(edge: &Edge, failure: Failure) -> Response {
             }),
         )
             .into_response(),
-        Failure::Refused(refusal) => retry_later(edge, &refusal),
+        Failure::Refused(refusal) => refused(edge, &refusal),
     }
 }
 
 /// Stores a location, as the original: `latitude` is the point's X (the
 /// longitude), `longitude` its Y. Answered with its id once it is on the
 /// bus; readable a moment later, once a writer has stored it.
+///
+/// **Who may call:** the organiser (anyone with `UDACONNECT_OPEN_API`).
 #[utoipa::path(
     post, path = "/api/locations", tag = "original",
+    security(("bearer" = [])),
     request_body = CompatNewLocation,
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 200, description = "The location, with its new id", body = CompatLocation),
         (status = 400, description = "A bad field, or a person that does not exist (named, with the kind of problem)", body = InvalidJson),
         (status = 503, description = "The bus is full or away: retry after `Retry-After` seconds", body = ErrorJson),
@@ -575,19 +598,29 @@ fn failed(edge: &Edge, failure: Failure) -> Response {
 )]
 pub async fn create_compat(
     State(edge): State<Edge>,
+    caller: Caller,
     ApiJson(body): ApiJson<CompatNewLocation>,
 ) -> Response {
-    match single::original(&edge, TRANSPORT, &body).await {
+    // The original's endpoints are the organiser's (or everyone's, open).
+    if let Err(denied) = caller.organiser() {
+        return denied.into_response();
+    }
+    match single::original(&edge, TRANSPORT, caller, &body).await {
         Ok(record) => Json(CompatLocation::fetched(&record.location())).into_response(),
         Err(failure) => failed(&edge, failure),
     }
 }
 
 /// Stores one location; answered with its id once it is on the bus.
+///
+/// **Who may call:** the organiser (for anyone), or a device (for its own person only, else 403).
 #[utoipa::path(
     post, path = "/api/v2/locations", tag = "v2",
+    security(("bearer" = [])),
     request_body = NewLocationJson,
     responses(
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "A token that does not allow this", body = ErrorJson),
         (status = 201, description = "Taken; `Location` names it (readable once written)", body = LocationJson),
         (status = 400, description = "A bad field, or a person that does not exist (named, with the kind of problem)", body = InvalidJson),
         (status = 503, description = "The bus is full or away: retry after `Retry-After` seconds", body = ErrorJson),
@@ -595,8 +628,12 @@ pub async fn create_compat(
 )]
 pub async fn create_v2(
     State(edge): State<Edge>,
+    caller: Caller,
     ApiJson(body): ApiJson<NewLocationJson>,
 ) -> Response {
+    if let Err(denied) = caller.submits_any() {
+        return denied.into_response();
+    }
     let item = Submitted {
         person_id: i64::from(body.person_id),
         lat: body.lat,
@@ -604,7 +641,7 @@ pub async fn create_v2(
         time: Time::Parsed(body.time.unwrap_or_else(Timestamp::now)),
         key: None,
     };
-    match single::v2(&edge, TRANSPORT, item).await {
+    match single::v2(&edge, TRANSPORT, caller, item).await {
         Ok(record) => created(&record),
         Err(failure) => failed(&edge, failure),
     }

@@ -37,6 +37,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{edge::Edge, grpc::GrpcEdge, ids::IdPool, metrics::EdgeMetrics, persons::KnownPersons};
 use crate::{
+    access::Access,
     cli::IngestArgs,
     proto::{
         self,
@@ -72,6 +73,7 @@ impl IngestComponent {
     pub async fn build(
         service: &mut ServiceBuilder,
         store: Arc<dyn Store>,
+        access: Access,
         stream: BusStream,
         settings: IngestArgs,
     ) -> Result<Self, ConfigError> {
@@ -95,6 +97,7 @@ impl IngestComponent {
         let persons = KnownPersons::new(Arc::clone(&store));
         let ids = IdPool::new(Arc::clone(&store), settings.ingest_id_block);
         let edge = Edge::new(
+            access,
             persons.clone(),
             ids.clone(),
             store,

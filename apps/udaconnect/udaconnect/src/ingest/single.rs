@@ -13,7 +13,7 @@ use super::{
     edge::{Edge, Refusal},
     validate::{Submitted, Time, shown},
 };
-use crate::api::compat_wire::CompatNewLocation;
+use crate::{access::Caller, api::compat_wire::CompatNewLocation};
 
 /// Why a single location was not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,18 +29,20 @@ pub enum Failure {
 pub async fn v2(
     edge: &Edge,
     transport: &'static str,
+    caller: Caller,
     item: Submitted,
 ) -> Result<LocationRecord, Failure> {
-    one(edge, transport, || Ok(item)).await
+    one(edge, transport, caller, || Ok(item)).await
 }
 
 /// Takes the original's `body`.
 pub async fn original(
     edge: &Edge,
     transport: &'static str,
+    caller: Caller,
     body: &CompatNewLocation,
 ) -> Result<LocationRecord, Failure> {
-    one(edge, transport, || read_original(body))
+    one(edge, transport, caller, || read_original(body))
         .await
         .map_err(|failure| match failure {
             Failure::Invalid(invalid) => Failure::Invalid(original_names(invalid)),
@@ -51,6 +53,7 @@ pub async fn original(
 async fn one(
     edge: &Edge,
     transport: &'static str,
+    caller: Caller,
     read: impl FnOnce() -> Result<Submitted, Invalid>,
 ) -> Result<LocationRecord, Failure> {
     let mut batch = edge.batch();
@@ -63,7 +66,7 @@ async fn one(
         )));
     }
     let outcome = edge
-        .ingest(transport, batch)
+        .ingest(transport, caller, batch)
         .await
         .map_err(Failure::Refused)?;
     if let Some(record) = outcome.accepted.into_iter().next() {

@@ -39,7 +39,11 @@ const DEMO_FOLDED: Duration = Duration::from_secs(120);
 
 /// `udaconnect <target>` as an operator starts it.
 fn start(target: &str, envs: &[(&str, String)]) -> AppProcess {
-    let mut all = vec![("RUST_LOG", "info".to_owned())];
+    // The page as the original's open API serves it.
+    let mut all = vec![
+        ("RUST_LOG", "info".to_owned()),
+        ("UDACONNECT_OPEN_API", "true".to_owned()),
+    ];
     all.extend(envs.iter().cloned());
     AppProcess::spawn(UDACONNECT.as_ref(), "UDACONNECT", &[target], &all)
 }

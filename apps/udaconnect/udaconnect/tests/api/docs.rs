@@ -21,7 +21,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// Every operation `udaconnect all` serves.
-const OPERATIONS: [(&str, &str); 16] = [
+const OPERATIONS: [(&str, &str); 20] = [
     ("get", "/api/persons"),
     ("post", "/api/persons"),
     ("get", "/api/persons/{person_id}"),
@@ -38,6 +38,10 @@ const OPERATIONS: [(&str, &str); 16] = [
     ("post", "/api/v2/locations"),
     ("post", "/api/v2/locations:batch"),
     ("get", "/api/v2/locations/{location_id}"),
+    ("post", "/api/v2/persons/{person_id}/credentials"),
+    ("get", "/api/v2/persons/{person_id}/credentials"),
+    ("delete", "/api/v2/credentials/{credential_id}"),
+    ("get", "/api/v2/me"),
 ];
 
 /// The location writes, served by the ingest edge.
@@ -65,13 +69,24 @@ async fn the_document_lists_exactly_the_routes_and_each_is_served() {
     expected.insert(("get".to_owned(), "/api/v2/stats".to_owned()));
     expected.insert(("get".to_owned(), "/api/v2/live".to_owned()));
     assert_eq!(documented, expected);
+    // Each says who may call it.
+    for (method, path) in &documented {
+        let description = doc["paths"][path][method]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains("**Who may call:**"),
+            "{method} {path} does not say who may call it: {description:?}"
+        );
+    }
 
     // Each documented operation is routed: never a 404 or 405 from the
     // router (a 404 JSON error for a missing record is an answer).
     for (method, path) in &documented {
         let concrete = path
             .replace("{person_id}", "1")
-            .replace("{location_id}", "1");
+            .replace("{location_id}", "1")
+            .replace("{credential_id}", "1");
         let request = match method.as_str() {
             "get" => app.http.get(format!("{}{concrete}", app.base)),
             "post" => app
@@ -79,6 +94,7 @@ async fn the_document_lists_exactly_the_routes_and_each_is_served() {
                 .post(format!("{}{concrete}", app.base))
                 .header("content-type", "application/json")
                 .body("{}"),
+            "delete" => app.http.delete(format!("{}{concrete}", app.base)),
             other => panic!("unexpected method {other}"),
         };
         let response = request.send().await.expect("sent");

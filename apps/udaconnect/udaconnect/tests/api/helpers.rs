@@ -106,7 +106,9 @@ async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
 /// without `--nats-url` on the in-process bus, without `--demo-feed` with
 /// no demo feed (so that the counts are the tests' own), without
 /// `--demo-meetings` with no meetings of the demo conference (folding it
-/// in takes seconds of a debug build), whatever the environment has.
+/// in takes seconds of a debug build), and without `--open-api` with the
+/// API open (no token needed: the tests of the access rules close it),
+/// whatever the environment has.
 pub async fn spawn_app(args: &[&str]) -> TestApp {
     spawn_target("all", args).await
 }
@@ -118,6 +120,14 @@ pub async fn spawn_target(target: &str, args: &[&str]) -> TestApp {
         argv.extend(["--grpc-addr", "127.0.0.1:0"]);
     }
     let mut cli = Cli::try_parse_from(argv.iter().chain(args)).expect("valid arguments");
+    if !args.contains(&"--open-api") {
+        match &mut cli.target {
+            Some(udaconnect::cli::Target::All(all)) => all.serve.access.open_api = Some(true),
+            Some(udaconnect::cli::Target::Api(api)) => api.access.open_api = Some(true),
+            Some(udaconnect::cli::Target::Ingest(ingest)) => ingest.access.open_api = Some(true),
+            _ => {}
+        }
+    }
     if let Some(udaconnect::cli::Target::All(all)) = &mut cli.target {
         if !args.contains(&"--database-url") {
             all.serve.store.database_url = None;

@@ -525,6 +525,8 @@ impl Edge {
             ),
             ("UDACONNECT_MIGRATE", "false".to_owned()),
             ("UDACONNECT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+            // The memory measured, not the tokens: no token needed.
+            ("UDACONNECT_OPEN_API", "true".to_owned()),
         ];
         let process = tokio::task::spawn_blocking(move || {
             AppProcess::spawn(
