@@ -9,6 +9,7 @@
 //! ids are at hand; a full stream or a lost broker make it say so.
 
 pub mod edge;
+pub mod friends;
 pub mod grpc;
 pub mod http;
 pub mod ids;
