@@ -1,5 +1,7 @@
 //! OwnTracks in HTTP mode (the booklet's `tech/http` and `tech/json`
-//! pages): what the app POSTs, read into [`Report`]s, and who sent it.
+//! pages): who sent a request ([`sender`], from its headers alone, so that
+//! it can be authenticated before its body is read) and what its messages
+//! hold ([`reports`]).
 //!
 //! The app POSTs one JSON message per request, or a JSON array of them
 //! when it flushes its queue, with HTTP Basic credentials (the user, and
@@ -51,18 +53,15 @@ const OTHER_TYPES: [&str; 12] = [
     "waypoints",
 ];
 
-/// A request of the app, read.
+/// Who sent a request, as its headers say.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OwnTracksRequest {
+pub struct Sender {
     /// The user of the Basic credentials.
     pub user: String,
     /// The device, as `X-Limit-D` names it, if it does.
     pub device: Option<String>,
     /// The password of the Basic credentials: the device's token.
     pub token: DeviceToken,
-    /// What each message holds, in the order sent (one for a single
-    /// message or an empty body, none for an empty array).
-    pub reports: Vec<Report>,
 }
 
 /// Why a request is not read: each a message for the app's user, never
@@ -126,13 +125,9 @@ fn place(index: Option<usize>) -> String {
     )
 }
 
-/// Reads a request: its credentials from `headers`, its messages from
-/// `body` (already bounded by the caller), at most `max_messages` of them.
-pub fn parse(
-    headers: &HeaderMap,
-    body: &[u8],
-    max_messages: usize,
-) -> Result<OwnTracksRequest, OwnTracksError> {
+/// Who sent a request: its Basic credentials and `X-Limit-D`, read from
+/// `headers` alone, so that the sender is known before the body is read.
+pub fn sender(headers: &HeaderMap) -> Result<Sender, OwnTracksError> {
     let (user, token) = credentials(headers)?;
     let device = headers
         .get(DEVICE_HEADER)
@@ -144,11 +139,10 @@ pub fn parse(
         .transpose()?
         .filter(|device| !device.is_empty())
         .map(str::to_owned);
-    Ok(OwnTracksRequest {
+    Ok(Sender {
         user,
         device,
         token,
-        reports: reports(body, max_messages)?,
     })
 }
 
@@ -179,8 +173,10 @@ fn credentials(headers: &HeaderMap) -> Result<(String, DeviceToken), OwnTracksEr
     }
 }
 
-/// What the body's messages hold.
-fn reports(body: &[u8], max: usize) -> Result<Vec<Report>, OwnTracksError> {
+/// What the messages of `body` (already bounded by the caller) hold, in
+/// the order sent (one for a single message or an empty body, none for an
+/// empty array), at most `max` of them.
+pub fn reports(body: &[u8], max: usize) -> Result<Vec<Report>, OwnTracksError> {
     match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
         None => Ok(vec![Report::Nothing("empty body")]),
         Some(b'[') => array(body, max),
@@ -374,7 +370,7 @@ mod tests {
     }
 
     fn read(body: &str) -> Result<Vec<Report>, OwnTracksError> {
-        parse(&app_headers(), body.as_bytes(), MAX).map(|request| request.reports)
+        reports(body.as_bytes(), MAX)
     }
 
     fn one(body: &str) -> Report {
@@ -693,7 +689,7 @@ mod tests {
         ));
         assert_eq!(read("42"), Err(OwnTracksError::NotMessages));
         assert_eq!(read(r#""location""#), Err(OwnTracksError::NotMessages));
-        let not_utf8 = parse(&app_headers(), b"{\"_type\":\"\xff\"}", MAX);
+        let not_utf8 = reports(b"{\"_type\":\"\xff\"}", MAX);
         assert!(matches!(not_utf8, Err(OwnTracksError::NotJson { .. })));
     }
 
@@ -709,8 +705,7 @@ mod tests {
 
     #[test]
     fn the_credentials_and_the_device_are_read_from_the_headers() {
-        let request =
-            parse(&app_headers(), br#"{"_type":"lwt","tst":1380738247}"#, MAX).expect("read");
+        let request = sender(&app_headers()).expect("read");
         assert_eq!(request.user, "jane");
         assert_eq!(request.device.as_deref(), Some("phone"));
         assert_eq!(request.token.as_str(), TOKEN);
@@ -723,10 +718,9 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_str(&format!("basic  {credentials} ")).expect("a header"),
         );
-        let request = parse(&headers, b"", MAX).expect("read");
+        let request = sender(&headers).expect("read");
         assert_eq!(request.device, None);
         assert_eq!(request.token.as_str(), "token");
-        assert_eq!(request.reports, [Report::Nothing("empty body")]);
     }
 
     #[test]
@@ -740,7 +734,7 @@ mod tests {
                     HeaderValue::from_str(value).expect("a header"),
                 );
             }
-            parse(&headers, b"", MAX).expect_err("refused")
+            sender(&headers).expect_err("refused")
         };
         let basic = |credentials: &[u8]| format!("Basic {}", STANDARD.encode(credentials));
         assert_eq!(with(None), OwnTracksError::NoCredentials);
@@ -765,7 +759,7 @@ mod tests {
             HeaderValue::from_bytes(b"Basic \xffs3cr3t").expect("a header"),
         );
         assert_eq!(
-            parse(&headers, b"", MAX),
+            sender(&headers),
             Err(OwnTracksError::HeaderNotText("Authorization"))
         );
         let mut headers = app_headers();
@@ -774,7 +768,7 @@ mod tests {
             HeaderValue::from_bytes(b"ph\xffone").expect("a header"),
         );
         assert_eq!(
-            parse(&headers, b"", MAX),
+            sender(&headers),
             Err(OwnTracksError::HeaderNotText("X-Limit-D"))
         );
         for err in [
