@@ -1,6 +1,7 @@
 //! The phones' apps over HTTP, taken exactly as they send: OwnTracks in
 //! HTTP mode (`POST /api/v2/owntracks`) and the OsmAnd protocol of
-//! Traccar Client and others (`GET` and `POST /api/v2/osmand`), read by [`super::phones`] and taken
+//! Traccar Client and others (`GET` and `POST /api/v2/osmand`, and the
+//! bare address: [`osmand_at_root`]), read by [`super::phones`] and taken
 //! through the edge's one path ([`super::edge`]) under the transport
 //! labels `owntracks` and `osmand`.
 //!
@@ -27,8 +28,8 @@ use std::time::Duration;
 use axum::{
     Json,
     body::Body,
-    extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use platform::http::ApiError;
@@ -48,7 +49,7 @@ use super::{
 };
 use crate::{
     access::{Caller, Denied, Holder},
-    api::wire::ErrorJson,
+    api::{credentials::OSMAND_PATH, wire::ErrorJson},
 };
 
 /// The transport label of OwnTracks' requests.
@@ -155,7 +156,9 @@ pub async fn owntracks(State(edge): State<Edge>, headers: HeaderMap, body: Body)
 /// parameters in the query (`GET`, or `POST` with an empty body), the
 /// body form-encoded, or Traccar Client 9's JSON. One position for the
 /// device's person; one marked `valid=false`, or without coordinates
-/// (cells or Wi-Fi only), is taken and stored nowhere.
+/// (cells or Wi-Fi only), is taken and stored nowhere. Also served at the
+/// bare address (`POST /`, and `GET /` with `id` or `deviceid`), which is
+/// what an app's "server URL" often is.
 ///
 /// **Who may call:** a device (its token as `id` or `deviceid`, or JSON `device_id`).
 #[utoipa::path(
@@ -271,5 +274,85 @@ async fn take(
     match outcome.rejected.listed().first() {
         None => Ok(outcome.ids()),
         Some(rejection) => Err(failed(edge, Failure::Invalid(rejection.invalid.clone()))),
+    }
+}
+
+/// `request` addressed to OsmAnd's path when it comes to the bare address
+/// as an OsmAnd request: a `POST /` (nothing else takes one; Traccar Client
+/// 9 posts its JSON to the server URL as typed), or a `GET /` whose query
+/// names a device (`id` or `deviceid`). Every other request, `GET /` of
+/// the page among them, is left as it is. Run before routing, so that no
+/// route is matched twice.
+pub fn osmand_at_root(mut request: Request) -> Request {
+    let uri = request.uri();
+    if uri.path() != "/" {
+        return request;
+    }
+    let names_device = uri.query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            name == "id" || name == "deviceid"
+        })
+    });
+    let method = request.method();
+    if !(*method == Method::POST || (*method == Method::GET && names_device)) {
+        return request;
+    }
+    let target = match uri.query() {
+        Some(query) => format!("{OSMAND_PATH}?{query}"),
+        None => OSMAND_PATH.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = target.parse().ok();
+    if let Ok(rewritten) = Uri::from_parts(parts) {
+        *request.uri_mut() = rewritten;
+    }
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(method: Method, uri: &str) -> String {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("a request");
+        osmand_at_root(request).uri().to_string()
+    }
+
+    #[test]
+    fn the_bare_address_is_osmands_for_its_requests_only() {
+        assert_eq!(routed(Method::POST, "/"), "/api/v2/osmand");
+        assert_eq!(
+            routed(Method::POST, "/?id=t&lat=1&lon=2"),
+            "/api/v2/osmand?id=t&lat=1&lon=2"
+        );
+        assert_eq!(
+            routed(Method::GET, "/?lat=1&lon=2&id=t"),
+            "/api/v2/osmand?lat=1&lon=2&id=t"
+        );
+        assert_eq!(
+            routed(Method::GET, "/?deviceid=t&lat=1&lon=2"),
+            "/api/v2/osmand?deviceid=t&lat=1&lon=2"
+        );
+        assert_eq!(
+            routed(Method::POST, "http://example.org/?id=t"),
+            "http://example.org/api/v2/osmand?id=t"
+        );
+        // The page, and everything else, as they are.
+        for (method, uri) in [
+            (Method::GET, "/"),
+            (Method::GET, "/?token=abc"),
+            (Method::GET, "/?identity=t"),
+            (Method::HEAD, "/?id=t"),
+            (Method::GET, "/api/v2/stats?id=t"),
+            (Method::POST, "/api/v2/locations"),
+            (Method::POST, "/api/v2/osmand?id=t"),
+        ] {
+            assert_eq!(routed(method.clone(), uri), uri, "{method} {uri}");
+        }
     }
 }
