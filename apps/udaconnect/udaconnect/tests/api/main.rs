@@ -22,7 +22,9 @@
 //! stored" across retries, transports and edges; `meetings` holds the
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
-//! reference.
+//! reference; `phones` holds the phones' own apps, OwnTracks and Traccar
+//! Client, to what they send, their devices' tokens and the friends
+//! OwnTracks shows.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -40,5 +42,6 @@ mod keys;
 mod manifests;
 mod meetings;
 mod original;
+mod phones;
 mod postgres;
 mod roles;
