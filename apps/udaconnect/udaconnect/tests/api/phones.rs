@@ -7,7 +7,8 @@
 //! a device's are refused; a device submits for its own person only, on
 //! every transport; OwnTracks is answered with whom its person met today,
 //! where they met; and the same through a real nats-server and
-//! PostgreSQL, with the edge, the writer and the API as separate targets.
+//! PostgreSQL, with the edge, the writer and the API as separate targets,
+//! a full stream answered 503 and the app's resend stored once it drains.
 
 use chrono::{DateTime, Utc};
 use reqwest::{Method, RequestBuilder};
@@ -114,17 +115,15 @@ async fn attendee(app: &TestApp, person: i64) -> String {
 }
 
 /// What OwnTracks posts: `body` to `url`, the token as the Basic password,
-/// with the app's headers. The status, the `WWW-Authenticate` header and
-/// the JSON answer.
-async fn owntracks(
+/// with the app's headers.
+async fn owntracks_post(
     app: &TestApp,
     url: &str,
     user: &str,
     token: &str,
     body: &str,
-) -> (u16, Option<String>, Value) {
-    let response = app
-        .http
+) -> reqwest::Response {
+    app.http
         .post(url)
         .basic_auth(user, Some(token))
         .header("x-limit-u", user)
@@ -134,7 +133,18 @@ async fn owntracks(
         .body(body.to_owned())
         .send()
         .await
-        .expect("answered");
+        .expect("answered")
+}
+
+/// [`owntracks_post`]'s status, `WWW-Authenticate` header and JSON answer.
+async fn owntracks(
+    app: &TestApp,
+    url: &str,
+    user: &str,
+    token: &str,
+    body: &str,
+) -> (u16, Option<String>, Value) {
+    let response = owntracks_post(app, url, user, token, body).await;
     let status = response.status().as_u16();
     let challenge = response
         .headers()
@@ -760,7 +770,7 @@ async fn row(db: &str, sql: &str) -> Option<tokio_postgres::Row> {
 }
 
 #[tokio::test]
-async fn phones_through_nats_and_postgres_are_stored_as_sent() {
+async fn phones_through_nats_and_postgres_are_stored_as_sent_and_resent_when_the_bus_is_full() {
     let (nats, pg) = tokio::task::spawn_blocking(|| (NatsServer::start(), PostgresServer::start()))
         .await
         .expect("servers start");
@@ -773,17 +783,24 @@ async fn phones_through_nats_and_postgres_are_stored_as_sent() {
         "--nats-url",
         nats_url.as_str(),
     ];
+    let small = [
+        "--locations-stream-max-messages",
+        "2",
+        "--ingest-retry-after",
+        "3s",
+    ];
     let api = spawn_target("api", &[stored_in.as_slice(), &CLOSED].concat()).await;
-    let edge = spawn_target("ingest", &[bus.as_slice(), &CLOSED].concat()).await;
-    let writer = spawn_target("writer", &bus).await;
+    // No writer yet: the stream holds two messages, then is full.
+    let edge = spawn_target("ingest", &[bus.as_slice(), &CLOSED, &small].concat()).await;
     let zoe = person(&api, "Zoe", "Postgres").await;
     let phone = device(&api, zoe).await;
 
     // The edge is its own target: the apps post to its address (behind an
     // ingress, the one the setup hands out).
+    let owntracks_url = format!("{}/api/v2/owntracks", edge.base);
     let (status, _, friends) = owntracks(
         &edge,
-        &format!("{}/api/v2/owntracks", edge.base),
+        &owntracks_url,
         &phone.user,
         &phone.token,
         FULL_LOCATION,
@@ -798,21 +815,33 @@ async fn phones_through_nats_and_postgres_are_stored_as_sent() {
     )
     .await;
     let id = taken(status, &reply);
+    // Full: told to come back, which OwnTracks does, until a writer drains
+    // the stream and the edge has room again.
+    let later = r#"{"_type":"location","lat":48.86,"lon":2.3,"tst":1497508700}"#;
+    let full = owntracks_post(&edge, &owntracks_url, &phone.user, &phone.token, later).await;
+    assert_eq!(full.status(), 503);
+    assert_eq!(full.headers()["retry-after"], "3");
+    let writer = spawn_target("writer", &bus).await;
+    edge.wait_readyz(200).await;
+    let (status, _, friends) =
+        owntracks(&edge, &owntracks_url, &phone.user, &phone.token, later).await;
+    assert_eq!((status, friends), (200, json!([])));
 
-    let rows = eventually("both rows", PATIENCE, || async {
+    let rows = eventually("the three rows", PATIENCE, || async {
         let found = row(
             &db,
             "SELECT count(*) AS n, string_agg(format('%s|%s|%s|%s|%s', person_id, lat, lon, creation_time, ingest_key), ';' ORDER BY creation_time) AS rows FROM location",
         )
         .await?;
-        (found.get::<_, i64>("n") == 2).then(|| found.get::<_, String>("rows"))
+        (found.get::<_, i64>("n") == 3).then(|| found.get::<_, String>("rows"))
     })
     .await;
     assert_eq!(
         rows,
         format!(
             "{zoe}|60|30|2013-08-22 13:14:27|device/{device}/osmand:1377177267000000;\
-             {zoe}|48.85833|2.29513|2017-06-15 06:37:31|device/{device}/owntracks:1497508651",
+             {zoe}|48.85833|2.29513|2017-06-15 06:37:31|device/{device}/owntracks:1497508651;\
+             {zoe}|48.86|2.3|2017-06-15 06:38:20|device/{device}/owntracks:1497508700",
             device = phone.id
         )
     );
