@@ -94,6 +94,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "credentials",
         sql: include_str!("../migrations/0014_credentials.sql"),
     },
+    Migration {
+        version: 15,
+        name: "ingest_reads_meetings",
+        sql: include_str!("../migrations/0015_ingest_reads_meetings.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

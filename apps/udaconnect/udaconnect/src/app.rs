@@ -5,6 +5,9 @@
 //! The HTTP routes are composed here, once: the query API's (`all`,
 //! `api`), the ingest edge's location writes (`all`, `ingest`), and one
 //! OpenAPI document describing exactly those; no path is routed twice.
+//! Where the edge runs, `/` is also OsmAnd's bare address: its requests
+//! are readdressed to OsmAnd's path before routing
+//! ([`crate::ingest::phone_http::osmand_at_root`]).
 //! `all` on the embedded store also runs the demo's live feed
 //! ([`crate::demo`]), through its edge.
 //! `writer` serves only `/livez`, `/readyz` and `/metrics`.
@@ -40,7 +43,7 @@ use crate::{
     },
     cli::{BusConfig, Config, StoreConfig, redacted},
     demo::DemoFeed,
-    ingest::IngestComponent,
+    ingest::{IngestComponent, phone_http::osmand_at_root},
     meetings::MeetingsComponent,
     writer::{MaintenanceComponent, WriterComponent},
 };
@@ -190,6 +193,7 @@ impl Application {
             migrate: pg.filter(|pg| pg.migrate).map(|pg| pg.store),
         });
         let mut grpc = None;
+        let mut edge_runs = false;
         if let Some(bus_config) = &config.bus {
             let bus = connect(bus_config, config.target).await?;
             if let Some(settings) = config.ingest.clone() {
@@ -209,6 +213,7 @@ impl Application {
                 )
                 .await?;
                 grpc = edge.grpc_addr().ok();
+                edge_runs = true;
                 if let Some(feed) = config.demo_feed {
                     service.add(DemoFeed::new(edge.edge(), Arc::clone(&store), feed));
                 }
@@ -257,6 +262,7 @@ impl Application {
             service.add(RoutesComponent {
                 router,
                 page: config.api.is_some(),
+                osmand_at_root: edge_runs,
                 streams,
             });
         }
@@ -312,6 +318,8 @@ struct RoutesComponent {
     router: Router,
     /// Whether the target serves the page (the query API does).
     page: bool,
+    /// Whether the bare address takes OsmAnd's requests (the edge does).
+    osmand_at_root: bool,
     /// Cancelled at shutdown: the routes' long-lived streams end on it.
     streams: CancellationToken,
 }
@@ -326,12 +334,24 @@ impl Component for RoutesComponent {
     }
 
     fn router(&self, _shutdown: &CancellationToken) -> Option<Router> {
-        let router = self.router.clone();
+        let mut router = self.router.clone();
         if self.page {
-            Some(router.merge(api::page::router()))
-        } else {
-            Some(router)
+            router = router.merge(api::page::assets());
         }
+        let mut whole = router.clone();
+        if self.page {
+            whole = whole.merge(api::page::index());
+        }
+        if !self.osmand_at_root {
+            return Some(whole);
+        }
+        // `/` is first read as OsmAnd's bare address, then routed on the
+        // whole router: an OsmAnd request to OsmAnd's path, anything else
+        // (the page) as it came. Every other path is routed once, here.
+        let root = tower::ServiceBuilder::new()
+            .map_request(osmand_at_root)
+            .service(whole);
+        Some(router.route_service("/", root))
     }
 
     fn run(

@@ -1,9 +1,11 @@
 //! The migrations on a fresh database, twice, concurrently, on a
 //! database in the original's shape, with its rows, and on one with
-//! meetings' rows.
+//! meetings' rows; the edge's role given what it reads.
 
 use testkit::PostgresServer;
-use udaconnect_domain::{NewLocation, NewPerson, Position, Store, Timestamp};
+use udaconnect_domain::{
+    NewLocation, NewPerson, Position, Store, Timestamp, meeting::MeetingQuery,
+};
 use udaconnect_store::{
     MIGRATIONS, MigrateError, StoreMigrateError,
     original::{SHAPED_LOCATIONS, SHAPED_PERSONS, shaped_script},
@@ -18,9 +20,9 @@ async fn a_fresh_database_is_migrated_once() {
     assert!(again.was_current(), "{again:?}");
     assert_eq!(
         again.already,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
     );
-    assert_eq!(again.to_string(), "schema current (version 14)");
+    assert_eq!(again.to_string(), "schema current (version 15)");
     let client = client(&db.url).await;
     let id_type: String = client
         .query_one(
@@ -45,7 +47,33 @@ async fn processes_migrating_at_once_apply_each_migration_once() {
         applied.extend(report.expect("migrate").applied);
     }
     applied.sort_unstable();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    assert_eq!(
+        applied,
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    );
+}
+
+#[tokio::test]
+async fn the_edges_role_reads_the_meetings_and_writes_none() {
+    // The role the manifests make for the edge, there before migrating.
+    let server = PostgresServer::start();
+    let url = server.create_database("udaconnect");
+    server.psql("udaconnect", "CREATE ROLE udaconnect_ingest LOGIN");
+    store(&url).migrate().await.expect("migrate");
+    let edge = store(&url.replacen("postgres@", "udaconnect_ingest@", 1));
+    let query = MeetingQuery {
+        person: 1,
+        start: Timestamp::from_micros(1_600_000_000_000_000),
+        end: Timestamp::from_micros(1_700_000_000_000_000),
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(edge.meetings(&query).await, Ok(Vec::new()));
+    let denied = server.psql(
+        "udaconnect",
+        "COPY (SELECT has_table_privilege('udaconnect_ingest', 'meeting', 'INSERT, UPDATE, DELETE')) TO STDOUT",
+    );
+    assert_eq!(denied, "f\n");
 }
 
 #[tokio::test]
@@ -99,7 +127,7 @@ async fn a_database_in_the_originals_shape_is_upgraded_losing_and_renumbering_no
         .expect("upgrade the original's database");
     assert_eq!(
         report.applied,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
     );
     assert_eq!(rows(&server, "person"), persons);
     assert_eq!(rows(&server, "location"), locations);
@@ -245,7 +273,7 @@ async fn the_meetings_positions_are_partitioned_in_place_keeping_every_row() {
     let positions = server.psql("meetings", all);
 
     let report = store(&url).migrate().await.expect("migrated");
-    assert_eq!(report.applied, vec![13, 14]);
+    assert_eq!(report.applied, vec![13, 14, 15]);
     assert_eq!(server.psql("meetings", all), positions);
     let placed = server.psql(
         "meetings",

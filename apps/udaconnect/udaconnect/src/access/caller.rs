@@ -150,6 +150,22 @@ impl Caller {
         }
     }
 
+    /// Only a phone: the phones' apps' endpoints, whose requests name no
+    /// person, take positions for the device's own person alone.
+    pub fn device(&self) -> Result<Holder, Denied> {
+        match self {
+            Caller::Device(holder) => Ok(*holder),
+            Caller::Nobody => Err(Denied::Unauthenticated(NO_TOKEN)),
+            Caller::Organiser => Err(Denied::Forbidden(
+                "the phones' apps send a device's token; the organiser submits through /api/v2/locations"
+                    .to_owned(),
+            )),
+            Caller::Attendee(_) => Err(Denied::Forbidden(
+                "an attendee's link does not submit positions; a device's token does".to_owned(),
+            )),
+        }
+    }
+
     /// Who may submit positions at all: the organiser, or a phone (each of
     /// whose positions is then checked with [`Self::submits`]).
     pub fn submits_any(&self) -> Result<(), Denied> {
@@ -238,5 +254,10 @@ mod tests {
         assert_eq!(status(device.reads_counts()), forbidden);
         assert_eq!(status(device.submits_any()), ok);
         assert_eq!(status(attendee.submits_any()), forbidden);
+
+        assert_eq!(device.device(), Ok(A));
+        assert_eq!(status(attendee.device().map(|_| ())), forbidden);
+        assert_eq!(status(Caller::Organiser.device().map(|_| ())), forbidden);
+        assert_eq!(status(Caller::Nobody.device().map(|_| ())), unauthorised);
     }
 }

@@ -5,7 +5,7 @@
 use axum::{Router, http::header, response::IntoResponse, routing::get};
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
 /// The document's fixed parts; the paths come from the routes.
@@ -23,6 +23,7 @@ use utoipa::{
         (name = "v2", description = "Connections summarised per person, cursors, RFC 3339 times"),
         (name = "ingest", description = "Many locations at once, answered once they are on the bus (also over gRPC: proto/udaconnect.proto)"),
         (name = "access", description = "Attendees' links and phones' tokens: made by the organiser, shown once, revocable"),
+        (name = "phones", description = "The phones' own apps, taken as they send: OwnTracks (HTTP mode) and Traccar Client (OsmAnd protocol), each with a device's token"),
     ),
     modifiers(&Bearer)
 )]
@@ -30,7 +31,7 @@ pub struct ApiDoc;
 
 /// The token every call but the page, the docs and health may need:
 /// `Authorization: Bearer <token>` (or `?access_token=` where a client
-/// cannot set headers).
+/// cannot set headers); and a device's token as the phones' apps send it.
 struct Bearer;
 
 impl Modify for Bearer {
@@ -47,6 +48,24 @@ impl Modify for Bearer {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "owntracks",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "OwnTracks' Identification: any user name, and a device's token as the password.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "osmand",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "id",
+                "Traccar Client's device identifier: a device's token (also as `deviceid`, or JSON `device_id`).",
+            ))),
         );
     }
 }

@@ -6,9 +6,10 @@
 //! page people use ([`page`]).
 //!
 //! Locations are written through the ingest edge (`crate::ingest`), which
-//! serves `POST /api/locations`, `POST /api/v2/locations` and
-//! `POST /api/v2/locations:batch`; a target's document holds exactly the
-//! routes it serves, these included when it runs the edge.
+//! serves `POST /api/locations`, `POST /api/v2/locations`,
+//! `POST /api/v2/locations:batch` and the phones' apps' endpoints
+//! (`/api/v2/owntracks`, `/api/v2/osmand`); a target's document holds
+//! exactly the routes it serves, these included when it runs the edge.
 
 pub mod compat;
 pub mod compat_wire;

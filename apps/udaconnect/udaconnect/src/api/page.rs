@@ -17,13 +17,17 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// `/`, `/assets/app.js` and `/assets/style.css`.
-pub fn router() -> Router {
+/// `/`: the page.
+pub fn index() -> Router {
+    Router::new().route(
+        "/",
+        get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+    )
+}
+
+/// `/assets/app.js` and `/assets/style.css`: what the page loads.
+pub fn assets() -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-        )
         .route(
             "/assets/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),

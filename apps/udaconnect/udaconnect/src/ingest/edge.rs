@@ -150,6 +150,12 @@ impl Edge {
         &self.inner.access
     }
 
+    /// The store it checks persons and claims keys in, and the phones'
+    /// friends are read from.
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
     /// Its settings.
     pub fn settings(&self) -> &IngestArgs {
         &self.inner.settings

@@ -185,7 +185,11 @@ pub async fn batch(
 
 /// The body, in one buffer of at most `limit` bytes (reserved at once
 /// when the client says how long it is), or the answer refusing it.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, Response> {
+pub(super) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, Response> {
     let too_long = || {
         too_large(format!(
             "the body is larger than {limit} bytes (UDACONNECT_INGEST_MAX_BODY)"
@@ -541,7 +545,7 @@ fn rejected_json(rejection: &Rejection) -> RejectedJson {
     }
 }
 
-fn too_large(message: String) -> Response {
+pub(super) fn too_large(message: String) -> Response {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         message,
@@ -551,7 +555,7 @@ fn too_large(message: String) -> Response {
 
 /// 401 or 403 for a caller who may not submit these positions, else 503
 /// with `Retry-After`.
-fn refused(edge: &Edge, refusal: &Refusal) -> Response {
+pub(super) fn refused(edge: &Edge, refusal: &Refusal) -> Response {
     if let Refusal::Denied(denied) = refusal {
         return denied.clone().into_response();
     }
@@ -564,7 +568,7 @@ fn refused(edge: &Edge, refusal: &Refusal) -> Response {
 }
 
 /// The answer to a single location not taken.
-fn failed(edge: &Edge, failure: Failure) -> Response {
+pub(super) fn failed(edge: &Edge, failure: Failure) -> Response {
     match failure {
         Failure::Invalid(invalid) => (
             StatusCode::BAD_REQUEST,

@@ -1,4 +1,5 @@
-//! `udaconnect ingest`, the edge: takes locations over gRPC and HTTP,
+//! `udaconnect ingest`, the edge: takes locations over gRPC and HTTP (the
+//! phones' apps, OwnTracks and OsmAnd senders, among its clients),
 //! checks each, gives the good ones ids (claiming their idempotency keys,
 //! so that a retry is answered with the id first answered) and answers as
 //! soon as they are on the LOCATIONS stream, never waiting for the writers
@@ -9,6 +10,7 @@
 //! ids are at hand; a full stream or a lost broker make it say so.
 
 pub mod edge;
+pub mod friends;
 pub mod grpc;
 pub mod http;
 pub mod ids;
@@ -16,6 +18,8 @@ pub mod items;
 pub mod keys;
 pub mod metrics;
 pub mod persons;
+pub mod phone_http;
+pub mod phones;
 pub mod rejections;
 pub mod single;
 pub mod validate;
@@ -136,6 +140,8 @@ impl IngestComponent {
             .routes(routes!(http::batch))
             .routes(routes!(http::create_compat))
             .routes(routes!(http::create_v2))
+            .routes(routes!(phone_http::owntracks))
+            .routes(routes!(phone_http::osmand))
             .with_state(self.edge.clone())
     }
 }

@@ -21,7 +21,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// Every operation `udaconnect all` serves.
-const OPERATIONS: [(&str, &str); 20] = [
+const OPERATIONS: [(&str, &str); 23] = [
     ("get", "/api/persons"),
     ("post", "/api/persons"),
     ("get", "/api/persons/{person_id}"),
@@ -42,13 +42,19 @@ const OPERATIONS: [(&str, &str); 20] = [
     ("get", "/api/v2/persons/{person_id}/credentials"),
     ("delete", "/api/v2/credentials/{credential_id}"),
     ("get", "/api/v2/me"),
+    ("post", "/api/v2/owntracks"),
+    ("get", "/api/v2/osmand"),
+    ("post", "/api/v2/osmand"),
 ];
 
 /// The location writes, served by the ingest edge.
-const WRITES: [(&str, &str); 3] = [
+const WRITES: [(&str, &str); 6] = [
     ("post", "/api/locations"),
     ("post", "/api/v2/locations"),
     ("post", "/api/v2/locations:batch"),
+    ("post", "/api/v2/owntracks"),
+    ("get", "/api/v2/osmand"),
+    ("post", "/api/v2/osmand"),
 ];
 
 #[tokio::test]
@@ -145,18 +151,20 @@ async fn the_api_target_documents_and_serves_no_location_writes() {
         ])
         .collect();
     assert_eq!(documented, expected);
-    for (_, path) in WRITES {
-        let response = app
-            .http
-            .post(format!("{}{path}", app.base))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .expect("sent");
+    for (method, path) in WRITES {
+        let url = format!("{}{path}", app.base);
+        let request = match method {
+            "get" => app.http.get(url),
+            _ => app
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body("{}"),
+        };
+        let response = request.send().await.expect("sent");
         assert!(
             matches!(response.status().as_u16(), 404 | 405),
-            "{path} is served by `api`: {}",
+            "{method} {path} is served by `api`: {}",
             response.status()
         );
     }

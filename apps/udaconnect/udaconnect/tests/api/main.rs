@@ -26,7 +26,9 @@
 //! `logs` greps a full run's logs and metrics for personal data;
 //! `browser` and `browser_access` hold the page, in headless
 //! Chromium, to what a person sees: the open API's page, and the
-//! organiser's and an attendee's views on a closed one.
+//! organiser's and an attendee's views on a closed one; `phones` holds
+//! the phones' own apps, OwnTracks and Traccar Client, to what they
+//! send, their devices' tokens and the friends OwnTracks shows.
 #![allow(clippy::unwrap_used)]
 
 mod access;
@@ -47,5 +49,6 @@ mod logs;
 mod manifests;
 mod meetings;
 mod original;
+mod phones;
 mod postgres;
 mod roles;

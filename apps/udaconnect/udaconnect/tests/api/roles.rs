@@ -25,7 +25,7 @@ use testkit::{
 use tokio_postgres::{Client, NoTls, error::SqlState};
 use udaconnect_domain::{
     ClaimOutcome, KeyClaim, LocationRecord, Position, Store, Timestamp,
-    meeting::{MeetingRules, Sighting},
+    meeting::{MeetingQuery, MeetingRules, Sighting},
 };
 use udaconnect_store::{MIGRATIONS, PgConfig, PgStore};
 
@@ -339,6 +339,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
              VALUES (1, 'device', 'x', sha256('x'))",
             "UPDATE credential SET revoked_at = now()",
             "DELETE FROM credential",
+            "UPDATE meeting SET contacts = contacts",
+            "DELETE FROM meeting",
+            "SELECT count(*) FROM meeting_position",
             "SELECT location_maintain(localtimestamp, 1, NULL)",
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
@@ -657,6 +660,19 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         Some(feed.cursor)
     );
 
+    // The edge reads them too, for the phones' friends.
+    let friends = edge
+        .meetings(&MeetingQuery {
+            person: a,
+            start: at("2021-03-01T00:00:00Z"),
+            end: at("2021-03-02T00:00:00Z"),
+            after: None,
+            limit: 10,
+        })
+        .await
+        .expect("the edge reads the meetings");
+    assert_eq!(friends.len(), 1, "{friends:?}");
+
     // Back on the API: Ada met Bob, once, from 10:00 to 10:06; the live
     // counts see both rows.
     let (status, page) = get(&http, &format!("{base}/api/v2/persons/{a}/meetings")).await;
@@ -795,7 +811,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,14");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
