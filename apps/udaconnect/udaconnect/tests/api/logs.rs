@@ -1,6 +1,8 @@
 //! Positions, names and tokens are personal data: a full run of the
-//! `udaconnect all` binary on NATS and PostgreSQL, logging at `info`, with
-//! attendees, their links and phones, positions that meet, are refused,
+//! `udaconnect all` binary on NATS and PostgreSQL, logging its own and the
+//! platform's lines down to `debug` (every request's line), with
+//! attendees, their links and phones (OwnTracks and Traccar Client too),
+//! positions that meet, are refused,
 //! are sent for another person or with a revoked token, reads through
 //! links and live streams, leaves none of them in its logs or its metrics.
 
@@ -44,7 +46,7 @@ async fn a_full_run_logs_no_position_name_or_token() {
         ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
         ("UDACONNECT_OPEN_API", "false".to_owned()),
         ("UDACONNECT_ORGANISER_TOKEN", ORGANISER.to_owned()),
-        ("RUST_LOG", "info".to_owned()),
+        ("RUST_LOG", "info,udaconnect=debug,platform=debug".to_owned()),
     ];
     let mut app = tokio::task::spawn_blocking(move || {
         AppProcess::spawn(UDACONNECT.as_ref(), "UDACONNECT", &["all"], &envs)
@@ -117,6 +119,25 @@ async fn a_full_run_logs_no_position_name_or_token() {
             assert_eq!(status, 201, "{answer}");
         }
     }
+    // The phones' apps: Traccar Client's query holds the token and the
+    // position; OwnTracks' Basic password is the token.
+    let epoch = now.timestamp();
+    let osmand = http
+        .get(format!(
+            "{base}/api/v2/osmand?id={device_a}&lat=41.2345678&lon=2.1987654&timestamp={epoch}"
+        ))
+        .send()
+        .await
+        .expect("an OsmAnd answer");
+    assert_eq!(osmand.status(), 200);
+    let owntracks = http
+        .post(format!("{base}/api/v2/owntracks"))
+        .basic_auth("person", Some(device_b))
+        .json(&json!({ "_type": "location", "lat": 41.2345678, "lon": 2.1987777, "tst": epoch, "tid": "zq" }))
+        .send()
+        .await
+        .expect("an OwnTracks answer");
+    assert_eq!(owntracks.status(), 200);
     // Refused: out of range, for another person, with a revoked token.
     let refused = [
         (
@@ -220,8 +241,8 @@ async fn a_full_run_logs_no_position_name_or_token() {
     let (status, lines) = exited;
     assert!(status.is_some_and(|status| status.success()), "{status:?}");
     assert!(
-        lines.iter().any(|line| line.contains("\"INFO\"")),
-        "the run logged at info: {lines:?}"
+        lines.iter().any(|line| line.contains("\"DEBUG\"")),
+        "the run logged at debug: {lines:?}"
     );
     let coordinates = ["41.2345", "2.19876", "2.19877", "123.4567"];
     for (what, needles) in [
