@@ -7,12 +7,14 @@
 //! queries ([`query`]: the original API's, kept, and the summarised v2
 //! one), meetings: whom a person was with, when, where and for how long
 //! ([`meeting`]), geodesic distances ([`geodesic`]), clients' idempotency keys and how
-//! their claims are decided ([`claim`]), and the contract every store
+//! their claims are decided ([`claim`]), what erasing a person removes
+//! and how others learn of it ([`erasure`]), and the contract every store
 //! keeps ([`store`]), so that PostGIS and the embedded store give the same
 //! answers; [`conference`] makes up data for benchmarks, tests and demos.
 
 pub mod claim;
 pub mod conference;
+pub mod erasure;
 pub mod geodesic;
 pub mod meeting;
 pub mod model;
@@ -22,6 +24,7 @@ pub mod time;
 
 pub use self::{
     claim::{ClaimOutcome, KeyClaim},
+    erasure::{Erased, Erasures},
     model::{
         Coordinate, Invalid, Location, LocationId, LocationRecord, NewLocation, NewPerson, Person,
         PersonId, Position, Problem,

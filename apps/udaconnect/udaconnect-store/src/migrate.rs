@@ -89,6 +89,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "meeting_retention",
         sql: include_str!("../migrations/0013_meeting_retention.sql"),
     },
+    Migration {
+        version: 15,
+        name: "erasure",
+        sql: include_str!("../migrations/0015_erasure.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

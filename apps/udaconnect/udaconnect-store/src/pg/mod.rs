@@ -11,6 +11,7 @@
 mod batch;
 mod claims;
 mod copy;
+mod erasure;
 mod maintain;
 mod meetings;
 mod replica;

@@ -1,7 +1,9 @@
 //! [`Store`] on PostGIS: each call is one statement (two for the
 //! compatibility query: its rows, then their persons; two for keys another
 //! edge claims at the same moment, see [`super::claims`]), prepared once
-//! per connection.
+//! per connection; the writer's batches ([`super::batch`]), the meetings
+//! ([`super::meetings`]) and erasure ([`super::erasure`]) have modules of
+//! their own.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -11,9 +13,9 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
-    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
-    KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonOrder, PersonSearch, Stats, Store, StoreError, Timestamp,
+    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, Erased,
+    Erasures, InsertReport, KeyClaim, Location, LocationId, LocationRange, LocationRecord,
+    NewPerson, Person, PersonId, PersonOrder, PersonSearch, Stats, Store, StoreError, Timestamp,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
@@ -363,6 +365,14 @@ impl Store for PgStore {
         cursor: &FeedCursor,
     ) -> Result<(), StoreError> {
         self.write_event_cursor(publisher, cursor).await
+    }
+
+    async fn erase_person(&self, id: PersonId) -> Result<Option<Erased>, StoreError> {
+        self.erase(id).await
+    }
+
+    async fn erasures(&self, since: Option<&FeedCursor>) -> Result<Erasures, StoreError> {
+        self.erased_since(since).await
     }
 }
 

@@ -13,11 +13,13 @@
 //! index; `replica` has the connection queries' replica catch up on
 //! commits in any order; `rejected` has the database refuse statements
 //! for good; `meetings` holds both stores' meetings to the one-pass
-//! reference.
+//! reference; `erasure` has both stores erase a person wholly, and
+//! PostgreSQL do so while folds and writers race it.
 
 mod claims;
 mod compat;
 mod differential;
+mod erasure;
 mod helpers;
 mod meetings;
 mod migrations;

@@ -410,6 +410,7 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     assert_eq!(
         tables.keys().map(String::as_str).collect::<Vec<_>>(),
         [
+            "erased_person",
             "ingest_key_claim",
             "location",
             "meeting",
@@ -732,10 +733,11 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         .expect("the owner logs in");
     let migrate_role: String = value(&owner, "SELECT current_user::text").await;
     let after = owners(&owner).await;
-    // The earlier tables, the claims' of 0007 and the meetings' of 0008 and
-    // 0012.
+    // The earlier tables, the claims' of 0007, the meetings' of 0008 and
+    // 0012, and the erasures' of 0015.
     let mut expected: Vec<&str> = before.keys().map(String::as_str).collect();
     expected.extend([
+        "erased_person",
         "ingest_key_claim",
         "meeting",
         "meeting_event_cursor",
@@ -752,7 +754,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,15");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
