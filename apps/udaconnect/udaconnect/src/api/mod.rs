@@ -1,7 +1,8 @@
 //! UdaConnect's HTTP API: the original's endpoints under `/api`, kept
 //! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`], and a
-//! person's meetings: [`meetings`], live: [`meetings_live`]), the
-//! OpenAPI document they are described by, generated from the handlers
+//! person's meetings: [`meetings`], live: [`meetings_live`]; a person's
+//! data handed over, [`export`]), the OpenAPI
+//! document they are described by, generated from the handlers
 //! themselves ([`docs`]) so that it cannot drift from the routes, and the
 //! page people use ([`page`]).
 //!
@@ -14,6 +15,7 @@ pub mod compat;
 pub mod compat_wire;
 pub mod cursor;
 pub mod docs;
+pub mod export;
 pub mod gate;
 pub mod live;
 pub mod meetings;
@@ -51,6 +53,17 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
         .routes(routes!(v2::location))
         .routes(routes!(v2::stats))
         .routes(routes!(live::live))
+        .with_state(state.clone())
+        .merge(personal_data(state))
+}
+
+/// The routes that hand over or remove all of a person's data, apart from
+/// the others: whatever decides who may call them (the person themselves,
+/// an organiser) is layered on these alone (`route_layer`), the handlers
+/// unchanged.
+pub fn personal_data(state: ApiState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(export::export))
         .with_state(state)
 }
 

@@ -21,7 +21,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// Every operation `udaconnect all` serves.
-const OPERATIONS: [(&str, &str); 16] = [
+const OPERATIONS: [(&str, &str); 17] = [
     ("get", "/api/persons"),
     ("post", "/api/persons"),
     ("get", "/api/persons/{person_id}"),
@@ -31,6 +31,7 @@ const OPERATIONS: [(&str, &str); 16] = [
     ("get", "/api/v2/persons"),
     ("post", "/api/v2/persons"),
     ("get", "/api/v2/persons/{person_id}"),
+    ("get", "/api/v2/persons/{person_id}/export"),
     ("get", "/api/v2/persons/{person_id}/locations"),
     ("get", "/api/v2/persons/{person_id}/meetings"),
     ("get", "/api/v2/persons/{person_id}/meetings/live"),

@@ -22,7 +22,7 @@
 //! stored" across retries, transports and edges; `meetings` holds the
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
-//! reference.
+//! reference; `export` holds a person's export to what the store holds.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -32,6 +32,7 @@ mod deadlines;
 mod docs;
 mod embedded;
 mod errors;
+mod export;
 mod grpc_limits;
 mod helpers;
 mod hostile;
