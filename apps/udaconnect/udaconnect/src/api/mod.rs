@@ -1,7 +1,7 @@
 //! UdaConnect's HTTP API: the original's endpoints under `/api`, kept
 //! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`], and a
 //! person's meetings: [`meetings`], live: [`meetings_live`]; a person's
-//! data handed over, [`export`]), the OpenAPI
+//! data handed over, [`export`], or erased, [`erasure`]), the OpenAPI
 //! document they are described by, generated from the handlers
 //! themselves ([`docs`]) so that it cannot drift from the routes, and the
 //! page people use ([`page`]).
@@ -15,6 +15,7 @@ pub mod compat;
 pub mod compat_wire;
 pub mod cursor;
 pub mod docs;
+pub mod erasure;
 pub mod export;
 pub mod gate;
 pub mod live;
@@ -64,6 +65,7 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
 pub fn personal_data(state: ApiState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(export::export))
+        .routes(routes!(erasure::erase))
         .with_state(state)
 }
 

@@ -22,7 +22,10 @@
 //! stored" across retries, transports and edges; `meetings` holds the
 //! meetings the pipeline computes, locations arriving late and out of
 //! order and a meetings process killed mid-stream, to the one-pass
-//! reference; `export` holds a person's export to what the store holds.
+//! reference; `erasure` erases a person while their positions are on
+//! every leg of the pipeline and finds nothing of them left, in the
+//! database, on the bus or in any answer, on PostgreSQL and in memory;
+//! `export` holds a person's export to what the store holds.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -31,6 +34,7 @@ mod config;
 mod deadlines;
 mod docs;
 mod embedded;
+mod erasure;
 mod errors;
 mod export;
 mod grpc_limits;

@@ -289,15 +289,20 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
     "TRUNCATE meeting_position",
     "ALTER SEQUENCE meeting_id_seq RESTART",
     "SELECT setval('meeting_id_seq', 1)",
+    "TRUNCATE erased_person",
+    "DELETE FROM erased_person",
+    "INSERT INTO erased_person (person_id) VALUES (99)",
 ];
 
 /// What each target's role may not do beyond that: nobody but the meetings
 /// target updates or deletes, and it only meetings; the API writes no
-/// location, the edge writes nothing but its claims of keys and reads no
+/// location, and erases a person only through the function that removes
+/// them whole; the edge writes nothing but its claims of keys and reads no
 /// location, the writer creates no person and reads of a location only its
-/// id, time and key; only the edge reads claims; only the meetings target
-/// writes the meetings' tables, changes no folded-in location and reads no
-/// other table.
+/// id, time and key, and of the erasures only who; only the edge reads
+/// claims, and only the writer forgets them, those of persons erased; only
+/// the meetings target writes the meetings' tables, changes no folded-in
+/// location and reads no other table.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "api",
@@ -313,6 +318,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT person_hold(ARRAY[1])",
+            "SELECT ingest_key_claim_forget(ARRAY[1])",
         ],
     ),
     (
@@ -331,6 +338,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT person_erase(1)",
+            "SELECT person_hold(ARRAY[1])",
+            "SELECT ingest_key_claim_forget(ARRAY[1])",
         ],
     ),
     (
@@ -353,6 +363,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell) \
              VALUES (99, 1, localtimestamp, 45, 7, 1)",
             "DROP TABLE meeting_position_default",
+            "SELECT person_erase(1)",
+            "SELECT person_hold(ARRAY[1])",
+            "SELECT erased_at FROM erased_person",
+            "DELETE FROM ingest_key_claim",
         ],
     ),
     (
@@ -376,6 +390,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT person_erase(1)",
+            "SELECT count(*) FROM erased_person",
+            "SELECT ingest_key_claim_forget(ARRAY[1])",
         ],
     ),
 ];
@@ -644,6 +661,51 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     .await;
     let (status, _) = get(&http, &format!("{base}/readyz")).await;
     assert_eq!(status, 200);
+
+    // An erasure: the API erases a third person; the edge reads the
+    // erasure, the writer drops a location of theirs still on its way,
+    // the meetings target passes their sighting over.
+    let watching = edge.erasures(None).await.expect("the erasures' cursor");
+    let response = http
+        .post(format!("{base}/api/v2/persons"))
+        .json(&json!({"first_name": "Cy", "last_name": "Roles", "company_name": "Co"}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 201);
+    let cy: Value = response.json().await.expect("a person");
+    let cy = i32::try_from(cy["id"].as_i64().expect("an id")).expect("an int4 id");
+    let erase = || async {
+        http.delete(format!("{base}/api/v2/persons/{cy}"))
+            .send()
+            .await
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(erase().await, 204);
+    assert_eq!(erase().await, 404);
+    let erasures = edge
+        .erasures(Some(&watching.cursor))
+        .await
+        .expect("the erasures");
+    assert_eq!(erasures.persons, vec![cy]);
+    let late = LocationRecord {
+        id: edge.reserve_location_ids(1).await.expect("an id")[0],
+        person_id: cy,
+        key: Some("roles:late".to_owned()),
+        ..batch[0].clone()
+    };
+    let report = writer
+        .insert_locations(std::slice::from_ref(&late))
+        .await
+        .expect("dropped");
+    assert_eq!(report.erased, vec![late.id], "{report:?}");
+    let changes = meetings
+        .apply_meetings(&rules, &[sighting(late.id, cy, "2021-03-01T10:00:00Z")])
+        .await
+        .expect("passed over");
+    assert_eq!((changes.applied, changes.erased), (0, 1), "{changes:?}");
 
     // And nothing else.
     for (target, forbidden) in FORBIDDEN {
