@@ -7,13 +7,16 @@
 //! queries ([`query`]: the original API's, kept, and the summarised v2
 //! one), meetings: whom a person was with, when, where and for how long
 //! ([`meeting`]), geodesic distances ([`geodesic`]), clients' idempotency keys and how
-//! their claims are decided ([`claim`]), who may call ([`credential`]), and the contract every store
+//! their claims are decided ([`claim`]), who may call ([`credential`]),
+//! what erasing a person removes and how others learn of it
+//! ([`erasure`]), and the contract every store
 //! keeps ([`store`]), so that PostGIS and the embedded store give the same
 //! answers; [`conference`] makes up data for benchmarks, tests and demos.
 
 pub mod claim;
 pub mod conference;
 pub mod credential;
+pub mod erasure;
 pub mod geodesic;
 pub mod meeting;
 pub mod model;
@@ -24,6 +27,7 @@ pub mod time;
 pub use self::{
     claim::{ClaimOutcome, KeyClaim},
     credential::{Credential, CredentialId, CredentialKind, Digest, NewCredential},
+    erasure::{Erased, Erasures},
     model::{
         Coordinate, Invalid, Location, LocationId, LocationRecord, NewLocation, NewPerson, Person,
         PersonId, Position, Problem,

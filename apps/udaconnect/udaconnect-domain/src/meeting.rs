@@ -491,11 +491,13 @@ pub fn cells_near(center: Position, metres: f64) -> Vec<i64> {
     cells
 }
 
-/// Where a reader of the meetings' changes stands: a snapshot of which
-/// writes it has seen, as PostgreSQL writes one (`xmin:xmax:xip,…`, the
-/// transactions below `xmax` seen but for those listed in progress). The
-/// embedded store writes `0:n:`, its n-th change. Opaque to clients; read
-/// back strictly, since a client sends it again.
+/// Where a reader of a store's changes (the meetings written, the persons
+/// erased) stands: a snapshot of which writes it has seen, as PostgreSQL
+/// writes one (`xmin:xmax:xip,…`, the transactions below `xmax` seen but
+/// for those listed in progress). The embedded store writes `0:n:`, its
+/// n-th change (of the meetings, or of the erasures: each reader keeps
+/// its own). Opaque to clients; read back strictly, since a client sends
+/// it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedCursor(String);
 
@@ -576,6 +578,9 @@ pub struct MeetingChanges {
     pub applied: usize,
     /// Locations folded in before (a redelivery), left alone.
     pub already: usize,
+    /// Locations of persons who no longer exist (erased since the
+    /// locations were stored): passed over, nothing of them kept.
+    pub erased: usize,
     /// Meetings that began, under their new ids.
     pub started: Vec<Kept>,
     /// Meetings that grew (or took others in), as they are now.

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use crate::{
     claim::{ClaimOutcome, KeyClaim},
     credential::{Credential, CredentialId, Digest, NewCredential},
+    erasure::{Erased, Erasures},
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
@@ -71,8 +72,12 @@ pub struct InsertReport {
     /// Records whose id, or idempotency key, was already stored (a
     /// redelivery, a client's retry): left as they are.
     pub duplicates: usize,
-    /// Records naming a person that does not exist: not stored.
+    /// Records naming a person that does not exist and never did: not
+    /// stored.
     pub unknown_person: Vec<LocationId>,
+    /// Records of a person erased (see [`crate::erasure`]): not stored,
+    /// and the claims of their idempotency keys forgotten.
+    pub erased: Vec<LocationId>,
 }
 
 /// Counts for a live header.
@@ -115,7 +120,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores records whose ids were assigned upstream, all or nothing
     /// apart from what the report lists: an id or an idempotency key
     /// already stored (or earlier in the batch) is a duplicate (never
-    /// stored twice), a record of an unknown person is skipped.
+    /// stored twice), a record of an unknown person is skipped, and so is
+    /// a record of a person erased, told apart from the unknown ones.
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError>;
 
     /// `count` fresh location ids, never returned before, for an edge to
@@ -149,7 +155,9 @@ pub trait Store: Send + Sync + 'static {
     /// Folds stored locations into the meetings `rules` define (see
     /// [`crate::meeting`]), atomically: each location is applied once
     /// however often it comes, and against every location applied before
-    /// it, by any process.
+    /// it, by any process. A location of a person who no longer exists
+    /// (erased since it was stored) is passed over, and no meeting is
+    /// written with them, whenever the erasure commits.
     async fn apply_meetings(
         &self,
         rules: &MeetingRules,
@@ -197,6 +205,15 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a credential (a second time changes nothing); the
     /// credential as it now is, if it exists.
     async fn revoke_credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError>;
+    /// Erases person `id` (see [`crate::erasure`]): removes them and every
+    /// row about them in one transaction, and remembers the id as erased.
+    /// What was removed, or `None` if there is no such person (there never
+    /// was, or they were erased already).
+    async fn erase_person(&self, id: PersonId) -> Result<Option<Erased>, StoreError>;
+
+    /// The persons erased since `since`; without `since`, none, and the
+    /// cursor of now.
+    async fn erasures(&self, since: Option<&FeedCursor>) -> Result<Erasures, StoreError>;
 }
 
 #[cfg(test)]

@@ -99,6 +99,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ingest_reads_meetings",
         sql: include_str!("../migrations/0015_ingest_reads_meetings.sql"),
     },
+    Migration {
+        version: 16,
+        name: "erasure",
+        sql: include_str!("../migrations/0016_erasure.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

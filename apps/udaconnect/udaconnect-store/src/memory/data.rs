@@ -5,16 +5,16 @@
 //! PostGIS store.
 
 use std::{
-    collections::{BTreeMap, HashMap, hash_map},
+    collections::{BTreeMap, HashMap, HashSet, hash_map},
     ops::Bound,
     sync::Arc,
 };
 
 use rstar::{AABB, RTree, primitives::GeomWithData};
 use udaconnect_domain::{
-    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, InsertReport,
-    KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person, PersonId,
-    PersonOrder, PersonSearch, Position, Stats, StoreError, Timestamp,
+    ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, Erased,
+    InsertReport, KeyClaim, Location, LocationId, LocationRange, LocationRecord, NewPerson, Person,
+    PersonId, PersonOrder, PersonSearch, Position, Stats, StoreError, Timestamp,
     claim::{first_of_each_key, outcomes},
     geodesic::search_boxes,
     query::round_to_mm,
@@ -22,6 +22,7 @@ use udaconnect_domain::{
 
 use super::{
     deadline::Deadline,
+    erasure::Tombstones,
     near::{Origin, Pair},
 };
 
@@ -217,11 +218,25 @@ impl Data {
             .map(|slot| self.locations[*slot as usize].clone())
     }
 
-    pub fn insert_locations(&mut self, batch: &[LocationRecord]) -> InsertReport {
+    /// Stores `batch` (see [`udaconnect_domain::Store::insert_locations`]):
+    /// a record of a person `tombstones` holds is reported erased, and
+    /// the claims of that person's keys (made while the edges did not know
+    /// yet) are forgotten.
+    pub fn insert_locations(
+        &mut self,
+        batch: &[LocationRecord],
+        tombstones: &Tombstones,
+    ) -> InsertReport {
         let mut report = InsertReport::default();
+        let mut erased = HashSet::new();
         for record in batch {
             if !self.persons.contains_key(&record.person_id) {
-                report.unknown_person.push(record.id);
+                if tombstones.holds(record.person_id) {
+                    report.erased.push(record.id);
+                    erased.insert(record.person_id);
+                } else {
+                    report.unknown_person.push(record.id);
+                }
             } else if self.slots.contains_key(&record.id)
                 || record
                     .key
@@ -237,7 +252,59 @@ impl Data {
                 report.inserted += 1;
             }
         }
+        if !erased.is_empty() {
+            self.claims
+                .retain(|_, claim| !erased.contains(&claim.person_id));
+        }
         report
+    }
+
+    /// Removes person `id` and what `Data` holds of them: their locations
+    /// (from every index) with their idempotency keys, and the claims of
+    /// their keys; counted into `erased`. `false` if there is no such
+    /// person.
+    pub fn erase_person(&mut self, id: PersonId, erased: &mut Erased) -> bool {
+        if self.persons.remove(&id).is_none() {
+            return false;
+        }
+        let mut slots: Vec<u32> = self
+            .by_person
+            .remove(&id)
+            .map(|own| own.into_values().collect())
+            .unwrap_or_default();
+        // From the last slot down: each removal moves the last location
+        // into the slot freed, and that one is never one to remove.
+        slots.sort_unstable_by(|a, b| b.cmp(a));
+        let mut gone = HashSet::with_capacity(slots.len());
+        for slot in slots {
+            gone.insert(self.remove_location(slot));
+        }
+        self.keys.retain(|_, location| !gone.contains(location));
+        let claims = self.claims.len();
+        self.claims.retain(|_, claim| claim.person_id != id);
+        erased.locations += gone.len() as u64;
+        erased.key_claims += (claims - self.claims.len()) as u64;
+        true
+    }
+
+    /// Removes the location in `slot` from every index but `by_person`
+    /// (whose entry the caller removes), moving the last location into the
+    /// slot; its id.
+    fn remove_location(&mut self, slot: u32) -> LocationId {
+        let index = slot as usize;
+        let location = self.locations.swap_remove(index);
+        self.tree.remove(&entry(&location, slot));
+        self.slots.remove(&location.id);
+        if let Some(moved) = self.locations.get(index) {
+            let from = u32::try_from(self.locations.len()).unwrap_or(u32::MAX);
+            self.tree.remove(&entry(moved, from));
+            self.tree.insert(entry(moved, slot));
+            self.slots.insert(moved.id, slot);
+            if let Some(own) = self.by_person.get_mut(&moved.person_id) {
+                own.insert((moved.time, moved.id), slot);
+            }
+        }
+        location.id
     }
 
     pub fn reserve_location_ids(&mut self, count: usize) -> Vec<LocationId> {

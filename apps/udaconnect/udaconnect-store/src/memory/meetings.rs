@@ -2,17 +2,20 @@
 //! in so far, in a grid of cells each ordered by time (what a new location
 //! is matched against), and the meetings under ids. It grows with the
 //! history, as the embedded store's locations do; the PostGIS store keeps
-//! the same in tables.
+//! the same in tables. A person erased goes from both, and their
+//! sightings that come later are passed over.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use udaconnect_domain::{
-    LocationId, PersonId, Timestamp,
+    Erased, LocationId, PersonId, Timestamp,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting, Sweep,
         cell_of, cells_near, contacts_by_pair,
     },
 };
+
+use super::erasure::Tombstones;
 
 /// The meetings and what they were made of.
 #[derive(Default)]
@@ -32,14 +35,22 @@ pub struct MeetingBook {
 }
 
 impl MeetingBook {
-    /// Folds `sightings` in; see [`udaconnect_domain::Store::apply_meetings`].
-    pub fn apply(&mut self, rules: &MeetingRules, sightings: &[Sighting]) -> MeetingChanges {
+    /// Folds `sightings` in, but for those of the persons `tombstones`
+    /// holds; see [`udaconnect_domain::Store::apply_meetings`].
+    pub fn apply(
+        &mut self,
+        rules: &MeetingRules,
+        sightings: &[Sighting],
+        tombstones: &Tombstones,
+    ) -> MeetingChanges {
         let mut changes = MeetingChanges::default();
         let mut new = Vec::new();
         let mut fresh = HashSet::new();
         for sighting in sightings {
             if self.applied.contains(&sighting.id) || !fresh.insert(sighting.id) {
                 changes.already += 1;
+            } else if tombstones.holds(sighting.person) {
+                changes.erased += 1;
             } else {
                 new.push(*sighting);
             }
@@ -122,6 +133,35 @@ impl MeetingBook {
             }
         }
         candidates
+    }
+
+    /// Removes what the book holds of person `id`: their sightings folded
+    /// in and every meeting they were either side of; counted into
+    /// `erased`.
+    pub fn erase_person(&mut self, id: PersonId, erased: &mut Erased) {
+        let mut positions = 0;
+        self.grid.retain(|_, times| {
+            times.retain(|_, sighting| {
+                let theirs = sighting.person == id;
+                if theirs {
+                    self.applied.remove(&sighting.id);
+                    positions += 1;
+                }
+                !theirs
+            });
+            !times.is_empty()
+        });
+        let meetings: Vec<i64> = self
+            .persons
+            .remove(&id)
+            .map(|ids| ids.into_iter().collect())
+            .unwrap_or_default();
+        for meeting in &meetings {
+            self.remove(*meeting);
+        }
+        self.pairs.retain(|_, ids| !ids.is_empty());
+        erased.meeting_positions += positions;
+        erased.meetings += meetings.len() as u64;
     }
 
     fn remove(&mut self, id: i64) {

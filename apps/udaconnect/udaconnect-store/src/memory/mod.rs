@@ -6,11 +6,17 @@
 //! connection query may hold a read lock for its whole deadline, and a
 //! write (or a read queued behind one) waiting for it must not stall the
 //! runtime, which also answers `/readyz` and `/metrics`. Rows a replica
-//! adds are queued without the lock and applied by the next query.
+//! adds, and persons it forgets, are queued without the lock and applied
+//! by the next query.
+//!
+//! Locks are always taken in the same order, the data's before the
+//! meetings' before the tombstones', so that an erasure, which holds all
+//! three while it removes a person from each, never waits in a circle.
 
 mod credentials;
 mod data;
 mod deadline;
+mod erasure;
 mod meetings;
 mod near;
 
@@ -25,16 +31,19 @@ use std::{
 use async_trait::async_trait;
 use udaconnect_domain::{
     ClaimOutcome, CompatConnection, CompatQuery, ConnectionQuery, Contact, Credential,
-    CredentialId, Digest, InsertReport, KeyClaim, Location, LocationId, LocationRange,
-    LocationRecord, NewCredential, NewPerson, Person, PersonId, PersonSearch, Stats, Store,
-    StoreError, Timestamp,
+    CredentialId, Digest, Erased, Erasures, InsertReport, KeyClaim, Location, LocationId,
+    LocationRange, LocationRecord, NewCredential, NewPerson, Person, PersonId, PersonSearch, Stats,
+    Store, StoreError, Timestamp,
     conference::Dataset,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
 };
 
-use self::{credentials::CredentialBook, data::Data, deadline::Deadline, meetings::MeetingBook};
+use self::{
+    credentials::CredentialBook, data::Data, deadline::Deadline, erasure::Tombstones,
+    meetings::MeetingBook,
+};
 
 /// The in-memory store.
 #[derive(Clone)]
@@ -53,13 +62,22 @@ pub struct MemoryStore {
     event_cursors: Arc<Mutex<std::collections::HashMap<String, FeedCursor>>>,
     /// Attendees' links and phones' tokens, by digest.
     credentials: Arc<Mutex<CredentialBook>>,
+    /// The persons erased.
+    tombstones: Arc<Mutex<Tombstones>>,
 }
 
-/// Rows queued for the data.
+/// Rows queued for the data, and persons to forget after them.
 #[derive(Default)]
 struct Pending {
     persons: Vec<Person>,
     locations: Vec<Location>,
+    forgotten: Vec<PersonId>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.persons.is_empty() && self.locations.is_empty() && self.forgotten.is_empty()
+    }
 }
 
 impl Default for MemoryStore {
@@ -90,6 +108,7 @@ impl MemoryStore {
             meetings: Arc::default(),
             event_cursors: Arc::default(),
             credentials: Arc::default(),
+            tombstones: Arc::default(),
         }
     }
 
@@ -126,6 +145,20 @@ impl MemoryStore {
         }
     }
 
+    /// Forgets `persons`, erased in the other store since the last call,
+    /// with their locations: queued as [`Self::add_rows`]' rows are, and
+    /// applied after them (a read never brings a location of a person
+    /// erased before it, so the order within the queue does not matter).
+    pub(crate) fn forget_persons(&self, persons: Vec<PersonId>) {
+        if !persons.is_empty() {
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .forgotten
+                .extend(persons);
+        }
+    }
+
     /// How many locations are held, the queued ones counted (a queued
     /// row whose id is held already is taken off once applied).
     pub(crate) fn held(&self) -> u64 {
@@ -146,9 +179,12 @@ impl MemoryStore {
         tokio::task::spawn_blocking(move || {
             let queued =
                 std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
-            if !queued.persons.is_empty() || !queued.locations.is_empty() {
+            if !queued.is_empty() {
                 let mut data = data.write().unwrap_or_else(PoisonError::into_inner);
                 data.add(queued.persons, queued.locations);
+                for id in queued.forgotten {
+                    data.erase_person(id, &mut Erased::default());
+                }
                 held.store(data.stats().locations, Ordering::Relaxed);
             }
             work(&data)
@@ -236,8 +272,9 @@ impl Store for MemoryStore {
     }
 
     async fn insert_locations(&self, batch: &[LocationRecord]) -> Result<InsertReport, StoreError> {
-        let batch = batch.to_vec();
-        self.write(move |data| data.insert_locations(&batch)).await
+        let (batch, tombstones) = (batch.to_vec(), Arc::clone(&self.tombstones));
+        self.write(move |data| data.insert_locations(&batch, &lock(&tombstones)))
+            .await
     }
 
     async fn reserve_location_ids(&self, count: usize) -> Result<Vec<LocationId>, StoreError> {
@@ -279,11 +316,14 @@ impl Store for MemoryStore {
         rules: &MeetingRules,
         sightings: &[Sighting],
     ) -> Result<MeetingChanges, StoreError> {
-        let (book, rules, sightings) = (Arc::clone(&self.meetings), *rules, sightings.to_vec());
+        let (book, tombstones, rules, sightings) = (
+            Arc::clone(&self.meetings),
+            Arc::clone(&self.tombstones),
+            *rules,
+            sightings.to_vec(),
+        );
         tokio::task::spawn_blocking(move || {
-            book.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .apply(&rules, &sightings)
+            lock(&book).apply(&rules, &sightings, &lock(&tombstones))
         })
         .await
         .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
@@ -356,6 +396,33 @@ impl Store for MemoryStore {
         Ok(self.book().revoke(id, Timestamp::now()))
     }
 
+    async fn erase_person(&self, id: PersonId) -> Result<Option<Erased>, StoreError> {
+        let (book, tombstones, credentials) = (
+            Arc::clone(&self.meetings),
+            Arc::clone(&self.tombstones),
+            Arc::clone(&self.credentials),
+        );
+        self.write(move |data| {
+            // Every collection holding anything of a person, all locked
+            // at once: no reader sees them half erased.
+            let (mut book, mut tombstones, mut credentials) =
+                (lock(&book), lock(&tombstones), lock(&credentials));
+            let mut erased = Erased::default();
+            if !data.erase_person(id, &mut erased) {
+                return None;
+            }
+            book.erase_person(id, &mut erased);
+            credentials.remove_person(id);
+            tombstones.record(id);
+            Some(erased)
+        })
+        .await
+    }
+
+    async fn erasures(&self, since: Option<&FeedCursor>) -> Result<Erasures, StoreError> {
+        Ok(lock(&self.tombstones).since(since))
+    }
+
     async fn meetings(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {
         let (book, query) = (Arc::clone(&self.meetings), *query);
         tokio::task::spawn_blocking(move || {
@@ -366,4 +433,9 @@ impl Store for MemoryStore {
         .await
         .map_err(|err| StoreError::Unavailable(format!("the store's work did not finish: {err}")))
     }
+}
+
+/// `mutex`'s guard, whether or not a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -10,11 +10,16 @@
 //! acknowledgement, a client's retry the edge published again), read in
 //! the same statement as the persons, from the partitions of the batch's
 //! times only. Only a row stored by another writer
-//! in the meantime, or a person deleted in the meantime, makes the copy
+//! in the meantime, or a person erased in the meantime, makes the copy
 //! fail; it is then rolled back to its savepoint and the rows stored by
 //! [`sql::INSERT_LOCATIONS`], which skips what is there and what names no
 //! one. Either way the batch is one transaction, and the report is the
 //! same.
+//!
+//! The rows of a person erased (migration 0016's tombstones) are reported
+//! apart from those of a person who never existed, and the claims of the
+//! erased persons' keys are forgotten in the same transaction: an edge
+//! that had not learned of the erasure yet claimed them.
 //!
 //! Rows are written in the order of their ids, by the copy and by the
 //! insert alike: two writers storing overlapping batches (a redelivery
@@ -70,8 +75,9 @@ impl PgStore {
             .map_err(database)?;
         let oid: u32 = get(&preamble, 0, "the geometry type")?;
         let unknown: Vec<PersonId> = get(&preamble, 1, "unknown persons")?;
-        let stored_ids: Vec<LocationId> = get(&preamble, 2, "stored ids")?;
-        let stored_keys: Vec<String> = get(&preamble, 3, "stored keys")?;
+        let erased_persons: Vec<PersonId> = get(&preamble, 2, "erased persons")?;
+        let stored_ids: Vec<LocationId> = get(&preamble, 3, "stored ids")?;
+        let stored_keys: Vec<String> = get(&preamble, 4, "stored keys")?;
         let geometry = geometry_type(oid);
 
         // What `INSERT ... ON CONFLICT` would keep of a batch that names
@@ -90,13 +96,13 @@ impl PgStore {
         rows.sort_by_key(|record| record.id);
 
         let (inserted, gone) = if rows.is_empty() {
-            (0, Vec::new())
+            (0, Gone::default())
         } else {
             let copy = transaction.savepoint("copy").await.map_err(database)?;
             match copy_rows(&copy, &rows, geometry).await {
                 Ok(()) => {
                     copy.commit().await.map_err(database)?;
-                    (rows.len(), Vec::new())
+                    (rows.len(), Gone::default())
                 }
                 Err(err) if is_already_stored_or_unknown(&err) => {
                     copy.rollback().await.map_err(database)?;
@@ -106,18 +112,43 @@ impl PgStore {
                 Err(err) => return Err(database(err)),
             }
         };
-        transaction.commit().await.map_err(database)?;
-        let unknown_person: Vec<LocationId> = batch
+        let (erased, unknown_person): (Vec<&LocationRecord>, Vec<&LocationRecord>) = batch
             .iter()
-            .filter(|record| unknown.contains(&record.person_id) || gone.contains(&record.id))
-            .map(|record| record.id)
-            .collect();
+            .filter(|record| unknown.contains(&record.person_id) || gone.all.contains(&record.id))
+            .partition(|record| {
+                erased_persons.contains(&record.person_id) || gone.erased.contains(&record.id)
+            });
+        if !erased.is_empty() {
+            let mut persons: Vec<PersonId> = erased.iter().map(|record| record.person_id).collect();
+            persons.sort_unstable();
+            persons.dedup();
+            transaction
+                .execute(sql::FORGET_KEY_CLAIMS, &[&persons])
+                .await
+                .map_err(database)?;
+        }
+        transaction.commit().await.map_err(database)?;
+        let ids = |records: Vec<&LocationRecord>| records.iter().map(|record| record.id).collect();
+        let (erased, unknown_person): (Vec<LocationId>, Vec<LocationId>) =
+            (ids(erased), ids(unknown_person));
         Ok(InsertReport {
             inserted,
-            duplicates: batch.len().saturating_sub(inserted + unknown_person.len()),
+            duplicates: batch
+                .len()
+                .saturating_sub(inserted + unknown_person.len() + erased.len()),
             unknown_person,
+            erased,
         })
     }
+}
+
+/// The rows [`sql::INSERT_LOCATIONS`] left out for want of their person.
+#[derive(Default)]
+struct Gone {
+    /// Every one of them.
+    all: Vec<LocationId>,
+    /// Those of them whose person was erased.
+    erased: Vec<LocationId>,
 }
 
 /// Writes `rows` with a binary `COPY`.
@@ -153,7 +184,7 @@ async fn copy_rows(
 }
 
 /// A copy that failed on an id or key already stored, or on a person
-/// deleted since the batch was checked: the statement that skips those
+/// erased since the batch was checked: the statement that skips those
 /// stores the batch instead.
 fn is_already_stored_or_unknown(err: &tokio_postgres::Error) -> bool {
     matches!(
@@ -163,12 +194,11 @@ fn is_already_stored_or_unknown(err: &tokio_postgres::Error) -> bool {
 }
 
 /// `rows` through [`sql::INSERT_LOCATIONS`], in their order: how many were
-/// stored, and the ids of those whose person was deleted since the
-/// preamble.
+/// stored, and those whose person was erased since the preamble.
 async fn insert_rows(
     transaction: &deadpool_postgres::Transaction<'_>,
     rows: &[&LocationRecord],
-) -> Result<(usize, Vec<LocationId>), StoreError> {
+) -> Result<(usize, Gone), StoreError> {
     let ids: Vec<LocationId> = rows.iter().map(|record| record.id).collect();
     let persons: Vec<PersonId> = rows.iter().map(|record| record.person_id).collect();
     let lons: Vec<f64> = rows.iter().map(|record| record.position.lon).collect();
@@ -184,6 +214,9 @@ async fn insert_rows(
         .await
         .map_err(database)?;
     let inserted: i64 = get(&row, 0, "insert report")?;
-    let gone: Vec<LocationId> = get(&row, 1, "insert report")?;
+    let gone = Gone {
+        all: get(&row, 1, "insert report")?,
+        erased: get(&row, 2, "insert report")?,
+    };
     Ok((usize::try_from(inserted).unwrap_or_default(), gone))
 }

@@ -48,8 +48,10 @@ impl PgStore {
                 .await?;
             read_claims(&rows, &mut claimed, &mut earlier)?;
             if let Some(key) = raced.iter().find(|key| !earlier.contains_key(**key)) {
-                // A claim is never removed: this is a database that lost
-                // one (restored from a backup mid-request, say).
+                // A claim goes only past the retention or with its
+                // person's erasure: this is a database that lost one
+                // (restored from a backup mid-request, say), or a person
+                // erased this very moment, whom a retry finds unknown.
                 return Err(StoreError::Unavailable(format!(
                     "an idempotency key's claim could not be read back ({} characters)",
                     key.chars().count()

@@ -8,13 +8,21 @@
 //! nearby locations at once never miss each other's: the database makes
 //! one of them start again (SQLSTATE 40001), and that one then sees the
 //! other's locations.
+//!
+//! Before it computes anything, a fold holds the persons of the new
+//! locations and of those they may meet (`person_hold`, migration 0016)
+//! and leaves out whoever was erased: an erasure (`person_erase`) then
+//! either waits for the fold to commit and removes what it wrote, or has
+//! removed the person first, and the fold, finding the row it would hold
+//! deleted since its snapshot, starts again and finds them erased. So no
+//! meeting names a person erased, whichever commits first.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDateTime;
 use tokio_postgres::{IsolationLevel, Row, Transaction, error::SqlState};
 use udaconnect_domain::{
-    LocationId, StoreError, Timestamp,
+    LocationId, PersonId, StoreError, Timestamp,
     meeting::{
         Closest, FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules,
         Sighting, Sweep, cell_of, cells_near, contacts_by_pair,
@@ -121,7 +129,7 @@ impl PgStore {
                 .await
                 .map_err(database)?;
             let snapshot: String = transaction
-                .query_one(sql::MEETINGS_SNAPSHOT, &[])
+                .query_one(sql::CURRENT_SNAPSHOT, &[])
                 .await
                 .map_err(database)?
                 .try_get(0)
@@ -218,17 +226,25 @@ async fn fold(
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
     let mut fresh = HashSet::new();
-    let new: Vec<Sighting> = sightings
+    let mut new: Vec<Sighting> = sightings
         .iter()
         .filter(|s| !applied.contains(&s.id) && fresh.insert(s.id))
         .copied()
         .collect();
-    changes.applied = new.len();
     changes.already = sightings.len() - new.len();
     if new.is_empty() {
         return Ok(changes);
     }
-    let candidates = candidates(transaction, rules, &new).await?;
+    let mut candidates = candidates(transaction, rules, &new).await?;
+    let erased = hold(transaction, new.iter().chain(&candidates)).await?;
+    let before = new.len();
+    new.retain(|s| !erased.contains(&s.person));
+    candidates.retain(|s| !erased.contains(&s.person));
+    changes.erased = before - new.len();
+    changes.applied = new.len();
+    if new.is_empty() {
+        return Ok(changes);
+    }
     let pairs = contacts_by_pair(rules, &new, &candidates);
     let kept = kept_of_pairs(transaction, rules, &pairs).await?;
     let mut written: Vec<Kept> = Vec::new();
@@ -306,6 +322,23 @@ async fn candidates(
         .query(sql::MEETING_CANDIDATES, &[&cells, &lows, &highs])
         .await?;
     rows.iter().map(sighting).collect()
+}
+
+/// The persons of `sightings` held until the transaction ends, and those
+/// of them erased ([`sql::HOLD_PERSONS`]).
+async fn hold(
+    transaction: &Transaction<'_>,
+    sightings: impl Iterator<Item = &Sighting>,
+) -> Result<HashSet<PersonId>, tokio_postgres::Error> {
+    let mut persons: Vec<PersonId> = sightings.map(|s| s.person).collect();
+    persons.sort_unstable();
+    persons.dedup();
+    transaction
+        .query(sql::HOLD_PERSONS, &[&persons])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect()
 }
 
 fn sighting(row: &Row) -> Result<Sighting, tokio_postgres::Error> {

@@ -12,6 +12,7 @@ mod batch;
 mod claims;
 mod copy;
 mod credentials;
+mod erasure;
 mod maintain;
 mod meetings;
 mod replica;

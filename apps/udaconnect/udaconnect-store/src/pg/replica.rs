@@ -12,7 +12,9 @@
 //! would. The database stays the only place anything is written; the
 //! replica is rebuilt from it whenever the process starts, and whenever
 //! a retention has dropped days of locations (migration 0009) since its
-//! last read.
+//! last read. The persons erased since its last read (migration 0016's
+//! tombstones, read in the same snapshot) are forgotten with their
+//! locations before the next query reads.
 //!
 //! A catch-up never waits for a query: the rows it reads are queued, and
 //! the next query applies them on its blocking thread before it reads. So
@@ -27,7 +29,7 @@ use prometheus_client::{
 };
 use tokio::{sync::Mutex, time::Instant};
 use tokio_postgres::{IsolationLevel, Row, Transaction, types::ToSql};
-use udaconnect_domain::{Location, Person, StoreError};
+use udaconnect_domain::{Location, Person, PersonId, StoreError};
 
 use super::{
     PgStore,
@@ -89,6 +91,9 @@ struct Read {
     horizon: Option<f64>,
     persons: Vec<Person>,
     locations: Vec<Location>,
+    /// The persons erased since (none on a full load, which holds no
+    /// row of theirs).
+    erased: Vec<PersonId>,
 }
 
 impl Replica {
@@ -149,6 +154,13 @@ impl Replica {
             if read.horizon == caught.horizon {
                 let rows = read.persons.len() + read.locations.len();
                 caught.store.add_rows(read.persons, read.locations);
+                if !read.erased.is_empty() {
+                    tracing::debug!(
+                        persons = read.erased.len(),
+                        "persons erased: the replica forgets them"
+                    );
+                }
+                caught.store.forget_persons(read.erased);
                 caught.snapshot = read.snapshot;
                 caught.began = began;
                 self.held(&caught.store);
@@ -245,6 +257,7 @@ async fn read(pg: &PgStore, since: Option<&str>) -> Result<Read, StoreError> {
         ));
     }
     let partitioned: bool = get(&row, 2, "schema")?;
+    let erasable: bool = get(&row, 3, "schema")?;
     let horizon: Option<f64> = if partitioned {
         let row = transaction
             .query_one(sql::REPLICA_HORIZON, &[])
@@ -264,12 +277,21 @@ async fn read(pg: &PgStore, since: Option<&str>) -> Result<Read, StoreError> {
     };
     let persons = fetch(&transaction, persons, &params, rows::person).await?;
     let locations = fetch(&transaction, locations, &params, rows::found_location).await?;
+    let erased = if since.is_some() && erasable {
+        fetch(&transaction, sql::ERASED_SINCE, &params, |row| {
+            get(row, 0, "an erased person")
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
     transaction.commit().await.map_err(database)?;
     Ok(Read {
         snapshot,
         horizon,
         persons,
         locations,
+        erased,
     })
 }
 

@@ -80,8 +80,8 @@ pub const LOCATION: &str = concat!(
 
 /// One statement per batch: rows of unknown persons are skipped, ids or
 /// idempotency keys already stored (or earlier in the batch) are left
-/// alone. Returns how many were stored and the ids of unknown persons'
-/// rows, in batch order.
+/// alone. Returns how many were stored, the ids of unknown persons' rows,
+/// and of those the ids of erased persons' rows, in batch order.
 pub const INSERT_LOCATIONS: &str = r#"
 WITH batch AS (
     SELECT *
@@ -102,10 +102,15 @@ inserted AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted),
-       array(SELECT id FROM known WHERE NOT known ORDER BY ord)"#;
+       array(SELECT id FROM known WHERE NOT known ORDER BY ord),
+       array(SELECT k.id FROM known k
+             WHERE NOT k.known
+               AND EXISTS (SELECT 1 FROM erased_person e WHERE e.person_id = k.person_id)
+             ORDER BY k.ord)"#;
 
 /// Before a batch is copied: the geometry type's oid (for the binary
-/// `COPY`), which of the persons `$1` do not exist, and which of the ids
+/// `COPY`), which of the persons `$1` do not exist, which of them were
+/// erased (migration 0016), and which of the ids
 /// `$2` and the idempotency keys `$3` are stored already (a redelivery, a
 /// retry published again), so that the copy leaves them out. Only the
 /// partitions of the batch's times, `[$4, $5]`, are read: a row stored
@@ -115,6 +120,7 @@ pub const BATCH_PREAMBLE: &str = r#"
 SELECT 'geometry'::regtype::oid,
        array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
              WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
+       array(SELECT e.person_id FROM erased_person e WHERE e.person_id = ANY ($1::int4[])),
        array(SELECT l.id FROM location l
              WHERE l.id = ANY ($2::int8[])
                AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp),
@@ -126,6 +132,19 @@ SELECT 'geometry'::regtype::oid,
 /// order [`super::batch`] writes them.
 pub const COPY_LOCATIONS: &str =
     "COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY";
+
+/// The claims of the keys of the erased among persons `$1` forgotten
+/// (migration 0016): how many.
+pub const FORGET_KEY_CLAIMS: &str = "SELECT ingest_key_claim_forget($1::int4[])";
+
+/// Erases person `$1` (migration 0016): one row of what was removed, none
+/// if there is no such person.
+pub const ERASE_PERSON: &str = "SELECT locations, meeting_positions, meetings, key_claims \
+     FROM person_erase($1::int4)";
+
+/// The persons `$1` that exist held until the transaction ends, and
+/// those of them erased (migration 0016).
+pub const HOLD_PERSONS: &str = "SELECT person_hold($1::int4[])";
 
 /// Every person id above `$1`, ascending.
 pub const PERSON_IDS_AFTER: &str = "SELECT id FROM person WHERE id > $1 ORDER BY id";
@@ -275,8 +294,9 @@ ORDER BY m.written_by, m.id
 LIMIT $3"#
 );
 
-/// The snapshot a reader of the meetings' changes starts from.
-pub const MEETINGS_SNAPSHOT: &str = "SELECT pg_current_snapshot()::text";
+/// The snapshot a reader of the store's changes (the meetings written,
+/// the persons erased) starts from.
+pub const CURRENT_SNAPSHOT: &str = "SELECT pg_current_snapshot()::text";
 
 /// Where publisher `$1` has published the meetings' events up to.
 pub const EVENT_CURSOR: &str = "SELECT cursor FROM meeting_event_cursor WHERE publisher = $1";
@@ -665,13 +685,15 @@ pub const PRUNE_MEETINGS: &str = "SELECT meeting_prune($1::timestamp, \
 /// its first statement), as text; whether both tables record who wrote
 /// their rows (migration 0006): before, rows written after the load could
 /// not be told from those before; and whether the location table is
-/// partitioned (migration 0009), so that [`REPLICA_HORIZON`] can be read.
-/// From the catalog, which every role reads.
+/// partitioned (migration 0009), so that [`REPLICA_HORIZON`] can be read;
+/// and whether erasures are recorded (migration 0016), so that
+/// [`ERASED_SINCE`] can be. From the catalog, which every role reads.
 pub const SNAPSHOT: &str = "SELECT pg_current_snapshot()::text, \
      (SELECT count(*) = 2 FROM pg_attribute \
       WHERE attrelid IN ('person'::regclass, 'location'::regclass) \
         AND attname = 'written_by' AND NOT attisdropped), \
-     to_regprocedure('location_partitions()') IS NOT NULL";
+     to_regprocedure('location_partitions()') IS NOT NULL, \
+     to_regclass('erased_person') IS NOT NULL";
 
 /// Where the oldest partition of the location table starts, in seconds
 /// since 1970 (-Infinity for the history partition): it moves only when a
@@ -702,12 +724,17 @@ pub const REPLICA_PERSONS_SINCE: &str = concat!(select_persons!(), written_since
 
 pub const REPLICA_LOCATIONS_SINCE: &str = concat!(select_found_locations!(), written_since!());
 
+/// The persons erased by transactions not committed in snapshot `$1` (as
+/// text) and committed now: for the replica, and for any reader of the
+/// erasures.
+pub const ERASED_SINCE: &str = concat!("SELECT person_id FROM erased_person", written_since!());
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 48] = [
+    const STATEMENTS: [(&str, &str); 52] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -718,6 +745,9 @@ mod tests {
         ("INSERT_LOCATIONS", INSERT_LOCATIONS),
         ("BATCH_PREAMBLE", BATCH_PREAMBLE),
         ("COPY_LOCATIONS", COPY_LOCATIONS),
+        ("FORGET_KEY_CLAIMS", FORGET_KEY_CLAIMS),
+        ("ERASE_PERSON", ERASE_PERSON),
+        ("HOLD_PERSONS", HOLD_PERSONS),
         ("PERSON_IDS_AFTER", PERSON_IDS_AFTER),
         ("RESERVE_LOCATION_IDS", RESERVE_LOCATION_IDS),
         ("CLAIM_KEYS", CLAIM_KEYS),
@@ -739,6 +769,7 @@ mod tests {
         ("REPLICA_LOCATIONS", REPLICA_LOCATIONS),
         ("REPLICA_PERSONS_SINCE", REPLICA_PERSONS_SINCE),
         ("REPLICA_LOCATIONS_SINCE", REPLICA_LOCATIONS_SINCE),
+        ("ERASED_SINCE", ERASED_SINCE),
         ("MEETING_APPLIED", MEETING_APPLIED),
         ("MEETING_CANDIDATES", MEETING_CANDIDATES),
         ("MEETING_POSITIONS", MEETING_POSITIONS),
@@ -746,7 +777,7 @@ mod tests {
         ("MEETING_IDS", MEETING_IDS),
         ("UPSERT_MEETINGS", UPSERT_MEETINGS),
         ("MEETINGS_WRITTEN_SINCE", MEETINGS_WRITTEN_SINCE),
-        ("MEETINGS_SNAPSHOT", MEETINGS_SNAPSHOT),
+        ("CURRENT_SNAPSHOT", CURRENT_SNAPSHOT),
         ("EVENT_CURSOR", EVENT_CURSOR),
         ("SAVE_EVENT_CURSOR", SAVE_EVENT_CURSOR),
         ("CREATE_CREDENTIAL", CREATE_CREDENTIAL),

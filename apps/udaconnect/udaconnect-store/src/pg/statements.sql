@@ -58,12 +58,17 @@ inserted AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted),
-       array(SELECT id FROM known WHERE NOT known ORDER BY ord);
+       array(SELECT id FROM known WHERE NOT known ORDER BY ord),
+       array(SELECT k.id FROM known k
+             WHERE NOT k.known
+               AND EXISTS (SELECT 1 FROM erased_person e WHERE e.person_id = k.person_id)
+             ORDER BY k.ord);
 
 -- BATCH_PREAMBLE
 SELECT 'geometry'::regtype::oid,
        array(SELECT DISTINCT u FROM unnest($1::int4[]) AS u
              WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = u)),
+       array(SELECT e.person_id FROM erased_person e WHERE e.person_id = ANY ($1::int4[])),
        array(SELECT l.id FROM location l
              WHERE l.id = ANY ($2::int8[])
                AND l.creation_time >= $4::timestamp AND l.creation_time <= $5::timestamp),
@@ -73,6 +78,15 @@ SELECT 'geometry'::regtype::oid,
 
 -- COPY_LOCATIONS
 COPY location (id, person_id, coordinate, creation_time, ingest_key) FROM STDIN BINARY;
+
+-- FORGET_KEY_CLAIMS
+SELECT ingest_key_claim_forget($1::int4[]);
+
+-- ERASE_PERSON
+SELECT locations, meeting_positions, meetings, key_claims FROM person_erase($1::int4);
+
+-- HOLD_PERSONS
+SELECT person_hold($1::int4[]);
 
 -- PERSON_IDS_AFTER
 SELECT id FROM person WHERE id > $1 ORDER BY id;
@@ -425,7 +439,7 @@ SELECT created, dropped, default_deleted FROM meeting_position_maintain($1::time
 SELECT meeting_prune($1::timestamp, $2::int8 * interval '1 microsecond', $3::int4);
 
 -- SNAPSHOT
-SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped), to_regprocedure('location_partitions()') IS NOT NULL;
+SELECT pg_current_snapshot()::text, (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid IN ('person'::regclass, 'location'::regclass) AND attname = 'written_by' AND NOT attisdropped), to_regprocedure('location_partitions()') IS NOT NULL, to_regclass('erased_person') IS NOT NULL;
 
 -- REPLICA_HORIZON
 SELECT min(COALESCE(extract(epoch FROM lower_bound)::float8, '-Infinity'::float8)) FROM location_partitions();
@@ -438,6 +452,9 @@ SELECT id, first_name, last_name, company_name FROM person WHERE written_by >= p
 
 -- REPLICA_LOCATIONS_SINCE
 SELECT id, person_id, coordinate, lat, lon, creation_time FROM location WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot);
+
+-- ERASED_SINCE
+SELECT person_id FROM erased_person WHERE written_by >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(written_by, $1::text::pg_snapshot);
 
 -- MEETING_APPLIED
 SELECT p.location_id
@@ -494,7 +511,7 @@ WHERE m.written_by >= pg_snapshot_xmin($1::text::pg_snapshot)
 ORDER BY m.written_by, m.id
 LIMIT $3;
 
--- MEETINGS_SNAPSHOT
+-- CURRENT_SNAPSHOT
 SELECT pg_current_snapshot()::text;
 
 -- EVENT_CURSOR

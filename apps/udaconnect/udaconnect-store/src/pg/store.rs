@@ -1,7 +1,9 @@
 //! [`Store`] on PostGIS: each call is one statement (two for the
 //! compatibility query: its rows, then their persons; two for keys another
 //! edge claims at the same moment, see [`super::claims`]), prepared once
-//! per connection.
+//! per connection; the writer's batches ([`super::batch`]), the meetings
+//! ([`super::meetings`]) and erasure ([`super::erasure`]) have modules of
+//! their own.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -12,9 +14,9 @@ use chrono::NaiveDateTime;
 use tokio_postgres::{error::SqlState, types::ToSql};
 use udaconnect_domain::{
     ClaimOutcome, Closest, CompatConnection, CompatQuery, ConnectionQuery, Contact, Credential,
-    CredentialId, Digest, InsertReport, KeyClaim, Location, LocationId, LocationRange,
-    LocationRecord, NewCredential, NewPerson, Person, PersonId, PersonOrder, PersonSearch, Stats,
-    Store, StoreError, Timestamp,
+    CredentialId, Digest, Erased, Erasures, InsertReport, KeyClaim, Location, LocationId,
+    LocationRange, LocationRecord, NewCredential, NewPerson, Person, PersonId, PersonOrder,
+    PersonSearch, Stats, Store, StoreError, Timestamp,
     meeting::{
         FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules, Sighting,
     },
@@ -390,6 +392,14 @@ impl Store for PgStore {
 
     async fn revoke_credential(&self, id: CredentialId) -> Result<Option<Credential>, StoreError> {
         self.revoke(id).await
+    }
+
+    async fn erase_person(&self, id: PersonId) -> Result<Option<Erased>, StoreError> {
+        self.erase(id).await
+    }
+
+    async fn erasures(&self, since: Option<&FeedCursor>) -> Result<Erasures, StoreError> {
+        self.erased_since(since).await
     }
 }
 

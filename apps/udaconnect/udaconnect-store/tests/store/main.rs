@@ -13,12 +13,15 @@
 //! index; `replica` has the connection queries' replica catch up on
 //! commits in any order; `rejected` has the database refuse statements
 //! for good; `meetings` holds both stores' meetings to the one-pass
-//! reference; `credentials` holds both to the same credentials.
+//! reference; `credentials` holds both to the same credentials;
+//! `erasure` has both stores erase a person wholly, and PostgreSQL do so
+//! while folds and writers race it.
 
 mod claims;
 mod compat;
 mod credentials;
 mod differential;
+mod erasure;
 mod helpers;
 mod meetings;
 mod migrations;

@@ -37,6 +37,7 @@ async fn batches_are_idempotent(store: &dyn Store) {
             inserted: 3,
             duplicates: 1,
             unknown_person: vec![ids[2]],
+            erased: Vec::new(),
         },
         "{}",
         store.kind()
@@ -48,6 +49,7 @@ async fn batches_are_idempotent(store: &dyn Store) {
             inserted: 0,
             duplicates: 4,
             unknown_person: vec![ids[2]],
+            erased: Vec::new(),
         },
         "{}",
         store.kind()

@@ -159,7 +159,7 @@ fn other_of(person: PersonId, kept: &Kept) -> PersonId {
 }
 
 /// The other persons of `found`, by id (one who no longer exists left out).
-async fn others(
+pub(super) async fn others(
     state: &ApiState,
     person: PersonId,
     found: &[Kept],

@@ -11,6 +11,12 @@
 //! covers them (the same two persons, its period holding theirs). When a
 //! read or a catch-up holds more than the limit, or a stream falls behind
 //! the reads, the stream is sent a `reset` event: read the meetings again.
+//!
+//! The task also reads the persons erased since its last read and hands
+//! them to the streams: an erased person's own stream ends, and a meeting
+//! with someone erased is sent to nobody (the other person is looked up
+//! for each event, and is gone), even from a read made before the
+//! erasure that a stream behind forwards later.
 
 use std::{sync::Arc, time::Duration};
 
@@ -44,8 +50,17 @@ use crate::api::wire::ErrorJson;
 /// further behind is reset.
 const BACKLOG: usize = 64;
 
+/// What the task hands the streams.
+#[derive(Debug)]
+pub enum LiveRead {
+    /// The meetings written since the previous read.
+    Meetings(MeetingFeed),
+    /// The persons erased since the previous read.
+    Erased(Vec<PersonId>),
+}
+
 /// The reads, for the streams to subscribe to.
-pub type MeetingsReads = broadcast::Sender<Arc<MeetingFeed>>;
+pub type MeetingsReads = broadcast::Sender<Arc<LiveRead>>;
 
 /// A channel for the reads.
 pub fn channel() -> MeetingsReads {
@@ -73,12 +88,22 @@ impl MeetingsLive {
 
     async fn follow(self, shutdown: CancellationToken) {
         let mut cursor: Option<FeedCursor> = None;
+        let mut erasures: Option<FeedCursor> = None;
         let mut interval = tokio::time::interval(self.every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 () = shutdown.cancelled() => return,
+            }
+            // No stream open is no error.
+            match self.store.erasures(erasures.as_ref()).await {
+                Ok(read) => {
+                    if erasures.replace(read.cursor).is_some() && !read.persons.is_empty() {
+                        let _ = self.reads.send(Arc::new(LiveRead::Erased(read.persons)));
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "cannot read the erasures"),
             }
             match self
                 .store
@@ -89,8 +114,7 @@ impl MeetingsLive {
                     let first = cursor.is_none();
                     cursor = Some(read.cursor.clone());
                     if !first && (!read.meetings.is_empty() || !read.complete) {
-                        // No stream open is no error.
-                        let _ = self.reads.send(Arc::new(read));
+                        let _ = self.reads.send(Arc::new(LiveRead::Meetings(read)));
                     }
                 }
                 Err(err) => tracing::debug!(error = %err, "cannot read the meetings written"),
@@ -115,7 +139,8 @@ impl Component for MeetingsLive {
 
 /// A person's meetings as they start and grow: `meeting` events whose data
 /// is a meeting as `GET /api/v2/persons/{id}/meetings` gives it, and
-/// `reset` events (no data) when some were missed.
+/// `reset` events (no data) when some were missed. The stream ends when
+/// the person is erased, or its token is refused.
 ///
 /// **Who may call:** the organiser, or the attendee themselves (their link). A browser's `EventSource` sends the token as `?access_token=`.
 #[utoipa::path(
@@ -151,10 +176,11 @@ pub async fn live(
         ),
         None => None,
     };
-    state.person(person).await?;
-    // Subscribed before catching up: a read in between is sent twice at
-    // worst, never missed.
+    // Subscribed before the person is looked up and the stream catches
+    // up: a read in between is sent twice at worst, never missed, and an
+    // erasure after the lookup reaches the stream.
     let reads = state.meetings_live.subscribe();
+    state.person(person).await?;
     let catch_up = match &since {
         Some(since) => Some(
             state
@@ -174,12 +200,16 @@ pub async fn live(
         move |(mut reads, state)| async move {
             loop {
                 match reads.recv().await {
-                    Ok(read) => {
-                        let events = events(&state, person, &read).await;
-                        if !events.is_empty() {
-                            return Some((stream::iter(events), (reads, state)));
+                    Ok(read) => match &*read {
+                        LiveRead::Meetings(read) => {
+                            let events = events(&state, person, read).await;
+                            if !events.is_empty() {
+                                return Some((stream::iter(events), (reads, state)));
+                            }
                         }
-                    }
+                        LiveRead::Erased(persons) if persons.contains(&person) => return None,
+                        LiveRead::Erased(_) => {}
+                    },
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         return Some((stream::iter(vec![reset()]), (reads, state)));
                     }

@@ -1,7 +1,8 @@
 //! UdaConnect's HTTP API: the original's endpoints under `/api`, kept
 //! exactly ([`compat`]), the v2 endpoints under `/api/v2` ([`v2`], and a
-//! person's meetings: [`meetings`], live: [`meetings_live`]), the
-//! OpenAPI document they are described by, generated from the handlers
+//! person's meetings: [`meetings`], live: [`meetings_live`]; a person's
+//! data handed over, [`export`], or erased, [`erasure`]), the OpenAPI
+//! document they are described by, generated from the handlers
 //! themselves ([`docs`]) so that it cannot drift from the routes, and the
 //! page people use ([`page`]).
 //!
@@ -16,6 +17,8 @@ pub mod compat_wire;
 pub mod credentials;
 pub mod cursor;
 pub mod docs;
+pub mod erasure;
+pub mod export;
 pub mod gate;
 pub mod live;
 pub mod meetings;
@@ -57,6 +60,18 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
         .routes(routes!(credentials::create, credentials::list))
         .routes(routes!(credentials::revoke))
         .routes(routes!(credentials::me))
+        .with_state(state.clone())
+        .merge(personal_data(state))
+}
+
+/// The routes that hand over or remove all of a person's data, apart from
+/// the others: whatever decides who may call them (the person themselves,
+/// an organiser) is layered on these alone (`route_layer`), the handlers
+/// unchanged.
+pub fn personal_data(state: ApiState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(export::export))
+        .routes(routes!(erasure::erase))
         .with_state(state)
 }
 

@@ -8,6 +8,13 @@
 //! behind a larger one, is found on a miss: the edge asks the store once
 //! before it rejects, and remembers an absent id for a short while so that
 //! a flood of bad ids cannot hammer the database.
+//!
+//! Each refresh also reads the persons erased since the last one
+//! (`Store::erasures`, by the store's cursor) and drops them from the set,
+//! so that a location of a person erased is refused as of an unknown
+//! person within a refresh of the erasure. The set holds the persons who
+//! exist and nothing of those erased, only the cursor: its memory is the
+//! persons', whatever the erasures.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,7 +24,7 @@ use std::{
 
 use platform::health::ReadyFlag;
 use tokio_util::sync::CancellationToken;
-use udaconnect_domain::{PersonId, Store, StoreError};
+use udaconnect_domain::{PersonId, Store, StoreError, meeting::FeedCursor};
 
 /// How long an id the store said it does not have is not asked again.
 const ABSENT_FOR: Duration = Duration::from_millis(500);
@@ -36,6 +43,13 @@ struct State {
     ids: HashSet<PersonId>,
     largest: PersonId,
     absent: HashMap<PersonId, Instant>,
+    /// Where the erasures are read from next; `None` before the first
+    /// load.
+    erasures: Option<FeedCursor>,
+    /// Refreshes that dropped persons erased, counted: an id looked up
+    /// while one did is answered but not kept (the lookup may have begun
+    /// before the erasure).
+    forgotten: u64,
 }
 
 /// Whether a person may report locations.
@@ -58,26 +72,40 @@ impl KnownPersons {
         }
     }
 
-    /// Adds the persons created since the last refresh.
+    /// Adds the persons created since the last refresh, and drops those
+    /// erased since; how many were added.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
-        let after = self
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .largest;
+        let (after, since) = {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            (state.largest, state.erasures.clone())
+        };
+        // The first time, the erasures are followed from before the load:
+        // one committed while it runs is read after it.
+        let since = match since {
+            Some(since) => since,
+            None => self.store.erasures(None).await?.cursor,
+        };
         let ids = self.store.person_ids_after(after).await?;
+        let erased = self.store.erasures(Some(&since)).await?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         for id in &ids {
             state.ids.insert(*id);
             state.absent.remove(id);
             state.largest = state.largest.max(*id);
         }
+        if !erased.persons.is_empty() {
+            for id in &erased.persons {
+                state.ids.remove(id);
+            }
+            state.forgotten += 1;
+        }
+        state.erasures = Some(erased.cursor);
         Ok(ids.len())
     }
 
     /// Whether `id` is a person, asking the store on a miss.
     pub async fn knows(&self, id: PersonId) -> Known {
-        {
+        let forgotten = {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
             if state.ids.contains(&id) {
                 return Known::Yes;
@@ -89,12 +117,15 @@ impl KnownPersons {
             {
                 return Known::No;
             }
-        }
+            state.forgotten
+        };
         match self.store.person(id).await {
             Ok(found) => {
                 let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
                 if found.is_some() {
-                    state.ids.insert(id);
+                    if state.forgotten == forgotten {
+                        state.ids.insert(id);
+                    }
                     Known::Yes
                 } else {
                     if state.absent.len() >= MAX_ABSENT {
@@ -191,5 +222,33 @@ mod tests {
         assert_eq!(persons.knows(bob.id).await, Known::Yes);
         assert!(persons.holds(bob.id));
         assert_eq!(persons.refresh().await.expect("refreshed"), 1);
+    }
+
+    #[tokio::test]
+    async fn persons_erased_are_dropped_by_the_next_refresh_and_refused_after() {
+        let store = Arc::new(MemoryStore::new());
+        let persons = KnownPersons::new(store.clone());
+        let mut ids = Vec::new();
+        for name in ["Ada", "Bob", "Cy"] {
+            let person = store
+                .create_person(&NewPerson::new(name, "L", "Co").expect("valid"))
+                .await
+                .expect("created");
+            ids.push(person.id);
+        }
+        // Erased before the first load: never held.
+        store.erase_person(ids[0]).await.expect("erased");
+        assert_eq!(persons.refresh().await.expect("loaded"), 2);
+        assert!(!persons.holds(ids[0]) && persons.holds(ids[1]));
+        // Erased after it: held until the next refresh, then dropped, and
+        // refused when asked.
+        store.erase_person(ids[1]).await.expect("erased");
+        assert!(persons.holds(ids[1]));
+        assert_eq!(persons.refresh().await.expect("refreshed"), 0);
+        assert!(!persons.holds(ids[1]));
+        assert_eq!(persons.knows(ids[1]).await, Known::No);
+        assert!(persons.holds(ids[2]));
+        let state = persons.state.read().expect("lock");
+        assert_eq!(state.ids.len(), 1, "nothing kept of the persons erased");
     }
 }

@@ -1,5 +1,5 @@
 //! What the meetings target counts: locations folded in (and those that
-//! came again), meetings started, grown and joined, fold latency, retries,
+//! came again, and those of persons erased since), meetings started, grown and joined, fold latency, retries,
 //! unreadable messages, events published, and how far behind it is.
 
 use std::{sync::atomic::AtomicU64, time::Duration};
@@ -46,7 +46,7 @@ impl MeetingsMetrics {
         };
         registry.register(
             "meetings_locations",
-            "Stored locations folded into the meetings: applied, or already (folded in before: a redelivery)",
+            "Stored locations folded into the meetings: applied, already (folded in before: a redelivery), or erased (of a person erased since: passed over)",
             metrics.locations.clone(),
         );
         registry.register(
@@ -100,6 +100,7 @@ impl MeetingsMetrics {
         let locations = |outcome| self.locations.get_or_create(&OutcomeLabel { outcome });
         locations("applied").inc_by(count(changes.applied));
         locations("already").inc_by(count(changes.already));
+        locations("erased").inc_by(count(changes.erased));
         let meetings = |outcome| self.meetings.get_or_create(&OutcomeLabel { outcome });
         meetings("started").inc_by(count(changes.started.len()));
         meetings("grown").inc_by(count(changes.grown.len()));

@@ -2,7 +2,9 @@
 //! messages, each committed (retried while the database is away, stored
 //! in parts when the database rejects it, see [`super::parts`]) before its
 //! messages are acknowledged; what can never be written set aside on the
-//! dead-letter stream first.
+//! dead-letter stream first. The locations of a person erased are neither
+//! stored nor set aside: their messages are acknowledged, and nothing of
+//! them is kept.
 
 use std::collections::HashSet;
 
@@ -95,7 +97,9 @@ impl Writer<'_> {
             .records
             .iter()
             .filter(|record| {
-                !written.unknown.contains(&record.id) && !written.rejected.contains_key(&record.id)
+                !written.unknown.contains(&record.id)
+                    && !written.erased.contains(&record.id)
+                    && !written.rejected.contains_key(&record.id)
             })
             .cloned()
             .collect();

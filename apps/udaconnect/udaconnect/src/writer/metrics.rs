@@ -1,6 +1,7 @@
-//! What the writer counts: rows stored (and duplicates left alone), batch
-//! sizes, commit latency, dead letters by reason, retries, and how far
-//! behind it is (messages pending, age of the oldest).
+//! What the writer counts: rows stored (and duplicates left alone, and
+//! erased persons' rows dropped), batch sizes, commit latency, dead
+//! letters by reason, retries, and how far behind it is (messages
+//! pending, age of the oldest).
 
 use std::sync::atomic::AtomicU64;
 
@@ -9,6 +10,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
+use udaconnect_domain::InsertReport;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -48,7 +50,7 @@ impl WriterMetrics {
         };
         registry.register(
             "writer_rows",
-            "Locations written: inserted, or duplicate (already stored: a redelivery or a client's retry)",
+            "Locations written: inserted, duplicate (already stored: a redelivery or a client's retry), or erased (of a person erased while they were on their way: dropped)",
             metrics.rows.clone(),
         );
         registry.register(
@@ -86,21 +88,21 @@ impl WriterMetrics {
         metrics
     }
 
-    /// One transaction of `rows` rows committed in `seconds`.
-    pub fn committed(&self, rows: usize, inserted: usize, duplicates: usize, seconds: f64) {
+    /// One transaction of `rows` rows committed in `seconds`, as `report`
+    /// says.
+    pub fn committed(&self, rows: usize, report: &InsertReport, seconds: f64) {
         self.batch_rows.observe(rows as f64);
         self.commit.observe(seconds);
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        self.rows
-            .get_or_create(&OutcomeLabel {
-                outcome: "inserted",
-            })
-            .inc_by(count(inserted));
-        self.rows
-            .get_or_create(&OutcomeLabel {
-                outcome: "duplicate",
-            })
-            .inc_by(count(duplicates));
+        for (outcome, n) in [
+            ("inserted", report.inserted),
+            ("duplicate", report.duplicates),
+            ("erased", report.erased.len()),
+        ] {
+            self.rows
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(count(n));
+        }
     }
 
     /// One dead letter for `reason`.

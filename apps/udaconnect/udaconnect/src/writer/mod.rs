@@ -10,7 +10,7 @@
 //! transaction stores its rows, in id order, with one binary `COPY`, the
 //! rows of persons who do not exist, the rows stored already and the
 //! repeats within the batch left out first; should the copy meet a row
-//! another writer stored meanwhile or a person deleted meanwhile (a unique
+//! another writer stored meanwhile or a person erased meanwhile (a unique
 //! or foreign-key violation), it rolls back to a savepoint and stores the
 //! rows with `INSERT ... ON CONFLICT DO NOTHING` instead
 //! (`udaconnect_store`'s `pg/batch.rs`). A writer that dies between commit
@@ -22,9 +22,12 @@
 //! not decode, a location of a person who does not exist, a location the
 //! database rejects for good: a constraint it breaks, a privilege the
 //! writer lacks) goes to the dead-letter stream with the reason, and the
-//! writer goes on; a transaction the database rejects for its rows' sake
-//! is stored in parts, so that only the rows it rejects are set aside
-//! ([`parts`]). Once committed, and before the messages are acknowledged,
+//! writer goes on. A location of a person erased (still on the stream
+//! when the erasure ran) is neither stored nor set aside: it is dropped,
+//! its message acknowledged, counted (`writer_rows{outcome="erased"}`),
+//! and no copy of it kept anywhere. A transaction the database rejects
+//! for its rows' sake is stored in parts, so that only the rows it
+//! rejects are set aside ([`parts`]). Once committed, and before the messages are acknowledged,
 //! the rows stored are published on the stored-locations stream, which
 //! the meetings target follows: a writer that dies in between stores
 //! nothing again when the message comes back, and publishes it again

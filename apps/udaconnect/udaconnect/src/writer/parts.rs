@@ -28,8 +28,11 @@ use super::batch::{Group, Writer};
 /// What became of a group's rows beyond those stored or already there.
 #[derive(Default)]
 pub(super) struct Written {
-    /// Rows of persons who do not exist: not stored.
+    /// Rows of persons who do not exist (and never did): not stored.
     pub(super) unknown: HashSet<LocationId>,
+    /// Rows of persons erased: not stored, and dropped with their
+    /// messages, no copy kept anywhere.
+    pub(super) erased: HashSet<LocationId>,
     /// Rows the database rejected for good, with why (the SQLSTATE and
     /// the server's message): not stored.
     pub(super) rejected: HashMap<LocationId, Arc<str>>,
@@ -83,7 +86,10 @@ impl Writer<'_> {
         let mut warned = false;
         while let Some(rows) = parts.pop() {
             match self.insert(rows, &mut alive).await? {
-                Ok(report) => written.unknown.extend(report.unknown_person),
+                Ok(report) => {
+                    written.unknown.extend(report.unknown_person);
+                    written.erased.extend(report.erased);
+                }
                 Err(err) => {
                     let split = rows.len() > 1 && err.blames_the_rows();
                     if !warned {
@@ -124,12 +130,14 @@ impl Writer<'_> {
             };
             match outcome {
                 Ok(report) => {
-                    self.metrics.committed(
-                        rows.len(),
-                        report.inserted,
-                        report.duplicates,
-                        started.elapsed().as_secs_f64(),
-                    );
+                    self.metrics
+                        .committed(rows.len(), &report, started.elapsed().as_secs_f64());
+                    if !report.erased.is_empty() {
+                        tracing::debug!(
+                            rows = report.erased.len(),
+                            "writer: locations of erased persons dropped"
+                        );
+                    }
                     return Some(Ok(report));
                 }
                 Err(err @ StoreError::Rejected { .. }) => return Some(Err(err)),

@@ -21,7 +21,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// Every operation `udaconnect all` serves.
-const OPERATIONS: [(&str, &str); 23] = [
+const OPERATIONS: [(&str, &str); 25] = [
     ("get", "/api/persons"),
     ("post", "/api/persons"),
     ("get", "/api/persons/{person_id}"),
@@ -31,6 +31,8 @@ const OPERATIONS: [(&str, &str); 23] = [
     ("get", "/api/v2/persons"),
     ("post", "/api/v2/persons"),
     ("get", "/api/v2/persons/{person_id}"),
+    ("delete", "/api/v2/persons/{person_id}"),
+    ("get", "/api/v2/persons/{person_id}/export"),
     ("get", "/api/v2/persons/{person_id}/locations"),
     ("get", "/api/v2/persons/{person_id}/meetings"),
     ("get", "/api/v2/persons/{person_id}/meetings/live"),
@@ -95,6 +97,13 @@ async fn the_document_lists_exactly_the_routes_and_each_is_served() {
             .replace("{credential_id}", "1");
         let request = match method.as_str() {
             "get" => app.http.get(format!("{}{concrete}", app.base)),
+            // Someone who is not there: the demo's persons stay for the
+            // other requests.
+            "delete" => app.http.delete(format!(
+                "{}{}",
+                app.base,
+                path.replace("{person_id}", "999999")
+            )),
             "post" => app
                 .http
                 .post(format!("{}{concrete}", app.base))

@@ -28,7 +28,11 @@
 //! Chromium, to what a person sees: the open API's page, and the
 //! organiser's and an attendee's views on a closed one; `phones` holds
 //! the phones' own apps, OwnTracks and Traccar Client, to what they
-//! send, their devices' tokens and the friends OwnTracks shows.
+//! send, their devices' tokens and the friends OwnTracks shows;
+//! `erasure` erases a person while their positions are on
+//! every leg of the pipeline and finds nothing of them left, in the
+//! database, on the bus or in any answer, on PostgreSQL and in memory;
+//! `export` holds a person's export to what the store holds.
 #![allow(clippy::unwrap_used)]
 
 mod access;
@@ -39,7 +43,9 @@ mod config;
 mod deadlines;
 mod docs;
 mod embedded;
+mod erasure;
 mod errors;
+mod export;
 mod grpc_limits;
 mod helpers;
 mod hostile;

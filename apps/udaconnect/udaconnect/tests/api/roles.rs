@@ -292,17 +292,22 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
     "DROP TABLE credential",
     "TRUNCATE credential",
     "ALTER SEQUENCE credential_id_seq RESTART",
+    "TRUNCATE erased_person",
+    "DELETE FROM erased_person",
+    "INSERT INTO erased_person (person_id) VALUES (99)",
 ];
 
 /// What each target's role may not do beyond that: nobody but the meetings
 /// target updates or deletes, and it only meetings; the API writes no
-/// location, the edge writes nothing but its claims of keys and reads no
+/// location, and erases a person only through the function that removes
+/// them whole; the edge writes nothing but its claims of keys and reads no
 /// location, the writer creates no person and reads of a location only its
-/// id, time and key; only the edge reads claims; only the meetings target
-/// writes the meetings' tables, changes no folded-in location and reads no
-/// other table; only the API makes and revokes credentials (changing
-/// nothing else of them, deleting none), and only it and the edge read
-/// them.
+/// id, time and key, and of the erasures only who; only the edge reads
+/// claims, and only the writer forgets them, those of persons erased; only
+/// the meetings target writes the meetings' tables, changes no folded-in
+/// location and reads no other table; only the API makes and revokes
+/// credentials (changing nothing else of them, deleting none), and only it
+/// and the edge read them.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "api",
@@ -321,6 +326,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "UPDATE credential SET digest = digest",
             "UPDATE credential SET person_id = person_id",
             "DELETE FROM credential",
+            "SELECT person_hold(ARRAY[1])",
+            "SELECT ingest_key_claim_forget(ARRAY[1])",
         ],
     ),
     (
@@ -346,6 +353,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT ingest_key_claim_prune(localtimestamp, interval '1 year', 1)",
             "SELECT meeting_position_maintain(localtimestamp, 1, NULL)",
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
+            "SELECT person_erase(1)",
+            "SELECT person_hold(ARRAY[1])",
+            "SELECT ingest_key_claim_forget(ARRAY[1])",
         ],
     ),
     (
@@ -371,6 +381,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT digest FROM credential",
             "INSERT INTO credential (person_id, kind, label, digest) \
              VALUES (1, 'device', 'x', sha256('x'))",
+            "SELECT person_erase(1)",
+            "SELECT person_hold(ARRAY[1])",
+            "SELECT erased_at FROM erased_person",
+            "DELETE FROM ingest_key_claim",
         ],
     ),
     (
@@ -396,6 +410,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "SELECT meeting_prune(localtimestamp, interval '1 year', 1)",
             "SELECT digest FROM credential",
             "UPDATE credential SET revoked_at = now()",
+            "SELECT person_erase(1)",
+            "SELECT count(*) FROM erased_person",
+            "SELECT ingest_key_claim_forget(ARRAY[1])",
         ],
     ),
 ];
@@ -431,6 +448,7 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         tables.keys().map(String::as_str).collect::<Vec<_>>(),
         [
             "credential",
+            "erased_person",
             "ingest_key_claim",
             "location",
             "meeting",
@@ -702,6 +720,51 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
     let (status, _) = get(&http, &format!("{base}/readyz")).await;
     assert_eq!(status, 200);
 
+    // An erasure: the API erases a third person; the edge reads the
+    // erasure, the writer drops a location of theirs still on its way,
+    // the meetings target passes their sighting over.
+    let watching = edge.erasures(None).await.expect("the erasures' cursor");
+    let response = http
+        .post(format!("{base}/api/v2/persons"))
+        .json(&json!({"first_name": "Cy", "last_name": "Roles", "company_name": "Co"}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 201);
+    let cy: Value = response.json().await.expect("a person");
+    let cy = i32::try_from(cy["id"].as_i64().expect("an id")).expect("an int4 id");
+    let erase = || async {
+        http.delete(format!("{base}/api/v2/persons/{cy}"))
+            .send()
+            .await
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(erase().await, 204);
+    assert_eq!(erase().await, 404);
+    let erasures = edge
+        .erasures(Some(&watching.cursor))
+        .await
+        .expect("the erasures");
+    assert_eq!(erasures.persons, vec![cy]);
+    let late = LocationRecord {
+        id: edge.reserve_location_ids(1).await.expect("an id")[0],
+        person_id: cy,
+        key: Some("roles:late".to_owned()),
+        ..batch[0].clone()
+    };
+    let report = writer
+        .insert_locations(std::slice::from_ref(&late))
+        .await
+        .expect("dropped");
+    assert_eq!(report.erased, vec![late.id], "{report:?}");
+    let changes = meetings
+        .apply_meetings(&rules, &[sighting(late.id, cy, "2021-03-01T10:00:00Z")])
+        .await
+        .expect("passed over");
+    assert_eq!((changes.applied, changes.erased), (0, 1), "{changes:?}");
+
     // And nothing else.
     for (target, forbidden) in FORBIDDEN {
         let client = connect(&url(target)).await.expect("the role logs in");
@@ -791,10 +854,11 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
     let migrate_role: String = value(&owner, "SELECT current_user::text").await;
     let after = owners(&owner).await;
     // The earlier tables, the claims' of 0007, the meetings' of 0008 and
-    // 0012, and the credentials' of 0014.
+    // 0012, the credentials' of 0014 and the erasures' of 0016.
     let mut expected: Vec<&str> = before.keys().map(String::as_str).collect();
     expected.extend([
         "credential",
+        "erased_person",
         "ingest_key_claim",
         "meeting",
         "meeting_event_cursor",
@@ -811,7 +875,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \

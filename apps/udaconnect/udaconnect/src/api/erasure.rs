@@ -1,0 +1,57 @@
+//! `DELETE /api/v2/persons/{id}`: an attendee's data is theirs, and goes
+//! with them (see `udaconnect_domain::erasure`).
+//!
+//! The store removes the person and every row about them in one
+//! transaction and remembers the erasure; everything that holds persons
+//! in memory learns of it from the store: the edges refuse their locations
+//! within a refresh, the writers drop those still on the bus, the meetings
+//! pass their sightings over, the connections replica forgets them before
+//! its next answer, and their live stream of meetings ends. The handler
+//! decides nothing about who may call it: a guard put in front of
+//! [`super::personal_data`] does.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use platform::http::ApiError;
+
+use super::{
+    params,
+    state::{ApiState, store_error},
+    wire::ErrorJson,
+};
+
+/// Erases a person: them, their locations, the meetings' record of those,
+/// every meeting they were either side of, and their idempotency keys'
+/// claims, in one transaction. Their id is never given again.
+#[utoipa::path(
+    delete, path = "/api/v2/persons/{person_id}", tag = "v2",
+    params(("person_id" = i32, Path, description = "The person's id")),
+    responses(
+        (status = 204, description = "Erased: no answer of the API mentions them any more"),
+        (status = 400, description = "Not a number", body = ErrorJson),
+        (status = 404, description = "No such person (or erased already)", body = ErrorJson),
+    )
+)]
+pub async fn erase(
+    State(state): State<ApiState>,
+    Path(person_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = params::id("person_id", &person_id)?;
+    let erased = state
+        .store
+        .erase_person(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))?;
+    tracing::info!(
+        person_id = id,
+        locations = erased.locations,
+        meeting_positions = erased.meeting_positions,
+        meetings = erased.meetings,
+        key_claims = erased.key_claims,
+        "person erased"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
