@@ -62,7 +62,8 @@ impl CredentialBook {
 
     /// Forgets every credential of `person` (erased).
     pub(super) fn remove_person(&mut self, person: PersonId) {
-        self.by_id.retain(|_, credential| credential.person_id != person);
+        self.by_id
+            .retain(|_, credential| credential.person_id != person);
         let by_id = &self.by_id;
         self.by_digest.retain(|_, id| by_id.contains_key(id));
     }

@@ -1,5 +1,6 @@
 //! `GET /api/v2/persons/{id}/export`: everything stored about a person,
-//! as one document to download: the person, all their locations, and
+//! as one document to download: the person, their links and devices
+//! (never a token), all their locations, and
 //! their meetings, each with the other person as the meetings endpoint
 //! shows them; or, with `?format=geojson`, their track.
 //!
@@ -34,10 +35,13 @@ use udaconnect_domain::{
 };
 use utoipa::{IntoParams, ToSchema};
 
+use crate::access::Caller;
+
 use super::{
+    credentials::CredentialJson,
     meetings::{MeetingJson, json, others},
     params,
-    state::ApiState,
+    state::{ApiState, store_error},
     v2::open_range,
     wire::{ErrorJson, LocationJson, PersonJson},
 };
@@ -59,6 +63,8 @@ pub struct ExportParams {
 pub struct ExportJson {
     /// The person.
     pub person: PersonJson,
+    /// Their attendee links and devices, never a token (only digests are kept, and those are not shown).
+    pub devices: Vec<CredentialJson>,
     /// Every location of theirs, by time.
     pub locations: Vec<LocationJson>,
     /// Every meeting of theirs, most recent first, with the other person.
@@ -144,22 +150,29 @@ impl Format {
 
 /// Everything stored about a person, as one JSON document to download
 /// (streamed as it is read); or their track as GeoJSON.
+///
+/// **Who may call:** the organiser, or the attendee themselves (their link).
 #[utoipa::path(
     get, path = "/api/v2/persons/{person_id}/export", tag = "v2",
+    security(("bearer" = [])),
     params(("person_id" = i32, Path, description = "The person's id"), ExportParams),
     responses(
         (status = 200, description = "The document, as an attachment (Content-Disposition names its file)",
             content((ExportJson = "application/json"), (TrackJson = "application/geo+json"))),
         (status = 400, description = "Not a number, or a format other than json or geojson", body = ErrorJson),
+        (status = 401, description = "No token (the API is not open), or one unknown or revoked", body = ErrorJson),
+        (status = 403, description = "Another person's, or a device's token", body = ErrorJson),
         (status = 404, description = "No such person", body = ErrorJson),
     )
 )]
 pub async fn export(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(person_id): Path<String>,
     ApiQuery(query): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let id = params::id("person_id", &person_id)?;
+    caller.reads(id)?;
     let format = Format::parse(query.format.as_deref())?;
     let (start, end) = open_range(None, None)?;
     let person = state.person(id).await?;
@@ -170,7 +183,14 @@ pub async fn export(
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     message: format!("cannot encode the person: {err}"),
                 })?;
-            format!("{{\"person\":{person},\"locations\":[")
+            let credentials = state.store.credentials_of(id).await.map_err(store_error)?;
+            let devices: Vec<CredentialJson> =
+                credentials.iter().map(CredentialJson::from).collect();
+            let devices = serde_json::to_string(&devices).map_err(|err| ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("cannot encode the devices: {err}"),
+            })?;
+            format!("{{\"person\":{person},\"devices\":{devices},\"locations\":[")
         }
         Format::GeoJson => "{\"type\":\"FeatureCollection\",\"features\":[".to_owned(),
     };

@@ -60,16 +60,6 @@ pub fn routes(state: ApiState) -> OpenApiRouter {
         .routes(routes!(credentials::create, credentials::list))
         .routes(routes!(credentials::revoke))
         .routes(routes!(credentials::me))
-        .with_state(state.clone())
-        .merge(personal_data(state))
-}
-
-/// The routes that hand over or remove all of a person's data, apart from
-/// the others: whatever decides who may call them (the person themselves,
-/// an organiser) is layered on these alone (`route_layer`), the handlers
-/// unchanged.
-pub fn personal_data(state: ApiState) -> OpenApiRouter {
-    OpenApiRouter::new()
         .routes(routes!(export::export))
         .routes(routes!(erasure::erase))
         .with_state(state)

@@ -46,7 +46,10 @@ async fn a_full_run_logs_no_position_name_or_token() {
         ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
         ("UDACONNECT_OPEN_API", "false".to_owned()),
         ("UDACONNECT_ORGANISER_TOKEN", ORGANISER.to_owned()),
-        ("RUST_LOG", "info,udaconnect=debug,platform=debug".to_owned()),
+        (
+            "RUST_LOG",
+            "info,udaconnect=debug,platform=debug".to_owned(),
+        ),
     ];
     let mut app = tokio::task::spawn_blocking(move || {
         AppProcess::spawn(UDACONNECT.as_ref(), "UDACONNECT", &["all"], &envs)
