@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use tokio::time::{Duration, Instant};
-use udaconnect_domain::{Credential, CredentialId, Digest};
+use udaconnect_domain::{Credential, CredentialId, Digest, PersonId};
 
 /// Tokens' lookups, each trusted for `ttl`.
 pub(super) struct Cache {
@@ -55,6 +55,15 @@ impl Cache {
     pub(super) fn forget(&mut self, id: CredentialId) {
         self.entries
             .retain(|_, (_, found)| found.as_ref().is_none_or(|credential| credential.id != id));
+    }
+
+    /// Forgets every credential of `person` (erased).
+    pub(super) fn forget_person(&mut self, person: PersonId) {
+        self.entries.retain(|_, (_, found)| {
+            found
+                .as_ref()
+                .is_none_or(|credential| credential.person_id != person)
+        });
     }
 
     #[cfg(test)]
@@ -136,6 +145,8 @@ mod tests {
         cache.forget(7);
         assert_eq!(cache.get(&Digest([1; 32]), start), None);
         assert!(cache.get(&Digest([2; 32]), start).is_some());
+        cache.forget_person(1);
+        assert_eq!(cache.get(&Digest([2; 32]), start), None, "person 1's");
     }
 
     #[test]

@@ -115,6 +115,13 @@ impl Access {
         }
     }
 
+    /// Forgets every credential of `person`, just erased, so that theirs
+    /// are refused here at once (other processes refuse them within the
+    /// cache's time; their edges refuse the person's positions anyway).
+    pub fn forget_person(&self, person: udaconnect_domain::PersonId) {
+        self.cache().forget_person(person);
+    }
+
     /// Resolves once `token` is refused (revoked, or its person erased),
     /// checked again every `UDACONNECT_AUTH_CACHE` (at least every
     /// second): a long-lived stream opened with it ends then. Without a

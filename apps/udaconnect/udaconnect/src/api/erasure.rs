@@ -54,6 +54,7 @@ pub async fn erase(
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("person {id} not found")))?;
+    state.access.forget_person(id);
     tracing::info!(
         person_id = id,
         locations = erased.locations,

@@ -300,6 +300,25 @@ async fn every_endpoint_answers_every_caller_as_the_rules_say() {
         ),
         (
             Method::GET,
+            format!("/api/v2/persons/{a}/export"),
+            None,
+            [401, 200, 200, 403, 403, 401],
+        ),
+        (
+            Method::DELETE,
+            "/api/v2/persons/999999".into(),
+            None,
+            [401, 404, 403, 403, 403, 401],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v2/persons/{b}"),
+            None,
+            // Every caller but the organiser and B: B stays for the rows below.
+            [401, 0, 403, 0, 403, 401],
+        ),
+        (
+            Method::GET,
             "/api/v2/stats".into(),
             None,
             [401, 200, 200, 200, 403, 401],
@@ -364,6 +383,10 @@ async fn every_endpoint_answers_every_caller_as_the_rules_say() {
     let mut wrong = Vec::new();
     for (method, path, body, expected) in &rows {
         for (caller, (token, want)) in CALLERS.iter().zip(world.tokens.iter().zip(expected)) {
+            if *want == 0 {
+                // Not asked of this caller here (see the test below).
+                continue;
+            }
             let (got, text) = call(
                 &world.app,
                 token.as_deref(),
@@ -650,4 +673,108 @@ async fn a_stream_opened_with_a_link_ends_once_the_link_is_revoked() {
         );
     }
     app.stop().await;
+}
+
+#[tokio::test]
+async fn an_attendee_erases_themselves_and_their_credentials_go_with_them() {
+    let world = world().await;
+    let [_, _, attendee_a, attendee_b, device_a, _] = world.tokens.clone();
+    let (attendee_a, attendee_b, device_a) = (
+        attendee_a.expect("A's link"),
+        attendee_b.expect("B's link"),
+        device_a.expect("A's phone"),
+    );
+    let erase = |person: i64| format!("/api/v2/persons/{person}");
+    assert_eq!(
+        call(
+            &world.app,
+            Some(&attendee_b),
+            Method::DELETE,
+            &erase(world.a),
+            None
+        )
+        .await
+        .0,
+        403,
+        "B may not erase A"
+    );
+    assert_eq!(
+        call(
+            &world.app,
+            Some(&device_a),
+            Method::DELETE,
+            &erase(world.a),
+            None
+        )
+        .await
+        .0,
+        403,
+        "a phone may not erase its person"
+    );
+    let (status, export) = call(
+        &world.app,
+        Some(&attendee_a),
+        Method::GET,
+        &format!("/api/v2/persons/{}/export", world.a),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !export.contains("uca_") && !export.contains("ucd_"),
+        "an export never holds a token: {export}"
+    );
+    let exported: Value = serde_json::from_str(&export).expect("JSON");
+    assert_eq!(
+        exported["devices"].as_array().map(Vec::len),
+        Some(4),
+        "A's link and three phones (one revoked): {export}"
+    );
+    assert_eq!(
+        call(
+            &world.app,
+            Some(&attendee_a),
+            Method::DELETE,
+            &erase(world.a),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    for token in [&attendee_a, &device_a] {
+        assert_eq!(
+            call(&world.app, Some(token), Method::GET, "/api/v2/me", None)
+                .await
+                .0,
+            401,
+            "an erased person's credentials are gone"
+        );
+    }
+    assert_eq!(
+        call(
+            &world.app,
+            Some(ORGANISER),
+            Method::GET,
+            &erase(world.a),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &world.app,
+            Some(ORGANISER),
+            Method::DELETE,
+            &erase(world.b),
+            None
+        )
+        .await
+        .0,
+        204,
+        "the organiser erases anyone"
+    );
+    world.app.stop().await;
 }

@@ -757,6 +757,31 @@ async fn owntracks_shows_whom_its_person_met_today_where_they_met_not_where_they
     // Whatever the message: an lwt is answered with the same friends.
     let (status, _, again) = ada_post(r#"{"_type":"lwt","tst":1380738247}"#.to_owned()).await;
     assert_eq!((status, again), (200, met));
+
+    // Grace erased: Ada's friends no longer name her, and her phone's
+    // token went with her.
+    let (status, _) = organiser(
+        &app,
+        Method::DELETE,
+        &format!("/api/v2/persons/{grace}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _, friends) = ada_post(r#"{"_type":"lwt","tst":1380738248}"#.to_owned()).await;
+    assert_eq!((status, friends), (200, json!([])));
+    let (status, _) = osmand(
+        &app,
+        &grace_phone.server_url,
+        &format!(
+            "id={}&lat=45.0&lon=7.0&timestamp={}",
+            grace_phone.token,
+            base + 90
+        ),
+        Sent::Get,
+    )
+    .await;
+    assert_eq!(status, 401, "an erased person's phone is refused");
     app.stop().await;
 }
 
