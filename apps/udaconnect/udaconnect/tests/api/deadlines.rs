@@ -224,6 +224,8 @@ async fn a_long_query_on_the_replica_holds_up_neither_its_catch_up_nor_readyz() 
             ("DATABASE_URL", url.clone()),
             ("UDACONNECT_REPLICA", "true".to_owned()),
             ("UDACONNECT_QUERY_TIMEOUT", "4s".to_owned()),
+            // The deadline tested, not the tokens: no token needed.
+            ("UDACONNECT_OPEN_API", "true".to_owned()),
         ],
     );
     let base = process.base_url().trim_end_matches('/').to_owned();
