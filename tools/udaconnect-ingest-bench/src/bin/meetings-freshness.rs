@@ -13,7 +13,13 @@
 //! the bus. Besides: locations stored and folded in per second, and the
 //! peak RSS of the meetings process.
 //!
-//! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md
+//! The meetings process logs each fold's steps (at debug): the run sums
+//! them, so that `RESULT` says where the folds' time went (`fold_steps`:
+//! folds, locations and meetings written per fold, milliseconds per step).
+//!
+//! `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! one, side by side), `BENCH_LABEL` names it in the row. It prints one
+//! `RESULT {...}` line last and adds a row to BENCHMARKS.md
 //! (`BENCH_OUTPUT=-`: none); it fails if no probe was shown at all.
 
 use std::{
@@ -77,13 +83,40 @@ fn shown(acks: &Acks, end: &Value, at: Instant, into: &mut Vec<f64>) {
     }
 }
 
+/// The meetings process's fold steps (its debug events) summed: how many
+/// folds, the counts per fold, and the milliseconds of each step per fold.
+fn fold_steps(output: &[String]) -> Value {
+    let mut folds = 0_u32;
+    let mut sums: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for event in output
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "meetings: a fold's steps")
+    {
+        folds += 1;
+        if let Some(fields) = event.as_object() {
+            for (key, value) in fields {
+                if let Some(number) = value.as_f64() {
+                    *sums.entry(key.clone()).or_default() += number;
+                }
+            }
+        }
+    }
+    let per_fold: serde_json::Map<String, Value> = sums
+        .into_iter()
+        .map(|(key, sum)| (key, json!((sum / f64::from(folds.max(1))).round())))
+        .collect();
+    json!({"folds": folds, "per_fold": per_fold})
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env("BENCH_SECONDS", "20")
         .parse()
         .context("BENCH_SECONDS")?;
     let rate: u64 = env("BENCH_RATE", "10000").parse().context("BENCH_RATE")?;
-    let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
+    let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-meetings")?;
+    let binary = measured.binary.clone();
     let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
     // The simulator walks between at most 400 venues.
     let venues = (attendees / PER_VENUE).clamp(1, 400);
@@ -106,7 +139,8 @@ async fn main() -> anyhow::Result<()> {
         ("DATABASE_URL", db.clone()),
         (
             "RUST_LOG",
-            "warn,platform=info,udaconnect::ingest=info".to_owned(),
+            "warn,platform=info,udaconnect::ingest=info,udaconnect_store::pg::meetings=debug"
+                .to_owned(),
         ),
         ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
         (
@@ -280,8 +314,12 @@ async fn main() -> anyhow::Result<()> {
         "bus_p99_ms": percentile(&mut bus, 99.0),
         "meetings_rss_peak_mb": peak_rss.round(),
         "load_before": load_before,
+        "fold_steps": fold_steps(&meetings.output()),
     });
-    let command = format!("make bench-meetings BENCH_RATE={rate} BENCH_SECONDS={seconds}");
+    let command = format!(
+        "{} BENCH_RATE={rate} BENCH_SECONDS={seconds}",
+        measured.command
+    );
     let row = format!(
         "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),
@@ -293,7 +331,7 @@ async fn main() -> anyhow::Result<()> {
         result["bus_p99_ms"],
         result["meetings_rss_peak_mb"],
         bench::machine(),
-        bench::build(),
+        measured.label,
     );
     anyhow::ensure!(
         result["live_shown"].as_u64().is_some_and(|n| n > 0)
