@@ -17,7 +17,9 @@
 //! them, so that `RESULT` says where the folds' time went (`fold_steps`:
 //! folds, locations and meetings written per fold, milliseconds per step).
 //!
-//! `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! `BENCH_MEETINGS` meetings processes share the work (1 by default);
+//! `fold_steps` counts the folds the database made start again
+//! (`conflicts`). `BENCH_UDACONNECT` names another build's binary to measure (an older
 //! one, side by side), `BENCH_LABEL` names it in the row. It prints one
 //! `RESULT {...}` line last and adds a row to BENCHMARKS.md
 //! (`BENCH_OUTPUT=-`: none); it fails if no probe was shown at all.
@@ -83,14 +85,22 @@ fn shown(acks: &Acks, end: &Value, at: Instant, into: &mut Vec<f64>) {
     }
 }
 
-/// The meetings process's fold steps (its debug events) summed: how many
-/// folds, the counts per fold, and the milliseconds of each step per fold.
+/// The meetings processes' fold steps (their debug events) summed: how
+/// many folds, how many started again for a conflict, the counts per
+/// fold, and the milliseconds of each step per fold.
 fn fold_steps(output: &[String]) -> Value {
-    let mut folds = 0_u32;
-    let mut sums: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
-    for event in output
+    let events: Vec<Value> = output
         .iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect();
+    let conflicts = events
+        .iter()
+        .filter(|event| event["message"] == "meetings: a fold conflicted, started again")
+        .count();
+    let mut folds = 0_u32;
+    let mut sums: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for event in events
+        .iter()
         .filter(|event| event["message"] == "meetings: a fold's steps")
     {
         folds += 1;
@@ -106,7 +116,7 @@ fn fold_steps(output: &[String]) -> Value {
         .into_iter()
         .map(|(key, sum)| (key, json!((sum / f64::from(folds.max(1))).round())))
         .collect();
-    json!({"folds": folds, "per_fold": per_fold})
+    json!({"folds": folds, "conflicts": conflicts, "per_fold": per_fold})
 }
 
 #[tokio::main]
@@ -115,6 +125,9 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .context("BENCH_SECONDS")?;
     let rate: u64 = env("BENCH_RATE", "10000").parse().context("BENCH_RATE")?;
+    let folders: usize = env("BENCH_MEETINGS", "1")
+        .parse()
+        .context("BENCH_MEETINGS")?;
     let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-meetings")?;
     let binary = measured.binary.clone();
     let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
@@ -154,8 +167,10 @@ async fn main() -> anyhow::Result<()> {
     let edge = AppProcess::spawn(&binary, "UDACONNECT", &["ingest"], &envs);
     let api = AppProcess::spawn(&binary, "UDACONNECT", &["api"], &envs);
     let writer = AppProcess::spawn(&binary, "UDACONNECT", &["writer"], &envs);
-    let meetings = AppProcess::spawn(&binary, "UDACONNECT", &["meetings"], &envs);
-    for process in [&edge, &api, &writer, &meetings] {
+    let meetings: Vec<AppProcess> = (0..folders.max(1))
+        .map(|_| AppProcess::spawn(&binary, "UDACONNECT", &["meetings"], &envs))
+        .collect();
+    for process in [&edge, &api, &writer].into_iter().chain(&meetings) {
         ready(process).await;
     }
     let grpc = edge
@@ -277,7 +292,10 @@ async fn main() -> anyhow::Result<()> {
             }
             probes += 1;
         }
-        peak_rss = peak_rss.max(bench::rss_kb(meetings.pid()).map_or(0.0, |kb| kb as f64 / 1024.0));
+        for process in &meetings {
+            peak_rss =
+                peak_rss.max(bench::rss_kb(process.pid()).map_or(0.0, |kb| kb as f64 / 1024.0));
+        }
     }
     let sent = load
         .join()
@@ -314,12 +332,16 @@ async fn main() -> anyhow::Result<()> {
         "bus_p99_ms": percentile(&mut bus, 99.0),
         "meetings_rss_peak_mb": peak_rss.round(),
         "load_before": load_before,
-        "fold_steps": fold_steps(&meetings.output()),
+        "meetings_processes": meetings.len(),
+        "fold_steps": fold_steps(&meetings.iter().flat_map(AppProcess::output).collect::<Vec<_>>()),
     });
-    let command = format!(
+    let mut command = format!(
         "{} BENCH_RATE={rate} BENCH_SECONDS={seconds}",
         measured.command
     );
+    if meetings.len() > 1 {
+        command.push_str(&format!(" BENCH_MEETINGS={}", meetings.len()));
+    }
     let row = format!(
         "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),

@@ -79,6 +79,7 @@ impl PgStore {
                     Err(err) if retry(&err, attempt) => {}
                     Err(err) => return Err(database(err)),
                 }
+                tracing::debug!(attempt, "meetings: a fold conflicted, started again");
                 let pause = SERIALIZATION_PAUSE.mul_f64(jitter() * attempt as f64);
                 tokio::time::sleep(pause).await;
                 attempt += 1;
