@@ -24,7 +24,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    geodesic,
+    geodesic::{self, GeoBox},
     model::{Invalid, LocationId, PersonId, Position, Problem},
     query::{Distance, MAX_WITHIN_MICROS},
     time::Timestamp,
@@ -115,6 +115,12 @@ impl MeetingRules {
     /// The contact of two locations, if they are one: different persons,
     /// close enough in space and time.
     pub fn contact(&self, x: &Sighting, y: &Sighting) -> Option<Meeting> {
+        self.contact_in(x, &geodesic::search_boxes(x.position, self.distance), y)
+    }
+
+    /// [`Self::contact`], given the search boxes of `x` (the same for every
+    /// location it is measured against).
+    fn contact_in(&self, x: &Sighting, boxes: &[GeoBox], y: &Sighting) -> Option<Meeting> {
         if x.person == y.person || x.id == y.id {
             return None;
         }
@@ -123,10 +129,7 @@ impl MeetingRules {
         }
         // The boxes that surely hold every position within the distance
         // cost a few multiplications; the exact distance a microsecond.
-        if !geodesic::search_boxes(x.position, self.distance)
-            .iter()
-            .any(|b| b.contains(y.position))
-        {
+        if !boxes.iter().any(|b| b.contains(y.position)) {
             return None;
         }
         let metres = geodesic::distance(x.position, y.position);
@@ -308,6 +311,7 @@ pub fn contacts_by_pair(
         let me = applied.len() + offset;
         let low = Timestamp::from_micros(x.at.micros().saturating_sub(within));
         let high = Timestamp::from_micros(x.at.micros().saturating_add(within));
+        let boxes = geodesic::search_boxes(x.position, rules.distance());
         for cell in cells_near(x.position, rules.distance()) {
             let Some(entries) = grid.get(&cell) else {
                 continue;
@@ -320,7 +324,7 @@ pub fn contacts_by_pair(
                 if index >= applied.len() && index >= me {
                     continue;
                 }
-                if let Some(contact) = rules.contact(x, all[index]) {
+                if let Some(contact) = rules.contact_in(x, &boxes, all[index]) {
                     let (held, chain_at) = pairs
                         .entry(contact.persons)
                         .or_insert_with(|| (Vec::new(), PAIR_COMPACT_AT));
@@ -587,6 +591,9 @@ pub struct MeetingChanges {
     pub grown: Vec<Kept>,
     /// Meetings taken into another one, gone.
     pub joined: Vec<i64>,
+    /// Times the store started the fold again because another one folding
+    /// nearby locations at once conflicted with it (serializable).
+    pub serialization_retries: usize,
 }
 
 /// The most meetings one page may hold.

@@ -13,7 +13,15 @@
 //! the bus. Besides: locations stored and folded in per second, and the
 //! peak RSS of the meetings process.
 //!
-//! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md
+//! The meetings process logs each fold's steps (at debug): the run sums
+//! them, so that `RESULT` says where the folds' time went (`fold_steps`:
+//! folds, locations and meetings written per fold, milliseconds per step).
+//!
+//! `BENCH_MEETINGS` meetings processes share the work (1 by default);
+//! `fold_steps` counts the folds the database made start again
+//! (`conflicts`). `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! one, side by side), `BENCH_LABEL` names it in the row. It prints one
+//! `RESULT {...}` line last and adds a row to BENCHMARKS.md
 //! (`BENCH_OUTPUT=-`: none); it fails if no probe was shown at all.
 
 use std::{
@@ -77,13 +85,51 @@ fn shown(acks: &Acks, end: &Value, at: Instant, into: &mut Vec<f64>) {
     }
 }
 
+/// The meetings processes' fold steps (their debug events) summed: how
+/// many folds, how many started again for a conflict, the counts per
+/// fold, and the milliseconds of each step per fold.
+fn fold_steps(output: &[String]) -> Value {
+    let events: Vec<Value> = output
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect();
+    let conflicts = events
+        .iter()
+        .filter(|event| event["message"] == "meetings: a fold conflicted, started again")
+        .count();
+    let mut folds = 0_u32;
+    let mut sums: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for event in events
+        .iter()
+        .filter(|event| event["message"] == "meetings: a fold's steps")
+    {
+        folds += 1;
+        if let Some(fields) = event.as_object() {
+            for (key, value) in fields {
+                if let Some(number) = value.as_f64() {
+                    *sums.entry(key.clone()).or_default() += number;
+                }
+            }
+        }
+    }
+    let per_fold: serde_json::Map<String, Value> = sums
+        .into_iter()
+        .map(|(key, sum)| (key, json!((sum / f64::from(folds.max(1))).round())))
+        .collect();
+    json!({"folds": folds, "conflicts": conflicts, "per_fold": per_fold})
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env("BENCH_SECONDS", "20")
         .parse()
         .context("BENCH_SECONDS")?;
     let rate: u64 = env("BENCH_RATE", "10000").parse().context("BENCH_RATE")?;
-    let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
+    let folders: usize = env("BENCH_MEETINGS", "1")
+        .parse()
+        .context("BENCH_MEETINGS")?;
+    let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-meetings")?;
+    let binary = measured.binary.clone();
     let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
     // The simulator walks between at most 400 venues.
     let venues = (attendees / PER_VENUE).clamp(1, 400);
@@ -106,7 +152,8 @@ async fn main() -> anyhow::Result<()> {
         ("DATABASE_URL", db.clone()),
         (
             "RUST_LOG",
-            "warn,platform=info,udaconnect::ingest=info".to_owned(),
+            "warn,platform=info,udaconnect::ingest=info,udaconnect_store::pg::meetings=debug"
+                .to_owned(),
         ),
         ("UDACONNECT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
         (
@@ -120,8 +167,10 @@ async fn main() -> anyhow::Result<()> {
     let edge = AppProcess::spawn(&binary, "UDACONNECT", &["ingest"], &envs);
     let api = AppProcess::spawn(&binary, "UDACONNECT", &["api"], &envs);
     let writer = AppProcess::spawn(&binary, "UDACONNECT", &["writer"], &envs);
-    let meetings = AppProcess::spawn(&binary, "UDACONNECT", &["meetings"], &envs);
-    for process in [&edge, &api, &writer, &meetings] {
+    let meetings: Vec<AppProcess> = (0..folders.max(1))
+        .map(|_| AppProcess::spawn(&binary, "UDACONNECT", &["meetings"], &envs))
+        .collect();
+    for process in [&edge, &api, &writer].into_iter().chain(&meetings) {
         ready(process).await;
     }
     let grpc = edge
@@ -243,7 +292,10 @@ async fn main() -> anyhow::Result<()> {
             }
             probes += 1;
         }
-        peak_rss = peak_rss.max(bench::rss_kb(meetings.pid()).map_or(0.0, |kb| kb as f64 / 1024.0));
+        for process in &meetings {
+            peak_rss =
+                peak_rss.max(bench::rss_kb(process.pid()).map_or(0.0, |kb| kb as f64 / 1024.0));
+        }
     }
     let sent = load
         .join()
@@ -280,8 +332,16 @@ async fn main() -> anyhow::Result<()> {
         "bus_p99_ms": percentile(&mut bus, 99.0),
         "meetings_rss_peak_mb": peak_rss.round(),
         "load_before": load_before,
+        "meetings_processes": meetings.len(),
+        "fold_steps": fold_steps(&meetings.iter().flat_map(AppProcess::output).collect::<Vec<_>>()),
     });
-    let command = format!("make bench-meetings BENCH_RATE={rate} BENCH_SECONDS={seconds}");
+    let mut command = format!(
+        "{} BENCH_RATE={rate} BENCH_SECONDS={seconds}",
+        measured.command
+    );
+    if meetings.len() > 1 {
+        command.push_str(&format!(" BENCH_MEETINGS={}", meetings.len()));
+    }
     let row = format!(
         "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),
@@ -293,7 +353,7 @@ async fn main() -> anyhow::Result<()> {
         result["bus_p99_ms"],
         result["meetings_rss_peak_mb"],
         bench::machine(),
-        bench::build(),
+        measured.label,
     );
     anyhow::ensure!(
         result["live_shown"].as_u64().is_some_and(|n| n > 0)

@@ -17,15 +17,23 @@
 //! deleted since its snapshot, starts again and finds them erased. So no
 //! meeting names a person erased, whichever commits first.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    pin::pin,
+    time::Instant,
+};
 
 use chrono::NaiveDateTime;
-use tokio_postgres::{IsolationLevel, Row, Transaction, error::SqlState};
+use deadpool_postgres::Transaction;
+use tokio_postgres::{
+    IsolationLevel, Row, binary_copy::BinaryCopyInWriter, error::SqlState, types::ToSql,
+    types::Type,
+};
 use udaconnect_domain::{
     LocationId, PersonId, StoreError, Timestamp,
     meeting::{
-        Closest, FeedCursor, Kept, MeetingChanges, MeetingFeed, MeetingQuery, MeetingRules,
-        Sighting, Sweep, cell_of, cells_near, contacts_by_pair,
+        Closest, FeedCursor, Kept, Meeting, MeetingChanges, MeetingFeed, MeetingQuery,
+        MeetingRules, Sighting, Sweep, cell_of, cells_near, contacts_by_pair,
     },
 };
 
@@ -60,14 +68,18 @@ impl PgStore {
                     .await
                     .map_err(database)?;
                 match fold(&transaction, rules, sightings).await {
-                    Ok(changes) => match transaction.commit().await {
-                        Ok(()) => return Ok(changes),
+                    Ok(mut changes) => match transaction.commit().await {
+                        Ok(()) => {
+                            changes.serialization_retries = attempt - 1;
+                            return Ok(changes);
+                        }
                         Err(err) if retry(&err, attempt) => {}
                         Err(err) => return Err(database(err)),
                     },
                     Err(err) if retry(&err, attempt) => {}
                     Err(err) => return Err(database(err)),
                 }
+                tracing::debug!(attempt, "meetings: a fold conflicted, started again");
                 let pause = SERIALIZATION_PAUSE.mul_f64(jitter() * attempt as f64);
                 tokio::time::sleep(pause).await;
                 attempt += 1;
@@ -211,20 +223,64 @@ fn retry(err: &tokio_postgres::Error, attempt: usize) -> bool {
         )
 }
 
+/// `statement` run with `params`, prepared once per connection.
+async fn query(
+    transaction: &Transaction<'_>,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = transaction.prepare_cached(statement).await?;
+    transaction.query(&statement, params).await
+}
+
+/// How long each step of one fold took, logged at debug with how much
+/// it handled: where a fold's time goes.
+struct Steps {
+    last: Instant,
+    marks: Vec<(&'static str, f64)>,
+}
+
+impl Steps {
+    fn start() -> Self {
+        Self {
+            last: Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    /// The step `name` ended now.
+    fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        let ms = now.duration_since(self.last).as_secs_f64() * 1000.0;
+        self.marks.push((name, ms));
+        self.last = now;
+    }
+
+    /// Milliseconds in step `name` (0 when it did not run).
+    fn ms(&self, name: &str) -> f64 {
+        self.marks
+            .iter()
+            .filter(|(step, _)| *step == name)
+            .map(|(_, ms)| ms)
+            .sum()
+    }
+}
+
 async fn fold(
     transaction: &Transaction<'_>,
     rules: &MeetingRules,
     sightings: &[Sighting],
 ) -> Result<MeetingChanges, tokio_postgres::Error> {
+    let mut steps = Steps::start();
     let mut changes = MeetingChanges::default();
     let ids: Vec<LocationId> = sightings.iter().map(|s| s.id).collect();
     let times: Vec<NaiveDateTime> = sightings.iter().map(|s| s.at.to_naive()).collect();
-    let applied: HashSet<LocationId> = transaction
-        .query(sql::MEETING_APPLIED, &[&ids, &times])
+    let applied: HashSet<LocationId> = query(transaction, sql::MEETING_APPLIED, &[&ids, &times])
         .await?
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
+    steps.mark("applied");
     let mut fresh = HashSet::new();
     let mut new: Vec<Sighting> = sightings
         .iter()
@@ -236,7 +292,9 @@ async fn fold(
         return Ok(changes);
     }
     let mut candidates = candidates(transaction, rules, &new).await?;
+    steps.mark("candidates");
     let erased = hold(transaction, new.iter().chain(&candidates)).await?;
+    steps.mark("hold");
     let before = new.len();
     new.retain(|s| !erased.contains(&s.person));
     candidates.retain(|s| !erased.contains(&s.person));
@@ -246,8 +304,9 @@ async fn fold(
         return Ok(changes);
     }
     let pairs = contacts_by_pair(rules, &new, &candidates);
+    steps.mark("contacts");
     let kept = kept_of_pairs(transaction, rules, &pairs).await?;
-    let mut written: Vec<Kept> = Vec::new();
+    steps.mark("kept");
     let mut started = Vec::new();
     for (pair, contacts) in &pairs {
         let fold = Sweep::fold(
@@ -255,32 +314,58 @@ async fn fold(
             kept.get(pair).map_or(&[][..], Vec::as_slice),
             contacts,
         );
-        written.extend(&fold.grown);
         changes.grown.extend(fold.grown);
         changes.joined.extend(fold.joined);
         started.extend(fold.started);
     }
+    steps.mark("sweep");
     if !started.is_empty() {
         let count = i32::try_from(started.len()).unwrap_or(i32::MAX);
-        let ids = transaction.query(sql::MEETING_IDS, &[&count]).await?;
+        let ids = query(transaction, sql::MEETING_IDS, &[&count]).await?;
         for (row, meeting) in ids.iter().zip(started) {
-            let kept = Kept {
+            changes.started.push(Kept {
                 id: row.try_get(0)?,
                 meeting,
-            };
-            written.push(kept);
-            changes.started.push(kept);
+            });
         }
+        steps.mark("ids");
     }
     if !changes.joined.is_empty() {
-        transaction
-            .execute(sql::DELETE_MEETINGS, &[&changes.joined])
-            .await?;
+        query(transaction, sql::DELETE_MEETINGS, &[&changes.joined]).await?;
+        steps.mark("delete");
     }
-    if !written.is_empty() {
-        upsert(transaction, &written).await?;
+    if !changes.grown.is_empty() {
+        update(transaction, &changes.grown).await?;
+        steps.mark("update");
+    }
+    if !changes.started.is_empty() {
+        insert(transaction, &changes.started).await?;
+        steps.mark("insert");
     }
     record(transaction, &new).await?;
+    steps.mark("record");
+    tracing::debug!(
+        locations = sightings.len(),
+        new = new.len(),
+        candidates = candidates.len(),
+        pairs = pairs.len(),
+        kept = kept.values().map(Vec::len).sum::<usize>(),
+        started = changes.started.len(),
+        grown = changes.grown.len(),
+        joined = changes.joined.len(),
+        applied_ms = steps.ms("applied"),
+        candidates_ms = steps.ms("candidates"),
+        hold_ms = steps.ms("hold"),
+        contacts_ms = steps.ms("contacts"),
+        kept_ms = steps.ms("kept"),
+        sweep_ms = steps.ms("sweep"),
+        ids_ms = steps.ms("ids"),
+        delete_ms = steps.ms("delete"),
+        update_ms = steps.ms("update"),
+        insert_ms = steps.ms("insert"),
+        record_ms = steps.ms("record"),
+        "meetings: a fold's steps"
+    );
     Ok(changes)
 }
 
@@ -318,9 +403,12 @@ async fn candidates(
             highs.push(Timestamp::from_micros(high).to_naive());
         }
     }
-    let rows = transaction
-        .query(sql::MEETING_CANDIDATES, &[&cells, &lows, &highs])
-        .await?;
+    let rows = query(
+        transaction,
+        sql::MEETING_CANDIDATES,
+        &[&cells, &lows, &highs],
+    )
+    .await?;
     rows.iter().map(sighting).collect()
 }
 
@@ -333,8 +421,7 @@ async fn hold(
     let mut persons: Vec<PersonId> = sightings.map(|s| s.person).collect();
     persons.sort_unstable();
     persons.dedup();
-    transaction
-        .query(sql::HOLD_PERSONS, &[&persons])
+    query(transaction, sql::HOLD_PERSONS, &[&persons])
         .await?
         .iter()
         .map(|row| row.try_get(0))
@@ -358,7 +445,7 @@ fn sighting(row: &Row) -> Result<Sighting, tokio_postgres::Error> {
 async fn kept_of_pairs(
     transaction: &Transaction<'_>,
     rules: &MeetingRules,
-    pairs: &BTreeMap<(i32, i32), Vec<udaconnect_domain::meeting::Meeting>>,
+    pairs: &BTreeMap<(i32, i32), Vec<Meeting>>,
 ) -> Result<BTreeMap<(i32, i32), Vec<Kept>>, tokio_postgres::Error> {
     let (mut firsts, mut seconds, mut lows, mut highs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -374,9 +461,12 @@ async fn kept_of_pairs(
     if firsts.is_empty() {
         return Ok(kept);
     }
-    let rows = transaction
-        .query(sql::MEETINGS_OF_PAIRS, &[&firsts, &seconds, &lows, &highs])
-        .await?;
+    let rows = query(
+        transaction,
+        sql::MEETINGS_OF_PAIRS,
+        &[&firsts, &seconds, &lows, &highs],
+    )
+    .await?;
     for row in &rows {
         let meeting = kept_row(row)?;
         kept.entry(meeting.meeting.persons)
@@ -386,54 +476,92 @@ async fn kept_of_pairs(
     Ok(kept)
 }
 
-async fn upsert(
+/// Writes the meetings that grew ([`sql::UPDATE_MEETINGS`]).
+async fn update(
     transaction: &Transaction<'_>,
-    meetings: &[Kept],
+    grown: &[Kept],
 ) -> Result<(), tokio_postgres::Error> {
-    let column = |f: &dyn Fn(&Kept) -> NaiveDateTime| meetings.iter().map(f).collect::<Vec<_>>();
-    let ids: Vec<i64> = meetings.iter().map(|k| k.id).collect();
-    let firsts: Vec<i32> = meetings.iter().map(|k| k.meeting.persons.0).collect();
-    let seconds: Vec<i32> = meetings.iter().map(|k| k.meeting.persons.1).collect();
-    let starts = column(&|k| k.meeting.start.to_naive());
-    let ends = column(&|k| k.meeting.end.to_naive());
-    let contacts: Vec<i64> = meetings.iter().map(|k| k.meeting.contacts).collect();
-    let metres: Vec<f64> = meetings.iter().map(|k| k.meeting.closest.metres).collect();
-    let ats = column(&|k| k.meeting.closest.at.to_naive());
-    let lats: Vec<f64> = meetings
-        .iter()
-        .map(|k| k.meeting.closest.place.lat)
-        .collect();
-    let lons: Vec<f64> = meetings
-        .iter()
-        .map(|k| k.meeting.closest.place.lon)
-        .collect();
-    let location_a: Vec<i64> = meetings
+    let time = |f: &dyn Fn(&Meeting) -> Timestamp| -> Vec<NaiveDateTime> {
+        grown.iter().map(|k| f(&k.meeting).to_naive()).collect()
+    };
+    let ids: Vec<i64> = grown.iter().map(|k| k.id).collect();
+    let contacts: Vec<i64> = grown.iter().map(|k| k.meeting.contacts).collect();
+    let metres: Vec<f64> = grown.iter().map(|k| k.meeting.closest.metres).collect();
+    let lats: Vec<f64> = grown.iter().map(|k| k.meeting.closest.place.lat).collect();
+    let lons: Vec<f64> = grown.iter().map(|k| k.meeting.closest.place.lon).collect();
+    let location_a: Vec<i64> = grown
         .iter()
         .map(|k| k.meeting.closest.locations.0)
         .collect();
-    let location_b: Vec<i64> = meetings
+    let location_b: Vec<i64> = grown
         .iter()
         .map(|k| k.meeting.closest.locations.1)
         .collect();
-    transaction
-        .execute(
-            sql::UPSERT_MEETINGS,
-            &[
-                &ids,
-                &firsts,
-                &seconds,
-                &starts,
-                &ends,
-                &contacts,
-                &metres,
-                &ats,
-                &lats,
-                &lons,
-                &location_a,
-                &location_b,
-            ],
-        )
-        .await?;
+    query(
+        transaction,
+        sql::UPDATE_MEETINGS,
+        &[
+            &ids,
+            &time(&|m| m.start),
+            &time(&|m| m.end),
+            &contacts,
+            &metres,
+            &time(&|m| m.closest.at),
+            &lats,
+            &lons,
+            &location_a,
+            &location_b,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes the meetings that began ([`sql::COPY_MEETINGS`]): a copy, the
+/// cheapest way in for rows none of which exists yet.
+async fn insert(
+    transaction: &Transaction<'_>,
+    started: &[Kept],
+) -> Result<(), tokio_postgres::Error> {
+    let sink = transaction.copy_in(sql::COPY_MEETINGS).await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::INT4,
+            Type::INT4,
+            Type::TIMESTAMP,
+            Type::TIMESTAMP,
+            Type::INT8,
+            Type::FLOAT8,
+            Type::TIMESTAMP,
+            Type::FLOAT8,
+            Type::FLOAT8,
+            Type::INT8,
+            Type::INT8,
+        ]
+    ));
+    for kept in started {
+        let m = &kept.meeting;
+        writer
+            .as_mut()
+            .write(&[
+                &kept.id,
+                &m.persons.0,
+                &m.persons.1,
+                &m.start.to_naive(),
+                &m.end.to_naive(),
+                &m.contacts,
+                &m.closest.metres,
+                &m.closest.at.to_naive(),
+                &m.closest.place.lat,
+                &m.closest.place.lon,
+                &m.closest.locations.0,
+                &m.closest.locations.1,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
     Ok(())
 }
 
@@ -448,12 +576,12 @@ async fn record(
     let lats: Vec<f64> = new.iter().map(|s| s.position.lat).collect();
     let lons: Vec<f64> = new.iter().map(|s| s.position.lon).collect();
     let cells: Vec<i64> = new.iter().map(|s| cell_of(s.position)).collect();
-    transaction
-        .execute(
-            sql::MEETING_POSITIONS,
-            &[&ids, &persons, &times, &lats, &lons, &cells],
-        )
-        .await?;
+    query(
+        transaction,
+        sql::MEETING_POSITIONS,
+        &[&ids, &persons, &times, &lats, &lons, &cells],
+    )
+    .await?;
     Ok(())
 }
 
@@ -466,7 +594,7 @@ fn kept_row(row: &Row) -> Result<Kept, tokio_postgres::Error> {
     };
     Ok(Kept {
         id: row.try_get(0)?,
-        meeting: udaconnect_domain::meeting::Meeting {
+        meeting: Meeting {
             persons: (row.try_get(1)?, row.try_get(2)?),
             start: time(3)?,
             end: time(4)?,

@@ -257,27 +257,33 @@ JOIN meeting m
 /// `$1` fresh meeting ids.
 pub const MEETING_IDS: &str = "SELECT nextval('meeting_id_seq') FROM generate_series(1, $1::int4)";
 
-/// Writes meetings, new or grown, by id: ids `$1`, persons `$2`/`$3`,
-/// period `$4`/`$5`, contacts `$6`, closest distance `$7`, time `$8`,
-/// place `$9`/`$10` (latitude, longitude) and locations `$11`/`$12`.
-pub const UPSERT_MEETINGS: &str = r#"
-INSERT INTO meeting (id, person_a, person_b, start_time, end_time, contacts,
-                     closest_m, closest_at, closest_lat, closest_lon,
-                     closest_location_a, closest_location_b)
-SELECT * FROM unnest($1::int8[], $2::int4[], $3::int4[], $4::timestamp[], $5::timestamp[],
-                     $6::int8[], $7::float8[], $8::timestamp[], $9::float8[], $10::float8[],
-                     $11::int8[], $12::int8[])
-ON CONFLICT (id) DO UPDATE SET
-    start_time = excluded.start_time,
-    end_time = excluded.end_time,
-    contacts = excluded.contacts,
-    closest_m = excluded.closest_m,
-    closest_at = excluded.closest_at,
-    closest_lat = excluded.closest_lat,
-    closest_lon = excluded.closest_lon,
-    closest_location_a = excluded.closest_location_a,
-    closest_location_b = excluded.closest_location_b,
-    written_by = pg_current_xact_id()"#;
+/// Writes meetings that did not exist before, under the ids
+/// [`MEETING_IDS`] gave them: the columns in the order the fold writes
+/// them (`written_by` takes its default, the writing transaction).
+pub const COPY_MEETINGS: &str = "COPY meeting (id, person_a, person_b, start_time, end_time, \
+     contacts, closest_m, closest_at, closest_lat, closest_lon, closest_location_a, \
+     closest_location_b) FROM STDIN BINARY";
+
+/// Writes meetings that grew, by id: ids `$1`, period `$2`/`$3`, contacts
+/// `$4`, closest distance `$5`, time `$6`, place `$7`/`$8` (latitude,
+/// longitude) and locations `$9`/`$10`.
+pub const UPDATE_MEETINGS: &str = r#"
+UPDATE meeting SET
+    start_time = g.start_time,
+    end_time = g.end_time,
+    contacts = g.contacts,
+    closest_m = g.closest_m,
+    closest_at = g.closest_at,
+    closest_lat = g.closest_lat,
+    closest_lon = g.closest_lon,
+    closest_location_a = g.closest_location_a,
+    closest_location_b = g.closest_location_b,
+    written_by = pg_current_xact_id()
+FROM unnest($1::int8[], $2::timestamp[], $3::timestamp[], $4::int8[], $5::float8[],
+            $6::timestamp[], $7::float8[], $8::float8[], $9::int8[], $10::int8[])
+     AS g(id, start_time, end_time, contacts, closest_m, closest_at, closest_lat,
+          closest_lon, closest_location_a, closest_location_b)
+WHERE meeting.id = g.id"#;
 
 /// The meetings written by transactions not committed in snapshot `$1`
 /// (as text) and committed now, of person `$2` or (null) everyone's, in
@@ -734,7 +740,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 52] = [
+    const STATEMENTS: [(&str, &str); 53] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -775,7 +781,8 @@ mod tests {
         ("MEETING_POSITIONS", MEETING_POSITIONS),
         ("MEETINGS_OF_PAIRS", MEETINGS_OF_PAIRS),
         ("MEETING_IDS", MEETING_IDS),
-        ("UPSERT_MEETINGS", UPSERT_MEETINGS),
+        ("COPY_MEETINGS", COPY_MEETINGS),
+        ("UPDATE_MEETINGS", UPDATE_MEETINGS),
         ("MEETINGS_WRITTEN_SINCE", MEETINGS_WRITTEN_SINCE),
         ("CURRENT_SNAPSHOT", CURRENT_SNAPSHOT),
         ("EVENT_CURSOR", EVENT_CURSOR),

@@ -483,24 +483,26 @@ JOIN meeting m
 -- MEETING_IDS
 SELECT nextval('meeting_id_seq') FROM generate_series(1, $1::int4);
 
--- UPSERT_MEETINGS
-INSERT INTO meeting (id, person_a, person_b, start_time, end_time, contacts,
-                     closest_m, closest_at, closest_lat, closest_lon,
-                     closest_location_a, closest_location_b)
-SELECT * FROM unnest($1::int8[], $2::int4[], $3::int4[], $4::timestamp[], $5::timestamp[],
-                     $6::int8[], $7::float8[], $8::timestamp[], $9::float8[], $10::float8[],
-                     $11::int8[], $12::int8[])
-ON CONFLICT (id) DO UPDATE SET
-    start_time = excluded.start_time,
-    end_time = excluded.end_time,
-    contacts = excluded.contacts,
-    closest_m = excluded.closest_m,
-    closest_at = excluded.closest_at,
-    closest_lat = excluded.closest_lat,
-    closest_lon = excluded.closest_lon,
-    closest_location_a = excluded.closest_location_a,
-    closest_location_b = excluded.closest_location_b,
-    written_by = pg_current_xact_id();
+-- COPY_MEETINGS
+COPY meeting (id, person_a, person_b, start_time, end_time, contacts, closest_m, closest_at, closest_lat, closest_lon, closest_location_a, closest_location_b) FROM STDIN BINARY;
+
+-- UPDATE_MEETINGS
+UPDATE meeting SET
+    start_time = g.start_time,
+    end_time = g.end_time,
+    contacts = g.contacts,
+    closest_m = g.closest_m,
+    closest_at = g.closest_at,
+    closest_lat = g.closest_lat,
+    closest_lon = g.closest_lon,
+    closest_location_a = g.closest_location_a,
+    closest_location_b = g.closest_location_b,
+    written_by = pg_current_xact_id()
+FROM unnest($1::int8[], $2::timestamp[], $3::timestamp[], $4::int8[], $5::float8[],
+            $6::timestamp[], $7::float8[], $8::float8[], $9::int8[], $10::int8[])
+     AS g(id, start_time, end_time, contacts, closest_m, closest_at, closest_lat,
+          closest_lon, closest_location_a, closest_location_b)
+WHERE meeting.id = g.id;
 
 -- MEETINGS_WRITTEN_SINCE
 SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b

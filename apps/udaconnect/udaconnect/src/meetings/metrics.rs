@@ -1,6 +1,7 @@
 //! What the meetings target counts: locations folded in (and those that
-//! came again, and those of persons erased since), meetings started, grown and joined, fold latency, retries,
-//! unreadable messages, events published, and how far behind it is.
+//! came again, and those of persons erased since), meetings started, grown
+//! and joined, fold latency, retries (and serialization conflicts within a
+//! fold), unreadable messages, events published, and how far behind it is.
 
 use std::{sync::atomic::AtomicU64, time::Duration};
 
@@ -23,6 +24,7 @@ pub struct MeetingsMetrics {
     meetings: Family<OutcomeLabel, Counter>,
     fold: Histogram,
     retries: Counter,
+    conflicts: Counter,
     unreadable: Counter,
     events: Family<OutcomeLabel, Counter>,
     events_missed: Counter,
@@ -38,6 +40,7 @@ impl MeetingsMetrics {
             meetings: Family::default(),
             fold: platform::metrics::latency_histogram(),
             retries: Counter::default(),
+            conflicts: Counter::default(),
             unreadable: Counter::default(),
             events: Family::default(),
             events_missed: Counter::default(),
@@ -64,6 +67,11 @@ impl MeetingsMetrics {
             "meetings_retries",
             "Batches tried again because the store could not fold them in",
             metrics.retries.clone(),
+        );
+        registry.register(
+            "meetings_serialization_retries",
+            "Folds started again within a batch because another meetings process folding nearby locations at once conflicted (SQLSTATE 40001)",
+            metrics.conflicts.clone(),
         );
         registry.register(
             "meetings_unreadable",
@@ -105,6 +113,7 @@ impl MeetingsMetrics {
         meetings("started").inc_by(count(changes.started.len()));
         meetings("grown").inc_by(count(changes.grown.len()));
         meetings("joined").inc_by(count(changes.joined.len()));
+        self.conflicts.inc_by(count(changes.serialization_retries));
         self.fold.observe(took.as_secs_f64());
     }
 
