@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use testkit::eventually;
 use tonic::{Code, Request};
 use udaconnect::proto::v1::{
-    LocationBatch, LocationInput, ingest_service_client::IngestServiceClient,
+    Location, LocationBatch, LocationInput, ingest_service_client::IngestServiceClient,
+    location_service_client::LocationServiceClient,
 };
 
 use super::helpers::{PATIENCE, TestApp, spawn_app};
@@ -506,6 +507,46 @@ async fn a_device_submits_over_grpc_for_its_own_person_only() {
             .accepted,
         1
     );
+    // The original's call is the organiser's, a device's token or none.
+    let mut original = LocationServiceClient::connect(world.app.grpc.clone())
+        .await
+        .expect("connects");
+    let create = |token: Option<&str>| {
+        let mut request = Request::new(Location {
+            id: 0,
+            person_id: i32::try_from(world.a).expect("small"),
+            latitude: "7.0".into(),
+            longitude: "20.0".into(),
+            creation_time: "2024-05-01T12:00:00".into(),
+        });
+        if let Some(token) = token {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("metadata"),
+            );
+        }
+        request
+    };
+    assert_eq!(
+        original
+            .create(create(None))
+            .await
+            .err()
+            .map(|status| status.code()),
+        Some(Code::Unauthenticated)
+    );
+    assert_eq!(
+        original
+            .create(create(world.tokens[4].as_deref()))
+            .await
+            .err()
+            .map(|status| status.code()),
+        Some(Code::PermissionDenied)
+    );
+    original
+        .create(create(Some(ORGANISER)))
+        .await
+        .expect("the organiser's");
     // B's: the one at the start and the organiser's, never the device's.
     let stored = eventually("B's positions written", PATIENCE, || async {
         let (_, text) = call(
