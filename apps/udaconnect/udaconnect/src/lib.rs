@@ -15,6 +15,7 @@ pub mod proto;
 pub mod simulate;
 pub mod streams;
 pub mod tools;
+pub mod urlencoded;
 pub mod writer;
 
 pub use self::{app::Application, cli::Cli};

@@ -13,7 +13,10 @@ mod cache;
 pub mod caller;
 pub mod token;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::{
+    borrow::Cow,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use axum::{
     extract::Request,
@@ -25,7 +28,7 @@ use udaconnect_domain::{Credential, CredentialId, CredentialKind, Digest, Store}
 
 use self::cache::Cache;
 pub use self::caller::{Caller, Denied, Holder};
-use crate::cli::AccessConfig;
+use crate::{cli::AccessConfig, urlencoded};
 
 /// The rules in force and the credentials' lookups; cheap to clone.
 #[derive(Clone)]
@@ -210,35 +213,13 @@ pub async fn query_token(mut request: Request) -> Request {
     if let Ok(uri) = Uri::from_parts(parts) {
         *request.uri_mut() = uri;
     }
-    let decoded = percent_decode(&token);
+    let decoded = urlencoded::decode(&token).map_or(Cow::Borrowed(token.as_str()), |token| token);
     if !request.headers().contains_key(header::AUTHORIZATION)
         && let Ok(value) = HeaderValue::from_str(&format!("Bearer {decoded}"))
     {
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
     request
-}
-
-/// `%XX` escapes decoded (tokens are URL-safe, but a client may escape).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
-                out.push(u8::try_from(value).unwrap_or(b'?'));
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ use serde_json::value::RawValue;
 use udaconnect_domain::Timestamp;
 
 use super::{DeviceToken, Fix, Report, accuracy, json_kind};
+use crate::urlencoded::{self, DecodeError};
 
 /// Milliseconds in a second, microseconds in a millisecond.
 const THOUSAND: i64 = 1_000;
@@ -146,32 +147,14 @@ fn pairs(text: &str) -> Result<Vec<(String, String)>, OsmAndError> {
     Ok(pairs.into_iter().map(|(_, pair)| pair).collect())
 }
 
-/// A URL-encoded component: `+` is a space, `%XX` a byte, the bytes UTF-8.
+/// A URL-encoded component, or why it is not one.
 fn decode(component: &str) -> Result<Cow<'_, str>, OsmAndError> {
-    if !component.contains(['+', '%']) {
-        return Ok(Cow::Borrowed(component));
-    }
-    let mut bytes = Vec::with_capacity(component.len());
-    let mut rest = component.as_bytes().iter();
-    while let Some(&byte) = rest.next() {
-        match byte {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let hex =
-                    |digit: Option<&u8>| digit.and_then(|digit| char::from(*digit).to_digit(16));
-                let (Some(high), Some(low)) = (hex(rest.next()), hex(rest.next())) else {
-                    return Err(OsmAndError::BadEncoding(
-                        "a % is not followed by two hexadecimal digits",
-                    ));
-                };
-                bytes.extend(u8::try_from(high * 16 + low).ok());
-            }
-            other => bytes.push(other),
+    urlencoded::decode(component).map_err(|err| match err {
+        DecodeError::BadEscape => {
+            OsmAndError::BadEncoding("a % is not followed by two hexadecimal digits")
         }
-    }
-    String::from_utf8(bytes)
-        .map(Cow::Owned)
-        .map_err(|_| OsmAndError::BadEncoding("a %-encoded value is not UTF-8"))
+        DecodeError::NotUtf8 => OsmAndError::BadEncoding("a %-encoded value is not UTF-8"),
+    })
 }
 
 /// What the parameters say, in the decoder's order.
