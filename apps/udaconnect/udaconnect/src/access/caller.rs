@@ -182,17 +182,26 @@ impl Caller {
 /// The token of a request: `Authorization: Bearer <token>` (the query's
 /// `access_token` is moved there by [`super::query_token`]).
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Denied> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let malformed = Denied::Unauthenticated("the Authorization header is not `Bearer <token>`");
-    let value = value.to_str().map_err(|_| malformed.clone())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(|| malformed.clone())?;
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(bearer_token)
+                .ok_or(Denied::Unauthenticated(
+                    "the Authorization header is not `Bearer <token>`",
+                ))
+        })
+        .transpose()
+}
+
+/// The token of an `authorization` value (HTTP header or gRPC metadata):
+/// `Bearer <token>`, the scheme in any case; `None` if it is not one.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(malformed);
-    }
-    Ok(Some(token))
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -22,7 +22,7 @@ use super::{
     validate::{Submitted, Time},
 };
 use crate::{
-    access::{Caller, Denied},
+    access::{Caller, Denied, caller::bearer_token},
     api::compat_wire::{CompatLocation, CompatNewLocation, NumberOrText},
     proto::v1::{
         BatchReply, Location, LocationBatch, Rejected, ingest_service_server::IngestService,
@@ -48,24 +48,15 @@ impl GrpcEdge {
 
     /// Who made `request`: its `authorization` metadata (`Bearer <token>`).
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let token = match request.metadata().get("authorization") {
-            None => None,
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|value| value.split_once(' '))
-                    .filter(|(scheme, token)| {
-                        scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-                    })
-                    .map(|(_, token)| token.trim())
-                    .ok_or_else(|| {
-                        Status::unauthenticated(
-                            "the authorization metadata is not `Bearer <token>`",
-                        )
-                    })?,
-            ),
-        };
+        let token = request
+            .metadata()
+            .get("authorization")
+            .map(|value| {
+                value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+                    Status::unauthenticated("the authorization metadata is not `Bearer <token>`")
+                })
+            })
+            .transpose()?;
         self.edge
             .access()
             .caller(token)
