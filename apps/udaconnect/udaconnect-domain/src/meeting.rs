@@ -641,5 +641,7 @@ impl MeetingQuery {
     }
 }
 
+pub mod shard;
+
 #[cfg(test)]
 mod tests;
