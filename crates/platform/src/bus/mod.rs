@@ -289,7 +289,28 @@ impl BusStream {
     pub async fn work_queue(&self, name: &str, ack_wait: Duration) -> Result<WorkQueue, BusError> {
         match &self.bus {
             Bus::Memory(bus) => Ok(bus.work_queue(&self.settings.name, name, ack_wait)),
-            Bus::Nats(bus) => bus.work_queue(&self.settings, name, ack_wait).await,
+            Bus::Nats(bus) => bus.work_queue(&self.settings, name, None, ack_wait).await,
+        }
+    }
+
+    /// The same, for one of a family of consumers (names starting with
+    /// `family`) that each take a share of every message, when the family
+    /// may be cut anew: a member created later starts after what every
+    /// existing member has acknowledged, so that nothing is skipped and
+    /// the stream is not read again from its start. (The in-process bus
+    /// lives only as long as its process: its members start with it.)
+    pub async fn work_queue_in_family(
+        &self,
+        name: &str,
+        family: &str,
+        ack_wait: Duration,
+    ) -> Result<WorkQueue, BusError> {
+        match &self.bus {
+            Bus::Memory(bus) => Ok(bus.work_queue(&self.settings.name, name, ack_wait)),
+            Bus::Nats(bus) => {
+                bus.work_queue(&self.settings, name, Some(family), ack_wait)
+                    .await
+            }
         }
     }
 }

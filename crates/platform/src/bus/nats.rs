@@ -403,12 +403,17 @@ impl NatsBus {
         &self,
         settings: &StreamSettings,
         name: &str,
+        family: Option<&str>,
         ack_wait: Duration,
     ) -> Result<WorkQueue, BusError> {
         let stream = self
             .stream(&settings.name)
             .await
             .map_err(BusError::Request)?;
+        let deliver_policy = match family {
+            Some(family) => family_floor(&stream, name, family).await?,
+            None => DeliverPolicy::All,
+        };
         let consumer = stream
             .get_or_create_consumer(
                 name,
@@ -418,6 +423,7 @@ impl NatsBus {
                     ack_wait,
                     filter_subject: settings.subject.clone(),
                     max_ack_pending: MAX_ACK_PENDING,
+                    deliver_policy,
                     ..Default::default()
                 },
             )
@@ -442,6 +448,45 @@ impl NatsBus {
             .await
             .map_err(|err| err.to_string())
     }
+}
+
+/// Where the consumer `name`, one of the consumers whose names start with
+/// `family`, starts if it does not exist yet: after what every other
+/// member has acknowledged (the lowest ack floor), or at the stream's
+/// start when there is none. (For one that exists, the server keeps its
+/// own position and ignores this.)
+async fn family_floor(
+    stream: &jetstream::stream::Stream<()>,
+    name: &str,
+    family: &str,
+) -> Result<DeliverPolicy, BusError> {
+    let request = |err: &dyn std::fmt::Display| BusError::Request(err.to_string());
+    let mut lowest: Option<u64> = None;
+    let mut consumers = stream.consumers();
+    while let Some(info) = consumers.next().await {
+        let info = info.map_err(|err| request(&err))?;
+        if info.name == name {
+            return Ok(DeliverPolicy::All);
+        }
+        if info.name.starts_with(family) {
+            // A member that started past the stream's start and has
+            // acknowledged nothing yet is as far as where it started.
+            let started = match info.config.deliver_policy {
+                DeliverPolicy::ByStartSequence { start_sequence } => {
+                    start_sequence.saturating_sub(1)
+                }
+                _ => 0,
+            };
+            let floor = info.ack_floor.stream_sequence.max(started);
+            lowest = Some(lowest.map_or(floor, |low| low.min(floor)));
+        }
+    }
+    Ok(match lowest {
+        Some(floor) => DeliverPolicy::ByStartSequence {
+            start_sequence: floor + 1,
+        },
+        None => DeliverPolicy::All,
+    })
 }
 
 /// Whether an existing stream captures the subject it is used for.
