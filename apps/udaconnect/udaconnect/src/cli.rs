@@ -12,7 +12,11 @@ use platform::{
     http::HttpArgs,
     telemetry::LogArgs,
 };
-use udaconnect_domain::{Timestamp, conference::ScaleConfig, meeting::MeetingRules};
+use udaconnect_domain::{
+    Timestamp,
+    conference::ScaleConfig,
+    meeting::{MeetingRules, shard::Shard},
+};
 use udaconnect_store::{PgConfig, SslMode};
 
 use crate::{
@@ -401,9 +405,18 @@ pub struct MeetingsArgs {
     /// A message not acknowledged within this time (a meetings process that died) is delivered to another.
     #[arg(long, env = "UDACONNECT_MEETINGS_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub meetings_ack_wait: Duration,
-    /// Name of the durable consumer the meetings processes share.
+    /// Name of the durable consumer the meetings processes share; with several shards, each shard's is this name and `-<shard>-of-<shards>`.
     #[arg(long, env = "UDACONNECT_MEETINGS_CONSUMER", default_value = "meetings", value_parser = parse_consumer)]
     pub meetings_consumer: String,
+    /// How many shards the meetings' work is cut into by space (1 to 1024): each meetings process folds in the locations of its shard's regions only.
+    #[arg(long, env = "UDACONNECT_MEETINGS_SHARDS", default_value = "1")]
+    pub meetings_shards: u32,
+    /// Which shard this process folds in, from 0 (below UDACONNECT_MEETINGS_SHARDS).
+    #[arg(long, env = "UDACONNECT_MEETINGS_SHARD", default_value = "0")]
+    pub meetings_shard: u32,
+    /// Side of the square regions the shards share, metres (10 to 100000); larger than a venue, so that few crowds straddle a border.
+    #[arg(long, env = "UDACONNECT_MEETINGS_REGION", default_value = "500")]
+    pub meetings_region: f64,
     /// How often the meetings written are published on the events' stream (MEETINGS).
     #[arg(long, env = "UDACONNECT_MEETINGS_EVENTS_EVERY", default_value = "250ms", value_parser = parse_duration)]
     pub meetings_events_every: Duration,
@@ -416,6 +429,40 @@ pub struct MeetingsArgs {
 }
 
 impl MeetingsArgs {
+    /// This process's shard, checked.
+    pub fn shard(&self) -> Result<Shard, ConfigError> {
+        Shard::new(
+            self.meetings_shard,
+            self.meetings_shards,
+            self.meetings_region,
+        )
+        .map_err(|err| {
+            let (var, flag) = match err.field {
+                "shards" => ("UDACONNECT_MEETINGS_SHARDS", "--meetings-shards"),
+                "shard" => ("UDACONNECT_MEETINGS_SHARD", "--meetings-shard"),
+                _ => ("UDACONNECT_MEETINGS_REGION", "--meetings-region"),
+            };
+            ConfigError::new(var, flag, err.message)
+        })
+    }
+
+    /// The durable consumer of this process's shard, and the family its
+    /// name belongs to with every other cut's.
+    pub fn consumer(&self) -> (String, &str) {
+        let family = self.meetings_consumer.as_str();
+        if self.meetings_shards == 1 {
+            (family.to_owned(), family)
+        } else {
+            (
+                format!(
+                    "{family}-{}-of-{}",
+                    self.meetings_shard, self.meetings_shards
+                ),
+                family,
+            )
+        }
+    }
+
     /// The rules, checked.
     pub fn rules(&self) -> Result<MeetingRules, ConfigError> {
         let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
@@ -440,6 +487,8 @@ impl MeetingsArgs {
 pub struct MeetingsConfig {
     /// What a meeting is.
     pub rules: MeetingRules,
+    /// Which locations it folds in.
+    pub shard: Shard,
     /// How it consumes.
     pub args: MeetingsArgs,
 }
@@ -865,6 +914,7 @@ impl Cli {
                     writer: Some(args.writer),
                     meetings: Some(MeetingsConfig {
                         rules: args.meetings.rules()?,
+                        shard: args.meetings.shard()?,
                         args: args.meetings,
                     }),
                 }
@@ -921,6 +971,7 @@ impl Cli {
                 writer: None,
                 meetings: Some(MeetingsConfig {
                     rules: args.meetings.rules()?,
+                    shard: args.meetings.shard()?,
                     args: args.meetings,
                 }),
             },

@@ -49,7 +49,7 @@ impl MeetingsMetrics {
         };
         registry.register(
             "meetings_locations",
-            "Stored locations folded into the meetings: applied, already (folded in before: a redelivery), or erased (of a person erased since: passed over)",
+            "Stored locations folded into the meetings: applied, already (folded in before: a redelivery), erased (of a person erased since: passed over), or elsewhere (of another shard's regions: passed over here)",
             metrics.locations.clone(),
         );
         registry.register(
@@ -115,6 +115,15 @@ impl MeetingsMetrics {
         meetings("joined").inc_by(count(changes.joined.len()));
         self.conflicts.inc_by(count(changes.serialization_retries));
         self.fold.observe(took.as_secs_f64());
+    }
+
+    /// Locations of other shards' regions, passed over.
+    pub fn elsewhere(&self, locations: usize) {
+        self.locations
+            .get_or_create(&OutcomeLabel {
+                outcome: "elsewhere",
+            })
+            .inc_by(u64::try_from(locations).unwrap_or(u64::MAX));
     }
 
     /// A batch that will be tried again.

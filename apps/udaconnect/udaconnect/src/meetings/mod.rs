@@ -1,7 +1,13 @@
 //! `udaconnect meetings`: follows the stored locations the writers
 //! announce (the `LOCATIONS_STORED` stream, through one durable consumer
-//! that every meetings process shares) and folds them into the meetings
-//! (see `udaconnect_domain::meeting`).
+//! that every meetings process of its shard shares) and folds them into
+//! the meetings (see `udaconnect_domain::meeting`).
+//!
+//! With `UDACONNECT_MEETINGS_SHARDS` above 1, the work is cut by space
+//! (`udaconnect_domain::meeting::shard`): every shard reads every message
+//! through its own consumer and folds in only the locations of its
+//! regions, passing the others over. A consumer of a new cut starts where
+//! every consumer of the old one had got to, so re-cutting skips nothing.
 //!
 //! It takes up to `UDACONNECT_MEETINGS_FETCH` messages at a time, waiting
 //! at most `UDACONNECT_MEETINGS_LINGER` after the first, folds all their
@@ -96,7 +102,15 @@ impl MeetingsComponent {
             return;
         }
         let started = Instant::now();
-        for chunk in self.backlog.chunks(BACKLOG_CHUNK) {
+        let shard = self.settings.shard;
+        let mine: Vec<Sighting> = self
+            .backlog
+            .iter()
+            .filter(|s| shard.owns(s.position))
+            .copied()
+            .collect();
+        self.metrics.elsewhere(self.backlog.len() - mine.len());
+        for chunk in mine.chunks(BACKLOG_CHUNK) {
             if shutdown.is_cancelled() {
                 return;
             }
@@ -120,11 +134,10 @@ impl MeetingsComponent {
         if !self.stored.prepare(shutdown).await {
             return None;
         }
+        let (name, family) = self.settings.args.consumer();
         retry(shutdown, "cannot open the meetings' consumer yet", || {
-            self.stored.work_queue(
-                &self.settings.args.meetings_consumer,
-                self.settings.args.meetings_ack_wait,
-            )
+            self.stored
+                .work_queue_in_family(&name, family, self.settings.args.meetings_ack_wait)
         })
         .await
     }
@@ -146,7 +159,9 @@ impl MeetingsComponent {
         };
         tracing::info!(
             stream = %self.stored.settings().name,
-            consumer = %self.settings.args.meetings_consumer,
+            consumer = %self.settings.args.consumer().0,
+            shard = self.settings.shard.index(),
+            shards = self.settings.shard.count(),
             bus = self.stored.kind(),
             "meetings: consuming"
         );
@@ -167,14 +182,23 @@ impl MeetingsComponent {
     /// nothing, when shutdown starts: the batch comes again.
     async fn fold(&self, batch: Vec<Delivery>, shutdown: &CancellationToken) {
         let mut sightings = Vec::new();
+        let mut elsewhere = 0;
         for delivery in &batch {
             match bus_wire::decode(delivery.payload()) {
-                Ok(records) => sightings.extend(records.iter().map(|record| Sighting {
-                    id: record.id,
-                    person: record.person_id,
-                    at: record.time,
-                    position: record.position,
-                })),
+                Ok(records) => {
+                    for record in records.iter() {
+                        if self.settings.shard.owns(record.position) {
+                            sightings.push(Sighting {
+                                id: record.id,
+                                person: record.person_id,
+                                at: record.time,
+                                position: record.position,
+                            });
+                        } else {
+                            elsewhere += 1;
+                        }
+                    }
+                }
                 // What the writers announce is what they stored, and the
                 // rows are in the database: a message that cannot be read
                 // is logged, counted and passed over.
@@ -184,9 +208,10 @@ impl MeetingsComponent {
                 }
             }
         }
+        self.metrics.elsewhere(elsewhere);
         let mut backoff = Backoff::default();
         let mut kept_alive = Instant::now();
-        loop {
+        while !sightings.is_empty() {
             let started = Instant::now();
             match self
                 .store
