@@ -58,3 +58,4 @@ mod original;
 mod phones;
 mod postgres;
 mod roles;
+mod shards;

@@ -18,7 +18,7 @@ use super::helpers::{PATIENCE, spawn_target};
 
 const MINUTE: i64 = 60_000_000;
 
-async fn client(db: &str) -> tokio_postgres::Client {
+pub(super) async fn client(db: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls)
         .await
         .expect("connects");
@@ -26,7 +26,7 @@ async fn client(db: &str) -> tokio_postgres::Client {
     client
 }
 
-async fn count(db: &str, query: &str) -> i64 {
+pub(super) async fn count(db: &str, query: &str) -> i64 {
     client(db)
         .await
         .query_one(query, &[])
@@ -37,6 +37,62 @@ async fn count(db: &str, query: &str) -> i64 {
 
 fn micros(time: NaiveDateTime) -> Timestamp {
     Timestamp::from_naive(time)
+}
+
+/// Asserts that the meetings stored equal the one-pass reference over the
+/// locations stored, and returns them.
+pub(super) async fn assert_stored_equal_reference(
+    admin: &tokio_postgres::Client,
+    rules: &MeetingRules,
+) -> Vec<Meeting> {
+    let rows = admin
+        .query(
+            "SELECT id, person_id, creation_time, lat, lon FROM location",
+            &[],
+        )
+        .await
+        .expect("locations");
+    let sightings: Vec<Sighting> = rows
+        .iter()
+        .map(|row| Sighting {
+            id: row.get(0),
+            person: row.get(1),
+            at: micros(row.get(2)),
+            position: Position {
+                lat: row.get(3),
+                lon: row.get(4),
+            },
+        })
+        .collect();
+    let expected = reference(rules, &sightings);
+    let stored: Vec<Meeting> = admin
+        .query(
+            "SELECT person_a, person_b, start_time, end_time, contacts, closest_m, closest_at, \
+             closest_lat, closest_lon, closest_location_a, closest_location_b \
+             FROM meeting ORDER BY person_a, person_b, start_time",
+            &[],
+        )
+        .await
+        .expect("meetings")
+        .iter()
+        .map(|row| Meeting {
+            persons: (row.get(0), row.get(1)),
+            start: micros(row.get(2)),
+            end: micros(row.get(3)),
+            contacts: row.get(4),
+            closest: Closest {
+                metres: row.get(5),
+                at: micros(row.get(6)),
+                place: Position {
+                    lat: row.get(7),
+                    lon: row.get(8),
+                },
+                locations: (row.get(9), row.get(10)),
+            },
+        })
+        .collect();
+    assert_eq!(stored, expected, "no meeting lost, doubled or cut in two");
+    expected
 }
 
 #[tokio::test]
@@ -128,54 +184,8 @@ async fn meetings_computed_as_locations_stream_in_equal_the_reference_after_a_ki
 
     // The reference, over the rows as stored.
     let rules = MeetingRules::new(5.0, 2 * MINUTE, 3 * MINUTE).expect("rules");
-    let rows = admin
-        .query(
-            "SELECT id, person_id, creation_time, lat, lon FROM location",
-            &[],
-        )
-        .await
-        .expect("locations");
-    let sightings: Vec<Sighting> = rows
-        .iter()
-        .map(|row| Sighting {
-            id: row.get(0),
-            person: row.get(1),
-            at: micros(row.get(2)),
-            position: Position {
-                lat: row.get(3),
-                lon: row.get(4),
-            },
-        })
-        .collect();
-    let expected = reference(&rules, &sightings);
+    let expected = assert_stored_equal_reference(&admin, &rules).await;
     assert!(expected.len() > 10, "the crowd meets: {}", expected.len());
-    let stored: Vec<Meeting> = admin
-        .query(
-            "SELECT person_a, person_b, start_time, end_time, contacts, closest_m, closest_at, \
-             closest_lat, closest_lon, closest_location_a, closest_location_b \
-             FROM meeting ORDER BY person_a, person_b, start_time",
-            &[],
-        )
-        .await
-        .expect("meetings")
-        .iter()
-        .map(|row| Meeting {
-            persons: (row.get(0), row.get(1)),
-            start: micros(row.get(2)),
-            end: micros(row.get(3)),
-            contacts: row.get(4),
-            closest: Closest {
-                metres: row.get(5),
-                at: micros(row.get(6)),
-                place: Position {
-                    lat: row.get(7),
-                    lon: row.get(8),
-                },
-                locations: (row.get(9), row.get(10)),
-            },
-        })
-        .collect();
-    assert_eq!(stored, expected, "no meeting lost, doubled or cut in two");
 
     // Every meeting was published on the events' stream, its last event
     // as it is stored (events come at least once, in write order).
