@@ -17,9 +17,10 @@
 //! them, so that `RESULT` says where the folds' time went (`fold_steps`:
 //! folds, locations and meetings written per fold, milliseconds per step).
 //!
-//! `BENCH_MEETINGS` meetings processes share the work (1 by default);
-//! `fold_steps` counts the folds the database made start again
-//! (`conflicts`). `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! `BENCH_MEETINGS` meetings processes share the work (1 by default), each
+//! a shard of its own (`UDACONNECT_MEETINGS_SHARDS`), or all of them one
+//! consumer with `BENCH_SHARDED=false`; `fold_steps` counts the folds the
+//! database made start again (`conflicts`). `BENCH_UDACONNECT` names another build's binary to measure (an older
 //! one, side by side), `BENCH_LABEL` names it in the row. It prints one
 //! `RESULT {...}` line last and adds a row to BENCHMARKS.md
 //! (`BENCH_OUTPUT=-`: none); it fails if no probe was shown at all.
@@ -128,6 +129,9 @@ async fn main() -> anyhow::Result<()> {
     let folders: usize = env("BENCH_MEETINGS", "1")
         .parse()
         .context("BENCH_MEETINGS")?;
+    let sharded: bool = env("BENCH_SHARDED", "true")
+        .parse()
+        .context("BENCH_SHARDED")?;
     let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-meetings")?;
     let binary = measured.binary.clone();
     let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
@@ -167,8 +171,16 @@ async fn main() -> anyhow::Result<()> {
     let edge = AppProcess::spawn(&binary, "UDACONNECT", &["ingest"], &envs);
     let api = AppProcess::spawn(&binary, "UDACONNECT", &["api"], &envs);
     let writer = AppProcess::spawn(&binary, "UDACONNECT", &["writer"], &envs);
-    let meetings: Vec<AppProcess> = (0..folders.max(1))
-        .map(|_| AppProcess::spawn(&binary, "UDACONNECT", &["meetings"], &envs))
+    let shards = folders.max(1);
+    let meetings: Vec<AppProcess> = (0..shards)
+        .map(|shard| {
+            let mut envs = envs.clone();
+            if sharded {
+                envs.push(("UDACONNECT_MEETINGS_SHARDS", shards.to_string()));
+                envs.push(("UDACONNECT_MEETINGS_SHARD", shard.to_string()));
+            }
+            AppProcess::spawn(&binary, "UDACONNECT", &["meetings"], &envs)
+        })
         .collect();
     for process in [&edge, &api, &writer].into_iter().chain(&meetings) {
         ready(process).await;
@@ -333,6 +345,7 @@ async fn main() -> anyhow::Result<()> {
         "meetings_rss_peak_mb": peak_rss.round(),
         "load_before": load_before,
         "meetings_processes": meetings.len(),
+        "sharded": sharded && meetings.len() > 1,
         "fold_steps": fold_steps(&meetings.iter().flat_map(AppProcess::output).collect::<Vec<_>>()),
     });
     let mut command = format!(
@@ -341,6 +354,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if meetings.len() > 1 {
         command.push_str(&format!(" BENCH_MEETINGS={}", meetings.len()));
+        if !sharded {
+            command.push_str(" BENCH_SHARDED=false");
+        }
     }
     let row = format!(
         "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
