@@ -59,6 +59,6 @@ if [[ "$apps" == *" udaconnect "* ]]; then
   wait_for udaconnect-provision k wait --for=condition=complete job/udaconnect-provision --timeout="$(left)"
   wait_for udaconnect-ingest k rollout status deployment/udaconnect-ingest --timeout="$(left)"
   wait_for udaconnect-writer k rollout status deployment/udaconnect-writer --timeout="$(left)"
-  wait_for udaconnect-meetings k rollout status deployment/udaconnect-meetings --timeout="$(left)"
+  wait_for udaconnect-meetings k rollout status statefulset/udaconnect-meetings --timeout="$(left)"
   wait_for udaconnect-api k rollout status deployment/udaconnect-api --timeout="$(left)"
 fi

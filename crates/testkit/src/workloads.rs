@@ -217,9 +217,15 @@ pub fn environment(
                 .unwrap_or_else(|| panic!("{workload}: the generated Secret {name} has no {key}"))
                 .clone()
         } else if let Some(field) = from.get("fieldRef") {
-            assert_eq!(field["fieldPath"], "metadata.name", "{workload}: {name}");
-            let (_, name) = workload.split_once('/').expect("a workload is Kind/name");
-            format!("{name}-0")
+            // As the first pod of a StatefulSet sees it.
+            match field["fieldPath"].as_str() {
+                Some("metadata.name") => {
+                    let (_, name) = workload.split_once('/').expect("a workload is Kind/name");
+                    format!("{name}-0")
+                }
+                Some("metadata.labels['apps.kubernetes.io/pod-index']") => "0".to_owned(),
+                _ => panic!("{workload}: {name} reads a field the tests do not know: {field}"),
+            }
         } else if from.get("resourceFieldRef").is_some() {
             "536870912".to_owned()
         } else {

@@ -239,6 +239,35 @@ fn postgres_secret_key<'a>(container: &Container<'a>, name: &str) -> Option<&'a 
         .and_then(|(secret, key)| (secret == "udaconnect-postgres").then_some(key))
 }
 
+/// The meetings run as a StatefulSet whose pods are the shards: as many
+/// shards as replicas in every overlay (one in dev, two in prod), each
+/// pod's shard its index, all started at once.
+#[test]
+fn the_meetings_shards_are_the_statefulsets_pods() {
+    for name in OVERLAYS {
+        let rendered = overlay(name);
+        let set = rendered.get("StatefulSet", "udaconnect-meetings");
+        let replicas = set["spec"]["replicas"].as_u64().expect("replicas");
+        assert_eq!(replicas, if name == "prod" { 2 } else { 1 }, "{name}");
+        assert_eq!(set["spec"]["podManagementPolicy"], "Parallel", "{name}");
+        let meetings = container(&rendered, "udaconnect", "meetings");
+        assert_eq!(
+            raw_env(&meetings, "UDACONNECT_MEETINGS_SHARDS"),
+            Some(replicas.to_string().as_str()),
+            "{name}: one shard a pod"
+        );
+        let shard = items(&meetings.spec["env"])
+            .iter()
+            .find(|var| var["name"] == "UDACONNECT_MEETINGS_SHARD")
+            .map(|var| var["valueFrom"]["fieldRef"]["fieldPath"].clone());
+        assert_eq!(
+            shard,
+            Some(json!("metadata.labels['apps.kubernetes.io/pod-index']")),
+            "{name}"
+        );
+    }
+}
+
 /// The targets that take calls, closed in every overlay.
 const CLOSED: [&str; 2] = ["api", "ingest"];
 
@@ -688,9 +717,10 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
     }
 
     // The meetings target consumes the stored locations (what it does
-    // above); it cannot announce stored locations nor publish locations or
-    // dead letters, cannot read a stream but through its consumer, nor use
-    // another consumer, nor manage a stream.
+    // above, through the family of consumers its shards use); it cannot
+    // announce stored locations nor publish locations or dead letters,
+    // cannot read a stream but through a consumer, nor use a consumer of
+    // another stream, nor delete one, nor manage a stream.
     let (client, errors) = login(&rendered, "udaconnect", "meetings", &nats, &passwords).await;
     // It reads the oldest pending stored location's time for its lag
     // metric.
@@ -710,18 +740,25 @@ async fn least_privilege_users_carry_locations_from_the_edge_to_the_api() {
         publish_refused(&client, &errors, subject).await;
     }
     subscribe_refused(&client, &errors, stored_subject).await;
-    publish_refused(
-        &client,
-        &errors,
-        &format!("$JS.API.CONSUMER.CREATE.{stored}.other"),
-    )
-    .await;
-    publish_refused(
-        &client,
-        &errors,
-        &format!("$JS.API.CONSUMER.MSG.NEXT.{locations}.writer"),
-    )
-    .await;
+    // A shard of a two-way cut makes its consumer.
+    stream
+        .get_or_create_consumer(
+            "meetings-1-of-2",
+            jetstream::consumer::pull::Config {
+                durable_name: Some("meetings-1-of-2".to_owned()),
+                filter_subject: stored_subject.to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a shard's consumer");
+    for refused in [
+        format!("$JS.API.CONSUMER.DELETE.{stored}.meetings"),
+        format!("$JS.API.CONSUMER.CREATE.{locations}.other"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{locations}.writer"),
+    ] {
+        publish_refused(&client, &errors, &refused).await;
+    }
     publish_refused(
         &client,
         &errors,
