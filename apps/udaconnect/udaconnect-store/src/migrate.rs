@@ -104,6 +104,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "erasure",
         sql: include_str!("../migrations/0016_erasure.sql"),
     },
+    Migration {
+        version: 17,
+        name: "meetings_backfill",
+        sql: include_str!("../migrations/0017_meetings_backfill.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to

@@ -305,7 +305,8 @@ const NOBODY_BUT_THE_OWNER: &[&str] = &[
 /// id, time and key, and of the erasures only who; only the edge reads
 /// claims, and only the writer forgets them, those of persons erased; only
 /// the meetings target writes the meetings' tables, changes no folded-in
-/// location and reads no other table; only the API makes and revokes
+/// location, reads of a location only where and when it was and whose,
+/// and reads no other table; only the API makes and revokes
 /// credentials (changing nothing else of them, deleting none), and only it
 /// and the edge read them.
 const FORBIDDEN: &[(&str, &[&str])] = &[
@@ -391,7 +392,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         "meetings",
         &[
             "INSERT INTO location (id, person_id, coordinate) VALUES (99, 1, ST_MakePoint(7, 45))",
-            "SELECT id FROM location",
+            "SELECT coordinate FROM location",
+            "SELECT ingest_key FROM location",
+            "SELECT written_by FROM location",
             "UPDATE location SET person_id = person_id",
             "DELETE FROM location",
             "SELECT first_name FROM person",
@@ -664,6 +667,23 @@ async fn each_role_may_do_what_its_target_does_and_nothing_more() {
         .await
         .expect("folded in again");
     assert_eq!((again.applied, again.already), (0, 6), "{again:?}");
+    // Its backfill reads where and when the stored locations were, and
+    // finds those folded in already left out.
+    let last_id = meetings
+        .last_location_id()
+        .await
+        .expect("the last location id");
+    assert!(last_id > 0);
+    let unfolded = meetings
+        .unfolded_locations(0, last_id)
+        .await
+        .expect("the locations not folded in");
+    assert!(
+        unfolded
+            .iter()
+            .all(|s| !apart.iter().chain(&between).any(|f| f.id == s.id)),
+        "{unfolded:?}"
+    );
     // It reads the meetings written and records where its events are.
     let feed = meetings
         .meeting_feed(None, None, 10)
@@ -875,7 +895,7 @@ async fn roles_take_over_an_earlier_deploys_tables_and_follow_the_secret() {
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM udaconnect_migrations",
     )
     .await;
-    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16");
+    assert_eq!(versions, "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17");
     let foreign_functions: i64 = value(
         &owner,
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
