@@ -21,6 +21,7 @@ mod sql;
 mod sqlstate;
 mod store;
 mod tls;
+mod unfolded;
 mod wkb;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};

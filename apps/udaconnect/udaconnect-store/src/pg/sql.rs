@@ -211,6 +211,21 @@ INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, c
 SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamp[], $4::float8[], $5::float8[], $6::int8[])
 ON CONFLICT (location_id, creation_time) DO NOTHING"#;
 
+/// The highest location id stored.
+pub const LAST_LOCATION_ID: &str = "SELECT COALESCE(max(id), 0)::int8 FROM location";
+
+/// The stored locations with ids in `($1, $2]` the meetings were not
+/// computed from yet, in id order (each partition's primary key finds the
+/// window, and `meeting_position`'s the ones folded in).
+pub const UNFOLDED_LOCATIONS: &str = r#"
+SELECT l.id, l.person_id, l.creation_time, l.lat, l.lon
+FROM location l
+WHERE l.id > $1 AND l.id <= $2
+  AND NOT EXISTS (
+    SELECT FROM meeting_position p
+    WHERE p.location_id = l.id AND p.creation_time = l.creation_time)
+ORDER BY l.id"#;
+
 macro_rules! meeting_columns {
     ($alias:literal) => {
         concat!(
@@ -740,7 +755,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 53] = [
+    const STATEMENTS: [(&str, &str); 55] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -779,6 +794,8 @@ mod tests {
         ("MEETING_APPLIED", MEETING_APPLIED),
         ("MEETING_CANDIDATES", MEETING_CANDIDATES),
         ("MEETING_POSITIONS", MEETING_POSITIONS),
+        ("LAST_LOCATION_ID", LAST_LOCATION_ID),
+        ("UNFOLDED_LOCATIONS", UNFOLDED_LOCATIONS),
         ("MEETINGS_OF_PAIRS", MEETINGS_OF_PAIRS),
         ("MEETING_IDS", MEETING_IDS),
         ("COPY_MEETINGS", COPY_MEETINGS),

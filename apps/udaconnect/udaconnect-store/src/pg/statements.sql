@@ -473,6 +473,18 @@ INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, c
 SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamp[], $4::float8[], $5::float8[], $6::int8[])
 ON CONFLICT (location_id, creation_time) DO NOTHING;
 
+-- LAST_LOCATION_ID
+SELECT COALESCE(max(id), 0)::int8 FROM location;
+
+-- UNFOLDED_LOCATIONS
+SELECT l.id, l.person_id, l.creation_time, l.lat, l.lon
+FROM location l
+WHERE l.id > $1 AND l.id <= $2
+  AND NOT EXISTS (
+    SELECT FROM meeting_position p
+    WHERE p.location_id = l.id AND p.creation_time = l.creation_time)
+ORDER BY l.id;
+
 -- MEETINGS_OF_PAIRS
 SELECT m.id, m.person_a, m.person_b, m.start_time, m.end_time, m.contacts, m.closest_m, m.closest_at, m.closest_lat, m.closest_lon, m.closest_location_a, m.closest_location_b
 FROM unnest($1::int4[], $2::int4[], $3::timestamp[], $4::timestamp[]) AS pair(a, b, low, high)
