@@ -62,6 +62,8 @@ pub enum Target {
     Writer(WriterTargetArgs),
     /// Computes the meetings from the stored locations as the writers store them.
     Meetings(MeetingsTargetArgs),
+    /// Folds into the meetings every stored location they were not computed from (a database migrated from the original, or locations the stream dropped), then exits.
+    MeetingsBackfill(BackfillArgs),
     /// Attendees walking between venues, sending their positions to an edge: the demo feed and the load generator.
     Simulate(SimulateArgs),
     /// Brings the database's schema up to date (a database created by the original too), then exits.
@@ -482,6 +484,17 @@ impl MeetingsArgs {
     }
 }
 
+/// A checked `udaconnect meetings-backfill`.
+#[derive(Debug, Clone)]
+pub struct Backfill {
+    /// What a meeting is.
+    pub rules: MeetingRules,
+    /// Which locations it folds in.
+    pub shard: Shard,
+    /// Where, and how much at a time.
+    pub args: BackfillArgs,
+}
+
 /// A checked meetings target.
 #[derive(Debug, Clone)]
 pub struct MeetingsConfig {
@@ -620,6 +633,23 @@ pub struct MigrateArgs {
     pub database_url: String,
     #[command(flatten)]
     pub pg: PgArgs,
+}
+
+/// Settings of `udaconnect meetings-backfill`.
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// PostgreSQL with PostGIS, migrated (`postgres://user:password@host:5432/db`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
+    pub database_url: String,
+    #[command(flatten)]
+    pub pg: PgArgs,
+    /// Location ids read at a time (1 to 1,000,000): bounds each read and what is held in memory.
+    #[arg(long, env = "UDACONNECT_BACKFILL_WINDOW", default_value = "5000", value_parser = parse_bounded::<1_000_000>)]
+    pub window: usize,
+    #[command(flatten)]
+    pub meetings: MeetingsArgs,
 }
 
 /// Settings of `udaconnect generate`.
@@ -889,6 +919,8 @@ pub enum Plan {
     Migrate(MigrateArgs),
     /// Fill the database with a made-up conference, then exit.
     Generate(GenerateArgs),
+    /// Fold the stored locations the meetings were not computed from into them, then exit.
+    MeetingsBackfill(Box<Backfill>),
     /// Send simulated attendees' positions to an edge.
     Simulate(SimulateArgs),
     /// Create or update the streams, then exit.
@@ -977,6 +1009,13 @@ impl Cli {
             },
             Target::Migrate(args) => return Ok(Plan::Migrate(args)),
             Target::Generate(args) => return Ok(Plan::Generate(args)),
+            Target::MeetingsBackfill(args) => {
+                return Ok(Plan::MeetingsBackfill(Box::new(Backfill {
+                    rules: args.meetings.rules()?,
+                    shard: args.meetings.shard()?,
+                    args,
+                })));
+            }
             Target::Simulate(args) => return Ok(Plan::Simulate(args)),
             Target::Provision(args) => return Ok(Plan::Provision(Box::new(args.config()?))),
         };

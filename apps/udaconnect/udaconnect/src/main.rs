@@ -1,4 +1,4 @@
-//! `udaconnect [all|api|ingest|writer|simulate|migrate|generate|provision]`: parse and check the
+//! `udaconnect [all|api|ingest|writer|meetings|simulate|migrate|generate|meetings-backfill|provision]`: parse and check the
 //! configuration (a bad value exits 2 with one line naming it), then serve
 //! until SIGTERM, or do the one-shot job and exit.
 
@@ -30,6 +30,10 @@ async fn main() -> anyhow::Result<()> {
         Plan::Generate(args) => {
             telemetry::init(&args.log);
             tools::generate(&args).await?;
+        }
+        Plan::MeetingsBackfill(backfill) => {
+            telemetry::init(&backfill.args.log);
+            tools::backfill_meetings(&backfill, shutdown::on_signal()).await?;
         }
         Plan::Simulate(args) => {
             telemetry::init(&args.log);

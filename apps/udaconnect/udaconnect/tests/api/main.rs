@@ -36,6 +36,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod backfill;
 mod browser;
 mod browser_access;
 mod bus;
