@@ -434,6 +434,7 @@ impl NatsBus {
             stream,
             subject: settings.subject.clone(),
             messages: None,
+            client: self.inner.client.clone(),
         }))
     }
 
@@ -547,9 +548,22 @@ pub(super) struct NatsQueue {
     stream: jetstream::stream::Stream<()>,
     subject: String,
     messages: Option<pull::Stream>,
+    /// The connection, flushed when the worker stops so that its last
+    /// acknowledgements reach the server.
+    client: Client,
 }
 
 impl NatsQueue {
+    /// Sends what the connection still holds (the last acknowledgements),
+    /// waiting at most `deadline`.
+    pub(super) async fn flush(&self, deadline: Duration) {
+        match tokio::time::timeout(deadline, self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::debug!(error = %err, "cannot flush the last acknowledgements"),
+            Err(_) => tracing::debug!("the last acknowledgements not flushed in time"),
+        }
+    }
+
     pub(super) async fn fetch(
         &mut self,
         max: usize,

@@ -17,6 +17,9 @@ use super::{
     nats::NatsQueue,
 };
 
+/// How long a stopping worker waits for its last acknowledgements to go.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
 /// A durable consumer of one stream.
 pub struct WorkQueue {
     inner: Inner,
@@ -57,6 +60,15 @@ impl WorkQueue {
         match &mut self.inner {
             Inner::Memory(queue) => queue.fetch(max, linger).await,
             Inner::Nats(queue) => queue.fetch(max, linger).await,
+        }
+    }
+
+    /// Sends the acknowledgements still on their way, waiting at most
+    /// `deadline`: a worker that stops says what it finished, so that it
+    /// is not delivered again.
+    pub async fn flush(&self, deadline: Duration) {
+        if let Inner::Nats(queue) = &self.inner {
+            queue.flush(deadline).await;
         }
     }
 
@@ -110,6 +122,7 @@ impl WorkQueue {
             }
         }
         consuming.set(false);
+        self.flush(FLUSH_DEADLINE).await;
     }
 
     /// Reads the lag every `every` until `shutdown`, handing `report` the
