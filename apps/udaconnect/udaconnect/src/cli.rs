@@ -401,6 +401,9 @@ pub struct MeetingsArgs {
     /// Most bus messages taken at a time (each of up to UDACONNECT_WRITER_BATCH_ROWS locations), folded in one transaction.
     #[arg(long, env = "UDACONNECT_MEETINGS_FETCH", default_value = "4", value_parser = parse_bounded::<1000>)]
     pub meetings_fetch: usize,
+    /// Most locations folded in one transaction (1 to 100000): what a fold holds in memory grows with the meetings its locations start.
+    #[arg(long, env = "UDACONNECT_MEETINGS_FOLD_MAX", default_value = "1000", value_parser = parse_bounded::<100_000>)]
+    pub meetings_fold_max: usize,
     /// After the first message of a batch, how long to wait for more.
     #[arg(long, env = "UDACONNECT_MEETINGS_LINGER", default_value = "50ms", value_parser = parse_duration)]
     pub meetings_linger: Duration,

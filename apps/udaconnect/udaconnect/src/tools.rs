@@ -80,8 +80,6 @@ pub async fn generate(args: &GenerateArgs) -> Result<(), ToolError> {
 
 /// How often the backfill says how far it has got.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-/// Locations folded in one transaction, as the meetings target's backlog.
-const BACKFILL_CHUNK: usize = 5000;
 
 /// What a backfill did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +184,7 @@ pub async fn backfill_meetings(
             .partition(|s| backfill.shard.owns(s.position));
         report.found += mine.len();
         report.elsewhere += others.len();
-        for chunk in mine.chunks(BACKFILL_CHUNK) {
+        for chunk in mine.chunks(args.meetings.meetings_fold_max) {
             let changes = patiently(&shutdown, "cannot fold locations in yet", || {
                 store.apply_meetings(&backfill.rules, chunk)
             })

@@ -10,9 +10,9 @@
 //! every consumer of the old one had got to, so re-cutting skips nothing.
 //!
 //! It takes up to `UDACONNECT_MEETINGS_FETCH` messages at a time, waiting
-//! at most `UDACONNECT_MEETINGS_LINGER` after the first, folds all their
-//! locations in one transaction, and acknowledges them once it has
-//! committed. A process that dies before acknowledging loses nothing and
+//! at most `UDACONNECT_MEETINGS_LINGER` after the first, folds their
+//! locations in transactions of at most `UDACONNECT_MEETINGS_FOLD_MAX`,
+//! and acknowledges the messages once all have committed. A process that dies before acknowledging loses nothing and
 //! counts nothing twice: the messages come again, and the store folds each
 //! location in once (it remembers which it has). It keeps no positions in
 //! memory between batches: the store matches each location against those
@@ -45,8 +45,6 @@ use udaconnect_domain::{Store, meeting::Sighting};
 use self::metrics::MeetingsMetrics;
 use crate::{bus_wire, cli::MeetingsConfig};
 
-/// Locations of the backlog folded in at a time.
-const BACKLOG_CHUNK: usize = 5000;
 /// How often it reads how far behind it is.
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
@@ -110,7 +108,7 @@ impl MeetingsComponent {
             .copied()
             .collect();
         self.metrics.elsewhere(self.backlog.len() - mine.len());
-        for chunk in mine.chunks(BACKLOG_CHUNK) {
+        for chunk in mine.chunks(self.settings.args.meetings_fold_max) {
             if shutdown.is_cancelled() {
                 return;
             }
@@ -209,30 +207,30 @@ impl MeetingsComponent {
             }
         }
         self.metrics.elsewhere(elsewhere);
-        let mut backoff = Backoff::default();
         let mut kept_alive = Instant::now();
-        while !sightings.is_empty() {
-            let started = Instant::now();
-            match self
-                .store
-                .apply_meetings(&self.settings.rules, &sightings)
-                .await
-            {
-                Ok(changes) => {
-                    self.metrics.folded(&changes, started.elapsed());
-                    break;
+        // At most UDACONNECT_MEETINGS_FOLD_MAX locations a transaction:
+        // what a fold holds grows with the meetings its locations start.
+        for chunk in sightings.chunks(self.settings.args.meetings_fold_max) {
+            let mut backoff = Backoff::default();
+            loop {
+                if kept_alive.elapsed() >= self.settings.args.meetings_ack_wait / 3 {
+                    join_all(batch.iter().map(Delivery::in_progress)).await;
+                    kept_alive = Instant::now();
                 }
-                Err(err) => {
-                    self.metrics.retry();
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in = ?delay, "meetings: cannot fold locations in yet");
-                    if kept_alive.elapsed() >= self.settings.args.meetings_ack_wait / 3 {
-                        join_all(batch.iter().map(Delivery::in_progress)).await;
-                        kept_alive = Instant::now();
+                let started = Instant::now();
+                match self.store.apply_meetings(&self.settings.rules, chunk).await {
+                    Ok(changes) => {
+                        self.metrics.folded(&changes, started.elapsed());
+                        break;
                     }
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => return,
+                    Err(err) => {
+                        self.metrics.retry();
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %err, retry_in = ?delay, "meetings: cannot fold locations in yet");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = shutdown.cancelled() => return,
+                        }
                     }
                 }
             }
