@@ -35,7 +35,7 @@ run: ## Start Beacon (broadcaster + receiver, in-process bus) at http://127.0.0.
 	$(CARGO) run --release
 
 .PHONY: test
-test: test-prereqs check-quickstart fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke bench-meetings-smoke ## Run every check CI runs
+test: test-prereqs check-quickstart fmt-check lint check-manifests test-rust chaos-beacon-smoke chaos-udaconnect-smoke bench-queries-smoke bench-meetings-smoke bench-volume-smoke ## Run every check CI runs
 
 .PHONY: test-prereqs
 test-prereqs: ## Say in one message what the tests need and this machine lacks, before compiling
@@ -162,6 +162,22 @@ bench-api-memory: ## The API's memory and connection latencies at BENCH_LOCATION
 	BENCH_PERSONS=$(BENCH_PERSONS) BENCH_LOCATIONS=$(BENCH_LOCATIONS) BENCH_SAMPLE=$(BENCH_SAMPLE) \
 	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_MODES=$(BENCH_MODES) \
 	  $(TARGET_DIR)/release/api-memory
+
+# `make bench-volume` defaults: the history at 1 M, 10 M and 50 M locations
+# of a three-day conference of 1,000 attendees (see BENCHMARKS.md).
+BENCH_STEPS ?= 1000000,10000000,50000000
+
+.PHONY: bench-volume
+bench-volume: ## UdaConnect at a conference's volume, at each size of BENCH_STEPS: the meetings backfilled, every target's peak memory, the meetings and connections questions (BENCH_PERSONS, BENCH_SAMPLE, BENCH_BACKFILL_UP_TO, BENCH_REFERENCE_UP_TO); adds rows to BENCHMARKS.md
+	$(CARGO) build --release -p udaconnect -p udaconnect-query-bench
+	BENCH_STEPS=$(BENCH_STEPS) BENCH_PERSONS=$(BENCH_PERSONS) BENCH_SAMPLE=$(BENCH_SAMPLE) \
+	  $(TARGET_DIR)/release/volume
+
+.PHONY: bench-volume-smoke
+bench-volume-smoke: ## A small volume run on the debug build, under a minute; checks the meetings against the reference, writes nothing (part of make test)
+	$(CARGO) build -p udaconnect -p udaconnect-query-bench
+	BENCH_STEPS=5000,15000 BENCH_PERSONS=50 BENCH_SAMPLE=3 BENCH_FEED=500 BENCH_OUTPUT=- \
+	  $(TARGET_DIR)/debug/volume
 
 .PHONY: bench-queries-smoke
 bench-queries-smoke: ## A small connections query benchmark, well under a minute; checks the answers, writes nothing (part of make test)
