@@ -3,13 +3,18 @@
 //!
 //! [`scale`] makes many locations fast (venues at least 150 m apart, points
 //! uniform in 50 m discs around their centres, times spread over the
-//! days), to measure the stores at size. [`demo`] makes a small, plausible
+//! days), to measure the stores at size; [`walking`] makes as many, of
+//! attendees walking between spots of those venues through the opening
+//! hours, to measure the meetings at size. [`demo`] makes a small, plausible
 //! conference (attendees with names and employers walking between a dozen
 //! booths over three days), so that the API has something interesting to
 //! say on first run.
 
+mod walking;
+
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
+pub use self::walking::walking;
 use crate::{
     geodesic,
     model::{LocationRecord, Person, PersonId, Position},
