@@ -683,6 +683,23 @@ pub struct GenerateArgs {
     /// Random seed: the same seed makes the same conference.
     #[arg(long, env = "UDACONNECT_GENERATE_SEED", default_value = "2020")]
     pub seed: u64,
+    /// `scatter`: each location at a random place and time; `walk`: attendees walking between spots of the venues, reporting steadily from 09:00 to 18:00 UTC each day (meetings as at a conference).
+    #[arg(
+        long,
+        env = "UDACONNECT_GENERATE_SHAPE",
+        default_value = "scatter",
+        value_enum
+    )]
+    pub shape: Shape,
+}
+
+/// How `udaconnect generate` lays the locations out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// Each at a random place of a venue and a random time.
+    Scatter,
+    /// Attendees walking between spots of the venues.
+    Walk,
 }
 
 impl GenerateArgs {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use udaconnect_domain::{Store as _, StoreError, conference, meeting::MeetingChanges};
 use udaconnect_store::{PgStore, StoreMigrateError};
 
-use crate::cli::{Backfill, GenerateArgs, MigrateArgs, PgArgs, redacted};
+use crate::cli::{Backfill, GenerateArgs, MigrateArgs, PgArgs, Shape, redacted};
 
 /// Why a one-shot target failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,10 @@ pub async fn migrate(args: &MigrateArgs, shutdown: CancellationToken) -> Result<
 pub async fn generate(args: &GenerateArgs) -> Result<(), ToolError> {
     let store = open(&args.database_url, &args.pg)?;
     let started = Instant::now();
-    let data = conference::scale(&args.scale());
+    let data = match args.shape {
+        Shape::Scatter => conference::scale(&args.scale()),
+        Shape::Walk => conference::walking(&args.scale()),
+    };
     let made = started.elapsed();
     store
         .bulk_load(&data)

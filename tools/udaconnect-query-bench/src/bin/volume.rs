@@ -4,8 +4,10 @@
 //! For each size of `BENCH_STEPS` (1,000,000, 10,000,000 and 50,000,000
 //! locations) it makes a fresh database on its own PostgreSQL with PostGIS
 //! (`udaconnect migrate`), loads a made-up three-day conference into it
-//! (`udaconnect generate`: `BENCH_PERSONS`, 1,000, moving between 50
-//! venues, June 1–3, 2020, a fixed seed) and then:
+//! (`udaconnect generate --shape walk`: `BENCH_PERSONS`, 1,000, walking
+//! between spots of 50 venues and reporting steadily from 09:00 to 18:00
+//! on June 1–3, 2020, a fixed seed: at 50 M, one report every 1.7 s each)
+//! and then:
 //!
 //! - computes the meetings of that history with `udaconnect
 //!   meetings-backfill`, up to `BENCH_BACKFILL_UP_TO` locations (all
@@ -371,6 +373,8 @@ async fn main() -> anyhow::Result<()> {
                 &DAYS.to_string(),
                 "--seed",
                 &DATA_SEED.to_string(),
+                "--shape",
+                "walk",
             ],
             &db,
             LOAD_DEADLINE,
