@@ -20,7 +20,8 @@
 //! `BENCH_MEETINGS` meetings processes share the work (1 by default), each
 //! a shard of its own (`UDACONNECT_MEETINGS_SHARDS`), or all of them one
 //! consumer with `BENCH_SHARDED=false`; `fold_steps` counts the folds the
-//! database made start again (`conflicts`). `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! database made start again (`conflicts`). `BENCH_PG` adds PostgreSQL
+//! settings (`name=value,…`), such as the predicate locks' limits. `BENCH_UDACONNECT` names another build's binary to measure (an older
 //! one, side by side), `BENCH_LABEL` names it in the row. It prints one
 //! `RESULT {...}` line last and adds a row to BENCHMARKS.md
 //! (`BENCH_OUTPUT=-`: none); it fails if no probe was shown at all.
@@ -140,7 +141,16 @@ async fn main() -> anyhow::Result<()> {
     let persons = usize::try_from(attendees)?;
     let load_before = bench::load_average();
     let nats = NatsServer::start();
-    let pg = PostgresServer::start_with(&[("max_wal_size", "8GB")]);
+    // `BENCH_PG`: more server settings, `name=value` separated by commas.
+    let extra = env("BENCH_PG", "");
+    let mut settings = vec![("max_wal_size", "8GB")];
+    for pair in extra.split(',').filter(|pair| !pair.trim().is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("BENCH_PG: {pair} is not name=value"))?;
+        settings.push((name.trim(), value.trim()));
+    }
+    let pg = PostgresServer::start_with(&settings);
     let db = pg.create_database("bench");
     let store = PgStore::new(&PgConfig::new(db.clone()))?;
     store.migrate().await?;
@@ -357,6 +367,9 @@ async fn main() -> anyhow::Result<()> {
         if !sharded {
             command.push_str(" BENCH_SHARDED=false");
         }
+    }
+    if !extra.is_empty() {
+        command.push_str(&format!(" BENCH_PG={extra}"));
     }
     let row = format!(
         "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
