@@ -49,6 +49,16 @@ pub fn pick(ids: &[PersonId], count: usize) -> Vec<PersonId> {
     picked
 }
 
+/// The `q`-quantile of sorted `values` (nearest rank); NaN when there is
+/// none.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 /// Runs one of the binary's one-shot targets to its end, within
 /// `deadline`; its standard output.
 pub fn tool(

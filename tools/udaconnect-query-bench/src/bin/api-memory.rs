@@ -48,7 +48,7 @@ use testkit::{AppProcess, PostgresServer, bench};
 use udaconnect_domain::{
     CompatQuery, ConnectionQuery, Distance, PersonId, Timestamp, query::MAX_PAGE,
 };
-use udaconnect_query_bench::{DATA_SEED, DISTANCE_M, VENUES, pick, setting, tool};
+use udaconnect_query_bench::{DATA_SEED, DISTANCE_M, VENUES, pick, quantile, setting, tool};
 use udaconnect_store::{PgConfig, PgStore};
 
 /// The tables in BENCHMARKS.md this benchmark adds its rows to.
@@ -295,15 +295,6 @@ struct Turn {
 
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
-}
-
-/// The `q`-quantile of sorted `values` (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[tokio::main]

@@ -44,7 +44,7 @@ use udaconnect_domain::{
     PersonId, Position, Timestamp,
     meeting::{Closest, Meeting, MeetingRules, Sighting, reference},
 };
-use udaconnect_query_bench::{DATA_SEED, VENUES, pick, setting, tool};
+use udaconnect_query_bench::{DATA_SEED, VENUES, pick, quantile, setting, tool};
 
 const MEMORY_HEADING: &str = "## UdaConnect at volume: memory";
 const MEMORY_HEADER: &str = "| date | build | locations | load s | backfill s (folded/s) | meetings | backfill peak MB | api / ingest / writer / meetings peak MB | reference | load avg | machine | command |";
@@ -196,15 +196,6 @@ async fn ask(
         rows,
         bytes,
     )))
-}
-
-/// The `q`-quantile of sorted `values` (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn mb(kb: u64) -> f64 {
