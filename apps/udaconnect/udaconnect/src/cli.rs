@@ -952,6 +952,15 @@ impl Cli {
     pub fn plan(self) -> Result<Plan, ConfigError> {
         let config = match self.target.unwrap_or(Target::All(self.all)) {
             Target::All(args) => {
+                // On the in-process bus no other process can fold the
+                // other shards' regions in: their meetings would never be.
+                if args.meetings.meetings_shards > 1 && args.bus.nats.nats_url.is_none() {
+                    return Err(ConfigError::new(
+                        "UDACONNECT_MEETINGS_SHARDS",
+                        "--meetings-shards",
+                        "must be 1 on the in-process bus (set NATS_URL to share the work)",
+                    ));
+                }
                 let store = args.serve.store.config();
                 Config {
                     target: "all",

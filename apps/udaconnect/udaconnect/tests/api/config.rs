@@ -50,6 +50,36 @@ async fn bad_settings_name_their_variable() {
     assert_refused(&["migrate"], &[], "DATABASE_URL", "required").await;
     assert_refused(
         &[],
+        &[("UDACONNECT_MEETINGS_SHARDS", "2")],
+        "UDACONNECT_MEETINGS_SHARDS",
+        "in-process bus",
+    )
+    .await;
+    assert_refused(
+        &["meetings"],
+        &[
+            ("DATABASE_URL", "postgres://127.0.0.1:1/x"),
+            ("NATS_URL", "nats://127.0.0.1:1"),
+            ("UDACONNECT_MEETINGS_SHARDS", "2"),
+            ("UDACONNECT_MEETINGS_SHARD", "2"),
+        ],
+        "UDACONNECT_MEETINGS_SHARD",
+        "from 0 to 1",
+    )
+    .await;
+    assert_refused(
+        &["meetings"],
+        &[
+            ("DATABASE_URL", "postgres://127.0.0.1:1/x"),
+            ("NATS_URL", "nats://127.0.0.1:1"),
+            ("UDACONNECT_MEETINGS_REGION", "5"),
+        ],
+        "UDACONNECT_MEETINGS_REGION",
+        "metres",
+    )
+    .await;
+    assert_refused(
+        &[],
         &[
             ("DATABASE_URL", "postgres://db/x"),
             ("UDACONNECT_DEMO_FEED", "5"),
