@@ -107,6 +107,13 @@ pub trait Store: Send + Sync + 'static {
     /// One person.
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError>;
 
+    /// The persons of `ids` that exist, by id: one read for many (the
+    /// other persons of a page of meetings).
+    async fn persons_by_id(
+        &self,
+        ids: &[PersonId],
+    ) -> Result<std::collections::HashMap<PersonId, Person>, StoreError>;
+
     /// The ids of every person with an id above `after`, ascending: an
     /// edge loads them all once (`after` = 0) and then polls for new ones.
     async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError>;

@@ -258,6 +258,20 @@ impl Store for MemoryStore {
         self.read(move |data| data.person(id)).await
     }
 
+    async fn persons_by_id(
+        &self,
+        ids: &[PersonId],
+    ) -> Result<std::collections::HashMap<PersonId, Person>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |data| {
+            ids.iter()
+                .filter_map(|id| data.person(*id))
+                .map(|person| (person.id, person))
+                .collect()
+        })
+        .await
+    }
+
     async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError> {
         self.read(move |data| data.person_ids_after(after)).await
     }

@@ -120,18 +120,6 @@ impl PgStore {
             None => Ok(-1),
         }
     }
-
-    async fn persons_by_id(
-        &self,
-        ids: &[PersonId],
-    ) -> Result<HashMap<PersonId, Person>, StoreError> {
-        let rows = self
-            .query("reading persons", sql::PERSONS_BY_ID, &[&ids])
-            .await?;
-        rows.iter()
-            .map(|row| rows::person(row).map(|person| (person.id, person)))
-            .collect()
-    }
 }
 
 #[async_trait]
@@ -177,6 +165,18 @@ impl Store for PgStore {
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
         let rows = self.query("reading a person", sql::PERSON, &[&id]).await?;
         rows.first().map(rows::person).transpose()
+    }
+
+    async fn persons_by_id(
+        &self,
+        ids: &[PersonId],
+    ) -> Result<HashMap<PersonId, Person>, StoreError> {
+        let rows = self
+            .query("reading persons", sql::PERSONS_BY_ID, &[&ids])
+            .await?;
+        rows.iter()
+            .map(|row| rows::person(row).map(|person| (person.id, person)))
+            .collect()
     }
 
     async fn person_ids_after(&self, after: PersonId) -> Result<Vec<PersonId>, StoreError> {

@@ -8,7 +8,6 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use futures::future::join_all;
 use platform::http::{ApiError, ApiQuery};
 use serde::{Deserialize, Serialize};
 use udaconnect_domain::{
@@ -167,12 +166,10 @@ pub(super) async fn others(
     let mut ids: Vec<PersonId> = found.iter().map(|k| other_of(person, k)).collect();
     ids.sort_unstable();
     ids.dedup();
-    let persons = join_all(ids.iter().map(|id| state.store.person(*id))).await;
+    let persons = state.store.persons_by_id(&ids).await.map_err(store_error)?;
     let mut others = BTreeMap::new();
-    for person in persons {
-        if let Some(person) = person.map_err(store_error)? {
-            others.insert(person.id, PersonJson::from(&person));
-        }
+    for person in persons.values() {
+        others.insert(person.id, PersonJson::from(person));
     }
     Ok(others)
 }
