@@ -27,12 +27,14 @@
 //!   an answer given up at the API's deadline is counted, not timed;
 //! - reads each process's resident memory at its peak (`VmHWM`).
 //!
-//! It prints what it measured and one `RESULT {...}` line, and adds rows
-//! to BENCHMARKS.md (`BENCH_OUTPUT=-`: none). It exits non-zero when the
+//! `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! one, side by side), `BENCH_LABEL` names it in the rows. It prints what
+//! it measured and one `RESULT {...}` line, and adds rows to BENCHMARKS.md
+//! (`BENCH_OUTPUT=-`: none). It exits non-zero when the
 //! meetings differ from the reference or a step fails.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant, SystemTime},
 };
@@ -106,10 +108,11 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The settings this run was made with, as `make` variables.
     fn command(&self) -> String {
         let steps: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
         format!(
-            "make bench-volume BENCH_STEPS={} BENCH_PERSONS={} BENCH_SAMPLE={}",
+            " BENCH_STEPS={} BENCH_PERSONS={} BENCH_SAMPLE={}",
             steps.join(","),
             self.persons,
             self.sample
@@ -329,13 +332,10 @@ struct Step {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
-    anyhow::ensure!(
-        binary.is_file(),
-        "no udaconnect binary at {} (cargo build -p udaconnect)",
-        binary.display()
-    );
-    let (build, machine, command) = (bench::build(), bench::machine(), settings.command());
+    let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-volume")?;
+    let binary = measured.binary.clone();
+    let (build, machine) = (measured.label.clone(), bench::machine());
+    let command = format!("{}{}", measured.command, settings.command());
     let pg = PostgresServer::start_with(&[("shared_buffers", "1GB"), ("max_wal_size", "8GB")]);
     let client = reqwest::Client::builder()
         .timeout(REQUEST_DEADLINE)
