@@ -15,7 +15,7 @@ use udaconnect_store::{PgConfig, PgStore};
 
 use super::{
     helpers::run,
-    meetings::{assert_stored_equal_reference, client},
+    meetings::{add_persons, assert_stored_equal_reference, client},
 };
 
 const MINUTE: i64 = 60_000_000;
@@ -61,15 +61,7 @@ async fn a_backfill_folds_in_what_the_stream_never_brought_once() {
     let store = PgStore::new(&PgConfig::new(db.clone())).expect("a store");
     store.migrate().await.expect("migrated");
     let admin = client(&db).await;
-    for n in 1..=5 {
-        admin
-            .execute(
-                "INSERT INTO person (first_name, last_name, company_name) VALUES ($1, 'Walker', 'Co')",
-                &[&format!("P{n}")],
-            )
-            .await
-            .expect("a person");
-    }
+    add_persons(&admin, 5).await;
     // A crowd over a few 10 m regions for an hour, stored straight into the
     // table as the original stored it.
     let mut rng = StdRng::seed_from_u64(17);

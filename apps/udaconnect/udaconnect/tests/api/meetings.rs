@@ -39,6 +39,19 @@ fn micros(time: NaiveDateTime) -> Timestamp {
     Timestamp::from_naive(time)
 }
 
+/// Adds persons `P1` to `P<count>`, ids 1 to `count` on a fresh database.
+pub(super) async fn add_persons(admin: &tokio_postgres::Client, count: i32) {
+    for n in 1..=count {
+        admin
+            .execute(
+                "INSERT INTO person (first_name, last_name, company_name) VALUES ($1, 'Walker', 'Co')",
+                &[&format!("P{n}")],
+            )
+            .await
+            .expect("a person");
+    }
+}
+
 /// Asserts that the meetings stored equal the one-pass reference over the
 /// locations stored, and returns them.
 pub(super) async fn assert_stored_equal_reference(
@@ -126,15 +139,7 @@ async fn meetings_computed_as_locations_stream_in_equal_the_reference_after_a_ki
 
     let persons = 5;
     let admin = client(&db).await;
-    for n in 1..=persons {
-        admin
-            .execute(
-                "INSERT INTO person (first_name, last_name, company_name) VALUES ($1, 'Walker', 'Co')",
-                &[&format!("P{n}")],
-            )
-            .await
-            .expect("a person");
-    }
+    add_persons(&admin, persons).await;
     // A crowd around two spots for two hours; sent shuffled, so that many
     // arrive after later ones (a phone's backlog).
     let mut rng = StdRng::seed_from_u64(5);

@@ -14,7 +14,7 @@ use udaconnect_domain::meeting::MeetingRules;
 
 use super::{
     helpers::{PATIENCE, TestApp, metric, spawn_target},
-    meetings::{assert_stored_equal_reference, client, count},
+    meetings::{add_persons, assert_stored_equal_reference, client, count},
 };
 
 const MINUTE: i64 = 60_000_000;
@@ -91,15 +91,7 @@ async fn shards_fold_their_regions_in_and_meet_across_borders_after_a_kill_and_a
     let second = spawn_target("meetings", &shard("1", "2", "2s")).await;
 
     let admin = client(&db).await;
-    for n in 1..=PERSONS {
-        admin
-            .execute(
-                "INSERT INTO person (first_name, last_name, company_name) VALUES ($1, 'Walker', 'Co')",
-                &[&format!("P{n}")],
-            )
-            .await
-            .expect("a person");
-    }
+    add_persons(&admin, PERSONS).await;
     let rules = MeetingRules::new(5.0, 2 * MINUTE, 2 * MINUTE).expect("rules");
     let mut rng = StdRng::seed_from_u64(21);
     let mut sent = 0_i64;
