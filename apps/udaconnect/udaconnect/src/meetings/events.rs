@@ -90,33 +90,45 @@ pub async fn publish(
     let publisher = settings.meetings_consumer.as_str();
     let mut interval = tokio::time::interval(settings.meetings_events_every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether rounds have been missing meetings: said once when it
+    // starts and once when it ends, not every round (a demo's or a
+    // backfill's first seconds write far more than a round takes).
+    let mut missing = false;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        if let Err(err) = round(
-            store,
-            events,
-            publisher,
-            settings.meetings_events_max,
-            metrics,
-        )
-        .await
-        {
-            tracing::warn!(error = %err, "meetings: cannot publish the meetings' events yet");
+        let max = settings.meetings_events_max;
+        match round(store, events, publisher, max, metrics).await {
+            Ok(complete) if complete == missing => {
+                missing = !complete;
+                if missing {
+                    tracing::warn!(
+                        max,
+                        "meetings: more meetings written than one round publishes; some are not published (udaconnect_meetings_events_missed_total counts the rounds)"
+                    );
+                } else {
+                    tracing::info!("meetings: every meeting written is published again");
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "meetings: cannot publish the meetings' events yet");
+            }
         }
     }
 }
 
-/// One round: read, publish, record.
+/// One round: read, publish, record; whether it published every meeting
+/// written since the last.
 async fn round(
     store: &dyn Store,
     events: &BusStream,
     publisher: &str,
     max: usize,
     metrics: &MeetingsMetrics,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let since: Option<FeedCursor> = store
         .event_cursor(publisher)
         .await
@@ -127,10 +139,6 @@ async fn round(
         .map_err(|e| e.to_string())?;
     if !read.complete {
         metrics.events_missed();
-        tracing::warn!(
-            max,
-            "meetings: more meetings written than one round publishes; some are not published"
-        );
     }
     // Published a chunk at a time, each chunk's acknowledgements awaited
     // together rather than one by one.
@@ -153,5 +161,5 @@ async fn round(
             .await
             .map_err(|e| e.to_string())?;
     }
-    Ok(())
+    Ok(read.complete)
 }
