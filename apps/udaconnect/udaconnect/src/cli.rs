@@ -428,7 +428,7 @@ pub struct MeetingsArgs {
     /// Most meetings published at a time; past it, the others written meanwhile are not published (counted in udaconnect_meetings_events_missed_total).
     #[arg(long, env = "UDACONNECT_MEETINGS_EVENTS_MAX", default_value = "10000", value_parser = parse_bounded::<1_000_000>)]
     pub meetings_events_max: usize,
-    /// With the embedded store, fold the demo conference's own locations into meetings at start (in the background; about a second in a release build).
+    /// With the embedded store, fold the demo conference's own locations into meetings at start (in the background; a few seconds in a release build).
     #[arg(long, env = "UDACONNECT_DEMO_MEETINGS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub demo_meetings: bool,
 }
