@@ -28,6 +28,18 @@ pub fn setting(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
+/// The comma-separated items of the environment variable `name`, or of
+/// `default` when it is unset or blank.
+pub fn list_setting(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+        .split(',')
+        .map(|item| item.trim().to_owned())
+        .collect()
+}
+
 /// `count` distinct persons of `ids`, picked by a fixed seed: the same
 /// persons in every benchmark and on every machine.
 pub fn pick(ids: &[PersonId], count: usize) -> Vec<PersonId> {

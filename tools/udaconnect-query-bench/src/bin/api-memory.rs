@@ -48,7 +48,9 @@ use testkit::{AppProcess, PostgresServer, bench};
 use udaconnect_domain::{
     CompatQuery, ConnectionQuery, Distance, PersonId, Timestamp, query::MAX_PAGE,
 };
-use udaconnect_query_bench::{DATA_SEED, DISTANCE_M, VENUES, pick, quantile, setting, tool};
+use udaconnect_query_bench::{
+    DATA_SEED, DISTANCE_M, VENUES, list_setting, pick, quantile, setting, tool,
+};
 use udaconnect_store::{PgConfig, PgStore};
 
 /// The tables in BENCHMARKS.md this benchmark adds its rows to.
@@ -121,12 +123,9 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let modes = std::env::var("BENCH_MODES")
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-            .unwrap_or_else(|| "sql,replica".to_owned())
-            .split(',')
-            .map(Mode::parse)
+        let modes = list_setting("BENCH_MODES", "sql,replica")
+            .iter()
+            .map(|mode| Mode::parse(mode))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let settings = Self {
             persons: setting("BENCH_PERSONS", 1_000)?,

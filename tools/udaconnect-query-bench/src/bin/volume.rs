@@ -46,7 +46,7 @@ use udaconnect_domain::{
     PersonId, Position, Timestamp,
     meeting::{Closest, Meeting, MeetingRules, Sighting, reference},
 };
-use udaconnect_query_bench::{DATA_SEED, VENUES, pick, quantile, setting, tool};
+use udaconnect_query_bench::{DATA_SEED, VENUES, list_setting, pick, quantile, setting, tool};
 
 const MEMORY_HEADING: &str = "## UdaConnect at volume: memory";
 const MEMORY_HEADER: &str = "| date | build | locations | load s | backfill s (folded/s) | meetings | backfill peak MB | api / ingest / writer / meetings peak MB | reference | load avg | machine | command |";
@@ -77,14 +77,10 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let steps = std::env::var("BENCH_STEPS")
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-            .unwrap_or_else(|| "1000000,10000000,50000000".to_owned())
-            .split(',')
+        let steps = list_setting("BENCH_STEPS", "1000000,10000000,50000000")
+            .iter()
             .map(|step| {
-                step.trim()
-                    .parse::<usize>()
+                step.parse::<usize>()
                     .with_context(|| format!("BENCH_STEPS: {step:?} is not a whole number"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
