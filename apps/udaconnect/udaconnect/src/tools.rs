@@ -178,15 +178,12 @@ pub async fn backfill_meetings(
     let mut after = 0;
     while after < last {
         let through = after.saturating_add(window).min(last);
-        let found = patiently(&shutdown, "cannot read the locations yet", || {
+        let mut mine = patiently(&shutdown, "cannot read the locations yet", || {
             store.unfolded_locations(after, through)
         })
         .await?;
-        let (mine, others): (Vec<_>, Vec<_>) = found
-            .into_iter()
-            .partition(|s| backfill.shard.owns(s.position));
+        report.elsewhere += backfill.shard.keep_own(&mut mine);
         report.found += mine.len();
-        report.elsewhere += others.len();
         for chunk in mine.chunks(args.meetings.meetings_fold_max) {
             let changes = patiently(&shutdown, "cannot fold locations in yet", || {
                 store.apply_meetings(&backfill.rules, chunk)

@@ -11,6 +11,7 @@
 //! location belongs to is a pure function of its position and the
 //! settings.
 
+use super::Sighting;
 use crate::model::{Invalid, Position, Problem};
 
 /// The most shards the work can be cut into.
@@ -103,6 +104,14 @@ impl Shard {
     pub fn owns(&self, position: Position) -> bool {
         self.of(position) == self.index
     }
+
+    /// Keeps of `sightings` those this shard folds in; how many it
+    /// passed over.
+    pub fn keep_own(&self, sightings: &mut Vec<Sighting>) -> usize {
+        let before = sightings.len();
+        sightings.retain(|s| self.owns(s.position));
+        before - sightings.len()
+    }
 }
 
 /// SplitMix64's finaliser: every bit of `key` moves every bit out.
@@ -162,6 +171,30 @@ mod tests {
             }
         }
         assert!(counts.iter().all(|&n| (10..=50).contains(&n)), "{counts:?}");
+    }
+
+    #[test]
+    fn a_shard_keeps_its_own_sightings_and_counts_the_rest() {
+        let shards: Vec<Shard> = (0..2)
+            .map(|i| Shard::new(i, 2, 10.0).expect("a shard"))
+            .collect();
+        let all: Vec<Sighting> = (0..200)
+            .map(|n| Sighting {
+                id: n,
+                person: 1,
+                at: crate::time::Timestamp::from_micros(0),
+                position: at(45.0 + n as f64 * 0.0001, 7.0),
+            })
+            .collect();
+        let mut kept = 0;
+        for shard in &shards {
+            let mut mine = all.clone();
+            let passed = shard.keep_own(&mut mine);
+            assert!(mine.iter().all(|s| shard.owns(s.position)));
+            assert_eq!(mine.len() + passed, all.len());
+            kept += mine.len();
+        }
+        assert_eq!(kept, all.len());
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! It takes up to `UDACONNECT_MEETINGS_FETCH` messages at a time, waiting
 //! at most `UDACONNECT_MEETINGS_LINGER` after the first, folds their
 //! locations in transactions of at most `UDACONNECT_MEETINGS_FOLD_MAX`,
-//! and acknowledges the messages once all have committed. A process that dies before acknowledging loses nothing and
-//! counts nothing twice: the messages come again, and the store folds each
-//! location in once (it remembers which it has). It keeps no positions in
+//! and acknowledges the messages once all have committed. A process that
+//! dies before acknowledging loses nothing and counts nothing twice: the
+//! messages come again, and the store folds each location in once (it
+//! remembers which it has). It keeps no positions in
 //! memory between batches: the store matches each location against those
 //! folded in before, whenever it was sent, so a phone's backlog uploaded
 //! hours late makes the meetings it would have made on time. While the
@@ -100,14 +101,9 @@ impl MeetingsComponent {
             return;
         }
         let started = Instant::now();
-        let shard = self.settings.shard;
-        let mine: Vec<Sighting> = self
-            .backlog
-            .iter()
-            .filter(|s| shard.owns(s.position))
-            .copied()
-            .collect();
-        self.metrics.elsewhere(self.backlog.len() - mine.len());
+        let mut mine = self.backlog.clone();
+        self.metrics
+            .elsewhere(self.settings.shard.keep_own(&mut mine));
         for chunk in mine.chunks(self.settings.args.meetings_fold_max) {
             if shutdown.is_cancelled() {
                 return;
@@ -180,23 +176,14 @@ impl MeetingsComponent {
     /// nothing, when shutdown starts: the batch comes again.
     async fn fold(&self, batch: Vec<Delivery>, shutdown: &CancellationToken) {
         let mut sightings = Vec::new();
-        let mut elsewhere = 0;
         for delivery in &batch {
             match bus_wire::decode(delivery.payload()) {
-                Ok(records) => {
-                    for record in records.iter() {
-                        if self.settings.shard.owns(record.position) {
-                            sightings.push(Sighting {
-                                id: record.id,
-                                person: record.person_id,
-                                at: record.time,
-                                position: record.position,
-                            });
-                        } else {
-                            elsewhere += 1;
-                        }
-                    }
-                }
+                Ok(records) => sightings.extend(records.iter().map(|record| Sighting {
+                    id: record.id,
+                    person: record.person_id,
+                    at: record.time,
+                    position: record.position,
+                })),
                 // What the writers announce is what they stored, and the
                 // rows are in the database: a message that cannot be read
                 // is logged, counted and passed over.
@@ -206,7 +193,8 @@ impl MeetingsComponent {
                 }
             }
         }
-        self.metrics.elsewhere(elsewhere);
+        self.metrics
+            .elsewhere(self.settings.shard.keep_own(&mut sightings));
         let mut kept_alive = Instant::now();
         // At most UDACONNECT_MEETINGS_FOLD_MAX locations a transaction:
         // what a fold holds grows with the meetings its locations start.
