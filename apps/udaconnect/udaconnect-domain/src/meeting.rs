@@ -642,6 +642,7 @@ impl MeetingQuery {
 }
 
 pub mod shard;
+pub mod time_ordered;
 
 #[cfg(test)]
 mod tests;
