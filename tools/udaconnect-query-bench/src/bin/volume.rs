@@ -13,9 +13,9 @@
 //!   meetings-backfill`, up to `BENCH_BACKFILL_UP_TO` locations (all
 //!   steps by default): its time, locations folded per second, peak
 //!   memory and the meetings written;
-//! - up to `BENCH_REFERENCE_UP_TO` locations (100,000; the reference is
-//!   quadratic), checks the meetings written equal the one-pass
-//!   reference over the same rows;
+//! - up to `BENCH_REFERENCE_UP_TO` locations (all steps by default),
+//!   checks the meetings written equal the one-pass reference over the
+//!   same rows, read in time order ([`TimeOrderedReference`]);
 //! - starts every long-running target on it (`api`, `ingest`, `writer`,
 //!   `meetings`, on a nats-server of the step's own), sends `BENCH_FEED` (5,000)
 //!   locations through the edge and waits until they are stored and
@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 use testkit::{AppProcess, NatsServer, PostgresServer, bench};
 use udaconnect_domain::{
     PersonId, Position, Timestamp,
-    meeting::{Closest, Meeting, MeetingRules, Sighting, reference},
+    meeting::{Closest, Meeting, MeetingRules, Sighting, time_ordered::TimeOrderedReference},
 };
 use udaconnect_query_bench::{DATA_SEED, VENUES, list_setting, pick, quantile, setting, tool};
 
@@ -90,7 +90,7 @@ impl Settings {
             sample: setting("BENCH_SAMPLE", 20)?,
             feed: setting("BENCH_FEED", 5_000)?,
             backfill_up_to: setting("BENCH_BACKFILL_UP_TO", usize::MAX)?,
-            reference_up_to: setting("BENCH_REFERENCE_UP_TO", 100_000)?,
+            reference_up_to: setting("BENCH_REFERENCE_UP_TO", usize::MAX)?,
         };
         anyhow::ensure!(
             settings.steps.iter().all(|&step| step >= 1),
@@ -238,57 +238,84 @@ fn backfill(binary: &Path, db: &str) -> anyhow::Result<(f64, String, f64)> {
     }
 }
 
-fn time(row: &tokio_postgres::Row, index: usize) -> Timestamp {
-    Timestamp::from_naive(row.get(index))
+fn time(row: &tokio_postgres::Row, index: usize) -> Result<Timestamp, tokio_postgres::Error> {
+    row.try_get(index).map(Timestamp::from_naive)
 }
 
+/// Rows read from the database at a time by the reference check.
+const CHECK_FETCH: i32 = 50_000;
+
 /// Whether the meetings stored equal the one-pass reference over the
-/// locations stored.
-async fn equals_reference(admin: &tokio_postgres::Client) -> anyhow::Result<bool> {
-    let sightings: Vec<Sighting> = admin
-        .query(
-            "SELECT id, person_id, creation_time, lat, lon FROM location",
+/// locations stored, read in time order a portion at a time (the
+/// reference holds only the last few minutes and the meetings), and how
+/// long the check took.
+async fn equals_reference(admin: &mut tokio_postgres::Client) -> anyhow::Result<(bool, f64)> {
+    let started = Instant::now();
+    let transaction = admin.transaction().await?;
+    // The sort of every location, in memory where it fits.
+    transaction
+        .batch_execute("SET LOCAL work_mem = '512MB'")
+        .await?;
+    let mut reference = TimeOrderedReference::new(MeetingRules::default());
+    let locations = transaction
+        .bind(
+            "SELECT id, person_id, creation_time, lat, lon FROM location \
+             ORDER BY creation_time, id",
             &[],
         )
-        .await?
-        .iter()
-        .map(|row| Sighting {
-            id: row.get(0),
-            person: row.get(1),
-            at: time(row, 2),
-            position: Position {
-                lat: row.get(3),
-                lon: row.get(4),
-            },
-        })
-        .collect();
-    let expected = reference(&MeetingRules::default(), &sightings);
-    let stored: Vec<Meeting> = admin
-        .query(
+        .await?;
+    loop {
+        let rows = transaction.query_portal(&locations, CHECK_FETCH).await?;
+        for row in &rows {
+            reference.push(Sighting {
+                id: row.try_get(0)?,
+                person: row.try_get(1)?,
+                at: time(row, 2)?,
+                position: Position {
+                    lat: row.try_get(3)?,
+                    lon: row.try_get(4)?,
+                },
+            })?;
+        }
+        if rows.len() < CHECK_FETCH as usize {
+            break;
+        }
+    }
+    let expected = reference.meetings();
+    let meetings = transaction
+        .bind(
             "SELECT person_a, person_b, start_time, end_time, contacts, closest_m, closest_at, \
              closest_lat, closest_lon, closest_location_a, closest_location_b \
              FROM meeting ORDER BY person_a, person_b, start_time",
             &[],
         )
-        .await?
-        .iter()
-        .map(|row| Meeting {
-            persons: (row.get(0), row.get(1)),
-            start: time(row, 2),
-            end: time(row, 3),
-            contacts: row.get(4),
-            closest: Closest {
-                metres: row.get(5),
-                at: time(row, 6),
-                place: Position {
-                    lat: row.get(7),
-                    lon: row.get(8),
+        .await?;
+    let mut stored: Vec<Meeting> = Vec::with_capacity(expected.len());
+    loop {
+        let rows = transaction.query_portal(&meetings, CHECK_FETCH).await?;
+        for row in &rows {
+            stored.push(Meeting {
+                persons: (row.try_get(0)?, row.try_get(1)?),
+                start: time(row, 2)?,
+                end: time(row, 3)?,
+                contacts: row.try_get(4)?,
+                closest: Closest {
+                    metres: row.try_get(5)?,
+                    at: time(row, 6)?,
+                    place: Position {
+                        lat: row.try_get(7)?,
+                        lon: row.try_get(8)?,
+                    },
+                    locations: (row.try_get(9)?, row.try_get(10)?),
                 },
-                locations: (row.get(9), row.get(10)),
-            },
-        })
-        .collect();
-    Ok(stored == expected)
+            });
+        }
+        if rows.len() < CHECK_FETCH as usize {
+            break;
+        }
+    }
+    transaction.commit().await?;
+    Ok((stored == expected, started.elapsed().as_secs_f64()))
 }
 
 async fn count(admin: &tokio_postgres::Client, query: &str) -> anyhow::Result<i64> {
@@ -367,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
             LOAD_DEADLINE,
         )?;
         let load_s = loading.elapsed().as_secs_f64();
-        let (admin, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await?;
+        let (mut admin, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         admin.batch_execute("ANALYZE").await?;
         eprintln!("volume: loaded in {load_s:.0} s");
@@ -380,7 +407,8 @@ async fn main() -> anyhow::Result<()> {
             None
         };
         let reference = if backfilled.is_some() && locations <= settings.reference_up_to {
-            let equal = equals_reference(&admin).await?;
+            let (equal, check_s) = equals_reference(&mut admin).await?;
+            eprintln!("volume: checked against the reference in {check_s:.0} s");
             if !equal {
                 failures.push(format!(
                     "{locations} locations: the meetings differ from the reference"
