@@ -8,7 +8,11 @@
 //!    message per location: accepted locations/s;
 //! 2. **end to end**: rows/s the writer stored during the first, against
 //!    the raw ceiling of the same database (one `COPY` of as many rows
-//!    into the same schema, in a database of its own, by this program);
+//!    into the same schema, in a database of its own, by this program),
+//!    with `BENCH_MEETINGS` meetings processes (1 by default, each a
+//!    shard of its own) folding the stored locations in meanwhile, as
+//!    deployed: how many they folded a second is beside it; they are
+//!    stopped before the `COPY`, so as not to slow the ceiling;
 //! 3. **freshness** at 10,000 locations/s (or half the ceiling if lower):
 //!    p99 from the edge's acknowledgement to visible through the API;
 //! 4. the writer's RSS before, during and after a database outage while
@@ -36,7 +40,7 @@ const PERSONS: usize = 1000;
 
 /// The table in BENCHMARKS.md this benchmark adds its rows to.
 const HEADING: &str = "## UdaConnect ingest";
-const HEADER: &str = "| date | transport | edge locations/s (batch messages) | edge locations/s (one message each) | edge ack p99 ms | end to end rows/s | COPY ceiling rows/s | end to end of ceiling | freshness rate/s | freshness p50 / p99 ms | writer RSS MB before / during / after an outage | load avg | machine | build | command |";
+const HEADER: &str = "| date | transport | edge locations/s (batch messages) | edge locations/s (one message each) | edge ack p99 ms | end to end rows/s | COPY ceiling rows/s | end to end of ceiling | meetings processes (folded/s) | freshness rate/s | freshness p50 / p99 ms | writer RSS MB before / during / after an outage | load avg | machine | build | command |";
 
 fn rss_mb(pid: u32) -> f64 {
     bench::rss_kb(pid).map_or(0.0, |kb| kb as f64 / 1024.0)
@@ -55,12 +59,18 @@ async fn wait_stored(db: &str, rows: i64) -> anyhow::Result<i64> {
 }
 
 async fn count(db: &str) -> anyhow::Result<i64> {
+    count_of(db, "SELECT count(*) FROM location").await
+}
+
+/// Locations folded into meetings so far.
+async fn folded(db: &str) -> anyhow::Result<i64> {
+    count_of(db, "SELECT count(*) FROM meeting_position").await
+}
+
+async fn count_of(db: &str, query: &str) -> anyhow::Result<i64> {
     let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    Ok(client
-        .query_one("SELECT count(*) FROM location", &[])
-        .await?
-        .try_get(0)?)
+    Ok(client.query_one(query, &[]).await?.try_get(0)?)
 }
 
 #[tokio::main]
@@ -78,6 +88,9 @@ async fn main() -> anyhow::Result<()> {
         matches!(replica.as_str(), "true" | "false"),
         "BENCH_API_REPLICA must be true or false"
     );
+    let folders: usize = env("BENCH_MEETINGS", "1")
+        .parse()
+        .context("BENCH_MEETINGS must be a whole number")?;
     let binary: PathBuf = std::env::current_exe()?.with_file_name("udaconnect");
     let load_before = bench::load_average();
     let nats = NatsServer::start();
@@ -131,7 +144,21 @@ async fn main() -> anyhow::Result<()> {
         &envs(&[("UDACONNECT_REPLICA", &replica)]),
     );
     let mut writer = AppProcess::spawn(&binary, "UDACONNECT", &["writer"], &envs(&[]));
-    for process in [&edge, &api, &writer] {
+    let shards = folders.to_string();
+    let mut meetings: Vec<AppProcess> = (0..folders)
+        .map(|shard| {
+            AppProcess::spawn(
+                &binary,
+                "UDACONNECT",
+                &["meetings"],
+                &envs(&[
+                    ("UDACONNECT_MEETINGS_SHARDS", &shards),
+                    ("UDACONNECT_MEETINGS_SHARD", &shard.to_string()),
+                ]),
+            )
+        })
+        .collect();
+    for process in [&edge, &api, &writer].into_iter().chain(&meetings) {
         ready(process).await;
     }
     let sim = |edge: &AppProcess, rate: &str, secs: u64| -> anyhow::Result<Vec<String>> {
@@ -168,7 +195,15 @@ async fn main() -> anyhow::Result<()> {
     let edge_run = simulate(&binary, &sim(&edge, "0", seconds)?)?;
     let accepted = edge_run["accepted"].as_i64().unwrap_or(0);
     let stored = wait_stored(&db, before + accepted).await? - before;
-    let e2e = stored as f64 / started.elapsed().as_secs_f64();
+    let e2e_s = started.elapsed().as_secs_f64();
+    let e2e = stored as f64 / e2e_s;
+    let folded = folded(&db).await?;
+    let folded_per_s = folded as f64 / e2e_s;
+    eprintln!(
+        "bench: {} meetings processes folded {folded} of {stored} locations meanwhile",
+        meetings.len()
+    );
+    meetings.clear();
 
     // The ceiling: one COPY of as many rows into the same schema.
     let rows = usize::try_from(stored.max(100_000)).unwrap_or(100_000);
@@ -246,6 +281,8 @@ async fn main() -> anyhow::Result<()> {
         "e2e_rows_per_s": e2e.round(),
         "copy_ceiling_rows_per_s": ceiling.round(),
         "e2e_of_ceiling_pct": (e2e / ceiling * 1000.0).round() / 10.0,
+        "meetings_processes": folders,
+        "meetings_folded_per_s": folded_per_s.round(),
         "fresh_rate_per_s": rate.round(),
         "fresh_p50_ms": fresh["fresh_p50_ms"],
         "fresh_p99_ms": fresh["fresh_p99_ms"],
@@ -254,10 +291,10 @@ async fn main() -> anyhow::Result<()> {
         "load_before": load_before,
     });
     let command = format!(
-        "make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport} BENCH_API_REPLICA={replica}"
+        "make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport} BENCH_API_REPLICA={replica} BENCH_MEETINGS={folders}"
     );
     let row = format!(
-        "| {} | {transport} | {} | {} | {} | {} | {} | {} % | {} | {} / {} | {} / {} / {} | {load_before} | {} | {} | `{command}` |",
+        "| {} | {transport} | {} | {} | {} | {} | {} | {} % | {folders} ({}) | {} | {} / {} | {} / {} / {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),
         result["edge_accepted_per_s"],
         result["edge_one_message_per_location_per_s"],
@@ -265,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
         result["e2e_rows_per_s"],
         result["copy_ceiling_rows_per_s"],
         result["e2e_of_ceiling_pct"],
+        result["meetings_folded_per_s"],
         result["fresh_rate_per_s"],
         result["fresh_p50_ms"],
         result["fresh_p99_ms"],
