@@ -67,6 +67,9 @@ const DAYS: u32 = 3;
 /// The day the one-day questions ask about.
 const ONE_DAY: (&str, &str) = ("2020-06-02", "2020-06-03");
 
+/// Locations sent through the edge at each step unless `BENCH_FEED` says.
+const FEED: usize = 5_000;
+
 /// The run's settings, from the environment.
 struct Settings {
     steps: Vec<usize>,
@@ -90,7 +93,7 @@ impl Settings {
             steps,
             persons: setting("BENCH_PERSONS", 1_000)?,
             sample: setting("BENCH_SAMPLE", 20)?,
-            feed: setting("BENCH_FEED", 5_000)?,
+            feed: setting("BENCH_FEED", FEED)?,
             backfill_up_to: setting("BENCH_BACKFILL_UP_TO", usize::MAX)?,
             reference_up_to: setting("BENCH_REFERENCE_UP_TO", usize::MAX)?,
         };
@@ -109,12 +112,23 @@ impl Settings {
     /// The settings this run was made with, as `make` variables.
     fn command(&self) -> String {
         let steps: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
-        format!(
+        let mut command = format!(
             " BENCH_STEPS={} BENCH_PERSONS={} BENCH_SAMPLE={}",
             steps.join(","),
             self.persons,
             self.sample
-        )
+        );
+        // The others only when they are not their defaults.
+        for (name, value, default) in [
+            ("BENCH_FEED", self.feed, FEED),
+            ("BENCH_BACKFILL_UP_TO", self.backfill_up_to, usize::MAX),
+            ("BENCH_REFERENCE_UP_TO", self.reference_up_to, usize::MAX),
+        ] {
+            if value != default {
+                command.push_str(&format!(" {name}={value}"));
+            }
+        }
+        command
     }
 }
 
