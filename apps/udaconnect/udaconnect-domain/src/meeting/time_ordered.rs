@@ -98,9 +98,7 @@ impl TimeOrderedReference {
             let Some(earlier) = self.bands.get_mut(&near) else {
                 continue;
             };
-            while earlier.front().is_some_and(|y| y.at.micros() < oldest) {
-                earlier.pop_front();
-            }
+            forget_before(earlier, oldest);
             for y in earlier.iter() {
                 // Every earlier one ends no later than this one: the
                 // contact ends at this location's time.
@@ -117,9 +115,7 @@ impl TimeOrderedReference {
         self.taken += 1;
         if self.taken.is_multiple_of(PRUNE_EVERY) {
             self.bands.retain(|_, earlier| {
-                while earlier.front().is_some_and(|y| y.at.micros() < oldest) {
-                    earlier.pop_front();
-                }
+                forget_before(earlier, oldest);
                 !earlier.is_empty()
             });
         }
@@ -138,6 +134,13 @@ impl TimeOrderedReference {
         // A latitude is at most 90 degrees: the band fits (a NaN falls
         // in band 0, and is close to nothing).
         (sighting.position.lat / self.band_degrees).floor() as i64
+    }
+}
+
+/// Lets go of a band's locations from before `oldest` (microseconds).
+fn forget_before(earlier: &mut VecDeque<Sighting>, oldest: i64) {
+    while earlier.front().is_some_and(|y| y.at.micros() < oldest) {
+        earlier.pop_front();
     }
 }
 
