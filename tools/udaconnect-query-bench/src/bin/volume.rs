@@ -280,23 +280,19 @@ async fn equals_reference(admin: &mut tokio_postgres::Client) -> anyhow::Result<
             &[],
         )
         .await?;
-    loop {
-        let rows = transaction.query_portal(&locations, CHECK_FETCH).await?;
-        for row in &rows {
-            reference.push(Sighting {
-                id: row.try_get(0)?,
-                person: row.try_get(1)?,
-                at: time(row, 2)?,
-                position: Position {
-                    lat: row.try_get(3)?,
-                    lon: row.try_get(4)?,
-                },
-            })?;
-        }
-        if rows.len() < CHECK_FETCH as usize {
-            break;
-        }
-    }
+    each_row(&transaction, &locations, |row| {
+        reference.push(Sighting {
+            id: row.try_get(0)?,
+            person: row.try_get(1)?,
+            at: time(row, 2)?,
+            position: Position {
+                lat: row.try_get(3)?,
+                lon: row.try_get(4)?,
+            },
+        })?;
+        Ok(())
+    })
+    .await?;
     let expected = reference.meetings();
     let meetings = transaction
         .bind(
@@ -307,31 +303,44 @@ async fn equals_reference(admin: &mut tokio_postgres::Client) -> anyhow::Result<
         )
         .await?;
     let mut stored: Vec<Meeting> = Vec::with_capacity(expected.len());
-    loop {
-        let rows = transaction.query_portal(&meetings, CHECK_FETCH).await?;
-        for row in &rows {
-            stored.push(Meeting {
-                persons: (row.try_get(0)?, row.try_get(1)?),
-                start: time(row, 2)?,
-                end: time(row, 3)?,
-                contacts: row.try_get(4)?,
-                closest: Closest {
-                    metres: row.try_get(5)?,
-                    at: time(row, 6)?,
-                    place: Position {
-                        lat: row.try_get(7)?,
-                        lon: row.try_get(8)?,
-                    },
-                    locations: (row.try_get(9)?, row.try_get(10)?),
+    each_row(&transaction, &meetings, |row| {
+        stored.push(Meeting {
+            persons: (row.try_get(0)?, row.try_get(1)?),
+            start: time(row, 2)?,
+            end: time(row, 3)?,
+            contacts: row.try_get(4)?,
+            closest: Closest {
+                metres: row.try_get(5)?,
+                at: time(row, 6)?,
+                place: Position {
+                    lat: row.try_get(7)?,
+                    lon: row.try_get(8)?,
                 },
-            });
-        }
-        if rows.len() < CHECK_FETCH as usize {
-            break;
-        }
-    }
+                locations: (row.try_get(9)?, row.try_get(10)?),
+            },
+        });
+        Ok(())
+    })
+    .await?;
     transaction.commit().await?;
     Ok((stored == expected, started.elapsed().as_secs_f64()))
+}
+
+/// Runs `row` on every row of `portal`, [`CHECK_FETCH`] read at a time.
+async fn each_row(
+    transaction: &tokio_postgres::Transaction<'_>,
+    portal: &tokio_postgres::Portal,
+    mut row: impl FnMut(&tokio_postgres::Row) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    loop {
+        let rows = transaction.query_portal(portal, CHECK_FETCH).await?;
+        for each in &rows {
+            row(each)?;
+        }
+        if rows.len() < CHECK_FETCH as usize {
+            return Ok(());
+        }
+    }
 }
 
 async fn count(admin: &tokio_postgres::Client, query: &str) -> anyhow::Result<i64> {
