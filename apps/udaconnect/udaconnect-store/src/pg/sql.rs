@@ -152,6 +152,18 @@ pub const PERSON_IDS_AFTER: &str = "SELECT id FROM person WHERE id > $1 ORDER BY
 pub const RESERVE_LOCATION_IDS: &str =
     "SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8)";
 
+/// Whether any of the keys `$1` is claimed: when none is, the request's
+/// claims are copied in ([`COPY_KEY_CLAIMS`]) instead of sorted out one by
+/// one ([`CLAIM_KEYS`]).
+pub const ANY_KEY_CLAIMED: &str =
+    "SELECT EXISTS (SELECT FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[]))";
+
+/// The claims of keys nobody holds, in key order (two edges copying the
+/// same keys at once take their locks in the same order); it fails as a
+/// whole on a key another edge claimed since [`ANY_KEY_CLAIMED`].
+pub const COPY_KEY_CLAIMS: &str = "COPY ingest_key_claim \
+     (ingest_key, location_id, person_id, lon, lat, creation_time) FROM STDIN BINARY";
+
 /// One statement per request: claims the keys `$1` (each once, in key
 /// order, so that two edges claiming the same keys at once take their
 /// locks in the same order) for the locations of ids `$2`, persons `$3`,
@@ -755,7 +767,7 @@ mod tests {
     use super::*;
 
     /// Every statement, named, in the order of this file.
-    const STATEMENTS: [(&str, &str); 55] = [
+    const STATEMENTS: [(&str, &str); 57] = [
         ("PERSONS", PERSONS),
         ("PERSONS_BY_ID", PERSONS_BY_ID),
         ("PERSON", PERSON),
@@ -771,6 +783,8 @@ mod tests {
         ("HOLD_PERSONS", HOLD_PERSONS),
         ("PERSON_IDS_AFTER", PERSON_IDS_AFTER),
         ("RESERVE_LOCATION_IDS", RESERVE_LOCATION_IDS),
+        ("ANY_KEY_CLAIMED", ANY_KEY_CLAIMED),
+        ("COPY_KEY_CLAIMS", COPY_KEY_CLAIMS),
         ("CLAIM_KEYS", CLAIM_KEYS),
         ("KEY_CLAIMS", KEY_CLAIMS),
         ("LOCATIONS_OF", LOCATIONS_OF),

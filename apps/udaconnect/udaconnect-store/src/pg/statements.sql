@@ -94,6 +94,12 @@ SELECT id FROM person WHERE id > $1 ORDER BY id;
 -- RESERVE_LOCATION_IDS
 SELECT nextval('location_id_seq') FROM generate_series(1, $1::int8);
 
+-- ANY_KEY_CLAIMED
+SELECT EXISTS (SELECT FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[]));
+
+-- COPY_KEY_CLAIMS
+COPY ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time) FROM STDIN BINARY;
+
 -- CLAIM_KEYS
 WITH claim AS (
     SELECT *

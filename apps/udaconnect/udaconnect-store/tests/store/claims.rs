@@ -1,9 +1,14 @@
 //! Idempotency keys claimed by the edges: both stores answer every claim
 //! alike (a key's first claim owns it, within a call and across calls),
-//! PostgreSQL also under edges claiming the same keys at once, and keys
-//! stored before claims existed are claimed by their locations.
+//! PostgreSQL also under edges claiming the same keys at once (and a key
+//! claimed by another edge between PostgreSQL's check that none is held
+//! and its copy), and keys stored before claims existed are claimed by
+//! their locations.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use udaconnect_domain::{
@@ -12,7 +17,7 @@ use udaconnect_domain::{
 };
 use udaconnect_store::MemoryStore;
 
-use crate::helpers::{june, migrated};
+use crate::helpers::{client, june, migrated};
 
 fn claim(key: &str, id: LocationId, lat: f64, micros: i64) -> KeyClaim {
     KeyClaim {
@@ -162,6 +167,86 @@ async fn edges_claiming_the_same_keys_at_once_agree_in_both_stores() {
     let db = migrated().await;
     edges_at_once_agree(Arc::new(db.store.clone())).await;
     edges_at_once_agree(Arc::new(MemoryStore::new())).await;
+}
+
+/// Another edge claims `b` after this one found none of `a`, `b`, `c`
+/// held, and commits while this one's copy waits on it: the copy stores
+/// nothing, and the statement claims `a` and `c` and answers `b` with the
+/// other edge's id.
+#[tokio::test]
+async fn a_key_claimed_between_the_check_and_the_copy_is_answered_with_that_claim() {
+    let db = migrated().await;
+    let mut other = client(&db.url).await;
+    let transaction = other.transaction().await.expect("a transaction");
+    let other_claim = claim("b", 99, 45.0, 0);
+    transaction
+        .execute(
+            "INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &other_claim.key,
+                &other_claim.id,
+                &other_claim.person_id,
+                &other_claim.position.lon,
+                &other_claim.position.lat,
+                &other_claim.time.to_naive(),
+            ],
+        )
+        .await
+        .expect("claimed by the other edge");
+
+    let store = db.store.clone();
+    let racing = tokio::spawn(async move {
+        store
+            .claim_keys(&[
+                claim("a", 1, 45.0, 0),
+                claim("b", 2, 45.0, 0),
+                claim("c", 3, 46.0, 0),
+            ])
+            .await
+    });
+    let watcher = client(&db.url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'COPY ingest_key_claim%'",
+                &[],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .expect("the sessions read");
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copy never waited on the other edge's claim"
+        );
+        assert!(!racing.is_finished(), "the claims did not wait");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    transaction.commit().await.expect("committed");
+
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), racing)
+        .await
+        .expect("answered within 30 s")
+        .expect("no panic")
+        .expect("claimed");
+    assert_eq!(outcomes, [Claimed, Same(99), Claimed]);
+    assert_eq!(
+        claims(
+            &db.store,
+            &[
+                claim("a", 10, 45.0, 0),
+                claim("b", 20, 45.0, 0),
+                claim("c", 30, 45.0, 0)
+            ]
+        )
+        .await,
+        [Same(1), Same(99), Conflict(3)]
+    );
 }
 
 #[tokio::test]
