@@ -158,15 +158,17 @@ pub const RESERVE_LOCATION_IDS: &str =
 pub const ANY_KEY_CLAIMED: &str =
     "SELECT EXISTS (SELECT FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[]))";
 
-/// The claims of keys nobody holds, in key order (two edges copying the
-/// same keys at once take their locks in the same order); it fails as a
+/// The claims of keys nobody holds, in bytewise key order (two edges
+/// copying or claiming the same keys at once take their locks in the same
+/// order, [`CLAIM_KEYS`]'s); it fails as a
 /// whole on a key another edge claimed since [`ANY_KEY_CLAIMED`].
 pub const COPY_KEY_CLAIMS: &str = "COPY ingest_key_claim \
      (ingest_key, location_id, person_id, lon, lat, creation_time) FROM STDIN BINARY";
 
 /// One statement per request: claims the keys `$1` (each once, in key
 /// order, so that two edges claiming the same keys at once take their
-/// locks in the same order) for the locations of ids `$2`, persons `$3`,
+/// locks in the same order; bytewise, the order of [`COPY_KEY_CLAIMS`]'s
+/// rows, whatever the database's collation) for the locations of ids `$2`, persons `$3`,
 /// positions `$4`/`$5` (longitude, latitude) and times `$6`. Returns the
 /// keys claimed now, and the claims held before the statement began.
 ///
@@ -184,7 +186,7 @@ claimed AS (
     INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time)
     SELECT ingest_key, location_id, person_id, lon, lat, creation_time
     FROM claim
-    ORDER BY ingest_key
+    ORDER BY ingest_key COLLATE "C"
     ON CONFLICT (ingest_key) DO NOTHING
     RETURNING ingest_key
 )

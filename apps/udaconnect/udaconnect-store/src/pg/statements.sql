@@ -110,7 +110,7 @@ claimed AS (
     INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time)
     SELECT ingest_key, location_id, person_id, lon, lat, creation_time
     FROM claim
-    ORDER BY ingest_key
+    ORDER BY ingest_key COLLATE "C"
     ON CONFLICT (ingest_key) DO NOTHING
     RETURNING ingest_key
 )

@@ -1,9 +1,10 @@
 //! Idempotency keys claimed by the edges: both stores answer every claim
 //! alike (a key's first claim owns it, within a call and across calls),
-//! PostgreSQL also under edges claiming the same keys at once (and a key
-//! claimed by another edge between PostgreSQL's check that none is held
-//! and its copy), and keys stored before claims existed are claimed by
-//! their locations.
+//! PostgreSQL also under edges claiming the same keys at once (a key
+//! claimed by another edge between the check that none is held and the
+//! copy; a copy and a statement at once in a database that sorts keys by
+//! language), and keys stored before claims existed are claimed by their
+//! locations.
 
 use std::{
     sync::Arc,
@@ -13,7 +14,7 @@ use std::{
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use udaconnect_domain::{
     ClaimOutcome::{self, Claimed, Conflict, Same},
-    KeyClaim, LocationId, LocationRecord, NewPerson, Position, Store,
+    KeyClaim, LocationId, LocationRecord, NewPerson, Position, Store, StoreError,
 };
 use udaconnect_store::MemoryStore;
 
@@ -167,6 +168,102 @@ async fn edges_claiming_the_same_keys_at_once_agree_in_both_stores() {
     let db = migrated().await;
     edges_at_once_agree(Arc::new(db.store.clone())).await;
     edges_at_once_agree(Arc::new(MemoryStore::new())).await;
+}
+
+/// A database that sorts text by language (ICU's `en-US`, as a server
+/// made with `en_US.UTF-8` does), where `k1` sorts before `K2`, bytewise
+/// after. Edge X claims both with a key held before (so through the
+/// statement), edge Y only them (so through a copy), while a third session
+/// holds `k1`. Bytewise, X takes `K2` and waits on the third for `k1`, Y
+/// waits on X for `K2`, and once the third lets go X claims both and Y is
+/// answered X's ids. Had the statement taken its keys by language, X
+/// would wait for `k1` holding nothing and Y take `K2` and wait for `k1`
+/// too: then either each waits on the other (`40P01`) or Y claims both.
+#[tokio::test]
+async fn edges_agree_in_a_database_that_sorts_keys_by_language() {
+    let db = migrated().await;
+    db.server.psql(
+        "postgres",
+        "CREATE DATABASE by_language TEMPLATE template0 ENCODING 'UTF8' \
+         LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'",
+    );
+    let url = db.server.url("by_language");
+    let watcher = client(&url).await;
+    let sorted = watcher
+        .query_one(
+            "SELECT array_agg(k ORDER BY k) FROM unnest(ARRAY['K2', 'k1']) AS k",
+            &[],
+        )
+        .await
+        .and_then(|row| row.try_get::<_, Vec<String>>(0))
+        .expect("sorted");
+    assert_eq!(sorted, ["k1", "K2"], "the database sorts bytewise");
+    let store = crate::helpers::store(&url);
+    store.migrate().await.expect("migrated");
+    a_key_is_held_to_its_first_claim(&store).await;
+    assert_eq!(
+        claims(&store, &[claim("held", 1, 45.0, 0)]).await,
+        [Claimed]
+    );
+
+    let mut holder = client(&url).await;
+    let holding = holder.transaction().await.expect("a transaction");
+    holding
+        .execute(
+            "INSERT INTO ingest_key_claim (ingest_key, location_id, person_id, lon, lat, creation_time) \
+             VALUES ('k1', 9, 1, 7, 45, now())",
+            &[],
+        )
+        .await
+        .expect("k1 held");
+    let edge = |batch: Vec<KeyClaim>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_keys(&batch).await })
+    };
+    let waiting = |prefix: &'static str| {
+        let watcher = &watcher;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let count: i64 = watcher
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE wait_event_type = 'Lock' AND ltrim(query, E' \\n') LIKE $1",
+                        &[&format!("{prefix}%")],
+                    )
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .expect("the sessions read");
+                if count == 1 {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{prefix}: never waited");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let x = edge(vec![
+        claim("held", 2, 45.0, 0),
+        claim("k1", 3, 45.0, 0),
+        claim("K2", 4, 45.0, 0),
+    ]);
+    waiting("WITH claim").await;
+    let y = edge(vec![claim("k1", 5, 45.0, 0), claim("K2", 6, 45.0, 0)]);
+    waiting("COPY ingest_key_claim").await;
+    holding.rollback().await.expect("k1 let go");
+
+    type Claiming = tokio::task::JoinHandle<Result<Vec<ClaimOutcome>, StoreError>>;
+    let answered = |task: Claiming| async move {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("answered within 30 s")
+            .expect("no panic")
+            .expect("claimed, no deadlock")
+    };
+    let x: Vec<ClaimOutcome> = answered(x).await;
+    let y: Vec<ClaimOutcome> = answered(y).await;
+    assert_eq!(x, [Same(1), Claimed, Claimed]);
+    assert_eq!(y, [Same(3), Same(4)]);
 }
 
 /// Another edge claims `b` after this one found none of `a`, `b`, `c`
