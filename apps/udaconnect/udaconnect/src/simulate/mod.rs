@@ -105,6 +105,9 @@ pub struct SimulateArgs {
     /// they all stay at the same place and meet.
     #[arg(long, env = "UDACONNECT_SIMULATE_VENUES", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=400))]
     pub venues: u32,
+    /// Give every location an idempotency key, as this project's clients do (each is then claimed by the edge before it answers); false sends none, as the original's clients do (the phones' apps are keyed by the edge, by device and time).
+    #[arg(long, env = "UDACONNECT_SIMULATE_KEYS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub keys: bool,
 }
 
 /// What a run did.
@@ -291,7 +294,8 @@ pub(crate) struct Feed {
     /// Each attendee's phone's token, by the attendee's place in the
     /// crowd; none without the organiser's token.
     phones: Option<Vec<PhoneToken>>,
-    run: String,
+    /// What this run's idempotency keys start with; none: no keys.
+    run: Option<String>,
     batch: usize,
     /// Seconds between two reports of one attendee.
     step: f64,
@@ -307,7 +311,8 @@ pub(crate) struct Batch {
 impl Feed {
     /// `persons` walking between `venues` venues with `seed`, `batch`
     /// reports taken at a time, each attendee reporting every `step`
-    /// seconds of its walk; with `phones`, one per person, in their order.
+    /// seconds of its walk, each report with an idempotency key if `keys`;
+    /// with `phones`, one per person, in their order.
     fn new(
         persons: &[PersonId],
         phones: Option<Vec<PhoneToken>>,
@@ -315,11 +320,12 @@ impl Feed {
         venues: u32,
         batch: usize,
         step: f64,
+        keys: bool,
     ) -> Self {
         Self {
             crowd: Mutex::new((Crowd::new(persons, seed, venues), 0)),
             phones,
-            run: format!("sim{}", Timestamp::now().micros()),
+            run: keys.then(|| format!("sim{}", Timestamp::now().micros())),
             batch: batch.max(1),
             step,
         }
@@ -346,7 +352,10 @@ impl Feed {
                 lat: attendee.position.lat,
                 lon: attendee.position.lon,
                 time: time.clone(),
-                key: format!("{}-{}-{}", self.run, attendee.person_id, attendee.sent),
+                // Empty: no key.
+                key: self.run.as_ref().map_or_else(String::new, |run| {
+                    format!("{run}-{}-{}", attendee.person_id, attendee.sent)
+                }),
             };
             let (request, phone) = match &self.phones {
                 Some(phones) => (index, phones.get(index)),
@@ -412,6 +421,7 @@ pub async fn run(
         args.venues,
         usize::try_from(args.batch).unwrap_or(1),
         1.0 / rate_per_attendee,
+        args.keys,
     ));
     let tally = Arc::new(Tally::new()?);
     let stop = shutdown.child_token();
@@ -617,7 +627,7 @@ mod feed_tests {
             .filter_map(PhoneToken::new)
             .collect();
         let phone = |n: usize| Some(tokens[n].clone());
-        let feed = Feed::new(&[11, 12, 13], Some(tokens.clone()), 1, 4, 5, 1.0);
+        let feed = Feed::new(&[11, 12, 13], Some(tokens.clone()), 1, 4, 5, 1.0, true);
         // Five reports, the attendees in turn: 11, 12, 13, 11, 12.
         assert_eq!(
             people(&feed),
@@ -640,7 +650,7 @@ mod feed_tests {
 
     #[test]
     fn without_phones_one_request_holds_everyones_positions() {
-        let feed = Feed::new(&[11, 12, 13], None, 1, 4, 5, 1.0);
+        let feed = Feed::new(&[11, 12, 13], None, 1, 4, 5, 1.0, true);
         assert_eq!(people(&feed), [(None, vec![11, 12, 13, 11, 12])]);
         let keys: Vec<String> = feed.next_batches()[0]
             .locations
@@ -649,5 +659,14 @@ mod feed_tests {
             .collect();
         let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
         assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+        assert!(keys.iter().all(|key| !key.is_empty()), "{keys:?}");
+    }
+
+    #[test]
+    fn without_keys_no_location_carries_one() {
+        let unkeyed = Feed::new(&[11, 12, 13], None, 1, 4, 5, 1.0, false);
+        let locations = &unkeyed.next_batches()[0].locations;
+        assert_eq!(locations.len(), 5);
+        assert!(locations.iter().all(|location| location.key.is_empty()));
     }
 }
