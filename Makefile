@@ -107,7 +107,7 @@ chaos-udaconnect-smoke: ## A small UdaConnect ingest chaos run, about a minute (
 	  $(TARGET_DIR)/debug/udaconnect-chaos
 
 .PHONY: bench-ingest
-bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grpc|http, BENCH_API_REPLICA=true|false, BENCH_MEETINGS meetings processes, 1); adds a row to BENCHMARKS.md
+bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grpc|http, BENCH_API_REPLICA=true|false, BENCH_MEETINGS meetings processes, 1; BENCH_KEYS=true|false: idempotency keys); adds a row to BENCHMARKS.md
 	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_TRANSPORT=$(if $(filter sse ws,$(BENCH_TRANSPORT)),grpc,$(BENCH_TRANSPORT)) \
 	  BENCH_API_REPLICA=$(BENCH_API_REPLICA) \

@@ -22,6 +22,10 @@
 //! with what the writer stores; `BENCH_API_REPLICA=false` runs it without,
 //! to see what the replica costs the rest.
 //!
+//! Every location carries an idempotency key, as this project's clients
+//! send them, each claimed in PostgreSQL before the edge answers;
+//! `BENCH_KEYS=false` sends none, as the original's clients do.
+//!
 //! It prints one `RESULT {...}` line last and adds a row to BENCHMARKS.md.
 
 use std::{
@@ -87,6 +91,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(
         matches!(replica.as_str(), "true" | "false"),
         "BENCH_API_REPLICA must be true or false"
+    );
+    let keys = env("BENCH_KEYS", "true");
+    anyhow::ensure!(
+        keys == "true" || keys == "false",
+        "BENCH_KEYS must be true or false"
     );
     let folders: usize = env("BENCH_MEETINGS", "1")
         .parse()
@@ -185,6 +194,8 @@ async fn main() -> anyhow::Result<()> {
             format!("{secs}s"),
             "--freshness-every".into(),
             "100ms".into(),
+            "--keys".into(),
+            keys.clone(),
         ])
     };
 
@@ -281,6 +292,7 @@ async fn main() -> anyhow::Result<()> {
         "e2e_rows_per_s": e2e.round(),
         "copy_ceiling_rows_per_s": ceiling.round(),
         "e2e_of_ceiling_pct": (e2e / ceiling * 1000.0).round() / 10.0,
+        "keys": keys == "true",
         "meetings_processes": folders,
         "meetings_folded_per_s": folded_per_s.round(),
         "fresh_rate_per_s": rate.round(),
@@ -290,9 +302,12 @@ async fn main() -> anyhow::Result<()> {
         "writer_rss_mb_before_during_after": [rss_before.round(), rss_during.round(), rss_after.round()],
         "load_before": load_before,
     });
-    let command = format!(
+    let mut command = format!(
         "make bench-ingest BENCH_SECONDS={seconds} BENCH_TRANSPORT={transport} BENCH_API_REPLICA={replica} BENCH_MEETINGS={folders}"
     );
+    if keys != "true" {
+        command.push_str(&format!(" BENCH_KEYS={keys}"));
+    }
     let row = format!(
         "| {} | {transport} | {} | {} | {} | {} | {} | {} % | {folders} ({}) | {} | {} / {} | {} / {} / {} | {load_before} | {} | {} | `{command}` |",
         humantime::format_rfc3339_seconds(SystemTime::now()),
