@@ -31,6 +31,9 @@ use super::{
 impl PgStore {
     /// See [`udaconnect_domain::Store::claim_keys`].
     pub(super) async fn claim(&self, claims: &[KeyClaim]) -> Result<Vec<ClaimOutcome>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
         let firsts = first_of_each_key(claims);
         let keys: Vec<&str> = firsts.iter().map(|claim| claim.key.as_str()).collect();
         if self.copy_new(&keys, &firsts).await? {
@@ -74,9 +77,7 @@ impl PgStore {
         }
         Ok(outcomes(claims, &earlier))
     }
-}
 
-impl PgStore {
     /// Copies the claims `firsts` (of `keys`, in key order) in if none of
     /// their keys is claimed: true if they were, false if one was claimed
     /// before or since (the copy then stores nothing).
