@@ -170,6 +170,31 @@ async fn edges_claiming_the_same_keys_at_once_agree_in_both_stores() {
     edges_at_once_agree(Arc::new(MemoryStore::new())).await;
 }
 
+/// Waits (30 s at most) until one session whose statement starts with
+/// `prefix` waits on a lock.
+async fn wait_on_a_lock(watcher: &tokio_postgres::Client, prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let count: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND ltrim(query, E' \\n') LIKE $1",
+                &[&format!("{prefix}%")],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .expect("the sessions read");
+        if count == 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{prefix}: never waited on a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A database that sorts text by language (ICU's `en-US`, as a server
 /// made with `en_US.UTF-8` does), where `k1` sorts before `K2`, bytewise
 /// after. Edge X claims both with a key held before (so through the
@@ -220,36 +245,14 @@ async fn edges_agree_in_a_database_that_sorts_keys_by_language() {
         let store = store.clone();
         tokio::spawn(async move { store.claim_keys(&batch).await })
     };
-    let waiting = |prefix: &'static str| {
-        let watcher = &watcher;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let count: i64 = watcher
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity \
-                         WHERE wait_event_type = 'Lock' AND ltrim(query, E' \\n') LIKE $1",
-                        &[&format!("{prefix}%")],
-                    )
-                    .await
-                    .and_then(|row| row.try_get(0))
-                    .expect("the sessions read");
-                if count == 1 {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "{prefix}: never waited");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
     let x = edge(vec![
         claim("held", 2, 45.0, 0),
         claim("k1", 3, 45.0, 0),
         claim("K2", 4, 45.0, 0),
     ]);
-    waiting("WITH claim").await;
+    wait_on_a_lock(&watcher, "WITH claim").await;
     let y = edge(vec![claim("k1", 5, 45.0, 0), claim("K2", 6, 45.0, 0)]);
-    waiting("COPY ingest_key_claim").await;
+    wait_on_a_lock(&watcher, "COPY ingest_key_claim").await;
     holding.rollback().await.expect("k1 let go");
 
     type Claiming = tokio::task::JoinHandle<Result<Vec<ClaimOutcome>, StoreError>>;
@@ -303,27 +306,8 @@ async fn a_key_claimed_between_the_check_and_the_copy_is_answered_with_that_clai
             .await
     });
     let watcher = client(&db.url).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND query LIKE 'COPY ingest_key_claim%'",
-                &[],
-            )
-            .await
-            .and_then(|row| row.try_get(0))
-            .expect("the sessions read");
-        if waiting == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the copy never waited on the other edge's claim"
-        );
-        assert!(!racing.is_finished(), "the claims did not wait");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_on_a_lock(&watcher, "COPY ingest_key_claim").await;
+    assert!(!racing.is_finished(), "the claims did not wait");
     transaction.commit().await.expect("committed");
 
     let outcomes = tokio::time::timeout(Duration::from_secs(30), racing)
