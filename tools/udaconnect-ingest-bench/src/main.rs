@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let keys = env("BENCH_KEYS", "true");
     anyhow::ensure!(
-        keys == "true" || keys == "false",
+        matches!(keys.as_str(), "true" | "false"),
         "BENCH_KEYS must be true or false"
     );
     let folders: usize = env("BENCH_MEETINGS", "1")
