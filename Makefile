@@ -114,7 +114,7 @@ bench-ingest: ## UdaConnect ingest benchmark (BENCH_SECONDS, BENCH_TRANSPORT=grp
 	  $(TARGET_DIR)/release/udaconnect-ingest-bench
 
 .PHONY: bench-meetings
-bench-meetings: ## How soon a meeting shows (API live stream and bus) after the edge took its location, under BENCH_RATE locations/s for BENCH_SECONDS, with BENCH_MEETINGS meetings processes (BENCH_UDACONNECT=<binary>, BENCH_LABEL: measure another build); adds a row to BENCHMARKS.md
+bench-meetings: ## How soon a meeting shows (API live stream and bus) after the edge took its location, under BENCH_RATE locations/s for BENCH_SECONDS, with BENCH_MEETINGS meetings processes (BENCH_MEETINGS_ENV=NAME=value,…: their settings; BENCH_UDACONNECT=<binary>, BENCH_LABEL: measure another build); adds a row to BENCHMARKS.md
 	$(CARGO) build --release -p udaconnect -p udaconnect-ingest-bench
 	BENCH_RATE=$(or $(BENCH_RATE),10000) BENCH_SECONDS=$(BENCH_SECONDS) \
 	  $(TARGET_DIR)/release/meetings-freshness

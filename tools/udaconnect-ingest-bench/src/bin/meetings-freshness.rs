@@ -21,7 +21,9 @@
 //! a shard of its own (`UDACONNECT_MEETINGS_SHARDS`), or all of them one
 //! consumer with `BENCH_SHARDED=false`; `fold_steps` counts the folds the
 //! database made start again (`conflicts`). `BENCH_PG` adds PostgreSQL
-//! settings (`name=value,…`), such as the predicate locks' limits. `BENCH_UDACONNECT` names another build's binary to measure (an older
+//! settings (`name=value,…`), such as the predicate locks' limits;
+//! `BENCH_MEETINGS_ENV` settings of the meetings processes
+//! (`UDACONNECT_MEETINGS_FETCH=16,…`). `BENCH_UDACONNECT` names another build's binary to measure (an older
 //! one, side by side), `BENCH_LABEL` names it in the row. It prints one
 //! `RESULT {...}` line last and adds a row to BENCHMARKS.md
 //! (`BENCH_OUTPUT=-`: none); it fails if no probe was shown at all.
@@ -133,6 +135,19 @@ async fn main() -> anyhow::Result<()> {
     let sharded: bool = env("BENCH_SHARDED", "true")
         .parse()
         .context("BENCH_SHARDED")?;
+    // `BENCH_MEETINGS_ENV`: the meetings processes' own settings,
+    // `NAME=value` separated by commas.
+    let meetings_env = env("BENCH_MEETINGS_ENV", "");
+    let mut folder_settings = Vec::new();
+    for pair in meetings_env
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+    {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("BENCH_MEETINGS_ENV: {pair} is not NAME=value"))?;
+        folder_settings.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
     let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-meetings")?;
     let binary = measured.binary.clone();
     let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
@@ -185,6 +200,11 @@ async fn main() -> anyhow::Result<()> {
     let meetings: Vec<AppProcess> = (0..shards)
         .map(|shard| {
             let mut envs = envs.clone();
+            envs.extend(
+                folder_settings
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.clone())),
+            );
             if sharded {
                 envs.push(("UDACONNECT_MEETINGS_SHARDS", shards.to_string()));
                 envs.push(("UDACONNECT_MEETINGS_SHARD", shard.to_string()));
@@ -370,6 +390,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if !extra.is_empty() {
         command.push_str(&format!(" BENCH_PG={extra}"));
+    }
+    if !meetings_env.is_empty() {
+        command.push_str(&format!(" BENCH_MEETINGS_ENV={meetings_env}"));
     }
     let row = format!(
         "| {} | {rate} ({attendees}, {venues}) | {} | {} | {probes} | {} / {} | {} / {} | {} | {load_before} | {} | {} | `{command}` |",
