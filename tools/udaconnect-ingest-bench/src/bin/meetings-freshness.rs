@@ -123,6 +123,18 @@ fn fold_steps(output: &[String]) -> Value {
     json!({"folds": folds, "conflicts": conflicts, "per_fold": per_fold})
 }
 
+/// The `name=value` pairs of setting `var`, `text`, separated by commas.
+fn pairs<'a>(var: &str, text: &'a str) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(name, value)| (name.trim(), value.trim()))
+                .with_context(|| format!("{var}: {pair} is not name=value"))
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env("BENCH_SECONDS", "20")
@@ -135,19 +147,9 @@ async fn main() -> anyhow::Result<()> {
     let sharded: bool = env("BENCH_SHARDED", "true")
         .parse()
         .context("BENCH_SHARDED")?;
-    // `BENCH_MEETINGS_ENV`: the meetings processes' own settings,
-    // `NAME=value` separated by commas.
+    // `BENCH_MEETINGS_ENV`: the meetings processes' own settings.
     let meetings_env = env("BENCH_MEETINGS_ENV", "");
-    let mut folder_settings = Vec::new();
-    for pair in meetings_env
-        .split(',')
-        .filter(|pair| !pair.trim().is_empty())
-    {
-        let (name, value) = pair
-            .split_once('=')
-            .with_context(|| format!("BENCH_MEETINGS_ENV: {pair} is not NAME=value"))?;
-        folder_settings.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
+    let folder_settings = pairs("BENCH_MEETINGS_ENV", &meetings_env)?;
     let measured = bench::measured("BENCH_UDACONNECT", "udaconnect", "bench-meetings")?;
     let binary = measured.binary.clone();
     let attendees = (rate * REPORT_EVERY_S).max(PER_VENUE);
@@ -156,15 +158,10 @@ async fn main() -> anyhow::Result<()> {
     let persons = usize::try_from(attendees)?;
     let load_before = bench::load_average();
     let nats = NatsServer::start();
-    // `BENCH_PG`: more server settings, `name=value` separated by commas.
+    // `BENCH_PG`: more server settings.
     let extra = env("BENCH_PG", "");
     let mut settings = vec![("max_wal_size", "8GB")];
-    for pair in extra.split(',').filter(|pair| !pair.trim().is_empty()) {
-        let (name, value) = pair
-            .split_once('=')
-            .with_context(|| format!("BENCH_PG: {pair} is not name=value"))?;
-        settings.push((name.trim(), value.trim()));
-    }
+    settings.extend(pairs("BENCH_PG", &extra)?);
     let pg = PostgresServer::start_with(&settings);
     let db = pg.create_database("bench");
     let store = PgStore::new(&PgConfig::new(db.clone()))?;
@@ -203,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
             envs.extend(
                 folder_settings
                     .iter()
-                    .map(|(name, value)| (name.as_str(), value.clone())),
+                    .map(|&(name, value)| (name, value.to_owned())),
             );
             if sharded {
                 envs.push(("UDACONNECT_MEETINGS_SHARDS", shards.to_string()));
