@@ -648,8 +648,8 @@ pub struct BackfillArgs {
     pub database_url: String,
     #[command(flatten)]
     pub pg: PgArgs,
-    /// Location ids read at a time (1 to 1,000,000): bounds each read and what is held in memory.
-    #[arg(long, env = "UDACONNECT_BACKFILL_WINDOW", default_value = "5000", value_parser = parse_bounded::<1_000_000>)]
+    /// Location ids read and folded in at a time, in one transaction (1 to 100,000): bounds each read, each fold and what is held in memory.
+    #[arg(long, env = "UDACONNECT_BACKFILL_WINDOW", default_value = "20000", value_parser = parse_bounded::<100_000>)]
     pub window: usize,
     #[command(flatten)]
     pub meetings: MeetingsArgs,

@@ -152,9 +152,10 @@ where
 }
 
 /// Folds into the meetings every stored location of the shard's regions
-/// they were not computed from, a window of ids at a time, from the first
-/// id to the last stored when it started; safe beside running meetings
-/// processes (a location is folded in once, whoever comes first).
+/// they were not computed from, a window of ids at a time folded in
+/// whole, from the first id to the last stored when it started; safe
+/// beside running meetings processes (a location is folded in once,
+/// whoever comes first).
 pub async fn backfill_meetings(
     backfill: &Backfill,
     shutdown: CancellationToken,
@@ -184,9 +185,12 @@ pub async fn backfill_meetings(
         .await?;
         report.elsewhere += backfill.shard.keep_own(&mut mine);
         report.found += mine.len();
-        for chunk in mine.chunks(args.meetings.meetings_fold_max) {
+        // A whole window in one fold: every meeting its locations touch
+        // is read and written once, not once per smaller fold, and the
+        // locations they may meet are read once for the window's span.
+        if !mine.is_empty() {
             let changes = patiently(&shutdown, "cannot fold locations in yet", || {
-                store.apply_meetings(&backfill.rules, chunk)
+                store.apply_meetings(&backfill.rules, &mine)
             })
             .await?;
             report.add(&changes);
