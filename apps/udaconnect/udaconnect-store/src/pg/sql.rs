@@ -230,14 +230,19 @@ pub const LAST_LOCATION_ID: &str = "SELECT COALESCE(max(id), 0)::int8 FROM locat
 
 /// The stored locations with ids in `($1, $2]` the meetings were not
 /// computed from yet, in id order (each partition's primary key finds the
-/// window, and `meeting_position`'s the ones folded in).
+/// window, and `meeting_position`'s the ones folded in). The window is
+/// said on both sides: without it on `meeting_position` the planner may
+/// sort all of it for a merge anti-join, every window, so that a
+/// backfill slows as it goes (4.3 s a window at 9.5 M folded in, 40 ms
+/// with it).
 pub const UNFOLDED_LOCATIONS: &str = r#"
 SELECT l.id, l.person_id, l.creation_time, l.lat, l.lon
 FROM location l
 WHERE l.id > $1 AND l.id <= $2
   AND NOT EXISTS (
     SELECT FROM meeting_position p
-    WHERE p.location_id = l.id AND p.creation_time = l.creation_time)
+    WHERE p.location_id = l.id AND p.creation_time = l.creation_time
+      AND p.location_id > $1 AND p.location_id <= $2)
 ORDER BY l.id"#;
 
 macro_rules! meeting_columns {

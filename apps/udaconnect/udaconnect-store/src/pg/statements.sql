@@ -488,7 +488,8 @@ FROM location l
 WHERE l.id > $1 AND l.id <= $2
   AND NOT EXISTS (
     SELECT FROM meeting_position p
-    WHERE p.location_id = l.id AND p.creation_time = l.creation_time)
+    WHERE p.location_id = l.id AND p.creation_time = l.creation_time
+      AND p.location_id > $1 AND p.location_id <= $2)
 ORDER BY l.id;
 
 -- MEETINGS_OF_PAIRS
