@@ -29,6 +29,11 @@
 //!   an answer given up at the API's deadline is counted, not timed;
 //! - reads each process's resident memory at its peak (`VmHWM`).
 //!
+//! `BENCH_DATABASE_URL` measures a database this program loaded before
+//! (its one step's size, persons and seed) instead of loading one: the
+//! load is not timed again, and the backfill folds in only what is not
+//! folded in yet, so that a run stopped after its load can be finished.
+//!
 //! `BENCH_UDACONNECT` names another build's binary to measure (an older
 //! one, side by side), `BENCH_LABEL` names it in the rows. It prints what
 //! it measured and one `RESULT {...}` line, and adds rows to BENCHMARKS.md
@@ -78,6 +83,8 @@ struct Settings {
     feed: usize,
     backfill_up_to: usize,
     reference_up_to: usize,
+    /// A database loaded before, measured as it is.
+    database: Option<String>,
 }
 
 impl Settings {
@@ -96,7 +103,14 @@ impl Settings {
             feed: setting("BENCH_FEED", FEED)?,
             backfill_up_to: setting("BENCH_BACKFILL_UP_TO", usize::MAX)?,
             reference_up_to: setting("BENCH_REFERENCE_UP_TO", usize::MAX)?,
+            database: std::env::var("BENCH_DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty()),
         };
+        anyhow::ensure!(
+            settings.database.is_none() || settings.steps.len() == 1,
+            "BENCH_DATABASE_URL measures one step: BENCH_STEPS must name one size"
+        );
         anyhow::ensure!(
             settings.steps.iter().all(|&step| step >= 1),
             "BENCH_STEPS must be at least 1 each"
@@ -127,6 +141,9 @@ impl Settings {
             if value != default {
                 command.push_str(&format!(" {name}={value}"));
             }
+        }
+        if self.database.is_some() {
+            command.push_str(" BENCH_DATABASE_URL=<the step's database, loaded before>");
         }
         command
     }
@@ -215,6 +232,40 @@ async fn ask(
 
 fn mb(kb: u64) -> f64 {
     (kb as f64 / 1024.0).round()
+}
+
+/// Migrates `db` and loads the step's conference into it: seconds taken.
+fn load_conference(
+    binary: &Path,
+    db: &str,
+    settings: &Settings,
+    locations: usize,
+) -> anyhow::Result<f64> {
+    tool(binary, &["migrate"], db, LOAD_DEADLINE)?;
+    let loading = Instant::now();
+    tool(
+        binary,
+        &[
+            "generate",
+            "--persons",
+            &settings.persons.to_string(),
+            "--locations",
+            &locations.to_string(),
+            "--venues",
+            &VENUES.to_string(),
+            "--start",
+            FIRST_DAY,
+            "--days",
+            &DAYS.to_string(),
+            "--seed",
+            &DATA_SEED.to_string(),
+            "--shape",
+            "walk",
+        ],
+        db,
+        LOAD_DEADLINE,
+    )?;
+    Ok(loading.elapsed().as_secs_f64())
 }
 
 /// Runs `udaconnect meetings-backfill` to its end: seconds taken, the
@@ -368,7 +419,8 @@ async fn ready(client: &reqwest::Client, process: &AppProcess, name: &str) -> an
 /// One step's figures.
 struct Step {
     locations: usize,
-    load_s: f64,
+    /// `None` when the database was loaded before.
+    load_s: Option<f64>,
     backfill: Option<(f64, String, f64)>,
     meetings: i64,
     reference: Option<bool>,
@@ -384,7 +436,10 @@ async fn main() -> anyhow::Result<()> {
     let binary = measured.binary.clone();
     let (build, machine) = (measured.label.clone(), bench::machine());
     let command = format!("{}{}", measured.command, settings.command());
-    let pg = PostgresServer::start_with(&[("shared_buffers", "1GB"), ("max_wal_size", "8GB")]);
+    let pg = settings
+        .database
+        .is_none()
+        .then(|| PostgresServer::start_with(&[("shared_buffers", "1GB"), ("max_wal_size", "8GB")]));
     let client = reqwest::Client::builder()
         .timeout(REQUEST_DEADLINE)
         .build()?;
@@ -393,36 +448,21 @@ async fn main() -> anyhow::Result<()> {
     for (n, &locations) in settings.steps.iter().enumerate() {
         let load = bench::load_average();
         eprintln!("volume: {locations} locations");
-        let db = pg.create_database(&format!("volume{n}"));
-        tool(&binary, &["migrate"], &db, LOAD_DEADLINE)?;
-        let loading = Instant::now();
-        tool(
-            &binary,
-            &[
-                "generate",
-                "--persons",
-                &settings.persons.to_string(),
-                "--locations",
-                &locations.to_string(),
-                "--venues",
-                &VENUES.to_string(),
-                "--start",
-                FIRST_DAY,
-                "--days",
-                &DAYS.to_string(),
-                "--seed",
-                &DATA_SEED.to_string(),
-                "--shape",
-                "walk",
-            ],
-            &db,
-            LOAD_DEADLINE,
-        )?;
-        let load_s = loading.elapsed().as_secs_f64();
+        let (db, load_s) = match (&settings.database, &pg) {
+            (Some(db), _) => (db.clone(), None),
+            (None, Some(pg)) => {
+                let db = pg.create_database(&format!("volume{n}"));
+                let load_s = load_conference(&binary, &db, &settings, locations)?;
+                (db, Some(load_s))
+            }
+            (None, None) => anyhow::bail!("no database to measure"),
+        };
         let (mut admin, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         admin.batch_execute("ANALYZE").await?;
-        eprintln!("volume: loaded in {load_s:.0} s");
+        if let Some(load_s) = load_s {
+            eprintln!("volume: loaded in {load_s:.0} s");
+        }
 
         let backfilled = if locations <= settings.backfill_up_to {
             let run = backfill(&binary, &db)?;
@@ -573,10 +613,10 @@ async fn main() -> anyhow::Result<()> {
             Some(false) => "DIFFERENT",
             None => "–",
         };
+        let load_s = step.load_s.map_or("–".to_owned(), |s| format!("{s:.0}"));
         memory_rows.push(format!(
-            "| {now} | {build} | {} | {:.0} | {backfill} | {} | {backfill_peak} | {} | {reference} | {} | {machine} | `{command}` |",
+            "| {now} | {build} | {} | {load_s} | {backfill} | {} | {backfill_peak} | {} | {reference} | {} | {machine} | `{command}` |",
             step.locations,
-            step.load_s,
             step.meetings,
             peaks.join(" / "),
             step.load,
@@ -600,7 +640,7 @@ async fn main() -> anyhow::Result<()> {
         }
         result.push(json!({
             "locations": step.locations,
-            "load_s": step.load_s.round(),
+            "load_s": step.load_s.map(f64::round),
             "backfill_s": step.backfill.as_ref().map(|(s, _, _)| s.round()),
             "backfill_report": step.backfill.as_ref().map(|(_, report, _)| report.clone()),
             "backfill_peak_mb": step.backfill.as_ref().map(|(_, _, mb)| *mb),
