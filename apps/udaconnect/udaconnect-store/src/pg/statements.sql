@@ -471,8 +471,11 @@ JOIN meeting_position p
 -- MEETING_CANDIDATES
 SELECT p.location_id, p.person_id, p.creation_time, p.lat, p.lon
 FROM unnest($1::int8[], $2::timestamp[], $3::timestamp[]) AS probe(cell, low, high)
-JOIN meeting_position p
-  ON p.cell = probe.cell AND p.creation_time BETWEEN probe.low AND probe.high;
+CROSS JOIN LATERAL (
+    SELECT location_id, person_id, creation_time, lat, lon
+    FROM meeting_position
+    WHERE cell = probe.cell AND creation_time BETWEEN probe.low AND probe.high
+    OFFSET 0) p;
 
 -- MEETING_POSITIONS
 INSERT INTO meeting_position (location_id, person_id, creation_time, lat, lon, cell)
