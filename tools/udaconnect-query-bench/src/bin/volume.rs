@@ -416,6 +416,14 @@ async fn ready(client: &reqwest::Client, process: &AppProcess, name: &str) -> an
     }
 }
 
+/// Where the steps' databases come from.
+enum Databases {
+    /// One loaded before (`BENCH_DATABASE_URL`), measured as it is.
+    Loaded(String),
+    /// Made and loaded by this run, on a server of its own.
+    Fresh(PostgresServer),
+}
+
 /// One step's figures.
 struct Step {
     locations: usize,
@@ -436,17 +444,18 @@ async fn main() -> anyhow::Result<()> {
     let binary = measured.binary.clone();
     let (build, machine) = (measured.label.clone(), bench::machine());
     let command = format!("{}{}", measured.command, settings.command());
-    let pg = settings.database.is_none().then(|| {
+    let databases = match &settings.database {
+        Some(db) => Databases::Loaded(db.clone()),
         // Autovacuum on, as in production: the backfill fills
         // meeting_position from nothing, and with its statistics left
         // as they were at the load, the read of a fold's candidates ran
         // past the statement timeout at 30 M until it was analyzed.
-        PostgresServer::start_with(&[
+        None => Databases::Fresh(PostgresServer::start_with(&[
             ("shared_buffers", "1GB"),
             ("max_wal_size", "8GB"),
             ("autovacuum", "on"),
-        ])
-    });
+        ])),
+    };
     let client = reqwest::Client::builder()
         .timeout(REQUEST_DEADLINE)
         .build()?;
@@ -455,14 +464,13 @@ async fn main() -> anyhow::Result<()> {
     for (n, &locations) in settings.steps.iter().enumerate() {
         let load = bench::load_average();
         eprintln!("volume: {locations} locations");
-        let (db, load_s) = match (&settings.database, &pg) {
-            (Some(db), _) => (db.clone(), None),
-            (None, Some(pg)) => {
+        let (db, load_s) = match &databases {
+            Databases::Loaded(db) => (db.clone(), None),
+            Databases::Fresh(pg) => {
                 let db = pg.create_database(&format!("volume{n}"));
                 let load_s = load_conference(&binary, &db, &settings, locations)?;
                 (db, Some(load_s))
             }
-            (None, None) => anyhow::bail!("no database to measure"),
         };
         let (mut admin, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
