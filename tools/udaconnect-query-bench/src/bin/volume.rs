@@ -11,7 +11,7 @@
 //!
 //! - computes the meetings of that history with `udaconnect
 //!   meetings-backfill`, up to `BENCH_BACKFILL_UP_TO` locations (all
-//!   steps by default): its time, locations folded per second, peak
+//!   steps by default): its time, the locations it folded in a second, peak
 //!   memory and the meetings written;
 //! - up to `BENCH_REFERENCE_UP_TO` locations (all steps by default),
 //!   checks the meetings written equal the one-pass reference over the
@@ -268,9 +268,33 @@ fn load_conference(
     Ok(loading.elapsed().as_secs_f64())
 }
 
-/// Runs `udaconnect meetings-backfill` to its end: seconds taken, the
-/// report it printed, and its peak resident memory in MB.
-fn backfill(binary: &Path, db: &str) -> anyhow::Result<(f64, String, f64)> {
+/// What `udaconnect meetings-backfill` did in one step.
+struct Backfilled {
+    seconds: f64,
+    /// The report it printed.
+    report: String,
+    peak_mb: f64,
+    /// Locations it folded in: all of the step's, less those a run
+    /// stopped before had folded in already.
+    folded: i64,
+}
+
+impl Backfilled {
+    fn per_second(&self) -> f64 {
+        self.folded as f64 / self.seconds.max(0.001)
+    }
+}
+
+/// Runs `udaconnect meetings-backfill` to its end, timing it and reading
+/// its peak resident memory.
+async fn backfill(
+    binary: &Path,
+    db: &str,
+    admin: &tokio_postgres::Client,
+) -> anyhow::Result<Backfilled> {
+    // Counted before and after rather than read from its report, which is
+    // for people: what it folds in is what was not in meeting_position.
+    let before = count(admin, "SELECT count(*) FROM meeting_position").await?;
     let started = Instant::now();
     let mut child = Command::new(binary)
         .arg("meetings-backfill")
@@ -281,18 +305,15 @@ fn backfill(binary: &Path, db: &str) -> anyhow::Result<(f64, String, f64)> {
         .spawn()
         .context("starting the backfill")?;
     let mut peak_kb = 0;
-    loop {
+    let (seconds, report) = loop {
         if let Some(status) = child.try_wait()? {
+            let seconds = started.elapsed().as_secs_f64();
             let mut report = String::new();
             if let Some(mut out) = child.stdout.take() {
                 std::io::Read::read_to_string(&mut out, &mut report)?;
             }
             anyhow::ensure!(status.success(), "the backfill failed: {status}\n{report}");
-            return Ok((
-                started.elapsed().as_secs_f64(),
-                report.trim().to_owned(),
-                mb(peak_kb),
-            ));
+            break (seconds, report.trim().to_owned());
         }
         if let Ok(kb) = bench::peak_rss_kb(child.id()) {
             peak_kb = peak_kb.max(kb);
@@ -301,8 +322,15 @@ fn backfill(binary: &Path, db: &str) -> anyhow::Result<(f64, String, f64)> {
             child.kill()?;
             anyhow::bail!("the backfill took longer than {LOAD_DEADLINE:?}");
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let after = count(admin, "SELECT count(*) FROM meeting_position").await?;
+    Ok(Backfilled {
+        seconds,
+        report,
+        peak_mb: mb(peak_kb),
+        folded: after - before,
+    })
 }
 
 fn time(row: &tokio_postgres::Row, index: usize) -> Result<Timestamp, tokio_postgres::Error> {
@@ -429,7 +457,7 @@ struct Step {
     locations: usize,
     /// `None` when the database was loaded before.
     load_s: Option<f64>,
-    backfill: Option<(f64, String, f64)>,
+    backfill: Option<Backfilled>,
     meetings: i64,
     reference: Option<bool>,
     peaks: Vec<(&'static str, f64)>,
@@ -480,8 +508,13 @@ async fn main() -> anyhow::Result<()> {
         }
 
         let backfilled = if locations <= settings.backfill_up_to {
-            let run = backfill(&binary, &db)?;
-            eprintln!("volume: backfill in {:.0} s: {}", run.0, run.1);
+            let run = backfill(&binary, &db, &admin).await?;
+            eprintln!(
+                "volume: backfill in {:.0} s, {:.0} folded a second: {}",
+                run.seconds,
+                run.per_second(),
+                run.report
+            );
             Some(run)
         } else {
             None
@@ -611,13 +644,13 @@ async fn main() -> anyhow::Result<()> {
     let mut question_rows = Vec::new();
     let mut result = Vec::new();
     for step in &steps {
-        let backfill = step.backfill.as_ref().map_or("–".to_owned(), |(s, _, _)| {
-            format!("{s:.0} ({:.0})", step.locations as f64 / s.max(0.001))
+        let backfill = step.backfill.as_ref().map_or("–".to_owned(), |run| {
+            format!("{:.0} ({:.0})", run.seconds, run.per_second())
         });
         let backfill_peak = step
             .backfill
             .as_ref()
-            .map_or("–".to_owned(), |(_, _, mb)| format!("{mb:.0}"));
+            .map_or("–".to_owned(), |run| format!("{:.0}", run.peak_mb));
         let peaks: Vec<String> = step
             .peaks
             .iter()
@@ -656,9 +689,10 @@ async fn main() -> anyhow::Result<()> {
         result.push(json!({
             "locations": step.locations,
             "load_s": step.load_s.map(f64::round),
-            "backfill_s": step.backfill.as_ref().map(|(s, _, _)| s.round()),
-            "backfill_report": step.backfill.as_ref().map(|(_, report, _)| report.clone()),
-            "backfill_peak_mb": step.backfill.as_ref().map(|(_, _, mb)| *mb),
+            "backfill_s": step.backfill.as_ref().map(|run| run.seconds.round()),
+            "backfill_folded": step.backfill.as_ref().map(|run| run.folded),
+            "backfill_report": step.backfill.as_ref().map(|run| run.report.clone()),
+            "backfill_peak_mb": step.backfill.as_ref().map(|run| run.peak_mb),
             "meetings": step.meetings,
             "reference": step.reference,
             "peak_rss_mb": step.peaks.iter().map(|(name, mb)| ((*name).to_owned(), json!(mb))).collect::<serde_json::Map<_, _>>(),
