@@ -639,6 +639,17 @@ impl MeetingQuery {
         self.after
             .is_none_or(|cursor| (kept.meeting.start, kept.id) < (cursor.start, cursor.id))
     }
+
+    /// The end of the range and the cursor as one bound: a meeting on
+    /// this page has its (start, id) below it. Meeting ids are positive,
+    /// so `(end, i64::MIN)` is "starts before the end".
+    pub fn below(&self) -> (Timestamp, i64) {
+        let end = (self.end, i64::MIN);
+        match self.after {
+            Some(cursor) if (cursor.start, cursor.id) < end => (cursor.start, cursor.id),
+            _ => end,
+        }
+    }
 }
 
 pub mod shard;

@@ -346,3 +346,57 @@ fn many_contacts_of_one_pair_chain_as_the_reference_does() {
     }
     assert_eq!(parts.meetings(), expected);
 }
+
+/// A page's one bound keeps exactly the meetings that start before the
+/// range's end and come after the cursor, wherever the cursor is.
+#[test]
+fn a_pages_bound_is_its_end_and_its_cursor_together() {
+    let end = at(60.0);
+    let cursors = [
+        None,
+        Some(MeetingCursor {
+            start: at(30.0),
+            id: 7,
+        }),
+        Some(MeetingCursor { start: end, id: 7 }),
+        Some(MeetingCursor {
+            start: at(90.0),
+            id: 1,
+        }),
+    ];
+    for after in cursors {
+        let query = MeetingQuery {
+            person: 1,
+            start: at(0.0),
+            end,
+            after,
+            limit: 10,
+        };
+        let below = query.below();
+        for minutes in [29.0, 30.0, 31.0, 59.0, 60.0, 61.0] {
+            for id in [1, 6, 7, 8, i64::MAX] {
+                let start = at(minutes);
+                let kept = Kept {
+                    id,
+                    meeting: Meeting {
+                        persons: (1, 2),
+                        start,
+                        end: start,
+                        contacts: 1,
+                        closest: Closest {
+                            metres: 0.0,
+                            at: start,
+                            place: Position { lat: 0.0, lon: 0.0 },
+                            locations: (1, 2),
+                        },
+                    },
+                };
+                assert_eq!(
+                    (start, id) < below,
+                    start < end && query.is_after_cursor(&kept),
+                    "{after:?}, a meeting from minute {minutes} with id {id}"
+                );
+            }
+        }
+    }
+}

@@ -90,8 +90,7 @@ impl PgStore {
 
     /// See [`udaconnect_domain::Store::meetings`].
     pub(super) async fn meetings_of(&self, query: &MeetingQuery) -> Result<Vec<Kept>, StoreError> {
-        let after_start: Option<NaiveDateTime> = query.after.map(|c| c.start.to_naive());
-        let after_id: Option<i64> = query.after.map(|c| c.id);
+        let (below_start, below_id) = query.below();
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let rows = self
             .query(
@@ -100,9 +99,8 @@ impl PgStore {
                 &[
                     &query.person,
                     &query.start.to_naive(),
-                    &query.end.to_naive(),
-                    &after_start,
-                    &after_id,
+                    &below_start.to_naive(),
+                    &below_id,
                     &limit,
                 ],
             )

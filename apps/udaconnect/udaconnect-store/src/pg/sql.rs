@@ -407,23 +407,28 @@ macro_rules! meetings_of_person_side {
             meeting_columns!("m"),
             " FROM meeting m WHERE m.",
             $side,
-            " = $1 AND m.end_time >= $2 AND m.start_time < $3 \
-             AND ($4::timestamp IS NULL OR (m.start_time, m.id) < ($4, $5)) \
-             ORDER BY m.start_time DESC, m.id DESC LIMIT $6)"
+            " = $1 AND m.end_time >= $2 AND (m.start_time, m.id) < ($3, $4) \
+             ORDER BY m.start_time DESC, m.id DESC LIMIT $5)"
         )
     };
 }
 
-/// Person `$1`'s meetings overlapping `[$2, $3)`, after (`$4` start, `$5`
-/// id) or nulls, most recent first, at most `$6`: the person's meetings
-/// as the first and as the second of the two, each read in order from
-/// its index, merged.
+/// Person `$1`'s meetings ending at or after `$2` whose (start, id) is
+/// below (`$3`, `$4`), most recent first, at most `$5`: the person's
+/// meetings as the first and as the second of the two, each read in
+/// order from its index, merged. The page's end and its cursor are one
+/// bound ([`MeetingQuery::below`]), so that the index starts each page
+/// where it begins however the statement is planned; as two conditions,
+/// one of them optional, a generic plan filtered the cursor and read
+/// every earlier page again.
+///
+/// [`MeetingQuery::below`]: udaconnect_domain::meeting::MeetingQuery::below
 pub const MEETINGS_OF_PERSON: &str = concat!(
     "SELECT * FROM (",
     meetings_of_person_side!("person_a"),
     " UNION ALL ",
     meetings_of_person_side!("person_b"),
-    ") AS m ORDER BY start_time DESC, id DESC LIMIT $6"
+    ") AS m ORDER BY start_time DESC, id DESC LIMIT $5"
 );
 
 /// `$1` person, `[$2, $3)` times, after (`$4` time, `$5` id) or nulls,

@@ -1,7 +1,8 @@
 //! The v2 query's plan, and the original's endpoint's, read the others'
 //! locations from the grid's index alone (its partitions'), with the GiST
 //! over (point, time) for the searches the grid does not fit (the figures
-//! at size are in the benchmark example and `make bench-api-memory`).
+//! at size are in the benchmark example and `make bench-api-memory`). A
+//! later page of a person's meetings starts at its cursor in the index.
 
 use chrono::NaiveDate;
 use udaconnect_domain::{
@@ -68,6 +69,69 @@ async fn the_contacts_query_reads_the_grid_index_only() {
         "{plan}"
     );
     assert!(!plan.contains("Seq Scan on location_history"), "{plan}");
+}
+
+/// A statement of the store, whole, from the file that holds every one
+/// as sent (kept equal to them by the store's own test).
+fn statement(name: &str) -> String {
+    let file = include_str!("../../src/pg/statements.sql");
+    let heading = format!("-- {name}\n");
+    let start = file.find(&heading).expect("the statement's heading") + heading.len();
+    let rest = &file[start..];
+    rest[..rest.find("\n\n").unwrap_or(rest.len())].to_owned()
+}
+
+/// Planned once for every page (a generic plan, as a prepared statement
+/// is after a few runs), a person's meetings are read from each index
+/// from the page's cursor on: the cursor is a condition of the index
+/// scan, not a filter over every earlier page's rows.
+#[tokio::test]
+async fn a_later_page_of_meetings_starts_at_its_cursor() {
+    let db = migrated().await;
+    let client = client(&db.url).await;
+    // Persons 1 and 2 met 1,000 others each, once, every other minute;
+    // the page asked for is 50 of person 1's, well into their history.
+    client
+        .batch_execute(
+            "INSERT INTO meeting (person_a, person_b, start_time, end_time, contacts, closest_m, \
+               closest_at, closest_lat, closest_lon, closest_location_a, closest_location_b) \
+             SELECT CASE WHEN n % 2 = 0 THEN 1 ELSE 2 END, 2 + n, t, t + interval '5 minutes', 3, 1.5, \
+               t, 51.5, -0.12, n, n + 1 \
+             FROM generate_series(1, 2000) AS n, \
+               LATERAL (SELECT timestamp '2020-06-01 09:00' + n * interval '1 minute' AS t) AS s; \
+             ANALYZE meeting; \
+             SET plan_cache_mode = force_generic_plan;",
+        )
+        .await
+        .expect("meetings");
+    let prepare = format!(
+        "PREPARE page(int4, timestamp, timestamp, int8, int8) AS {}",
+        statement("MEETINGS_OF_PERSON")
+    );
+    client.batch_execute(&prepare).await.expect("prepare");
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN (ANALYZE, BUFFERS) EXECUTE page(1, '2020-06-01', '2020-06-01 20:00', 1000, 50)",
+            &[],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    for index in ["meeting_a_recent_idx", "meeting_b_recent_idx"] {
+        assert!(
+            plan.contains(&format!("Index Scan using {index}")),
+            "{plan}"
+        );
+    }
+    assert!(
+        plan.matches("Index Cond: ((person_").count() == 2
+            && plan.matches("ROW(start_time, id) < ROW($3, $4)").count() == 2,
+        "{plan}"
+    );
+    assert!(!plan.contains("Rows Removed by Filter"), "{plan}");
 }
 
 /// The partitions' indexes of the location table's index `index`.
