@@ -263,6 +263,19 @@ pub struct LocationRange {
     pub limit: usize,
 }
 
+impl LocationRange {
+    /// The start of the range and the cursor as one bound: a location on
+    /// this page has its (time, id) above it. Location ids are positive,
+    /// so `(start, LocationId::MIN)` is "at or after the start".
+    pub fn above(&self) -> (Timestamp, LocationId) {
+        let start = (self.start, LocationId::MIN);
+        match self.after {
+            Some(cursor) if (cursor.time, cursor.id) > start => (cursor.time, cursor.id),
+            _ => start,
+        }
+    }
+}
+
 /// Where a page of locations ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocationCursor {
@@ -278,6 +291,43 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    /// A page's one bound keeps exactly the locations at or after the
+    /// range's start that come after the cursor, wherever the cursor is.
+    #[test]
+    fn a_pages_bound_is_its_start_and_its_cursor_together() {
+        let minute = |m: i64| Timestamp::from_micros(m * 60_000_000);
+        let start = minute(60);
+        let cursors = [
+            None,
+            Some(LocationCursor {
+                time: minute(30),
+                id: 7,
+            }),
+            Some(LocationCursor { time: start, id: 7 }),
+            Some(LocationCursor {
+                time: minute(90),
+                id: 7,
+            }),
+        ];
+        for after in cursors {
+            let range = LocationRange {
+                person_id: 1,
+                start,
+                end: minute(600),
+                after,
+                limit: 10,
+            };
+            let above = range.above();
+            for time in [29, 30, 31, 59, 60, 61, 89, 90, 91].map(minute) {
+                for id in [1, 6, 7, 8, LocationId::MAX] {
+                    let kept = time >= start
+                        && after.is_none_or(|cursor| (time, id) > (cursor.time, cursor.id));
+                    assert_eq!((time, id) > above, kept, "{after:?}, {time:?} {id}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -431,14 +431,18 @@ pub const MEETINGS_OF_PERSON: &str = concat!(
     ") AS m ORDER BY start_time DESC, id DESC LIMIT $5"
 );
 
-/// `$1` person, `[$2, $3)` times, after (`$4` time, `$5` id) or nulls,
-/// `$6` limit.
+/// `$1` person, `[$2, $3)` times, (time, id) above (`$4`, `$5`), `$6`
+/// limit. The start and the cursor are one bound
+/// ([`LocationRange::above`]), which the index scan starts at whatever
+/// the plan (as [`MEETINGS_OF_PERSON`]); `$2` stays for the partitions.
+///
+/// [`LocationRange::above`]: udaconnect_domain::query::LocationRange::above
 pub const LOCATIONS_OF: &str = concat!(
     "SELECT ",
     location_columns!("l"),
     " FROM location l \
      WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3 \
-       AND ($4::timestamp IS NULL OR (l.creation_time, l.id) > ($4, $5::int8)) \
+       AND (l.creation_time, l.id) > ($4, $5::int8) \
      ORDER BY l.creation_time, l.id LIMIT $6"
 );
 

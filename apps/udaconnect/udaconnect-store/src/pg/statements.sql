@@ -126,7 +126,7 @@ JOIN claim c ON c.ingest_key = k.ingest_key;
 SELECT ingest_key, false, location_id, person_id, lon, lat, creation_time FROM ingest_key_claim WHERE ingest_key = ANY ($1::text[]);
 
 -- LOCATIONS_OF
-SELECT l.id, l.person_id, l.coordinate, l.point, l.creation_time FROM location l WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3 AND ($4::timestamp IS NULL OR (l.creation_time, l.id) > ($4, $5::int8)) ORDER BY l.creation_time, l.id LIMIT $6;
+SELECT l.id, l.person_id, l.coordinate, l.point, l.creation_time FROM location l WHERE l.person_id = $1 AND l.creation_time >= $2 AND l.creation_time < $3 AND (l.creation_time, l.id) > ($4, $5::int8) ORDER BY l.creation_time, l.id LIMIT $6;
 
 -- COMPAT_CONNECTIONS
 WITH own AS MATERIALIZED (

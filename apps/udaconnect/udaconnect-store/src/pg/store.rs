@@ -242,8 +242,7 @@ impl Store for PgStore {
     }
 
     async fn locations_of(&self, range: &LocationRange) -> Result<Vec<Location>, StoreError> {
-        let after_time = range.after.map(|after| after.time.to_naive());
-        let after_id = range.after.map(|after| after.id);
+        let (above_time, above_id) = range.above();
         let rows = self
             .query(
                 "reading locations",
@@ -252,8 +251,8 @@ impl Store for PgStore {
                     &range.person_id,
                     &range.start.to_naive(),
                     &range.end.to_naive(),
-                    &after_time,
-                    &after_id,
+                    &above_time.to_naive(),
+                    &above_id,
                     &limit(range.limit),
                 ],
             )

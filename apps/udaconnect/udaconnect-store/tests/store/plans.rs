@@ -2,7 +2,8 @@
 //! locations from the grid's index alone (its partitions'), with the GiST
 //! over (point, time) for the searches the grid does not fit (the figures
 //! at size are in the benchmark example and `make bench-api-memory`). A
-//! later page of a person's meetings starts at its cursor in the index.
+//! later page of a person's meetings, or of their locations, starts at
+//! its cursor in the index.
 
 use chrono::NaiveDate;
 use udaconnect_domain::{
@@ -132,6 +133,61 @@ async fn a_later_page_of_meetings_starts_at_its_cursor() {
         "{plan}"
     );
     assert!(!plan.contains("Rows Removed by Filter"), "{plan}");
+}
+
+/// As [`a_later_page_of_meetings_starts_at_its_cursor`], for a page of a
+/// person's locations (the export walks them all).
+#[tokio::test]
+async fn a_later_page_of_locations_starts_at_its_cursor() {
+    let db = migrated().await;
+    let config = ScaleConfig {
+        persons: 20,
+        locations: 20_000,
+        venues: 4,
+        ..ScaleConfig::default()
+    };
+    db.store.bulk_load(&scale(&config)).await.expect("load");
+    let client = client(&db.url).await;
+    client
+        .batch_execute("ANALYZE location; SET plan_cache_mode = force_generic_plan;")
+        .await
+        .expect("settings");
+    let prepare = format!(
+        "PREPARE page(int4, timestamp, timestamp, timestamp, int8, int8) AS {}",
+        statement("LOCATIONS_OF")
+    );
+    client.batch_execute(&prepare).await.expect("prepare");
+    // The cursor: person 3's 500th location.
+    let cursor = client
+        .query_one(
+            "SELECT creation_time, id FROM location WHERE person_id = 3 \
+             ORDER BY creation_time, id OFFSET 499 LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("a cursor");
+    let (time, id): (chrono::NaiveDateTime, i64) = (cursor.get(0), cursor.get(1));
+    let plan: Vec<String> = client
+        .query(
+            &format!(
+                "EXPLAIN (ANALYZE, BUFFERS) EXECUTE page(3, '2020-01-01', '2021-01-01', '{time}', {id}, 100)"
+            ),
+            &[],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("creation_time >= $4"), "{plan}");
+    // The cursor's own row at most, not the 499 before it.
+    assert!(
+        plan.lines()
+            .filter_map(|line| line.split("Rows Removed by Filter: ").nth(1))
+            .all(|removed| removed.trim().parse::<u32>().is_ok_and(|n| n <= 1)),
+        "{plan}"
+    );
 }
 
 /// The partitions' indexes of the location table's index `index`.
