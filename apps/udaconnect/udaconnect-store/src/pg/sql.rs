@@ -43,13 +43,15 @@ pub const PERSONS_BY_ID: &str = concat!(select_persons!(), " WHERE id = ANY($1)"
 
 pub const PERSON: &str = concat!(select_persons!(), " WHERE id = $1");
 
-/// `$1` after this id (or null), `$2` the text (or null), `$3` the limit.
+/// `$1` ids above this, `$2` the text (or null), `$3` the limit.
 /// Case-insensitive with ICU's full lower-casing, as Rust's `to_lowercase`
-/// does, whatever the database's collation.
+/// does, whatever the database's collation. The cursor is always given
+/// (below every id on the first page), so that the index starts each
+/// page at it whatever the plan, as [`MEETINGS_OF_PERSON`]'s.
 pub const SEARCH_PERSONS: &str = r#"
 SELECT id, first_name, last_name, company_name
 FROM person
-WHERE ($1::int4 IS NULL OR id > $1)
+WHERE id > $1::int8
   AND ($2::text IS NULL
        OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
        OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
@@ -61,7 +63,7 @@ LIMIT $3"#;
 pub const SEARCH_PERSONS_NEWEST: &str = r#"
 SELECT id, first_name, last_name, company_name
 FROM person
-WHERE ($1::int4 IS NULL OR id < $1)
+WHERE id < $1::int8
   AND ($2::text IS NULL
        OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
        OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0

@@ -13,7 +13,7 @@ SELECT id, first_name, last_name, company_name FROM person WHERE id = $1;
 -- SEARCH_PERSONS
 SELECT id, first_name, last_name, company_name
 FROM person
-WHERE ($1::int4 IS NULL OR id > $1)
+WHERE id > $1::int8
   AND ($2::text IS NULL
        OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
        OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
@@ -24,7 +24,7 @@ LIMIT $3;
 -- SEARCH_PERSONS_NEWEST
 SELECT id, first_name, last_name, company_name
 FROM person
-WHERE ($1::int4 IS NULL OR id < $1)
+WHERE id < $1::int8
   AND ($2::text IS NULL
        OR strpos(lower(first_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0
        OR strpos(lower(last_name COLLATE "und-x-icu"), lower($2 COLLATE "und-x-icu")) > 0

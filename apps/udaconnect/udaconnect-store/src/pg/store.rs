@@ -149,14 +149,18 @@ impl Store for PgStore {
     }
 
     async fn search_persons(&self, search: &PersonSearch) -> Result<Vec<Person>, StoreError> {
+        // The first page's cursor is one past every id of its order (ids
+        // are int4, the cursor int8).
+        let (statement, first) = match search.order {
+            PersonOrder::Id => (sql::SEARCH_PERSONS, i64::from(i32::MIN) - 1),
+            PersonOrder::Newest => (sql::SEARCH_PERSONS_NEWEST, i64::from(i32::MAX) + 1),
+        };
+        let after = search.after.map_or(first, i64::from);
         let rows = self
             .query(
                 "searching persons",
-                match search.order {
-                    PersonOrder::Id => sql::SEARCH_PERSONS,
-                    PersonOrder::Newest => sql::SEARCH_PERSONS_NEWEST,
-                },
-                &[&search.after, &search.text, &limit(search.limit)],
+                statement,
+                &[&after, &search.text, &limit(search.limit)],
             )
             .await?;
         rows.iter().map(rows::person).collect()

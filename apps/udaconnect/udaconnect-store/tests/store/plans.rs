@@ -2,8 +2,8 @@
 //! locations from the grid's index alone (its partitions'), with the GiST
 //! over (point, time) for the searches the grid does not fit (the figures
 //! at size are in the benchmark example and `make bench-api-memory`). A
-//! later page of a person's meetings, or of their locations, starts at
-//! its cursor in the index.
+//! later page of a person's meetings, of their locations or of the
+//! persons starts at its cursor in the index.
 
 use chrono::NaiveDate;
 use udaconnect_domain::{
@@ -188,6 +188,51 @@ async fn a_later_page_of_locations_starts_at_its_cursor() {
             .all(|removed| removed.trim().parse::<u32>().is_ok_and(|n| n <= 1)),
         "{plan}"
     );
+}
+
+/// As [`a_later_page_of_meetings_starts_at_its_cursor`], for a page of
+/// the persons, in either order.
+#[tokio::test]
+async fn a_later_page_of_persons_starts_at_its_cursor() {
+    let db = migrated().await;
+    let client = client(&db.url).await;
+    client
+        .batch_execute(
+            "INSERT INTO person (first_name, last_name, company_name) \
+             SELECT 'Ada', 'Lovelace', 'Analytical' FROM generate_series(1, 20000); \
+             ANALYZE person; SET plan_cache_mode = force_generic_plan;",
+        )
+        .await
+        .expect("persons");
+    for (name, bound) in [
+        ("SEARCH_PERSONS", "(id > $1)"),
+        ("SEARCH_PERSONS_NEWEST", "(id < $1)"),
+    ] {
+        client
+            .batch_execute(&format!(
+                "DEALLOCATE ALL; PREPARE page(int8, text, int8) AS {}",
+                statement(name)
+            ))
+            .await
+            .expect("prepare");
+        let plan: Vec<String> = client
+            .query(
+                "EXPLAIN (ANALYZE, BUFFERS) EXECUTE page(10000, NULL, 50)",
+                &[],
+            )
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("Index Scan"), "{name}: {plan}");
+        assert!(
+            plan.contains(&format!("Index Cond: {bound}")),
+            "{name}: {plan}"
+        );
+        assert!(!plan.contains("Rows Removed by Filter"), "{name}: {plan}");
+    }
 }
 
 /// The partitions' indexes of the location table's index `index`.
