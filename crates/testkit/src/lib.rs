@@ -16,6 +16,7 @@ mod nats;
 mod net;
 mod postgres;
 mod process;
+mod reaper;
 mod sse;
 mod wait;
 pub mod workloads;

@@ -9,9 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::process::free_port;
+use crate::{process::free_port, reaper::Watch};
 
 /// A running (or killed) nats-server.
 pub struct NatsServer {
@@ -21,6 +22,8 @@ pub struct NatsServer {
     envs: Vec<(String, String)>,
     monitor_port: Option<u16>,
     child: Option<Child>,
+    /// Stops it if this process is stopped by a signal.
+    watch: Option<Watch>,
     starts: usize,
 }
 
@@ -75,6 +78,7 @@ impl NatsServer {
             envs: Vec::new(),
             monitor_port: None,
             child: None,
+            watch: None,
             starts: 0,
         }
     }
@@ -104,6 +108,7 @@ impl NatsServer {
     /// SIGKILLs the server: no flush, no goodbye, like a crashed pod.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.watch = None;
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -177,6 +182,7 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.watch = Watch::new(child.id(), Signal::SIGTERM, Some(self.store.path()));
         self.child = Some(child);
     }
 }

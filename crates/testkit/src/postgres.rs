@@ -22,7 +22,7 @@ use nix::{
 };
 use tempfile::TempDir;
 
-use crate::process::free_port;
+use crate::{process::free_port, reaper::Watch};
 
 /// How long starting or stopping the server may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -52,6 +52,8 @@ pub struct PostgresServer {
     owner: Option<User>,
     settings: Vec<(String, String)>,
     child: Option<Child>,
+    /// Stops it if this process is stopped by a signal.
+    watch: Option<Watch>,
     starts: usize,
 }
 
@@ -91,6 +93,7 @@ impl PostgresServer {
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
             child: None,
+            watch: None,
             starts: 0,
         };
         server.initdb();
@@ -213,6 +216,7 @@ impl PostgresServer {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        self.watch = None;
         signal(&child, Signal::SIGINT);
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -318,6 +322,8 @@ impl PostgresServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Immediate shutdown, as on drop.
+        self.watch = Watch::new(child.id(), Signal::SIGQUIT, Some(self.dir.path()));
         self.child = Some(child);
     }
 }

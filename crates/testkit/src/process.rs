@@ -16,6 +16,8 @@ use nix::{
     unistd::Pid,
 };
 
+use crate::reaper::Watch;
+
 /// Runs `command` to its end and returns what it printed, like
 /// [`Command::output`], except that it gives up after `deadline`: the
 /// process is killed and the test fails saying so, instead of hanging.
@@ -80,6 +82,8 @@ pub struct AppProcess {
     url: String,
     output: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
+    /// Kills it if this process is stopped by a signal.
+    watch: Option<Watch>,
 }
 
 impl AppProcess {
@@ -129,11 +133,13 @@ impl AppProcess {
                 lines(&output).join("\n")
             );
         };
+        let watch = Watch::new(child.id(), Signal::SIGKILL, None);
         Self {
             child,
             url,
             output,
             readers,
+            watch,
         }
     }
 
@@ -164,6 +170,7 @@ impl AppProcess {
         let give_up = Instant::now() + deadline;
         while Instant::now() < give_up {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.watch = None;
                 // The readers end at the pipes' EOF, now that it is gone.
                 for reader in self.readers.drain(..) {
                     let _ = reader.join();
@@ -179,6 +186,7 @@ impl AppProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.watch = None;
     }
 
     /// The operating system's process id.

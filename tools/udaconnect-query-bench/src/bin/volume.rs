@@ -449,7 +449,7 @@ enum Databases {
     /// One loaded before (`BENCH_DATABASE_URL`), measured as it is.
     Loaded(String),
     /// Made and loaded by this run, on a server of its own.
-    Fresh(PostgresServer),
+    Fresh(Box<PostgresServer>),
 }
 
 /// One step's figures.
@@ -478,11 +478,11 @@ async fn main() -> anyhow::Result<()> {
         // meeting_position from nothing, and with its statistics left
         // as they were at the load, the read of a fold's candidates ran
         // past the statement timeout at 30 M until it was analyzed.
-        None => Databases::Fresh(PostgresServer::start_with(&[
+        None => Databases::Fresh(Box::new(PostgresServer::start_with(&[
             ("shared_buffers", "1GB"),
             ("max_wal_size", "8GB"),
             ("autovacuum", "on"),
-        ])),
+        ]))),
     };
     let client = reqwest::Client::builder()
         .timeout(REQUEST_DEADLINE)
