@@ -8,6 +8,8 @@
 //! waiting on a condition with a deadline instead of sleeping; and what the
 //! benchmarks measure a process and record a run with; and `deploy/`'s
 //! manifests, rendered, with the workloads they run, for the manifest tests.
+//! Whatever it started is stopped when it is dropped, and also when the
+//! process is stopped by a signal (`reaper`).
 
 pub mod bench;
 mod browser;
