@@ -100,27 +100,17 @@ async fn a_later_page_of_meetings_starts_at_its_cursor() {
                t, 51.5, -0.12, n, n + 1 \
              FROM generate_series(1, 2000) AS n, \
                LATERAL (SELECT timestamp '2020-06-01 09:00' + n * interval '1 minute' AS t) AS s; \
-             ANALYZE meeting; \
-             SET plan_cache_mode = force_generic_plan;",
+             ANALYZE meeting;",
         )
         .await
         .expect("meetings");
-    let prepare = format!(
-        "PREPARE page(int4, timestamp, timestamp, int8, int8) AS {}",
-        statement("MEETINGS_OF_PERSON")
-    );
-    client.batch_execute(&prepare).await.expect("prepare");
-    let plan: Vec<String> = client
-        .query(
-            "EXPLAIN (ANALYZE, BUFFERS) EXECUTE page(1, '2020-06-01', '2020-06-01 20:00', 1000, 50)",
-            &[],
-        )
-        .await
-        .expect("explain")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = generic_plan(
+        &client,
+        "MEETINGS_OF_PERSON",
+        "int4, timestamp, timestamp, int8, int8",
+        "1, '2020-06-01', '2020-06-01 20:00', 1000, 50",
+    )
+    .await;
     for index in ["meeting_a_recent_idx", "meeting_b_recent_idx"] {
         assert!(
             plan.contains(&format!("Index Scan using {index}")),
@@ -149,14 +139,9 @@ async fn a_later_page_of_locations_starts_at_its_cursor() {
     db.store.bulk_load(&scale(&config)).await.expect("load");
     let client = client(&db.url).await;
     client
-        .batch_execute("ANALYZE location; SET plan_cache_mode = force_generic_plan;")
+        .batch_execute("ANALYZE location")
         .await
-        .expect("settings");
-    let prepare = format!(
-        "PREPARE page(int4, timestamp, timestamp, timestamp, int8, int8) AS {}",
-        statement("LOCATIONS_OF")
-    );
-    client.batch_execute(&prepare).await.expect("prepare");
+        .expect("statistics");
     // The cursor: person 3's 500th location.
     let cursor = client
         .query_one(
@@ -167,19 +152,13 @@ async fn a_later_page_of_locations_starts_at_its_cursor() {
         .await
         .expect("a cursor");
     let (time, id): (chrono::NaiveDateTime, i64) = (cursor.get(0), cursor.get(1));
-    let plan: Vec<String> = client
-        .query(
-            &format!(
-                "EXPLAIN (ANALYZE, BUFFERS) EXECUTE page(3, '2020-01-01', '2021-01-01', '{time}', {id}, 100)"
-            ),
-            &[],
-        )
-        .await
-        .expect("explain")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = generic_plan(
+        &client,
+        "LOCATIONS_OF",
+        "int4, timestamp, timestamp, timestamp, int8, int8",
+        &format!("3, '2020-01-01', '2021-01-01', '{time}', {id}, 100"),
+    )
+    .await;
     assert!(plan.contains("creation_time >= $4"), "{plan}");
     // The cursor's own row at most, not the 499 before it.
     assert!(
@@ -200,7 +179,7 @@ async fn a_later_page_of_persons_starts_at_its_cursor() {
         .batch_execute(
             "INSERT INTO person (first_name, last_name, company_name) \
              SELECT 'Ada', 'Lovelace', 'Analytical' FROM generate_series(1, 20000); \
-             ANALYZE person; SET plan_cache_mode = force_generic_plan;",
+             ANALYZE person;",
         )
         .await
         .expect("persons");
@@ -208,24 +187,7 @@ async fn a_later_page_of_persons_starts_at_its_cursor() {
         ("SEARCH_PERSONS", "(id > $1)"),
         ("SEARCH_PERSONS_NEWEST", "(id < $1)"),
     ] {
-        client
-            .batch_execute(&format!(
-                "DEALLOCATE ALL; PREPARE page(int8, text, int8) AS {}",
-                statement(name)
-            ))
-            .await
-            .expect("prepare");
-        let plan: Vec<String> = client
-            .query(
-                "EXPLAIN (ANALYZE, BUFFERS) EXECUTE page(10000, NULL, 50)",
-                &[],
-            )
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let plan = plan.join("\n");
+        let plan = generic_plan(&client, name, "int8, text, int8", "10000, NULL, 50").await;
         assert!(plan.contains("Index Scan"), "{name}: {plan}");
         assert!(
             plan.contains(&format!("Index Cond: {bound}")),
@@ -233,6 +195,36 @@ async fn a_later_page_of_persons_starts_at_its_cursor() {
         );
         assert!(!plan.contains("Rows Removed by Filter"), "{name}: {plan}");
     }
+}
+
+/// The store's statement `name` prepared with parameters of `types`,
+/// planned once for any parameters (as a connection plans a prepared
+/// statement after a few runs), and run with `args`: its plan, as text.
+async fn generic_plan(
+    client: &tokio_postgres::Client,
+    name: &str,
+    types: &str,
+    args: &str,
+) -> String {
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan; DEALLOCATE ALL; \
+             PREPARE page({types}) AS {}",
+            statement(name)
+        ))
+        .await
+        .expect("prepare");
+    let rows = client
+        .query(
+            &format!("EXPLAIN (ANALYZE, BUFFERS) EXECUTE page({args})"),
+            &[],
+        )
+        .await
+        .expect("explain");
+    rows.iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The partitions' indexes of the location table's index `index`.
