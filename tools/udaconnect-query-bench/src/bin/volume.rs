@@ -29,10 +29,12 @@
 //!   an answer given up at the API's deadline is counted, not timed;
 //! - reads each process's resident memory at its peak (`VmHWM`).
 //!
-//! `BENCH_DATABASE_URL` measures a database this program loaded before
-//! (its one step's size, persons and seed) instead of loading one: the
-//! load is not timed again, and the backfill folds in only what is not
-//! folded in yet, so that a run stopped after its load can be finished.
+//! `BENCH_DATABASE_URL` measures a database loaded before instead of
+//! loading one, made as a step makes it (`udaconnect migrate`, then
+//! `udaconnect generate --shape walk` with the step's size, persons,
+//! venues, days, start and seed). The load is not timed again, and the
+//! backfill folds in only what is not folded in yet. (A run stopped by a
+//! signal takes its own server and data with it.)
 //!
 //! `BENCH_UDACONNECT` names another build's binary to measure (an older
 //! one, side by side), `BENCH_LABEL` names it in the rows. It prints what
