@@ -183,10 +183,19 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
-/// The commit the working tree is at, short, with `+` when it has changes.
+/// The commit the working tree is at, short, with `+` when it has changes
+/// (other than to BENCHMARKS.md, which the benchmarks write themselves:
+/// of two builds run in turn, the second is not marked for the first's
+/// rows).
 pub fn build() -> String {
+    build_in(Path::new("."))
+}
+
+/// [`build`] of the working tree that holds `dir`.
+fn build_in(dir: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
+            .current_dir(dir)
             .args(args)
             .output()
             .ok()
@@ -196,8 +205,15 @@ pub fn build() -> String {
     let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
         return "?".to_owned();
     };
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|changes| !changes.is_empty());
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":/",
+        ":(top,exclude)BENCHMARKS.md",
+    ])
+    .is_some_and(|changes| !changes.is_empty());
     if dirty { format!("{commit}+") } else { commit }
 }
 
@@ -250,6 +266,40 @@ fn rule(header: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A change to BENCHMARKS.md, which the benchmarks write, leaves the
+    /// build unmarked; a change to anything else marks it.
+    #[test]
+    fn the_build_is_marked_for_changes_but_not_for_benchmark_rows() {
+        let repo = tempfile::tempdir().expect("a directory");
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .current_dir(repo.path())
+                .args([
+                    "-c",
+                    "user.name=bench",
+                    "-c",
+                    "user.email=bench@example.com",
+                ])
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(status.status.success(), "git {args:?}: {status:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::create_dir(repo.path().join("src")).expect("src");
+        std::fs::write(repo.path().join("BENCHMARKS.md"), "rows\n").expect("write");
+        std::fs::write(repo.path().join("src/lib.rs"), "code\n").expect("write");
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "first"]);
+        let clean = super::build_in(repo.path());
+        assert!(!clean.is_empty() && !clean.ends_with('+'), "{clean}");
+        std::fs::write(repo.path().join("BENCHMARKS.md"), "rows\nmore\n").expect("write");
+        // Asked from below the top, as a tool run in a subdirectory would.
+        assert_eq!(super::build_in(&repo.path().join("src")), clean);
+        std::fs::write(repo.path().join("src/lib.rs"), "changed\n").expect("write");
+        assert_eq!(super::build_in(repo.path()), format!("{clean}+"));
+    }
+
     use super::*;
 
     const HEADER: &str = "| date | figure |";
