@@ -168,7 +168,7 @@ bench-api-memory: ## The API's memory and connection latencies at BENCH_LOCATION
 BENCH_STEPS ?= 1000000,10000000,50000000
 
 .PHONY: bench-volume
-bench-volume: ## UdaConnect at a conference's volume, at each size of BENCH_STEPS: the meetings backfilled, every target's peak memory, the meetings and connections questions (BENCH_PERSONS, BENCH_SAMPLE, BENCH_BACKFILL_UP_TO, BENCH_REFERENCE_UP_TO; BENCH_DATABASE_URL: a database one step loaded before); adds rows to BENCHMARKS.md
+bench-volume: ## UdaConnect at a conference's volume, at each size of BENCH_STEPS: the meetings backfilled, every target's peak memory, the meetings and connections questions (BENCH_PERSONS, BENCH_SAMPLE, BENCH_BACKFILL_UP_TO, BENCH_REFERENCE_UP_TO; BENCH_DATABASE_URL: a database loaded before as a step loads it); adds rows to BENCHMARKS.md
 	$(CARGO) build --release -p udaconnect -p udaconnect-query-bench
 	BENCH_STEPS=$(BENCH_STEPS) BENCH_PERSONS=$(BENCH_PERSONS) BENCH_SAMPLE=$(BENCH_SAMPLE) \
 	  $(TARGET_DIR)/release/volume
