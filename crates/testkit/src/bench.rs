@@ -266,6 +266,10 @@ fn rule(header: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const HEADER: &str = "| date | figure |";
+
     /// A change to BENCHMARKS.md, which the benchmarks write, leaves the
     /// build unmarked; a change to anything else marks it.
     #[test]
@@ -291,18 +295,14 @@ mod tests {
         std::fs::write(repo.path().join("src/lib.rs"), "code\n").expect("write");
         git(&["add", "."]);
         git(&["commit", "-q", "-m", "first"]);
-        let clean = super::build_in(repo.path());
+        let clean = build_in(repo.path());
         assert!(!clean.is_empty() && !clean.ends_with('+'), "{clean}");
         std::fs::write(repo.path().join("BENCHMARKS.md"), "rows\nmore\n").expect("write");
         // Asked from below the top, as a tool run in a subdirectory would.
-        assert_eq!(super::build_in(&repo.path().join("src")), clean);
+        assert_eq!(build_in(&repo.path().join("src")), clean);
         std::fs::write(repo.path().join("src/lib.rs"), "changed\n").expect("write");
-        assert_eq!(super::build_in(repo.path()), format!("{clean}+"));
+        assert_eq!(build_in(repo.path()), format!("{clean}+"));
     }
-
-    use super::*;
-
-    const HEADER: &str = "| date | figure |";
 
     #[test]
     fn rows_go_at_the_end_of_their_table_and_text_after_it_stays() {
